@@ -1,0 +1,67 @@
+# make run   - set up everything (venv, packages, database, demo) and serve on 127.0.0.1
+# make test  - the whole test suite (TELEMED_TEST_DATABASE_URL selects PostgreSQL)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMPS := .make
+FLASK  := $(BIN)/flask --app wsgi
+
+PO_FILES := $(wildcard telemed/translations/*/LC_MESSAGES/messages.po)
+MO_FILES := $(PO_FILES:.po=.mo)
+JS_FILES := $(wildcard static/js/*.js static/css/*.css) static/build.mjs
+
+.PHONY: run test deps lint format assets translations browser bench clean
+
+run: deps
+	$(FLASK) db upgrade
+	$(FLASK) demo seed
+	$(FLASK) serve
+
+test: deps browser
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+deps: $(STAMPS)/python assets translations
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMPS)/python: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@mkdir -p $(STAMPS) && touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+static/dist/manifest.json: node_modules/.package-lock.json $(JS_FILES)
+	node static/build.mjs
+
+assets: static/dist/manifest.json
+
+translations: $(MO_FILES)
+
+%.mo: %.po $(STAMPS)/python
+	$(BIN)/pybabel compile --use-fuzzy -i $< -o $@ >/dev/null
+
+# Browser tests drive Debian's Chromium; install it when it is missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lint: $(STAMPS)/python
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check telemed tests bench
+
+format: $(STAMPS)/python
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format telemed tests bench
+
+bench: deps
+	$(BIN)/python bench/booking.py
+
+clean:
+	rm -rf $(VENV) $(STAMPS) node_modules static/dist

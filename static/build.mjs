@@ -1,0 +1,46 @@
+// Bundles each page script in static/js/ (and the npm packages it imports) into
+// static/dist/, fingerprinted, with a manifest.json the templates read.
+import { build } from "esbuild";
+import { readdirSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { basename, dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const source = join(here, "js");
+const out = join(here, "dist");
+
+const entries = readdirSync(source)
+  .filter((name) => name.endsWith(".js") && !name.startsWith("_"))
+  .map((name) => join(source, name));
+
+rmSync(out, { recursive: true, force: true });
+mkdirSync(out, { recursive: true });
+
+const result = await build({
+  entryPoints: entries,
+  bundle: true,
+  format: "esm",
+  splitting: true,
+  minify: true,
+  sourcemap: true,
+  target: ["chrome100", "firefox100", "safari15"],
+  outdir: out,
+  entryNames: "[name]-[hash]",
+  chunkNames: "chunks/[name]-[hash]",
+  assetNames: "assets/[name]-[hash]",
+  loader: { ".wasm": "file", ".woff2": "file", ".png": "file", ".svg": "file" },
+  metafile: true,
+  logLevel: "warning",
+});
+
+const manifest = {};
+for (const [file, info] of Object.entries(result.metafile.outputs)) {
+  if (!info.entryPoint) continue;
+  const logical = basename(info.entryPoint).replace(/\.js$/, "") + (file.endsWith(".css") ? ".css" : ".js");
+  manifest[logical] = relative(out, file);
+  if (info.cssBundle) {
+    manifest[logical.replace(/\.js$/, ".css")] = relative(out, info.cssBundle);
+  }
+}
+writeFileSync(join(out, "manifest.json"), JSON.stringify(manifest, null, 2));
+console.log(`built ${Object.keys(manifest).length} bundles into static/dist/`);

@@ -1,0 +1,110 @@
+"""Configuration read from ``TELEMED_*`` environment variables.
+
+Every setting has an in-process default so that ``make run`` works on a bare machine
+(SQLite under ``instance/``, no Redis, the log as the notifier). Production changes
+only environment variables, never code.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+PREFIX = "TELEMED_"
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(PREFIX + name)
+    return value if value not in (None, "") else default
+
+
+def env_int(name: str, default: int) -> int:
+    raw = env(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"{PREFIX}{name} must be an integer, got {raw!r}") from exc
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = env(name)
+    if raw is None:
+        return default
+    return raw.lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = env(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def load_secret_key(instance_path: Path) -> str:
+    """Use TELEMED_SECRET_KEY, else a key generated once into the instance folder."""
+    configured = env("SECRET_KEY")
+    if configured:
+        return configured
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    # O_EXCL: two processes starting together must not overwrite each other's key.
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return key_file.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def build_config(instance_path: Path) -> dict[str, object]:
+    """The application's settings, from the environment, with local defaults."""
+    default_db = f"sqlite:///{instance_path / 'telemed.db'}"
+    storage_root = Path(env("STORAGE_DIR", str(instance_path / "storage")) or "")
+    return {
+        "SECRET_KEY": load_secret_key(instance_path),
+        "SQLALCHEMY_DATABASE_URI": env("DATABASE_URL", default_db),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "TELEMED_TIMEZONE": env("TIMEZONE", "Asia/Shanghai"),
+        "TELEMED_REDIS_URL": env("REDIS_URL"),
+        "TELEMED_SMTP_URL": env("SMTP_URL"),
+        "TELEMED_MAIL_FROM": env("MAIL_FROM", "telemed@localhost"),
+        "TELEMED_HOST": env("HOST", "127.0.0.1"),
+        "TELEMED_PORT": env_int("PORT", 5000),
+        "TELEMED_LIVE_HOST": env("LIVE_HOST", "127.0.0.1"),
+        "TELEMED_LIVE_PORT": env_int("LIVE_PORT", 5001),
+        # The URL pages use to reach the live socket; behind a proxy it is the public one.
+        "TELEMED_LIVE_URL": env("LIVE_URL"),
+        "TELEMED_ALLOWED_ORIGINS": env_list("ALLOWED_ORIGINS", []),
+        "TELEMED_STORAGE_DIR": str(storage_root),
+        "TELEMED_MAX_UPLOAD_BYTES": env_int("MAX_UPLOAD_BYTES", 2 * 1024**3),
+        "TELEMED_SQLITE_BUSY_TIMEOUT_MS": env_int("SQLITE_BUSY_TIMEOUT_MS", 30_000),
+        "TELEMED_RUN_SCHEDULER": env_bool("RUN_SCHEDULER", True),
+        "TELEMED_LOGIN_MAX_FAILURES": env_int("LOGIN_MAX_FAILURES", 5),
+        "TELEMED_LOGIN_WINDOW_SECONDS": env_int("LOGIN_WINDOW_SECONDS", 900),
+        "TELEMED_LOGIN_MAX_FAILURES_PER_IP": env_int("LOGIN_MAX_FAILURES_PER_IP", 30),
+        "TELEMED_PASSWORD_HASH": env("PASSWORD_HASH", "scrypt"),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": env_bool("SECURE_COOKIES", False),
+        "SESSION_COOKIE_NAME": "telemed_session",
+        "REMEMBER_COOKIE_DURATION": 0,
+        # CSRF is checked in one place (web/security.py) so bearer-token calls can skip it.
+        "WTF_CSRF_CHECK_DEFAULT": False,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "BABEL_DEFAULT_LOCALE": env("DEFAULT_LOCALE", "zh_Hans"),
+        "BABEL_DEFAULT_TIMEZONE": "UTC",
+        "MAX_CONTENT_LENGTH": env_int("MAX_REQUEST_BYTES", 64 * 1024**2),
+        "JSON_SORT_KEYS": False,
+        "API_TITLE": "telemed",
+        "API_VERSION": "1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api",
+        "OPENAPI_JSON_PATH": "openapi.json",
+    }

@@ -1,0 +1,1 @@
+"""Pure domain rules on plain values: no database, no Flask, no clock of their own."""

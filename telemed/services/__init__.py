@@ -1,0 +1,1 @@
+"""Services: load, check with the domain rules, change, flush. Entry points commit."""

@@ -1,0 +1,693 @@
+"""Holding, booking, cancelling and rescheduling seats; waitlists and offers.
+
+The invariants live in the database (see models/scheduling.py); this module picks a
+seat, lets the database accept or refuse the claim, and turns a refusal into a 409 that
+names what blocked it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import and_, case, exists, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from telemed import clock
+from telemed.domain.access import Actor, may_cancel_booking
+from telemed.domain.booking_rules import (
+    BookingWindows,
+    booking_refusal,
+    cancel_refusal,
+    pool_for_role,
+)
+from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound
+from telemed.extensions import db
+from telemed.models.audit import AuditOutcome
+from telemed.models.consortium import Department, Patient, Role, User
+from telemed.models.scheduling import (
+    OCCUPYING_STATUSES,
+    Booking,
+    BookingStatus,
+    Pool,
+    ServiceType,
+    Slot,
+    SlotSeat,
+    SlotStatus,
+    WaitlistEntry,
+    WaitlistStatus,
+)
+from telemed.services import audit, policies, scopes
+from telemed.services.notifications import in_locale_of, notify
+
+MAX_REASON = 2000
+MAX_SEARCH_DAYS = 92
+SEAT_CANDIDATES = 8
+
+PATIENT_OVERLAP_CONSTRAINT = "ex_booking_patient_overlap"
+SEAT_CONSTRAINT = "uq_booking_seat_occupying"
+
+
+@dataclass(frozen=True)
+class SlotAvailability:
+    slot: Slot
+    pool: Pool
+    seats: int  # seats of the pool this caller books from (and may use)
+    free: int
+    bookable: bool
+    refusal: str | None
+
+
+def _zone() -> ZoneInfo:
+    return ZoneInfo(current_app.config["TELEMED_TIMEZONE"])
+
+
+def _pool_of(actor: Actor) -> Pool:
+    pool = pool_for_role(actor.role)
+    if pool is None:
+        raise Forbidden("only grassroots doctors and the registrar book seats")
+    return pool
+
+
+def _check_reason(reason: str | None) -> str | None:
+    reason = (reason or "").strip() or None
+    if reason is not None and len(reason) > MAX_REASON:
+        raise InvalidInput(f"reason is longer than {MAX_REASON} characters", field="reason")
+    return reason
+
+
+def _eligible_seat(actor: Actor, pool: Pool):
+    """The seats of ``pool`` this caller's institution may take."""
+    condition = SlotSeat.pool == pool
+    if pool is Pool.DOWN_SHARED:
+        condition = and_(
+            condition,
+            (SlotSeat.allotted_institution_id.is_(None))
+            | (SlotSeat.allotted_institution_id == actor.institution_id),
+        )
+    return condition
+
+
+def _occupied(seat_id_column):
+    return exists().where(Booking.seat_id == seat_id_column, Booking.status.in_(OCCUPYING_STATUSES))
+
+
+# -- searching ---------------------------------------------------------------------------
+
+
+def search_slots(
+    actor: Actor,
+    *,
+    date_from: date,
+    date_to: date,
+    department_id: int | None = None,
+    specialist_id: int | None = None,
+    service_type: ServiceType | None = None,
+    only_available: bool = True,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[int, list[SlotAvailability]]:
+    """Slots of the caller's pool between two local dates, with free seats counted."""
+    pool = _pool_of(actor)
+    if date_to < date_from:
+        raise InvalidInput("date_to is before date_from", field="date_to")
+    if (date_to - date_from).days > MAX_SEARCH_DAYS:
+        raise InvalidInput(f"search at most {MAX_SEARCH_DAYS} days at a time", field="date_to")
+    zone = _zone()
+    now = clock.now()
+    start = max(datetime.combine(date_from, time.min, zone), now)
+    end = datetime.combine(date_to + timedelta(days=1), time.min, zone)
+    eligible = _eligible_seat(actor, pool)
+    seat_counts = (
+        select(
+            SlotSeat.slot_id.label("slot_id"),
+            func.count().label("seats"),
+            func.sum(case((_occupied(SlotSeat.id), 0), else_=1)).label("free"),
+        )
+        .where(eligible)
+        .group_by(SlotSeat.slot_id)
+        .subquery()
+    )
+    query = (
+        scopes.slots_visible_to(actor)
+        .join(seat_counts, seat_counts.c.slot_id == Slot.id)
+        .add_columns(seat_counts.c.seats, seat_counts.c.free)
+        .where(Slot.starts_at >= start, Slot.starts_at < end, Slot.status == SlotStatus.OPEN)
+    )
+    if department_id is not None:
+        query = query.where(Slot.department_id == department_id)
+    if specialist_id is not None:
+        query = query.where(Slot.specialist_id == specialist_id)
+    if service_type is not None:
+        query = query.where(Slot.service_type == service_type)
+    if only_available:
+        query = query.where(seat_counts.c.free > 0)
+    total = db.session.execute(
+        select(func.count()).select_from(query.order_by(None).subquery())
+    ).scalar_one()
+    rows = db.session.execute(
+        query.order_by(Slot.starts_at, Slot.id).limit(limit).offset(offset)
+    ).all()
+    windows_cache: dict[int, BookingWindows] = {}
+    result = []
+    for slot, seats, free in rows:
+        windows = windows_cache.get(slot.department_id)
+        if windows is None:
+            windows = policies.windows_of(policies.policy_in_force(slot.department_id, now))
+            windows_cache[slot.department_id] = windows
+        refusal = booking_refusal(
+            now=now, starts_at=slot.starts_at, slot_status=slot.status, pool=pool, windows=windows
+        )
+        result.append(
+            SlotAvailability(slot, pool, int(seats), int(free or 0), refusal is None, refusal)
+        )
+    return total, result
+
+
+# -- claiming a seat -----------------------------------------------------------------------
+
+
+def _constraint_of(error: IntegrityError) -> str:
+    """The name of the constraint (or trigger message) that refused a write."""
+    orig = error.orig
+    diag = getattr(orig, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    if name:
+        return name
+    text = str(orig)
+    for known in (PATIENT_OVERLAP_CONSTRAINT, SEAT_CONSTRAINT):
+        if known in text:
+            return known
+    if "booking.seat_id" in text:
+        return SEAT_CONSTRAINT
+    return text
+
+
+def _expire_stale_holds(slot_id: int, now: datetime) -> None:
+    db.session.execute(
+        update(Booking)
+        .where(
+            Booking.slot_id == slot_id,
+            Booking.status == BookingStatus.HELD,
+            Booking.hold_expires_at < now,
+        )
+        .values(status=BookingStatus.EXPIRED)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _bookable_slot(
+    actor: Actor, slot_id: int, pool: Pool, now: datetime
+) -> tuple[Slot, BookingWindows]:
+    slot = scopes.get_slot(actor, slot_id, field="slot_id")
+    windows = policies.windows_of(policies.policy_in_force(slot.department_id, now))
+    refusal = booking_refusal(
+        now=now, starts_at=slot.starts_at, slot_status=slot.status, pool=pool, windows=windows
+    )
+    if refusal is not None:
+        raise Conflict(refusal, field="slot_id", slot_id=slot.id)
+    return slot, windows
+
+
+def _patient_overlap(patient_id: int, starts_at: datetime, ends_at: datetime, skip: int | None):
+    query = select(Booking).where(
+        Booking.patient_id == patient_id,
+        Booking.status.in_(OCCUPYING_STATUSES),
+        Booking.starts_at < ends_at,
+        Booking.ends_at > starts_at,
+    )
+    if skip is not None:
+        query = query.where(Booking.id != skip)
+    return db.session.execute(query.limit(1)).scalar_one_or_none()
+
+
+def _overlap_conflict(existing: Booking | None) -> Conflict:
+    when = (
+        f" ({existing.starts_at.astimezone(_zone()):%Y-%m-%d %H:%M}, booking {existing.id})"
+        if existing is not None
+        else ""
+    )
+    return Conflict(
+        _("the patient already has a booking in an overlapping slot") + when,
+        field="patient_id",
+        reason="patient_overlap",
+    )
+
+
+def _claim_seat(actor: Actor, slot: Slot, pool: Pool, make: dict) -> Booking:
+    """Insert a booking on a free eligible seat; the unique index decides races."""
+    now = clock.now()
+    _expire_stale_holds(slot.id, now)
+    candidates = (
+        select(SlotSeat.id)
+        .where(SlotSeat.slot_id == slot.id, _eligible_seat(actor, pool), ~_occupied(SlotSeat.id))
+        # Seats allotted to the caller first, so open seats stay free for others.
+        .order_by(SlotSeat.allotted_institution_id.is_(None), SlotSeat.seat_no)
+        .limit(SEAT_CANDIDATES)
+        .with_for_update(skip_locked=True)
+    )
+    seat_ids = db.session.execute(candidates).scalars().all()
+    for seat_id in seat_ids:
+        booking = Booking(
+            seat_id=seat_id,
+            slot_id=slot.id,
+            pool=pool,
+            institution_id=actor.institution_id,
+            booked_by_id=actor.user_id,
+            starts_at=slot.starts_at,
+            ends_at=slot.ends_at,
+            created_at=now,
+            **make,
+        )
+        try:
+            with db.session.begin_nested():
+                db.session.add(booking)
+                db.session.flush()
+        except IntegrityError as error:
+            if _constraint_of(error) == PATIENT_OVERLAP_CONSTRAINT:
+                raise _overlap_conflict(None) from None
+            continue  # somebody took this seat a moment ago: try the next one
+        return booking
+    what = "down-shared" if pool is Pool.DOWN_SHARED else "hospital-pool"
+    raise Conflict(
+        _("no free %(pool)s seat left in this slot", pool=what),
+        field="slot_id",
+        reason="slot_full",
+        slot_id=slot.id,
+    )
+
+
+def _own_patient(actor: Actor, patient_id: int) -> Patient:
+    """Bookers book only for patients their own institution registered."""
+    patient = db.session.execute(
+        select(Patient).where(
+            Patient.id == patient_id, Patient.institution_id == actor.institution_id
+        )
+    ).scalar_one_or_none()
+    if patient is None:
+        raise NotFound(f"patient {patient_id} not found", field="patient_id")
+    return patient
+
+
+def hold_seat(actor: Actor, slot_id: int) -> Booking:
+    """Keep a seat for a few minutes while the booking form is completed."""
+    pool = _pool_of(actor)
+    now = clock.now()
+    slot, windows = _bookable_slot(actor, slot_id, pool, now)
+    booking = _claim_seat(
+        actor,
+        slot,
+        pool,
+        {
+            "status": BookingStatus.HELD,
+            "hold_expires_at": now + timedelta(minutes=windows.hold_minutes),
+        },
+    )
+    audit.record(actor, "hold", "booking", booking.id, detail={"slot_id": slot.id})
+    return booking
+
+
+def book_slot(
+    actor: Actor,
+    *,
+    patient_id: int,
+    slot_id: int | None = None,
+    hold_id: int | None = None,
+    reason: str | None = None,
+    rescheduled_from_id: int | None = None,
+) -> Booking:
+    """Book a seat for one of the caller's patients, from a hold or straight from a slot."""
+    pool = _pool_of(actor)
+    reason = _check_reason(reason)
+    if (slot_id is None) == (hold_id is None):
+        raise InvalidInput("give either slot_id or hold_id", field="slot_id")
+    patient = _own_patient(actor, patient_id)
+    now = clock.now()
+    if hold_id is not None:
+        booking = _held_booking(actor, hold_id, now)
+        slot, _windows = _bookable_slot(actor, booking.slot_id, pool, now)
+        clash = _patient_overlap(patient.id, slot.starts_at, slot.ends_at, skip=booking.id)
+        if clash is not None:
+            raise _overlap_conflict(clash)
+        booking.patient_id = patient.id
+        booking.reason = reason
+        booking.status = BookingStatus.BOOKED
+        booking.hold_expires_at = None
+        booking.confirmed_at = now
+        booking.rescheduled_from_id = rescheduled_from_id
+        try:
+            with db.session.begin_nested():
+                db.session.flush()
+        except IntegrityError as error:
+            if _constraint_of(error) == PATIENT_OVERLAP_CONSTRAINT:
+                raise _overlap_conflict(None) from None
+            raise
+    else:
+        assert slot_id is not None
+        slot, _windows = _bookable_slot(actor, slot_id, pool, now)
+        clash = _patient_overlap(patient.id, slot.starts_at, slot.ends_at, skip=None)
+        if clash is not None:
+            raise _overlap_conflict(clash)
+        booking = _claim_seat(
+            actor,
+            slot,
+            pool,
+            {
+                "status": BookingStatus.BOOKED,
+                "patient_id": patient.id,
+                "reason": reason,
+                "confirmed_at": now,
+                "rescheduled_from_id": rescheduled_from_id,
+            },
+        )
+    audit.record(
+        actor, "create", "booking", booking.id, detail={"slot_id": booking.slot_id, "pool": pool}
+    )
+    return booking
+
+
+def _held_booking(actor: Actor, hold_id: int, now: datetime) -> Booking:
+    booking = db.session.execute(
+        select(Booking)
+        .where(
+            Booking.id == hold_id,
+            Booking.institution_id == actor.institution_id,
+            Booking.booked_by_id == actor.user_id,
+        )
+        .with_for_update()
+    ).scalar_one_or_none()
+    if booking is None:
+        raise NotFound(f"hold {hold_id} not found", field="hold_id")
+    if booking.status is not BookingStatus.HELD:
+        raise Conflict(f"hold {hold_id} is {booking.status.value}", field="hold_id")
+    if booking.hold_expires_at is not None and booking.hold_expires_at < now:
+        booking.status = BookingStatus.EXPIRED
+        raise Conflict(
+            _("the hold expired; the seat may have gone to someone else"), field="hold_id"
+        )
+    return booking
+
+
+def release_hold(actor: Actor, hold_id: int) -> Booking:
+    booking = _held_booking(actor, hold_id, clock.now())
+    booking.status = BookingStatus.CANCELLED
+    booking.cancelled_at = clock.now()
+    booking.cancelled_by_id = actor.user_id
+    offer_freed_seats(booking.slot_id)
+    return booking
+
+
+# -- cancelling, rescheduling --------------------------------------------------------------
+
+
+def read_booking(actor: Actor, booking_id: int) -> Booking:
+    try:
+        booking = scopes.get_booking(actor, booking_id)
+    except NotFound:
+        audit.record(
+            actor, "view", "booking", booking_id, outcome=AuditOutcome.DENIED, in_transaction=False
+        )
+        raise
+    audit.record(actor, "view", "booking", booking.id, in_transaction=False)
+    return booking
+
+
+def cancel_booking(actor: Actor, booking_id: int, reason: str | None = None) -> Booking:
+    reason = _check_reason(reason)
+    booking = scopes.get_booking(actor, booking_id, for_update=True)
+    slot = booking.slot
+    if not may_cancel_booking(
+        actor, booking_institution_id=booking.institution_id, slot_specialist_id=slot.specialist_id
+    ):
+        raise Forbidden("you may not cancel this booking")
+    if booking.status not in (BookingStatus.BOOKED, BookingStatus.HELD, BookingStatus.OFFERED):
+        raise Conflict(f"booking {booking.id} is {booking.status.value}", field="booking_id")
+    now = clock.now()
+    windows = policies.windows_of(policies.policy_in_force(slot.department_id, now))
+    if actor.role is not Role.SPECIALIST and not actor.is_admin:
+        refusal = cancel_refusal(now=now, starts_at=booking.starts_at, windows=windows)
+        if refusal is not None:
+            raise Conflict(refusal, field="booking_id")
+    booking.status = BookingStatus.CANCELLED
+    booking.cancelled_at = now
+    booking.cancelled_by_id = actor.user_id
+    booking.cancel_reason = reason
+    db.session.flush()
+    audit.record(actor, "cancel", "booking", booking.id, detail={"reason": reason})
+    if booking.waitlist_entry_id is not None:
+        entry = db.session.get(WaitlistEntry, booking.waitlist_entry_id)
+        if entry is not None and entry.status is WaitlistStatus.OFFERED:
+            entry.status = WaitlistStatus.CANCELLED
+    offer_freed_seats(slot.id)
+    return booking
+
+
+def reschedule_booking(
+    actor: Actor, booking_id: int, new_slot_id: int, reason: str | None = None
+) -> Booking:
+    """Move a booking to another slot, atomically: the old seat is kept if the new one fails."""
+    old = scopes.get_booking(actor, booking_id, for_update=True)
+    if old.status is not BookingStatus.BOOKED or old.patient_id is None:
+        raise Conflict(f"booking {old.id} is {old.status.value}", field="booking_id")
+    if new_slot_id == old.slot_id:
+        raise InvalidInput("the new slot is the booking's current slot", field="slot_id")
+    cancel_booking(actor, old.id, reason=reason or "rescheduled")
+    new = book_slot(
+        actor,
+        patient_id=old.patient_id,
+        slot_id=new_slot_id,
+        reason=old.reason,
+        rescheduled_from_id=old.id,
+    )
+    audit.record(actor, "reschedule", "booking", new.id, detail={"from": old.id})
+    return new
+
+
+def check_in(actor: Actor, booking_id: int) -> Booking:
+    booking = scopes.get_booking(actor, booking_id, for_update=True)
+    if actor.role not in (Role.SPECIALIST, Role.REGISTRAR, Role.ADMIN):
+        raise Forbidden("check-in is done by the lead hospital")
+    if booking.status is not BookingStatus.BOOKED:
+        raise Conflict(f"booking {booking.id} is {booking.status.value}", field="booking_id")
+    booking.status = BookingStatus.CHECKED_IN
+    booking.checked_in_at = clock.now()
+    audit.record(actor, "check_in", "booking", booking.id)
+    return booking
+
+
+# -- waitlist ------------------------------------------------------------------------------
+
+
+def join_waitlist(
+    actor: Actor, *, slot_id: int, patient_id: int, reason: str | None = None
+) -> WaitlistEntry:
+    pool = _pool_of(actor)
+    reason = _check_reason(reason)
+    patient = _own_patient(actor, patient_id)
+    now = clock.now()
+    slot, _windows = _bookable_slot(actor, slot_id, pool, now)
+    entry = WaitlistEntry(
+        slot_id=slot.id,
+        pool=pool,
+        institution_id=actor.institution_id,
+        patient_id=patient.id,
+        requested_by_id=actor.user_id,
+        reason=reason,
+        status=WaitlistStatus.WAITING,
+        created_at=now,
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(entry)
+            db.session.flush()
+    except IntegrityError:
+        raise Conflict(
+            "the patient is already on this slot's waitlist", field="patient_id"
+        ) from None
+    audit.record(actor, "create", "waitlist_entry", entry.id, detail={"slot_id": slot.id})
+    return entry
+
+
+def offer_freed_seats(slot_id: int) -> list[Booking]:
+    """Offer each free seat of the slot to the first waiting patient who may take it."""
+    now = clock.now()
+    slot = db.session.get(Slot, slot_id)
+    if slot is None or slot.status is not SlotStatus.OPEN or slot.starts_at <= now:
+        return []
+    windows = policies.windows_of(policies.policy_in_force(slot.department_id, now))
+    offers = []
+    waiting = db.session.execute(
+        select(WaitlistEntry)
+        .where(WaitlistEntry.slot_id == slot_id, WaitlistEntry.status == WaitlistStatus.WAITING)
+        .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
+    ).scalars()
+    for entry in waiting:
+        booker = db.session.get(User, entry.requested_by_id)
+        if booker is None:
+            continue
+        from telemed.services.context import actor_of
+
+        try:
+            booking = _claim_seat(
+                actor_of(booker),
+                slot,
+                entry.pool,
+                {
+                    "status": BookingStatus.OFFERED,
+                    "patient_id": entry.patient_id,
+                    "reason": entry.reason,
+                    "hold_expires_at": now + timedelta(minutes=windows.offer_minutes),
+                    "waitlist_entry_id": entry.id,
+                },
+            )
+        except Conflict as refusal:
+            if refusal.detail.get("reason") == "patient_overlap":
+                entry.status = WaitlistStatus.CANCELLED
+                continue
+            break  # no seat this entry may take; later entries share its pool rules
+        entry.status = WaitlistStatus.OFFERED
+        entry.offered_at = now
+        offers.append(booking)
+        audit.record(None, "offer", "booking", booking.id, detail={"waitlist_entry": entry.id})
+        with in_locale_of(booker):
+            notify(
+                booker,
+                "waitlist_offer",
+                _(
+                    "A seat is free on %(when)s: confirm within %(minutes)s minutes",
+                    when=f"{slot.starts_at.astimezone(_zone()):%Y-%m-%d %H:%M}",
+                    minutes=windows.offer_minutes,
+                ),
+                link=f"/bookings/{booking.id}",
+                data={"booking_id": booking.id},
+            )
+    return offers
+
+
+def accept_offer(actor: Actor, booking_id: int) -> Booking:
+    booking = scopes.get_booking(actor, booking_id, for_update=True)
+    now = clock.now()
+    if booking.status is not BookingStatus.OFFERED:
+        raise Conflict(f"booking {booking.id} is {booking.status.value}", field="booking_id")
+    if booking.hold_expires_at is not None and booking.hold_expires_at < now:
+        raise Conflict(_("the offer has expired"), field="booking_id")
+    booking.status = BookingStatus.BOOKED
+    booking.confirmed_at = now
+    booking.hold_expires_at = None
+    if booking.waitlist_entry_id is not None:
+        entry = db.session.get(WaitlistEntry, booking.waitlist_entry_id)
+        if entry is not None:
+            entry.status = WaitlistStatus.ACCEPTED
+    audit.record(actor, "accept_offer", "booking", booking.id)
+    return booking
+
+
+def expire_holds_and_offers(now: datetime | None = None) -> tuple[int, int]:
+    """Free seats whose hold or offer ran out; offers pass to the next waiting patient.
+
+    Called by the scheduled job. Returns (holds expired, offers expired).
+    """
+    now = now or clock.now()
+    holds = db.session.execute(
+        update(Booking)
+        .where(Booking.status == BookingStatus.HELD, Booking.hold_expires_at < now)
+        .values(status=BookingStatus.EXPIRED)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    expired_offers = list(
+        db.session.execute(
+            select(Booking)
+            .where(Booking.status == BookingStatus.OFFERED, Booking.hold_expires_at < now)
+            .with_for_update(skip_locked=True)
+        ).scalars()
+    )
+    slots = set()
+    for booking in expired_offers:
+        booking.status = BookingStatus.EXPIRED
+        if booking.waitlist_entry_id is not None:
+            entry = db.session.get(WaitlistEntry, booking.waitlist_entry_id)
+            if entry is not None:
+                entry.status = WaitlistStatus.EXPIRED
+        slots.add(booking.slot_id)
+    db.session.flush()
+    for slot_id in sorted(slots):
+        offer_freed_seats(slot_id)
+    return int(holds or 0), len(expired_offers)
+
+
+# -- listings ------------------------------------------------------------------------------
+
+
+def list_bookings(
+    actor: Actor,
+    *,
+    status: list[BookingStatus] | None = None,
+    patient_id: int | None = None,
+    slot_id: int | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[int, list[Booking]]:
+    query = scopes.bookings_visible_to(actor)
+    if status:
+        query = query.where(Booking.status.in_(status))
+    if patient_id is not None:
+        query = query.where(Booking.patient_id == patient_id)
+    if slot_id is not None:
+        query = query.where(Booking.slot_id == slot_id)
+    zone = _zone()
+    if date_from is not None:
+        query = query.where(Booking.starts_at >= datetime.combine(date_from, time.min, zone))
+    if date_to is not None:
+        query = query.where(
+            Booking.starts_at < datetime.combine(date_to + timedelta(days=1), time.min, zone)
+        )
+    total = db.session.execute(
+        select(func.count()).select_from(query.order_by(None).subquery())
+    ).scalar_one()
+    rows = db.session.execute(
+        query.order_by(Booking.starts_at, Booking.id).limit(limit).offset(offset)
+    ).scalars()
+    return total, list(rows)
+
+
+def specialist_calendar(actor: Actor, *, date_from: date, date_to: date):
+    """The specialist's own slots with their seats and bookings."""
+    if actor.role is not Role.SPECIALIST:
+        raise Forbidden("the calendar is the specialist's")
+    zone = _zone()
+    slots = (
+        db.session.execute(
+            select(Slot)
+            .where(
+                Slot.specialist_id == actor.user_id,
+                Slot.starts_at >= datetime.combine(date_from, time.min, zone),
+                Slot.starts_at < datetime.combine(date_to + timedelta(days=1), time.min, zone),
+            )
+            .order_by(Slot.starts_at)
+        )
+        .scalars()
+        .all()
+    )
+    bookings = (
+        db.session.execute(
+            select(Booking).where(
+                Booking.slot_id.in_([s.id for s in slots]), Booking.status.in_(OCCUPYING_STATUSES)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    by_slot: dict[int, list[Booking]] = {}
+    for booking in bookings:
+        by_slot.setdefault(booking.slot_id, []).append(booking)
+    return [(slot, by_slot.get(slot.id, [])) for slot in slots]
+
+
+def department_name(department_id: int) -> str:
+    department = db.session.get(Department, department_id)
+    return department.name if department else str(department_id)

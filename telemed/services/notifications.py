@@ -1,0 +1,63 @@
+"""In-app notifications: stored first, then pushed live once the transaction commits.
+
+Delivery to other channels (the log, SMTP) goes through the notifier backends in
+telemed/notifier.py; the scheduled jobs use them for reminders.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import force_locale
+from sqlalchemy import select
+
+from telemed.events import publish_after_commit
+from telemed.extensions import db
+from telemed.models.consortium import User
+from telemed.models.notifications import Notification
+
+
+def notify(
+    user: User,
+    kind: str,
+    title: str,
+    *,
+    body: str | None = None,
+    link: str | None = None,
+    data: dict[str, Any] | None = None,
+    dedupe_key: str | None = None,
+) -> Notification | None:
+    """Store a notification for ``user``; with ``dedupe_key`` at most one ever is stored.
+
+    Title and body are passed already translated; call inside :func:`in_locale_of`.
+    """
+    if dedupe_key is not None:
+        existing = db.session.execute(
+            select(Notification.id).where(
+                Notification.user_id == user.id, Notification.dedupe_key == dedupe_key
+            )
+        ).first()
+        if existing is not None:
+            return None
+    note = Notification(
+        user_id=user.id,
+        kind=kind,
+        title=title[:200],
+        body=body,
+        link=link,
+        data=data,
+        dedupe_key=dedupe_key,
+    )
+    db.session.add(note)
+    db.session.flush()
+    publish_after_commit(
+        db.session,
+        f"user:{user.id}",
+        {"type": "notification", "id": note.id, "kind": kind, "title": note.title, "link": link},
+    )
+    return note
+
+
+def in_locale_of(user: User):
+    """Render a notification's text in the recipient's language."""
+    return force_locale(user.locale or "zh_Hans")

@@ -1,0 +1,137 @@
+"""Department policies: the version in force at a moment, and versioned changes."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import datetime
+from fractions import Fraction
+
+from sqlalchemy import select
+
+from telemed import clock
+from telemed.domain.access import Actor
+from telemed.domain.booking_rules import BookingWindows
+from telemed.errors import Forbidden, InvalidInput
+from telemed.extensions import db
+from telemed.models.scheduling import DepartmentPolicy
+from telemed.services import audit, scopes
+
+# Bounds that keep an admin's typo from stopping the hospital (hours unless named).
+LIMITS = {
+    "early_access_days": (0, 90),
+    "hospital_booking_days": (1, 180),
+    "release_cutoff_hours": (0, 24 * 30),
+    "cancel_notice_hours": (0, 24 * 14),
+    "hold_minutes": (1, 60),
+    "offer_minutes": (5, 24 * 60),
+    "no_show_grace_minutes": (0, 24 * 60),
+}
+
+
+def default_policy(department_id: int) -> DepartmentPolicy:
+    """The policy of a department nobody has configured (not added to the session)."""
+    return DepartmentPolicy(
+        department_id=department_id,
+        valid_from=datetime.min.replace(tzinfo=clock.now().tzinfo),
+        outpatient_share_num=1,
+        outpatient_share_den=3,
+        bed_share_num=1,
+        bed_share_den=4,
+        early_access_days=14,
+        hospital_booking_days=7,
+        release_cutoff_hours=48,
+        cancel_notice_hours=2,
+        hold_minutes=5,
+        offer_minutes=30,
+        no_show_grace_minutes=30,
+    )
+
+
+def policy_in_force(department_id: int, at: datetime | None = None) -> DepartmentPolicy:
+    moment = at or clock.now()
+    query = (
+        select(DepartmentPolicy)
+        .where(DepartmentPolicy.department_id == department_id)
+        .where(DepartmentPolicy.valid_from <= moment)
+        .order_by(DepartmentPolicy.valid_from.desc(), DepartmentPolicy.id.desc())
+        .limit(1)
+    )
+    return db.session.execute(query).scalar_one_or_none() or default_policy(department_id)
+
+
+def outpatient_share(policy: DepartmentPolicy) -> Fraction:
+    return Fraction(policy.outpatient_share_num, policy.outpatient_share_den)
+
+
+def bed_share(policy: DepartmentPolicy) -> Fraction:
+    return Fraction(policy.bed_share_num, policy.bed_share_den)
+
+
+def windows_of(policy: DepartmentPolicy) -> BookingWindows:
+    return BookingWindows(**{f.name: getattr(policy, f.name) for f in fields(BookingWindows)})
+
+
+def change_policy(
+    actor: Actor,
+    department_id: int,
+    *,
+    reason: str | None,
+    outpatient_share: Fraction | None = None,
+    bed_share: Fraction | None = None,
+    **settings: int,
+) -> DepartmentPolicy:
+    """Append a new version of the department's policy, in force from now."""
+    if not actor.is_admin:
+        raise Forbidden("only admins change department policies")
+    department = scopes.get_department(actor, department_id, field="department_id")
+    current = policy_in_force(department.id)
+    new = DepartmentPolicy(
+        department_id=department.id,
+        valid_from=clock.now(),
+        changed_by_id=actor.user_id,
+        reason=(reason or "").strip() or None,
+    )
+    for column in (
+        "outpatient_share_num",
+        "outpatient_share_den",
+        "bed_share_num",
+        "bed_share_den",
+        *LIMITS,
+    ):
+        setattr(new, column, getattr(current, column))
+    for name, share in (("outpatient_share", outpatient_share), ("bed_share", bed_share)):
+        if share is None:
+            continue
+        if not 0 <= share <= 1:
+            raise InvalidInput(f"{name} must lie between 0 and 1", field=name)
+        setattr(new, f"{name}_num", share.numerator)
+        setattr(new, f"{name}_den", share.denominator)
+    for name, value in settings.items():
+        if name not in LIMITS:
+            raise InvalidInput(f"unknown policy setting {name}", field=name)
+        low, high = LIMITS[name]
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise InvalidInput(f"{name} must be a whole number from {low} to {high}", field=name)
+        setattr(new, name, value)
+    db.session.add(new)
+    db.session.flush()
+    audit.record(
+        actor,
+        "update",
+        "department_policy",
+        department.id,
+        detail={
+            "old": _describe(current),
+            "new": _describe(new),
+            "reason": new.reason,
+        },
+    )
+    return new
+
+
+def _describe(policy: DepartmentPolicy) -> dict[str, object]:
+    return {
+        "outpatient_share": f"{policy.outpatient_share_num}/{policy.outpatient_share_den}",
+        "bed_share": f"{policy.bed_share_num}/{policy.bed_share_den}",
+        **{name: getattr(policy, name) for name in LIMITS},
+    }

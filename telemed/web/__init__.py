@@ -1,0 +1,34 @@
+"""HTTP entry points: one blueprint per area, one transaction per request."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from telemed.i18n import local_time
+
+
+def init_app(app: Flask) -> None:
+    from telemed.web import boundary, errors, security
+
+    boundary.init_app(app)
+    security.init_app(app)
+    errors.init_app(app)
+
+    from telemed.web.api import init_api
+    from telemed.web.auth import bp as auth_bp
+    from telemed.web.fhir import bp as fhir_bp
+    from telemed.web.pages.admin import bp as admin_bp
+    from telemed.web.pages.booking import bp as booking_bp
+    from telemed.web.pages.home import bp as home_bp
+    from telemed.web.pages.schedules import bp as schedules_bp
+
+    for blueprint in (auth_bp, home_bp, booking_bp, schedules_bp, admin_bp, fhir_bp):
+        app.register_blueprint(blueprint)
+    init_api(app)
+
+    app.jinja_env.filters["localtime"] = local_time
+    app.jinja_env.add_extension("jinja2.ext.do")
+
+    from telemed.web.assets import asset_url
+
+    app.jinja_env.globals["asset_url"] = asset_url

@@ -1,0 +1,92 @@
+"""The JSON API behind the pages, described at /api/openapi.json."""
+
+from __future__ import annotations
+
+import functools
+
+from flask import Flask, make_response, request
+from flask_login import current_user
+from flask_smorest import Api
+
+from telemed.errors import InvalidInput
+from telemed.services import idempotency
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class TelemedApi(Api):
+    """flask-smorest without its app-wide error handler: web/errors.py owns errors."""
+
+    def _register_error_handlers(self) -> None:
+        return None
+
+
+def require_json_body() -> None:
+    """A body that is not JSON is refused with 415 before any parsing."""
+    if not request.path.startswith("/api/") or request.method not in BODY_METHODS:
+        return
+    if not request.content_length and not request.data:
+        return
+    if request.mimetype != "application/json":
+        from werkzeug.exceptions import UnsupportedMediaType
+
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json, not {request.mimetype or 'missing'}"
+        )
+
+
+def idempotent(view):
+    """Honour ``Idempotency-Key``: the first response is stored and replayed to retries."""
+
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        key = request.headers.get("Idempotency-Key")
+        if key is None or not current_user.is_authenticated:
+            return view(*args, **kwargs)
+        print_ = idempotency.fingerprint(request.method, request.path, request.get_data())
+        claimed = idempotency.claim(current_user.id, key, print_)
+        if isinstance(claimed, idempotency.StoredResponse):
+            response = make_response(claimed.body, claimed.status_code)
+            response.content_type = claimed.content_type
+            response.headers["Idempotent-Replayed"] = "true"
+            return response
+        response = make_response(view(*args, **kwargs))
+        if response.status_code < 400:
+            idempotency.complete(
+                claimed,
+                response.status_code,
+                response.get_data(as_text=True),
+                response.content_type,
+            )
+        return response
+
+    return wrapped
+
+
+def init_api(app: Flask) -> None:
+    api = TelemedApi()
+    api.init_app(
+        app,
+        spec_kwargs={
+            "info": {
+                "description": "telemed's JSON API. Errors are "
+                '{"error": {"code", "message", "field"}}.'
+            },
+            "components": {
+                "securitySchemes": {
+                    "bearer": {"type": "http", "scheme": "bearer"},
+                    "session": {"type": "apiKey", "in": "cookie", "name": "telemed_session"},
+                }
+            },
+            "security": [{"bearer": []}, {"session": []}],
+        },
+    )
+    from telemed.web.api import bookings, patients, reference, schedules
+
+    app.before_request(require_json_body)
+    for module in (reference, patients, schedules, bookings):
+        api.register_blueprint(module.blp)
+
+
+def invalid(field: str, message: str) -> InvalidInput:
+    return InvalidInput(message, field=field)

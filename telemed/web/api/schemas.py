@@ -1,0 +1,294 @@
+"""Request and response shapes of the JSON API (also the OpenAPI components)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate, validates_schema
+from marshmallow import ValidationError as SchemaError
+
+from telemed.models.consortium import Sex
+from telemed.models.scheduling import BookingStatus, ServiceType
+from telemed.services.booking import MAX_REASON
+
+TEXT_500 = validate.Length(max=500)
+
+
+class PageQuery(Schema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, 10_000_000))
+
+
+class PageMeta(Schema):
+    total = fields.Integer()
+    limit = fields.Integer()
+    offset = fields.Integer()
+
+
+# -- reference data ----------------------------------------------------------------------
+
+
+class InstitutionOut(Schema):
+    id = fields.Integer()
+    code = fields.String()
+    name = fields.String()
+    name_en = fields.String(allow_none=True)
+    kind = fields.Function(lambda i: i.kind.value)
+
+
+class DepartmentOut(Schema):
+    id = fields.Integer()
+    institution_id = fields.Integer()
+    code = fields.String()
+    name = fields.String()
+    name_en = fields.String(allow_none=True)
+    reads = fields.Function(lambda d: d.reads.value if d.reads else None)
+
+
+class UserOut(Schema):
+    id = fields.Integer()
+    username = fields.String()
+    display_name = fields.String()
+    role = fields.Function(lambda u: u.role.value)
+    institution_id = fields.Integer()
+    department_id = fields.Integer(allow_none=True)
+    title = fields.String(allow_none=True)
+
+
+class PolicyOut(Schema):
+    department_id = fields.Integer()
+    valid_from = fields.DateTime()
+    outpatient_share = fields.Function(
+        lambda p: f"{p.outpatient_share_num}/{p.outpatient_share_den}"
+    )
+    bed_share = fields.Function(lambda p: f"{p.bed_share_num}/{p.bed_share_den}")
+    early_access_days = fields.Integer()
+    hospital_booking_days = fields.Integer()
+    release_cutoff_hours = fields.Integer()
+    cancel_notice_hours = fields.Integer()
+    hold_minutes = fields.Integer()
+    offer_minutes = fields.Integer()
+    no_show_grace_minutes = fields.Integer()
+    reason = fields.String(allow_none=True)
+    changed_by_id = fields.Integer(allow_none=True)
+
+
+class PolicyIn(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    outpatient_share = fields.String(validate=validate.Length(max=20))
+    bed_share = fields.String(validate=validate.Length(max=20))
+    early_access_days = fields.Integer()
+    hospital_booking_days = fields.Integer()
+    release_cutoff_hours = fields.Integer()
+    cancel_notice_hours = fields.Integer()
+    hold_minutes = fields.Integer()
+    offer_minutes = fields.Integer()
+    no_show_grace_minutes = fields.Integer()
+
+
+# -- patients ------------------------------------------------------------------------------
+
+
+class PatientIn(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    sex = fields.String(load_default="unknown", validate=validate.OneOf([s.value for s in Sex]))
+    birth_date = fields.Date(allow_none=True)
+    national_id = fields.String(allow_none=True, validate=validate.Length(max=18))
+    phone = fields.String(allow_none=True, validate=validate.Length(max=20))
+
+
+class PatientOut(Schema):
+    id = fields.Integer()
+    institution_id = fields.Integer()
+    name = fields.String()
+    sex = fields.String()
+    birth_date = fields.Date(allow_none=True)
+    national_id = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    identifiers_masked = fields.Boolean()
+
+
+class PatientQuery(PageQuery):
+    q = fields.String(validate=validate.Length(max=100))
+
+
+class PatientPage(Schema):
+    meta = fields.Nested(PageMeta)
+    items = fields.List(fields.Nested(PatientOut))
+
+
+# -- schedules and slots ---------------------------------------------------------------------
+
+
+class AllotmentIn(Schema):
+    institution_id = fields.Integer(required=True)
+    seats_per_slot = fields.Integer(required=True, validate=validate.Range(1, 100))
+
+
+class ScheduleIn(Schema):
+    specialist_id = fields.Integer(
+        metadata={"description": "defaults to the caller; admins publish for a specialist"}
+    )
+    service_type = fields.String(
+        required=True, validate=validate.OneOf([s.value for s in ServiceType])
+    )
+    weekdays = fields.List(
+        fields.Integer(validate=validate.Range(0, 6)),
+        required=True,
+        validate=validate.Length(min=1, max=7),
+        metadata={"description": "0 is Monday"},
+    )
+    start_time = fields.Time(required=True, format="%H:%M")
+    end_time = fields.Time(required=True, format="%H:%M")
+    slot_minutes = fields.Integer(required=True)
+    seats_per_slot = fields.Integer(required=True)
+    down_shared_per_slot = fields.Integer(
+        metadata={"description": "defaults to the department's share of the seats, rounded up"}
+    )
+    allotments = fields.List(fields.Nested(AllotmentIn), load_default=list)
+    valid_from = fields.Date(required=True)
+    valid_until = fields.Date(required=True)
+    override_reason = fields.String(allow_none=True, validate=TEXT_500)
+
+    @validates_schema
+    def _distinct_allotments(self, data, **_kwargs):
+        ids = [a["institution_id"] for a in data.get("allotments", [])]
+        if len(ids) != len(set(ids)):
+            raise SchemaError("each institution may appear once", field_name="allotments")
+
+
+class ScheduleOut(Schema):
+    id = fields.Integer()
+    specialist_id = fields.Integer()
+    department_id = fields.Integer()
+    service_type = fields.Function(lambda s: s.service_type.value)
+    weekdays = fields.Function(lambda s: [d for d in range(7) if s.weekday_mask & (1 << d)])
+    start_time = fields.Time(format="%H:%M")
+    end_time = fields.Time(format="%H:%M")
+    slot_minutes = fields.Integer()
+    seats_per_slot = fields.Integer()
+    down_shared_per_slot = fields.Integer()
+    valid_from = fields.Date()
+    valid_until = fields.Date()
+    override_reason = fields.String(allow_none=True)
+
+
+class PublicationOut(Schema):
+    schedule = fields.Nested(ScheduleOut)
+    slot_count = fields.Integer()
+    seat_count = fields.Integer()
+    down_shared_count = fields.Integer()
+
+
+class SlotQuery(PageQuery):
+    date_from = fields.Date(required=True)
+    date_to = fields.Date(required=True)
+    department_id = fields.Integer()
+    specialist_id = fields.Integer()
+    service_type = fields.String(validate=validate.OneOf([s.value for s in ServiceType]))
+    only_available = fields.Boolean(load_default=True)
+
+
+class SlotOut(Schema):
+    id = fields.Integer(attribute="slot.id")
+    starts_at = fields.DateTime(attribute="slot.starts_at")
+    ends_at = fields.DateTime(attribute="slot.ends_at")
+    specialist_id = fields.Integer(attribute="slot.specialist_id")
+    specialist_name = fields.String(attribute="slot.specialist.display_name")
+    department_id = fields.Integer(attribute="slot.department_id")
+    department_name = fields.String(attribute="slot.department.name")
+    service_type = fields.Function(lambda a: a.slot.service_type.value)
+    pool = fields.Function(lambda a: a.pool.value)
+    seats = fields.Integer()
+    free = fields.Integer()
+    bookable = fields.Boolean()
+    refusal = fields.String(allow_none=True)
+
+
+class SlotPage(Schema):
+    meta = fields.Nested(PageMeta)
+    items = fields.List(fields.Nested(SlotOut))
+
+
+class BlockIn(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+# -- bookings ------------------------------------------------------------------------------
+
+
+class HoldIn(Schema):
+    slot_id = fields.Integer(required=True)
+
+
+class BookingIn(Schema):
+    patient_id = fields.Integer(required=True)
+    slot_id = fields.Integer()
+    hold_id = fields.Integer()
+    reason = fields.String(allow_none=True, validate=validate.Length(max=MAX_REASON))
+
+    @validates_schema
+    def _one_source(self, data, **_kwargs):
+        if ("slot_id" in data) == ("hold_id" in data):
+            raise SchemaError("give either slot_id or hold_id", field_name="slot_id")
+
+
+class CancelIn(Schema):
+    reason = fields.String(allow_none=True, validate=validate.Length(max=MAX_REASON))
+
+
+class RescheduleIn(Schema):
+    slot_id = fields.Integer(required=True)
+    reason = fields.String(allow_none=True, validate=validate.Length(max=MAX_REASON))
+
+
+class WaitlistIn(Schema):
+    slot_id = fields.Integer(required=True)
+    patient_id = fields.Integer(required=True)
+    reason = fields.String(allow_none=True, validate=validate.Length(max=MAX_REASON))
+
+
+class WaitlistOut(Schema):
+    id = fields.Integer()
+    slot_id = fields.Integer()
+    patient_id = fields.Integer()
+    status = fields.Function(lambda w: w.status.value)
+    created_at = fields.DateTime()
+
+
+class BookingOut(Schema):
+    id = fields.Integer()
+    slot_id = fields.Integer()
+    seat_id = fields.Integer()
+    pool = fields.Function(lambda b: b.pool.value)
+    status = fields.Function(lambda b: b.status.value)
+    institution_id = fields.Integer()
+    booked_by_id = fields.Integer()
+    patient_id = fields.Integer(allow_none=True)
+    patient_name = fields.Function(lambda b: b.patient.name if b.patient else None)
+    reason = fields.String(allow_none=True)
+    starts_at = fields.DateTime()
+    ends_at = fields.DateTime()
+    specialist_id = fields.Integer(attribute="slot.specialist_id")
+    department_id = fields.Integer(attribute="slot.department_id")
+    service_type = fields.Function(lambda b: b.slot.service_type.value)
+    hold_expires_at = fields.DateTime(allow_none=True)
+    cancelled_at = fields.DateTime(allow_none=True)
+    cancel_reason = fields.String(allow_none=True)
+    rescheduled_from_id = fields.Integer(allow_none=True)
+
+
+class BookingQuery(PageQuery):
+    status = fields.List(fields.String(validate=validate.OneOf([s.value for s in BookingStatus])))
+    patient_id = fields.Integer()
+    slot_id = fields.Integer()
+    date_from = fields.Date()
+    date_to = fields.Date()
+
+
+class BookingPage(Schema):
+    meta = fields.Nested(PageMeta)
+    items = fields.List(fields.Nested(BookingOut))
+
+
+class CalendarQuery(Schema):
+    date_from = fields.Date(required=True)
+    date_to = fields.Date(required=True)

@@ -1,0 +1,109 @@
+"""One mapping from errors to responses: JSON for the API, OperationOutcome for FHIR,
+a page for browsers. No user input ever reaches the client as a 500."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from marshmallow import ValidationError as SchemaError
+from werkzeug.exceptions import HTTPException
+
+from telemed.errors import TelemedError, TooManyRequests
+
+log = logging.getLogger(__name__)
+
+
+def wants_json() -> bool:
+    if request.path.startswith(("/api/", "/fhir")) or "/dicomweb" in request.path:
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" or request.is_json
+
+
+def is_fhir() -> bool:
+    return request.path.startswith("/fhir")
+
+
+def error_response(status: int, code: str, message: str, *, field: str | None = None, **detail):
+    if is_fhir():
+        from telemed.web.fhir.outcome import operation_outcome
+
+        return operation_outcome(status, code, message, field=field), status
+    if wants_json():
+        body = {"code": code, "message": message}
+        if field:
+            body["field"] = field
+        if detail:
+            body["detail"] = detail
+        return jsonify({"error": body}), status
+    return (
+        render_template("error.html", status=status, code=code, message=message, field=field),
+        status,
+    )
+
+
+def conflict_response(message: str):
+    response, status = error_response(409, "conflict", message)
+    if isinstance(response, str):
+        from flask import make_response
+
+        return make_response(response, status)
+    response.status_code = status
+    return response
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(TelemedError)
+    def _domain_error(error: TelemedError):
+        response = error_response(
+            error.status, error.code, error.message, field=error.field, **error.detail
+        )
+        if isinstance(error, TooManyRequests):
+            body, status = response
+            return body, status, {"Retry-After": str(error.retry_after)}
+        return response
+
+    @app.errorhandler(SchemaError)
+    def _schema_error(error: SchemaError):
+        return _validation_response(error.messages)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        data = getattr(error, "data", None)
+        if error.code == 422 and data and "messages" in data:
+            return _validation_response(data["messages"])
+        message = error.description or error.name
+        code = (error.name or "error").lower().replace(" ", "_")
+        response = error_response(error.code or 500, code, message)
+        if error.code == 405:
+            return response[0], 405, {"Allow": ", ".join(error.valid_methods or [])}
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "an internal error occurred")
+
+
+def _first_field(messages, prefix: str = "") -> tuple[str | None, str]:
+    """The first offending field (dotted) and its first message, from marshmallow's tree."""
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            if key in ("json", "query", "form", "headers", "files", "path", "view_args"):
+                return _first_field(value, prefix)
+            name = f"{prefix}{key}" if key != "_schema" else prefix.rstrip(".")
+            field, text = _first_field(value, f"{name}.")
+            return field or name or None, text
+    if isinstance(messages, list) and messages:
+        first = messages[0]
+        if isinstance(first, (dict, list)):
+            return _first_field(first, prefix)
+        return None, str(first)
+    return None, str(messages)
+
+
+def _validation_response(messages):
+    field, text = _first_field(messages)
+    message = f"{field}: {text}" if field else text
+    return error_response(422, "invalid_input", message, field=field, errors=messages)

@@ -1,0 +1,169 @@
+"""Fixtures shared by every test layer.
+
+The database is real: SQLite by default, PostgreSQL when TELEMED_TEST_DATABASE_URL
+names one. The schema is built once per run by the migrations; each test then starts
+clean (SQLite: a fresh copy of the migrated file; PostgreSQL: every table truncated in
+a database of this run's own, so parallel runs never meet).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_RUN_DIR = Path(tempfile.mkdtemp(prefix="telemed-tests-"))
+os.environ.setdefault("TELEMED_SECRET_KEY", "tests-" + uuid.uuid4().hex)
+os.environ["TELEMED_INSTANCE_DIR"] = str(_RUN_DIR / "instance")
+os.environ.pop("TELEMED_REDIS_URL", None)  # tests opt in to Redis explicitly
+
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from telemed import clock, create_app  # noqa: E402
+from telemed.extensions import db  # noqa: E402
+from tests import factories  # noqa: E402
+
+TEST_DATABASE_URL = os.environ.get("TELEMED_TEST_DATABASE_URL", "").strip()
+TEST_REDIS_URL = os.environ.get("TELEMED_TEST_REDIS_URL", "").strip()
+USING_POSTGRES = TEST_DATABASE_URL.startswith("postgresql")
+
+
+def _migrate(url: str) -> None:
+    from flask_migrate import upgrade
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_template() -> Iterator[str]:
+    """A migrated database for this run: a template file, or a PostgreSQL database."""
+    if USING_POSTGRES:
+        base = make_url(TEST_DATABASE_URL)
+        name = f"telemed_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = base.set(database=name).render_as_string(hide_password=False)
+        try:
+            _migrate(url)
+            yield url
+        finally:
+            with admin.connect() as conn:
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
+                )
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            admin.dispose()
+    else:
+        path = _RUN_DIR / "template.sqlite"
+        _migrate(f"sqlite:///{path}")
+        yield str(path)
+
+
+def _truncate_postgres(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        tables = (
+            conn.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> 'alembic_version'"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if tables:
+            names = ", ".join(f'"{t}"' for t in tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(database_template: str, tmp_path: Path) -> str:
+    if USING_POSTGRES:
+        _truncate_postgres(database_template)
+        return database_template
+    path = tmp_path / "telemed.sqlite"
+    shutil.copyfile(database_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path):
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "TELEMED_STORAGE_DIR": str(tmp_path / "storage"),
+            "TELEMED_REDIS_URL": TEST_REDIS_URL or None,
+        }
+    )
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def frozen_clock():
+    """Time that moves only when the test says so; starts on a Monday morning in Shanghai."""
+    from datetime import UTC, datetime
+
+    frozen = clock.FrozenClock(datetime(2026, 11, 23, 0, 0, tzinfo=UTC))
+    clock.use(frozen)
+    yield frozen
+    clock.use(None)
+
+
+@pytest.fixture
+def world(app):
+    """A small consortium: lead hospital, three member institutions, people, patients."""
+    built = factories.build_world()
+    db.session.commit()
+    return built
+
+
+class ServerThread:
+    """The app served by waitress in this process, on a free port, for real HTTP."""
+
+    def __init__(self, app, threads: int = 16) -> None:
+        from waitress import create_server
+
+        self.server = create_server(app, host="127.0.0.1", port=0, threads=threads)
+        self.port = self.server.effective_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_http(app):
+    with ServerThread(app) as server:
+        yield server
