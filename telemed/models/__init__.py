@@ -2,6 +2,7 @@
 
 from telemed.models.accounts import ApiToken, LoginAttempt, LoginSession
 from telemed.models.audit import AuditEvent, AuditOutcome
+from telemed.models.cases import Case, CaseTransition, Disposition, Report
 from telemed.models.consortium import (
     Consortium,
     Department,
@@ -38,9 +39,12 @@ __all__ = [
     "AuditOutcome",
     "Booking",
     "BookingStatus",
+    "Case",
+    "CaseTransition",
     "Consortium",
     "Department",
     "DepartmentPolicy",
+    "Disposition",
     "IdempotencyRecord",
     "Institution",
     "InstitutionKind",
@@ -51,6 +55,7 @@ __all__ = [
     "Patient",
     "Pool",
     "ReadingKind",
+    "Report",
     "Role",
     "Schedule",
     "ScheduleAllotment",
