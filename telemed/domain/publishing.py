@@ -23,6 +23,7 @@ class SeatPlan:
     seat_no: int
     pool: Pool
     allotted_institution_id: int | None
+    green_channel: bool = False
 
 
 def weekday_mask(weekdays: list[int]) -> int:
@@ -68,17 +69,30 @@ def expand_slot_times(
     return result
 
 
-def seat_plan(seats: int, down_shared: int, allotments: dict[int, int]) -> list[SeatPlan]:
-    """Seat layout of one slot: allotted down-shared seats first, then open ones, then
-    the hospital's own pool."""
+def green_channel_seats(reserve: int, down_shared: int, allotments: dict[int, int]) -> int:
+    """Green-channel seats of a slot: the policy's reserve, as far as the down-shared
+    seats left after the allotments allow."""
+    return max(0, min(reserve, down_shared - sum(allotments.values())))
+
+
+def seat_plan(
+    seats: int, down_shared: int, allotments: dict[int, int], green_channel: int = 0
+) -> list[SeatPlan]:
+    """Seat layout of one slot: allotted down-shared seats first, then the green-channel
+    reserve, then open down-shared ones, then the hospital's own pool."""
     allotted_total = sum(allotments.values())
-    if allotted_total > down_shared:
+    if allotted_total + green_channel > down_shared:
         raise ValueError(
-            f"allotments ({allotted_total} seats) exceed the down-shared seats ({down_shared})"
+            f"allotments ({allotted_total} seats) and the green-channel reserve "
+            f"({green_channel}) exceed the down-shared seats ({down_shared})"
         )
-    pools: list[tuple[Pool, int | None]] = []
+    layout: list[tuple[Pool, int | None, bool]] = []
     for institution_id, count in sorted(allotments.items()):
-        pools.extend([(Pool.DOWN_SHARED, institution_id)] * count)
-    pools.extend([(Pool.DOWN_SHARED, None)] * (down_shared - allotted_total))
-    pools.extend([(Pool.HOSPITAL, None)] * (seats - down_shared))
-    return [SeatPlan(number, pool, inst) for number, (pool, inst) in enumerate(pools, 1)]
+        layout.extend([(Pool.DOWN_SHARED, institution_id, False)] * count)
+    layout.extend([(Pool.DOWN_SHARED, None, True)] * green_channel)
+    open_seats = down_shared - allotted_total - green_channel
+    layout.extend([(Pool.DOWN_SHARED, None, False)] * open_seats)
+    layout.extend([(Pool.HOSPITAL, None, False)] * (seats - down_shared))
+    return [
+        SeatPlan(number, pool, inst, green) for number, (pool, inst, green) in enumerate(layout, 1)
+    ]

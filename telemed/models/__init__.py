@@ -2,6 +2,7 @@
 
 from telemed.models.accounts import ApiToken, LoginAttempt, LoginSession
 from telemed.models.audit import AuditEvent, AuditOutcome
+from telemed.models.beds import Admission, BedDay, BedInventory
 from telemed.models.cases import Case, CaseTransition, Disposition, Report
 from telemed.models.consortium import (
     Consortium,
@@ -16,11 +17,13 @@ from telemed.models.consortium import (
 )
 from telemed.models.idempotency import IdempotencyRecord
 from telemed.models.notifications import Notification, NotificationDelivery
+from telemed.models.referrals import Referral, ReferralAttachment, ReferralTransition
 from telemed.models.scheduling import (
     OCCUPYING_STATUSES,
     Booking,
     BookingStatus,
     DepartmentPolicy,
+    PolicyAllotment,
     Pool,
     Schedule,
     ScheduleAllotment,
@@ -34,9 +37,12 @@ from telemed.models.scheduling import (
 
 __all__ = [
     "OCCUPYING_STATUSES",
+    "Admission",
     "ApiToken",
     "AuditEvent",
     "AuditOutcome",
+    "BedDay",
+    "BedInventory",
     "Booking",
     "BookingStatus",
     "Case",
@@ -53,8 +59,12 @@ __all__ = [
     "Notification",
     "NotificationDelivery",
     "Patient",
+    "PolicyAllotment",
     "Pool",
     "ReadingKind",
+    "Referral",
+    "ReferralAttachment",
+    "ReferralTransition",
     "Report",
     "Role",
     "Schedule",

@@ -13,6 +13,7 @@ import enum
 from datetime import date, datetime, time
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Date,
     ForeignKey,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -106,10 +108,36 @@ class DepartmentPolicy(CreatedAtMixin, Base):
     hold_minutes: Mapped[int] = mapped_column(Integer, default=5)
     offer_minutes: Mapped[int] = mapped_column(Integer, default=30)
     no_show_grace_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    # Down-shared seats per outpatient slot that only green-channel (upward) referrals book.
+    green_channel_seats_per_slot: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0"
+    )
     changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     reason: Mapped[str | None] = mapped_column(String(500))
 
     department: Mapped[Department] = relationship()
+    allotments: Mapped[list[PolicyAllotment]] = relationship(
+        back_populates="policy", cascade="all, delete-orphan", order_by="PolicyAllotment.id"
+    )
+
+
+class PolicyAllotment(Base):
+    """Part of one policy version: down-shared seats per slot a member institution gets
+    by default when a specialist of the department publishes without naming allotments."""
+
+    __tablename__ = "policy_allotment"
+    __table_args__ = (
+        UniqueConstraint("policy_id", "institution_id"),
+        CheckConstraint("seats_per_slot >= 1", name="allotment_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    policy_id: Mapped[int] = mapped_column(ForeignKey("department_policy.id"))
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"))
+    seats_per_slot: Mapped[int] = mapped_column(Integer)
+
+    policy: Mapped[DepartmentPolicy] = relationship(back_populates="allotments")
+    institution: Mapped[Institution] = relationship()
 
 
 class Schedule(CreatedAtMixin, Base):
@@ -125,6 +153,10 @@ class Schedule(CreatedAtMixin, Base):
         CheckConstraint("slot_minutes > 0", name="slot_minutes_positive"),
         CheckConstraint("weekday_mask > 0 AND weekday_mask < 128", name="weekday_mask_range"),
         CheckConstraint("valid_until >= valid_from", name="date_range_order"),
+        CheckConstraint(
+            "green_channel_per_slot >= 0 AND green_channel_per_slot <= down_shared_per_slot",
+            name="green_channel_within_down_shared",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -138,6 +170,8 @@ class Schedule(CreatedAtMixin, Base):
     slot_minutes: Mapped[int] = mapped_column(Integer)
     seats_per_slot: Mapped[int] = mapped_column(Integer)
     down_shared_per_slot: Mapped[int] = mapped_column(Integer)
+    # Of the down-shared seats, those kept for green-channel referrals.
+    green_channel_per_slot: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     valid_from: Mapped[date] = mapped_column(Date)
     valid_until: Mapped[date] = mapped_column(Date)
     timezone: Mapped[str] = mapped_column(String(64))
@@ -207,6 +241,10 @@ class SlotSeat(Base):
             "allotted_institution_id IS NULL OR pool = 'down_shared'",
             name="allotment_only_down_shared",
         ),
+        CheckConstraint(
+            "NOT green_channel OR allotted_institution_id IS NULL",
+            name="green_channel_not_allotted",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -216,6 +254,9 @@ class SlotSeat(Base):
     allotted_institution_id: Mapped[int | None] = mapped_column(ForeignKey("institution.id"))
     # When an unbooked down-shared seat was handed back to the hospital pool.
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A down-shared seat kept for green-channel referrals (the flag stays after release,
+    # so the dashboard can tell how much of the reserve went unused).
+    green_channel: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     slot: Mapped[Slot] = relationship(back_populates="seats")
 

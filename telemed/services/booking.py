@@ -79,8 +79,9 @@ def _check_reason(reason: str | None) -> str | None:
     return reason
 
 
-def _eligible_seat(actor: Actor, pool: Pool):
-    """The seats of ``pool`` this caller's institution may take."""
+def _eligible_seat(actor: Actor, pool: Pool, green_channel: bool = False):
+    """The seats of ``pool`` this caller's institution may take. The green-channel
+    reserve is open only to bookings for green-channel referrals."""
     condition = SlotSeat.pool == pool
     if pool is Pool.DOWN_SHARED:
         condition = and_(
@@ -88,6 +89,8 @@ def _eligible_seat(actor: Actor, pool: Pool):
             (SlotSeat.allotted_institution_id.is_(None))
             | (SlotSeat.allotted_institution_id == actor.institution_id),
         )
+        if not green_channel:
+            condition = and_(condition, SlotSeat.green_channel.is_(False))
     return condition
 
 
@@ -237,15 +240,26 @@ def _overlap_conflict(existing: Booking | None) -> Conflict:
     )
 
 
-def _claim_seat(actor: Actor, slot: Slot, pool: Pool, make: dict) -> Booking:
+def _claim_seat(
+    actor: Actor, slot: Slot, pool: Pool, make: dict, *, green_channel: bool = False
+) -> Booking:
     """Insert a booking on a free eligible seat; the unique index decides races."""
     now = clock.now()
     _expire_stale_holds(slot.id, now)
     candidates = (
         select(SlotSeat.id)
-        .where(SlotSeat.slot_id == slot.id, _eligible_seat(actor, pool), ~_occupied(SlotSeat.id))
-        # Seats allotted to the caller first, so open seats stay free for others.
-        .order_by(SlotSeat.allotted_institution_id.is_(None), SlotSeat.seat_no)
+        .where(
+            SlotSeat.slot_id == slot.id,
+            _eligible_seat(actor, pool, green_channel),
+            ~_occupied(SlotSeat.id),
+        )
+        # Green-channel seats first for green-channel referrals, then seats allotted to
+        # the caller, so open seats stay free for others.
+        .order_by(
+            SlotSeat.green_channel.is_(False),
+            SlotSeat.allotted_institution_id.is_(None),
+            SlotSeat.seat_no,
+        )
         .limit(SEAT_CANDIDATES)
         .with_for_update(skip_locked=True)
     )
@@ -318,8 +332,13 @@ def book_slot(
     hold_id: int | None = None,
     reason: str | None = None,
     rescheduled_from_id: int | None = None,
+    green_channel: bool = False,
 ) -> Booking:
-    """Book a seat for one of the caller's patients, from a hold or straight from a slot."""
+    """Book a seat for one of the caller's patients, from a hold or straight from a slot.
+
+    ``green_channel`` lets the booking take the green-channel reserve; only the referral
+    service passes it, for an accepted green-channel referral.
+    """
     pool = _pool_of(actor)
     reason = _check_reason(reason)
     if (slot_id is None) == (hold_id is None):
@@ -362,10 +381,12 @@ def book_slot(
                 "confirmed_at": now,
                 "rescheduled_from_id": rescheduled_from_id,
             },
+            green_channel=green_channel,
         )
-    audit.record(
-        actor, "create", "booking", booking.id, detail={"slot_id": booking.slot_id, "pool": pool}
-    )
+    detail = {"slot_id": booking.slot_id, "pool": pool}
+    if green_channel:
+        detail["green_channel"] = True
+    audit.record(actor, "create", "booking", booking.id, detail=detail)
     return booking
 
 

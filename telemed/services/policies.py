@@ -13,7 +13,8 @@ from telemed.domain.access import Actor
 from telemed.domain.booking_rules import BookingWindows
 from telemed.errors import Forbidden, InvalidInput
 from telemed.extensions import db
-from telemed.models.scheduling import DepartmentPolicy
+from telemed.models.consortium import Institution
+from telemed.models.scheduling import DepartmentPolicy, PolicyAllotment
 from telemed.services import audit, scopes
 
 # Bounds that keep an admin's typo from stopping the hospital (hours unless named).
@@ -25,7 +26,10 @@ LIMITS = {
     "hold_minutes": (1, 60),
     "offer_minutes": (5, 24 * 60),
     "no_show_grace_minutes": (0, 24 * 60),
+    # Down-shared seats per outpatient slot kept for green-channel referrals.
+    "green_channel_seats_per_slot": (0, 20),
 }
+MAX_ALLOTMENT = 20
 
 
 def default_policy(department_id: int) -> DepartmentPolicy:
@@ -44,6 +48,7 @@ def default_policy(department_id: int) -> DepartmentPolicy:
         hold_minutes=5,
         offer_minutes=30,
         no_show_grace_minutes=30,
+        green_channel_seats_per_slot=0,
     )
 
 
@@ -78,9 +83,14 @@ def change_policy(
     reason: str | None,
     outpatient_share: Fraction | None = None,
     bed_share: Fraction | None = None,
+    allotments: dict[int, int] | None = None,
     **settings: int,
 ) -> DepartmentPolicy:
-    """Append a new version of the department's policy, in force from now."""
+    """Append a new version of the department's policy, in force from now.
+
+    ``allotments`` (member institution id → down-shared seats per slot) replaces the
+    default allotments as a whole; left out, the current ones carry over.
+    """
     if not actor.is_admin:
         raise Forbidden("only admins change department policies")
     department = scopes.get_department(actor, department_id, field="department_id")
@@ -113,6 +123,12 @@ def change_policy(
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             raise InvalidInput(f"{name} must be a whole number from {low} to {high}", field=name)
         setattr(new, name, value)
+    if allotments is None:
+        allotments = allotments_of(current)
+    new.allotments = [
+        PolicyAllotment(institution_id=inst, seats_per_slot=seats)
+        for inst, seats in sorted(_checked_allotments(actor, allotments).items())
+    ]
     db.session.add(new)
     db.session.flush()
     audit.record(
@@ -129,9 +145,54 @@ def change_policy(
     return new
 
 
+def allotments_of(policy: DepartmentPolicy) -> dict[int, int]:
+    """Default allotments of a policy version: member institution id → seats per slot."""
+    return {a.institution_id: a.seats_per_slot for a in policy.allotments}
+
+
+def _checked_allotments(actor: Actor, allotments: dict[int, int]) -> dict[int, int]:
+    if not allotments:
+        return {}
+    members = {
+        inst.id
+        for inst in db.session.execute(
+            select(Institution).where(
+                Institution.id.in_(list(allotments)),
+                Institution.consortium_id == actor.consortium_id,
+            )
+        ).scalars()
+        if inst.is_member
+    }
+    for institution_id, seats in allotments.items():
+        if institution_id not in members:
+            raise InvalidInput(
+                f"institution {institution_id} is not a member institution of the consortium",
+                field="allotments",
+            )
+        if isinstance(seats, bool) or not isinstance(seats, int):
+            raise InvalidInput("allotments are whole numbers of seats", field="allotments")
+        if not 1 <= seats <= MAX_ALLOTMENT:
+            raise InvalidInput(
+                f"an allotment is 1 to {MAX_ALLOTMENT} seats per slot", field="allotments"
+            )
+    return dict(allotments)
+
+
 def _describe(policy: DepartmentPolicy) -> dict[str, object]:
     return {
         "outpatient_share": f"{policy.outpatient_share_num}/{policy.outpatient_share_den}",
         "bed_share": f"{policy.bed_share_num}/{policy.bed_share_den}",
         **{name: getattr(policy, name) for name in LIMITS},
+        "allotments": {str(k): v for k, v in sorted(allotments_of(policy).items())},
     }
+
+
+def policy_history(department_id: int) -> list[DepartmentPolicy]:
+    """Every version of a department's policy, oldest first."""
+    return list(
+        db.session.execute(
+            select(DepartmentPolicy)
+            .where(DepartmentPolicy.department_id == department_id)
+            .order_by(DepartmentPolicy.valid_from, DepartmentPolicy.id)
+        ).scalars()
+    )

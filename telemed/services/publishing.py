@@ -12,7 +12,12 @@ from sqlalchemy import and_, case, func, insert, or_, select
 from telemed import clock
 from telemed.domain import downshare
 from telemed.domain.access import Actor, may_publish_for
-from telemed.domain.publishing import expand_slot_times, seat_plan, weekday_mask
+from telemed.domain.publishing import (
+    expand_slot_times,
+    green_channel_seats,
+    seat_plan,
+    weekday_mask,
+)
 from telemed.errors import Conflict, Forbidden, InvalidInput
 from telemed.extensions import db
 from telemed.models.consortium import Institution, Role, User
@@ -51,7 +56,8 @@ class ScheduleRequest:
     valid_from: date
     valid_until: date
     down_shared_per_slot: int | None = None
-    allotments: dict[int, int] = field(default_factory=dict)
+    # None: the department policy's default allotments (outpatient schedules only).
+    allotments: dict[int, int] | None = field(default_factory=dict)
     override_reason: str | None = None
 
 
@@ -104,7 +110,7 @@ def _validate_shape(req: ScheduleRequest, zone: str) -> None:
             "down_shared_per_slot must be between 0 and seats_per_slot",
             field="down_shared_per_slot",
         )
-    for institution_id, seats in req.allotments.items():
+    for institution_id, seats in (req.allotments or {}).items():
         if seats < 1:
             raise InvalidInput(
                 f"allotment for institution {institution_id} must be at least 1 seat",
@@ -116,8 +122,16 @@ def _validate_shape(req: ScheduleRequest, zone: str) -> None:
         )
 
 
-def _check_allotment_total(req: ScheduleRequest) -> None:
+def _check_allotment_total(req: ScheduleRequest, *, defaults: bool = False) -> None:
     down = req.down_shared_per_slot or 0
+    assert req.allotments is not None
+    if defaults and sum(req.allotments.values()) > down:
+        raise InvalidInput(
+            f"the department's default allotments need {sum(req.allotments.values())} "
+            f"down-shared seats per slot but this schedule down-shares {down}: down-share "
+            "more seats, or give the allotments explicitly (none is allowed)",
+            field="allotments",
+        )
     if sum(req.allotments.values()) > down:
         raise InvalidInput(
             f"allotments ({sum(req.allotments.values())} seats) exceed the "
@@ -212,14 +226,27 @@ def publish_schedule(actor: Actor, req: ScheduleRequest) -> Publication:
     zone = ZoneInfo(zone_name)
     _validate_shape(req, zone_name)
     specialist = _specialist(actor, req.specialist_id)
-    _check_allotments(actor, req.allotments)
     policy = policies.policy_in_force(specialist.department_id)
+    defaults = req.allotments is None
+    if defaults:
+        req.allotments = (
+            policies.allotments_of(policy) if req.service_type is ServiceType.OUTPATIENT else {}
+        )
+    assert req.allotments is not None
+    _check_allotments(actor, req.allotments)
     if req.down_shared_per_slot is None:
         # By default each slot carries the department's share of its seats, rounded up.
         req.down_shared_per_slot = downshare.required_down_shared(
             req.seats_per_slot, policies.outpatient_share(policy)
         )
-    _check_allotment_total(req)
+    _check_allotment_total(req, defaults=defaults)
+    green = (
+        green_channel_seats(
+            policy.green_channel_seats_per_slot, req.down_shared_per_slot, req.allotments
+        )
+        if req.service_type is ServiceType.OUTPATIENT
+        else 0
+    )
     mask = weekday_mask(req.weekdays)
     times = expand_slot_times(
         mask=mask,
@@ -249,7 +276,7 @@ def publish_schedule(actor: Actor, req: ScheduleRequest) -> Publication:
             field="start_time",
             slot_id=clash.id,
         )
-    plan = seat_plan(req.seats_per_slot, req.down_shared_per_slot, req.allotments)
+    plan = seat_plan(req.seats_per_slot, req.down_shared_per_slot, req.allotments, green)
     short: list[downshare.WeekShortfall] = []
     if req.service_type is ServiceType.OUTPATIENT:
         added: dict[date, downshare.WeekSeats] = {}
@@ -289,6 +316,7 @@ def publish_schedule(actor: Actor, req: ScheduleRequest) -> Publication:
         slot_minutes=req.slot_minutes,
         seats_per_slot=req.seats_per_slot,
         down_shared_per_slot=req.down_shared_per_slot,
+        green_channel_per_slot=green,
         valid_from=req.valid_from,
         valid_until=req.valid_until,
         timezone=zone_name,
@@ -329,6 +357,7 @@ def publish_schedule(actor: Actor, req: ScheduleRequest) -> Publication:
                 "seat_no": seat.seat_no,
                 "pool": seat.pool,
                 "allotted_institution_id": seat.allotted_institution_id,
+                "green_channel": seat.green_channel,
             }
             for slot_id in slot_ids
             for seat in plan

@@ -81,10 +81,12 @@ def init_api(app: Flask) -> None:
             "security": [{"bearer": []}, {"session": []}],
         },
     )
+    from telemed.web.api import beds as beds_api
     from telemed.web.api import bookings, patients, reference, schedules
+    from telemed.web.api import referrals as referrals_api
 
     app.before_request(require_json_body)
-    for module in (reference, patients, schedules, bookings):
+    for module in (reference, patients, schedules, bookings, beds_api, referrals_api):
         api.register_blueprint(module.blp)
 
 

@@ -76,6 +76,9 @@ class DepartmentPolicyView(MethodView):
                 except ValueError as exc:
                     raise InvalidInput(str(exc), field=name) from None
         reason = data.pop("reason")
+        allotments = data.pop("allotments", None)
+        if allotments is not None:
+            allotments = {a["institution_id"]: a["seats_per_slot"] for a in allotments}
         return policies.change_policy(
-            current_actor(), department_id, reason=reason, **shares, **data
+            current_actor(), department_id, reason=reason, allotments=allotments, **shares, **data
         )

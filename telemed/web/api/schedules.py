@@ -31,7 +31,9 @@ def schedule_request(actor, data: dict) -> publishing.ScheduleRequest:
         slot_minutes=data["slot_minutes"],
         seats_per_slot=data["seats_per_slot"],
         down_shared_per_slot=data.get("down_shared_per_slot"),
-        allotments={a["institution_id"]: a["seats_per_slot"] for a in data.get("allotments", [])},
+        allotments=None
+        if data.get("allotments") is None
+        else {a["institution_id"]: a["seats_per_slot"] for a in data["allotments"]},
         valid_from=data["valid_from"],
         valid_until=data["valid_until"],
         override_reason=data.get("override_reason"),

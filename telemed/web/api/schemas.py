@@ -67,6 +67,13 @@ class PolicyOut(Schema):
     hold_minutes = fields.Integer()
     offer_minutes = fields.Integer()
     no_show_grace_minutes = fields.Integer()
+    green_channel_seats_per_slot = fields.Integer()
+    allotments = fields.Function(
+        lambda p: [
+            {"institution_id": a.institution_id, "seats_per_slot": a.seats_per_slot}
+            for a in p.allotments
+        ]
+    )
     reason = fields.String(allow_none=True)
     changed_by_id = fields.Integer(allow_none=True)
 
@@ -82,6 +89,17 @@ class PolicyIn(Schema):
     hold_minutes = fields.Integer()
     offer_minutes = fields.Integer()
     no_show_grace_minutes = fields.Integer()
+    green_channel_seats_per_slot = fields.Integer()
+    allotments = fields.List(
+        fields.Nested("AllotmentIn"),
+        metadata={"description": "replaces the default allotments; left out, they carry over"},
+    )
+
+    @validates_schema
+    def _distinct_allotments(self, data, **_kwargs):
+        ids = [a["institution_id"] for a in data.get("allotments") or []]
+        if len(ids) != len(set(ids)):
+            raise SchemaError("each institution may appear once", field_name="allotments")
 
 
 # -- patients ------------------------------------------------------------------------------
@@ -143,14 +161,19 @@ class ScheduleIn(Schema):
     down_shared_per_slot = fields.Integer(
         metadata={"description": "defaults to the department's share of the seats, rounded up"}
     )
-    allotments = fields.List(fields.Nested(AllotmentIn), load_default=list)
+    allotments = fields.List(
+        fields.Nested(AllotmentIn),
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "left out: the department policy's default allotments"},
+    )
     valid_from = fields.Date(required=True)
     valid_until = fields.Date(required=True)
     override_reason = fields.String(allow_none=True, validate=TEXT_500)
 
     @validates_schema
     def _distinct_allotments(self, data, **_kwargs):
-        ids = [a["institution_id"] for a in data.get("allotments", [])]
+        ids = [a["institution_id"] for a in data.get("allotments") or []]
         if len(ids) != len(set(ids)):
             raise SchemaError("each institution may appear once", field_name="allotments")
 
