@@ -63,6 +63,8 @@ ORDER = (R.REQUESTED, R.ACCEPTED, R.SCHEDULED, R.COMPLETED, R.FOLLOWED_UP)
 @dataclass(frozen=True)
 class Refusal:
     message: str
+    # True when the step exists but this side may not take it (403, not 409).
+    wrong_side: bool = False
 
 
 def refuse(
@@ -74,7 +76,8 @@ def refuse(
         return Refusal(f"a referral cannot go from {current.value} to {target.value}")
     if side not in sides:
         return Refusal(
-            f"the {side.value} side may not move a referral from {current.value} to {target.value}"
+            f"the {side.value} side may not move a referral from {current.value} to {target.value}",
+            wrong_side=True,
         )
     if target in REASON_REQUIRED and not (reason or "").strip():
         return Refusal(f"moving a referral to {target.value} needs a reason")

@@ -183,6 +183,8 @@ def _move(
         raise Forbidden("you are not a party to this referral")
     refusal = refuse(referral.status, target, acting, reason=note)
     if refusal is not None:
+        if refusal.wrong_side:
+            raise Forbidden(refusal.message)
         raise Conflict(refusal.message, field="status")
     now = clock.now()
     source = referral.status
