@@ -1,0 +1,214 @@
+"""The consortium dashboard for admins: figures, charts, drill-down and CSV exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from typing import Any
+
+from flask import Blueprint, Response, render_template, request, url_for
+
+from telemed import clock
+from telemed.domain.figures import Period, parse_period
+from telemed.errors import InvalidInput, NotFound
+from telemed.i18n import consortium_zone
+from telemed.models.consortium import Role
+from telemed.services import dashboard, dashboard_drill, dashboard_tables
+from telemed.services.beds import bed_departments
+from telemed.web.security import current_actor, roles_required
+
+bp = Blueprint("dashboard", __name__, url_prefix="/admin/dashboard")
+
+PERIOD_KINDS = ("week", "month", "custom")
+
+
+def _date(name: str) -> date | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a date (YYYY-MM-DD), not {raw!r}", field=name) from None
+
+
+def _int(name: str) -> int | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a whole number", field=name) from None
+
+
+def request_filters() -> dict[str, Any]:
+    """The period and filters of this request, as given (for links) and parsed."""
+    kind = request.args.get("period") or "month"
+    if kind not in PERIOD_KINDS:
+        raise InvalidInput("period must be week, month or custom", field="period")
+    today = clock.now().astimezone(consortium_zone()).date()
+    anchor = _date("anchor") or today
+    first, last = _date("first"), _date("last")
+    try:
+        period = parse_period(kind, anchor, first, last)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="first" if kind == "custom" else "period") from None
+    return {
+        "period": period,
+        "kind": kind,
+        "anchor": anchor,
+        "department_id": _int("department_id"),
+        "institution_id": _int("institution_id"),
+    }
+
+
+def link_args(filters: dict[str, Any]) -> dict[str, str]:
+    """Query arguments that reproduce this view (for drill-downs and exports)."""
+    args: dict[str, str] = {"period": filters["kind"]}
+    if filters["kind"] == "custom":
+        args["first"] = filters["period"].first.isoformat()
+        args["last"] = filters["period"].last.isoformat()
+    else:
+        args["anchor"] = filters["anchor"].isoformat()
+    for name in ("department_id", "institution_id"):
+        if filters[name] is not None:
+            args[name] = str(filters[name])
+    return args
+
+
+def _board(filters: dict[str, Any]) -> dashboard.Dashboard:
+    return dashboard.dashboard(
+        current_actor(),
+        filters["period"],
+        department_id=filters["department_id"],
+        institution_id=filters["institution_id"],
+    )
+
+
+def drill_url(table: dashboard_tables.Table, row, column, args: dict[str, str]) -> str | None:
+    if column.drill is None or row.values.get(column.key) in (None, 0):
+        return None
+    what, extra = column.drill
+    params = {**args, **row.filters, **extra, "what": what}
+    if "first" in row.filters:  # a trend row narrows to its own days
+        params["period"] = "custom"
+        params.pop("anchor", None)
+    return url_for("dashboard.drill", **params)
+
+
+def _chart_data(board: dashboard.Dashboard) -> dict[str, Any]:
+    def share(value):
+        return None if value is None else round(float(value), 4)
+
+    trend = board.trend
+    reads = [p.reads for p in trend]
+    return {
+        "labels": [p.bucket.label() for p in trend],
+        "share": [share(p.seats.outpatient.share) for p in trend],
+        "target": [share(p.seats.outpatient.target) for p in trend],
+        "bed_share": [share(p.beds.bed_nights.share) for p in trend],
+        "booked": [p.seats.booked for p in trend],
+        "released": [p.seats.released for p in trend],
+        "no_shows": [p.seats.no_shows for p in trend],
+        "referrals_up": [p.referrals.up for p in trend],
+        "referrals_down": [p.referrals.down for p in trend],
+        "consults": [sum(r[k].submitted for k in r if k.value == "consult") for r in reads],
+        "ecg": [sum(r[k].submitted for k in r if k.value == "ecg_read") for r in reads],
+        "imaging": [sum(r[k].submitted for k in r if k.value == "imaging_read") for r in reads],
+    }
+
+
+@bp.route("")
+@roles_required(Role.ADMIN)
+def index():
+    filters = request_filters()
+    board = _board(filters)
+    tables = dashboard_tables.all_tables(board)
+    actor = current_actor()
+    all_departments = dashboard.lead_departments(
+        dashboard.Scope(actor.consortium_id, filters["period"])
+    )
+    all_members = dashboard.member_institutions(
+        dashboard.Scope(actor.consortium_id, filters["period"])
+    )
+    args = link_args(filters)
+    return render_template(
+        "admin/dashboard.html",
+        board=board,
+        tables=tables,
+        filters=filters,
+        args=args,
+        departments=all_departments,
+        bed_departments={d.id for d in bed_departments(actor)},
+        members=all_members,
+        chart_data=_chart_data(board),
+        drill_url=drill_url,
+        fmt=dashboard_tables.fmt,
+    )
+
+
+def _csv(rows: list[list[str]], filename: str) -> Response:
+    out = io.StringIO()
+    out.write("\ufeff")  # so spreadsheet programs read UTF-8 (Chinese names) correctly
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerows(rows)
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _suffix(period: Period) -> str:
+    return f"{period.first.isoformat()}_{period.last.isoformat()}"
+
+
+@bp.route("/<name>.csv")
+@roles_required(Role.ADMIN)
+def export(name: str):
+    if name not in dashboard_tables.TABLES:
+        raise NotFound(f"no dashboard table named {name}")
+    filters = request_filters()
+    table = dashboard_tables.TABLES[name](_board(filters))
+    return _csv(dashboard_tables.as_csv_rows(table), f"{name}_{_suffix(filters['period'])}.csv")
+
+
+def _drill(limit: int, offset: int = 0) -> tuple[dashboard_drill.Drill, dict, dict]:
+    filters = request_filters()
+    what = request.args.get("what", "")
+    params = {k: v for k, v in request.args.items()}
+    scope = dashboard.scope_for(
+        current_actor(),
+        filters["period"],
+        department_id=filters["department_id"],
+        institution_id=filters["institution_id"],
+    )
+    result = dashboard_drill.drill(scope, what, params, offset=offset, limit=limit)
+    return result, filters, params
+
+
+@bp.route("/drill")
+@roles_required(Role.ADMIN)
+def drill():
+    offset = _int("offset") or 0
+    if offset < 0:
+        raise InvalidInput("offset must not be negative", field="offset")
+    result, filters, params = _drill(dashboard_drill.PAGE, offset)
+    return render_template(
+        "admin/dashboard_drill.html",
+        drill=result,
+        filters=filters,
+        params=params,
+        offset=offset,
+        page=dashboard_drill.PAGE,
+        back=url_for("dashboard.index", **link_args(filters)),
+    )
+
+
+@bp.route("/drill.csv")
+@roles_required(Role.ADMIN)
+def drill_csv():
+    result, filters, _params = _drill(dashboard_drill.CSV_LIMIT)
+    return _csv([result.columns, *result.rows], f"{result.what}_{_suffix(filters['period'])}.csv")

@@ -1,0 +1,121 @@
+"""The dashboard over HTTP: the page, every table's CSV export against the figures, and
+each drill-down listing exactly the rows its figure counts."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+
+import pytest
+
+from telemed import clock
+from telemed.services import cases, dashboard, dashboard_tables
+from telemed.services.context import actor_of
+from tests import activity, factories
+
+
+@pytest.fixture
+def month(world):
+    previous = dict(cases.FILE_COUNTERS)
+    cases.register_file_counter("ecg", lambda case_id: 1)
+    cases.register_file_counter("dicom", lambda case_id: 1)
+    frozen = clock.FrozenClock(datetime(2026, 11, 20, tzinfo=UTC))
+    clock.use(frozen)
+    try:
+        built = activity.build_month(world, frozen)
+        frozen.set(datetime(2027, 1, 5, tzinfo=UTC))
+        yield built
+    finally:
+        clock.use(None)
+        cases.FILE_COUNTERS.clear()
+        cases.FILE_COUNTERS.update(previous)
+
+
+MONTH_ARGS = {"period": "month", "anchor": "2026-12-15"}
+
+
+def read_csv(response) -> list[list[str]]:
+    assert response.status_code == 200, response.data[:300]
+    assert response.mimetype == "text/csv"
+    return list(csv.reader(io.StringIO(response.data.decode("utf-8-sig"))))
+
+
+def test_page_and_csv_exports_carry_the_figures(world, month, client):
+    headers = factories.bearer(factories.token_for(world.user("admin")))
+    page = client.get("/admin/dashboard", query_string=MONTH_ARGS, headers=headers)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'data-testid="target-CARD"' in html and "below-target" in html
+    board = dashboard.dashboard(actor_of(world.user("admin")), activity.MONTH)
+    for name, table in dashboard_tables.all_tables(board).items():
+        rows = read_csv(
+            client.get(f"/admin/dashboard/{name}.csv", query_string=MONTH_ARGS, headers=headers)
+        )
+        assert rows == dashboard_tables.as_csv_rows(table), name
+    departments = read_csv(
+        client.get("/admin/dashboard/departments.csv", query_string=MONTH_ARGS, headers=headers)
+    )
+    header, body = departments[0], departments[1:]
+    by_name = {row[0]: dict(zip(header, row, strict=True)) for row in body}
+    card = by_name["Cardiology"]
+    assert card["meets_target"] == "no" and by_name["Internal Medicine"]["meets_target"] == "yes"
+    assert int(card["down_shared_seats"]) + int(card["shortfall_seats"]) == int(
+        card["required_seats"]
+    )
+
+
+def test_drill_downs_list_the_rows_behind_each_figure(world, month, client):
+    headers = factories.bearer(factories.token_for(world.user("admin")))
+    board = dashboard.dashboard(actor_of(world.user("admin")), activity.MONTH)
+    tables = dashboard_tables.all_tables(board)
+    checked = 0
+    for table in tables.values():
+        for row in table.rows:
+            for column in table.columns:
+                if column.drill is None:
+                    continue
+                what, extra = column.drill
+                params = {**MONTH_ARGS, **row.filters, **extra, "what": what}
+                if "first" in row.filters:
+                    params["period"] = "custom"
+                rows = read_csv(
+                    client.get("/admin/dashboard/drill.csv", query_string=params, headers=headers)
+                )
+                assert len(rows) - 1 == row.values[column.key], (table.name, column.key, row)
+                checked += 1
+    assert checked > 150
+    page = client.get(
+        "/admin/dashboard/drill",
+        query_string={**MONTH_ARGS, "what": "bookings", "status": "no_show"},
+        headers=headers,
+    )
+    assert page.status_code == 200 and "no_show" in page.get_data(as_text=True)
+
+
+def test_bad_dashboard_input_names_the_field(world, client):
+    headers = factories.bearer(factories.token_for(world.user("admin")))
+    for args, field in (
+        ({"period": "year"}, "period"),
+        ({"period": "custom", "first": "2026-12-01"}, "first"),
+        ({"period": "custom", "first": "2026-12-31", "last": "2026-12-01"}, "first"),
+        ({"anchor": "tomorrow"}, "anchor"),
+        ({"department_id": "x"}, "department_id"),
+        ({"department_id": "999"}, "department_id"),
+        ({"what": "slots"}, "what"),
+    ):
+        url = "/admin/dashboard/drill.csv" if "what" in args else "/admin/dashboard/trend.csv"
+        response = client.get(
+            url, query_string=args, headers={**headers, "Accept": "application/json"}
+        )
+        assert response.status_code in (404, 422), (args, response.status_code)
+        assert response.get_json()["error"]["field"] == field, args
+    assert client.get("/admin/dashboard/nothing.csv", headers=headers).status_code == 404
+
+
+def test_only_admins_see_the_dashboard(world, client):
+    # Its own test: the app fixture's app context (and so flask.g) outlives a request in
+    # the test client, so one test speaks as one user.
+    gp = factories.bearer(factories.token_for(world.user("gp_ts1")))
+    assert client.get("/admin/dashboard", headers=gp).status_code == 403
+    assert client.get("/admin/dashboard/departments.csv", headers=gp).status_code == 403
