@@ -170,6 +170,17 @@ def seed(seed_value: int = 20261123) -> list[Login]:
 
     _publish_demo_schedules(admin, specialists, members)
     _book_demo_slots(grassroots, patient_ids, rng)
+    # Past weeks for the dashboard, written through the models (the services refuse the
+    # past) and marked as demo history.
+    from telemed import demo_history
+
+    demo_history.seed_history(
+        admin=admin,
+        specialists=specialists,
+        grassroots=grassroots,
+        patient_ids=patient_ids,
+        rng=rng,
+    )
     return logins
 
 

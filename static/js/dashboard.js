@@ -21,9 +21,9 @@ draw("chart-share", {
   data: {
     labels: data.labels,
     datasets: [
-      { label: "Outpatient down-shared %", data: data.share.map(percent), borderColor: "#1f6feb" },
-      { label: "Target %", data: data.target.map(percent), borderColor: "#d1242f", borderDash: [6, 4] },
-      { label: "Beds down-shared %", data: data.bed_share.map(percent), borderColor: "#1a7f37" },
+      { label: data.series.share, data: data.share.map(percent), borderColor: "#1f6feb" },
+      { label: data.series.target, data: data.target.map(percent), borderColor: "#d1242f", borderDash: [6, 4] },
+      { label: data.series.bed_share, data: data.bed_share.map(percent), borderColor: "#1a7f37" },
     ],
   },
   options: { scales: { y: { beginAtZero: true, suggestedMax: 60 } } },
@@ -34,9 +34,9 @@ draw("chart-seats", {
   data: {
     labels: data.labels,
     datasets: [
-      { label: "Booked", data: data.booked, backgroundColor: "#1f6feb" },
-      { label: "Released", data: data.released, backgroundColor: "#bf8700" },
-      { label: "No-shows", data: data.no_shows, backgroundColor: "#d1242f" },
+      { label: data.series.booked, data: data.booked, backgroundColor: "#1f6feb" },
+      { label: data.series.released, data: data.released, backgroundColor: "#bf8700" },
+      { label: data.series.no_shows, data: data.no_shows, backgroundColor: "#d1242f" },
     ],
   },
 });
@@ -46,8 +46,8 @@ draw("chart-referrals", {
   data: {
     labels: data.labels,
     datasets: [
-      { label: "Up", data: data.referrals_up, backgroundColor: "#8250df" },
-      { label: "Down", data: data.referrals_down, backgroundColor: "#1a7f37" },
+      { label: data.series.up, data: data.referrals_up, backgroundColor: "#8250df" },
+      { label: data.series.down, data: data.referrals_down, backgroundColor: "#1a7f37" },
     ],
   },
 });
@@ -57,9 +57,9 @@ draw("chart-reads", {
   data: {
     labels: data.labels,
     datasets: [
-      { label: "Consults", data: data.consults, borderColor: "#8250df" },
-      { label: "ECG", data: data.ecg, borderColor: "#d1242f" },
-      { label: "Imaging", data: data.imaging, borderColor: "#1f6feb" },
+      { label: data.series.consults, data: data.consults, borderColor: "#8250df" },
+      { label: data.series.ecg, data: data.ecg, borderColor: "#d1242f" },
+      { label: data.series.imaging, data: data.imaging, borderColor: "#1f6feb" },
     ],
   },
 });

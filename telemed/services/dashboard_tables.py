@@ -62,8 +62,16 @@ def _share(value: Fraction | None) -> Fraction | None:
     return value
 
 
+def local_name(obj) -> str:
+    """An institution's or department's name in the reader's language."""
+    from flask_babel import get_locale
+
+    english = str(get_locale() or "").startswith("en")
+    return obj.name_en if english and getattr(obj, "name_en", None) else obj.name
+
+
 def _name(obj) -> str:
-    return obj.name if obj is not None else str(_l("All departments"))
+    return local_name(obj) if obj is not None else str(_l("All departments"))
 
 
 SEATS = "seats"
@@ -261,7 +269,7 @@ def institutions_table(board: Dashboard) -> Table:
     rows = [
         Row(
             {
-                "institution": row.institution.name,
+                "institution": local_name(row.institution),
                 "kind": row.institution.kind.value,
                 "booked_by_grassroots": row.booked,
                 "no_shows": row.no_shows,

@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from flask import Blueprint, Response, render_template, request, url_for
+from flask_babel import gettext as _
 
 from telemed import clock
 from telemed.domain.figures import Period, parse_period
@@ -105,6 +106,19 @@ def _chart_data(board: dashboard.Dashboard) -> dict[str, Any]:
     trend = board.trend
     reads = [p.reads for p in trend]
     return {
+        "series": {
+            "share": _("Outpatient down-shared %"),
+            "target": _("Target %"),
+            "bed_share": _("Beds down-shared %"),
+            "booked": _("Booked"),
+            "released": _("Released"),
+            "no_shows": _("No-shows"),
+            "up": _("Up"),
+            "down": _("Down"),
+            "consults": _("Consults"),
+            "ecg": _("ECG"),
+            "imaging": _("Imaging"),
+        },
         "labels": [p.bucket.label() for p in trend],
         "share": [share(p.seats.outpatient.share) for p in trend],
         "target": [share(p.seats.outpatient.target) for p in trend],
@@ -146,6 +160,7 @@ def index():
         chart_data=_chart_data(board),
         drill_url=drill_url,
         fmt=dashboard_tables.fmt,
+        local_name=dashboard_tables.local_name,
     )
 
 
