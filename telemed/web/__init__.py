@@ -21,9 +21,12 @@ def init_app(app: Flask) -> None:
     from telemed.web.pages.booking import bp as booking_bp
     from telemed.web.pages.dashboard import bp as dashboard_bp
     from telemed.web.pages.home import bp as home_bp
+    from telemed.web.pages.referrals import bp as referrals_bp
     from telemed.web.pages.schedules import bp as schedules_bp
 
-    for blueprint in (auth_bp, home_bp, booking_bp, schedules_bp, admin_bp, fhir_bp, dashboard_bp):
+    for blueprint in (auth_bp, home_bp, booking_bp, schedules_bp, admin_bp, fhir_bp):
+        app.register_blueprint(blueprint)
+    for blueprint in (dashboard_bp, referrals_bp):
         app.register_blueprint(blueprint)
     init_api(app)
 

@@ -1,0 +1,166 @@
+"""Two-way referrals as FHIR R4 ServiceRequest, read at
+``/fhir/ServiceRequest/referral-<id>``.
+
+Referrals have an id space of their own: ``referral-<id>``, so they never collide with
+the ServiceRequests that cases (consult and read requests) are published as. They carry
+the category "Patient referral" (SNOMED CT 3457005) and the direction as a second coding
+of the category and as a meta tag (``urn:telemed:referral-direction`` ``up``/``down``);
+the telemed state (requested … followed_up) is a meta tag too
+(``urn:telemed:referral-status``), since R4 ServiceRequest.status is coarser. A green
+channel referral has priority ``urgent`` and the tag ``urn:telemed:green-channel|true``.
+A downward referral points at the upward one that brought the patient with ``basedOn``.
+Attached cases and reports are referenced by identifier (``urn:telemed:case``,
+``urn:telemed:report``); organizations and practitioners by institution and user id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify
+from flask_login import login_required
+
+from telemed.domain.referral_states import Direction, ReferralStatus
+from telemed.models.referrals import Referral
+from telemed.services import referrals
+from telemed.web.fhir import bp
+from telemed.web.security import current_actor
+
+FHIR_JSON = "application/fhir+json"
+DIRECTION_SYSTEM = "urn:telemed:referral-direction"
+STATUS_SYSTEM = "urn:telemed:referral-status"
+GREEN_SYSTEM = "urn:telemed:green-channel"
+SNOMED = "http://snomed.info/sct"
+
+FHIR_STATUS = {
+    ReferralStatus.REQUESTED: "active",
+    ReferralStatus.ACCEPTED: "active",
+    ReferralStatus.SCHEDULED: "active",
+    ReferralStatus.DECLINED: "revoked",
+    ReferralStatus.CANCELLED: "revoked",
+    ReferralStatus.COMPLETED: "completed",
+    ReferralStatus.FOLLOWED_UP: "completed",
+}
+DIRECTION_DISPLAY = {Direction.UP: "Upward referral", Direction.DOWN: "Downward referral"}
+
+
+def fhir_id(referral_id: int) -> str:
+    return f"referral-{referral_id}"
+
+
+def _instant(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def service_request(referral: Referral) -> dict[str, Any]:
+    lead = referral.department.institution
+    up = referral.direction is Direction.UP
+    tags = [
+        {
+            "system": DIRECTION_SYSTEM,
+            "code": referral.direction.value,
+            "display": DIRECTION_DISPLAY[referral.direction],
+        },
+        {"system": STATUS_SYSTEM, "code": referral.status.value},
+    ]
+    if referral.green_channel:
+        tags.append({"system": GREEN_SYSTEM, "code": "true", "display": "Green channel"})
+    department = {
+        "reference": f"Organization/{lead.id}",
+        "display": f"{lead.name} / {referral.department.name}",
+    }
+    member = {
+        "reference": f"Organization/{referral.member_institution_id}",
+        "display": referral.member_institution.name,
+    }
+    performers = [department] if up else [member]
+    if not up and referral.member_doctor_id is not None:
+        performers.append(
+            {
+                "reference": f"Practitioner/{referral.member_doctor_id}",
+                "display": referral.member_doctor.display_name,
+            }
+        )
+    resource: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "id": fhir_id(referral.id),
+        "meta": {"tag": tags, "lastUpdated": _instant(referral.updated_at or referral.created_at)},
+        "identifier": [{"system": "urn:telemed:referral", "value": str(referral.id)}],
+        "status": FHIR_STATUS[referral.status],
+        "intent": "order",
+        "category": [
+            {
+                "coding": [
+                    {"system": SNOMED, "code": "3457005", "display": "Patient referral"},
+                    {
+                        "system": DIRECTION_SYSTEM,
+                        "code": referral.direction.value,
+                        "display": DIRECTION_DISPLAY[referral.direction],
+                    },
+                ]
+            }
+        ],
+        "priority": "urgent" if referral.green_channel else "routine",
+        "code": {
+            "coding": [{"system": SNOMED, "code": "3457005", "display": "Patient referral"}],
+            "text": f"{DIRECTION_DISPLAY[referral.direction]}: {referral.department.name}",
+        },
+        "subject": {
+            "reference": f"Patient/{referral.patient_id}",
+            "display": referral.patient.name,
+        },
+        "authoredOn": _instant(referral.created_at),
+        "requester": {
+            "reference": f"Practitioner/{referral.requested_by_id}",
+            "display": referral.requested_by.display_name,
+        },
+        "performer": performers,
+        "reasonCode": [{"text": referral.reason}],
+    }
+    if referral.parent_id is not None:
+        resource["basedOn"] = [{"reference": f"ServiceRequest/{fhir_id(referral.parent_id)}"}]
+    if referral.next_visit_date is not None:
+        resource["occurrenceDateTime"] = referral.next_visit_date.isoformat()
+    elif referral.booking is not None:
+        resource["occurrencePeriod"] = {
+            "start": _instant(referral.booking.starts_at),
+            "end": _instant(referral.booking.ends_at),
+        }
+    notes = []
+    if referral.follow_up_plan:
+        notes.append({"text": f"Follow-up plan: {referral.follow_up_plan}"})
+    if referral.closing_reason:
+        notes.append({"text": f"Closed: {referral.closing_reason}"})
+    if notes:
+        resource["note"] = notes
+    supporting = []
+    for attachment in referral.attachments:
+        if attachment.report_id is not None:
+            supporting.append(
+                {
+                    "identifier": {
+                        "system": "urn:telemed:report",
+                        "value": str(attachment.report_id),
+                    },
+                    "display": f"Signed report {attachment.report_id} of case {attachment.case_id}",
+                }
+            )
+        elif attachment.case_id is not None:
+            supporting.append(
+                {
+                    "identifier": {"system": "urn:telemed:case", "value": str(attachment.case_id)},
+                    "display": f"Case {attachment.case_id}",
+                }
+            )
+    if supporting:
+        resource["supportingInfo"] = supporting
+    return resource
+
+
+@bp.route("/ServiceRequest/referral-<int:referral_id>")
+@login_required
+def referral_request(referral_id: int):
+    referral = referrals.read_referral(current_actor(), referral_id)
+    response = jsonify(service_request(referral))
+    response.mimetype = FHIR_JSON
+    return response
