@@ -46,6 +46,7 @@ class Measurements:
     start_s: float = 0.0
     duration_s: float = 0.0
     beats: int = 0
+    quality: str | None = None  # NeuroKit2's Zhao 2018 class: Excellent, Barely acceptable, ...
     is_machine_measurement: bool = True
     method: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -143,7 +144,17 @@ def measure(
                 **base, notes=(_("R waves not found (%(e)s)", e=type(error).__name__),)
             )
         waves: dict = {}
+        quality = None
         if len(peaks) >= 3:
+            try:
+                quality = str(
+                    nk.ecg_quality(cleaned, rpeaks=peaks, sampling_rate=rate, method="zhao2018")
+                )
+            except Exception:
+                quality = "Unacceptable"
+        if quality == "Unacceptable":
+            peaks = peaks[:0]
+        elif len(peaks) >= 3:
             try:
                 _delineated, waves = nk.ecg_delineate(
                     cleaned, peaks, sampling_rate=rate, method="dwt"
@@ -152,6 +163,10 @@ def measure(
                 notes.append(_("waves not delineated (%(e)s)", e=type(error).__name__))
     notes.extend(sorted({str(w.message)[:160] for w in caught}))
 
+    if quality == "Unacceptable":
+        return Measurements(
+            **base, quality=quality, notes=(*notes, _("signal quality too poor to measure"))
+        )
     if len(peaks) < 3:
         return Measurements(**base, beats=len(peaks), notes=(*notes, _("fewer than 3 beats found")))
     rr = _plausible("rr", float(np.mean(np.diff(peaks))) / rate * 1000.0)
@@ -173,6 +188,7 @@ def measure(
         qtc_bazett_ms=_whole(bazett),
         qtc_fridericia_ms=_whole(fridericia),
         beats=len(peaks),
+        quality=quality,
         notes=tuple(notes),
         **base,
     )

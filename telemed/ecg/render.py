@@ -94,7 +94,8 @@ def _reduce(values: np.ndarray, bin_size: int) -> tuple[np.ndarray, np.ndarray]:
     index = np.empty(bins * 2, dtype=np.int64)
     index[0::2] = first + offsets
     index[1::2] = second + offsets
-    index = np.concatenate([index, np.arange(bins * bin_size, count)])
+    # keep the first and last samples so that strips meet their neighbours
+    index = np.concatenate([[0], index, np.arange(bins * bin_size, count), [count - 1]])
     keep = np.ones(len(index), dtype=bool)
     keep[1:] = np.diff(index) != 0
     index = index[keep]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -174,14 +175,17 @@ def read_csv(
         with path.open(encoding="utf-8-sig", errors="strict", newline="") as stream:
             for _skip in range(preamble.header_line):
                 stream.readline()
-            data = np.loadtxt(
-                stream,
-                delimiter=preamble.delimiter,
-                comments="#",
-                dtype=np.float64,
-                ndmin=2,
-                max_rows=max_rows + 1,
-            )
+            with warnings.catch_warnings():
+                # an empty body is refused below, with its reason
+                warnings.filterwarnings("ignore", "loadtxt: input contained no data")
+                data = np.loadtxt(
+                    stream,
+                    delimiter=preamble.delimiter,
+                    comments="#",
+                    dtype=np.float64,
+                    ndmin=2,
+                    max_rows=max_rows + 1,
+                )
     except UnicodeDecodeError:
         raise EcgFileError(name, _("CSV: the file is not UTF-8 text")) from None
     except ValueError:
@@ -195,10 +199,10 @@ def read_csv(
     if not np.isfinite(data).all():
         raise _locate_bad_cell(name, path, preamble, columns)
 
-    warnings: list[str] = []
+    notes: list[str] = []
     leads = data[:, lead_columns]
     if factor == 1.0 and 0 < np.abs(leads).max() < 20:
-        warnings.append(_("the values look like millivolts; declare '# units=mV' if they are"))
+        notes.append(_("the values look like millivolts; declare '# units=mV' if they are"))
     channels = [
         (header[column], (data[:, column] * factor).astype(np.float32)) for column in lead_columns
     ]
@@ -206,4 +210,4 @@ def read_csv(
         id=preamble.settings.get("patient_id") or None,
         name=preamble.settings.get("patient_name") or None,
     )
-    return build_signal(channels, rate, "csv", patient=patient, warnings=warnings)
+    return build_signal(channels, rate, "csv", patient=patient, warnings=notes)
