@@ -98,6 +98,43 @@ def _occupied(seat_id_column):
 # -- searching ---------------------------------------------------------------------------
 
 
+def slot_search_query(
+    actor: Actor,
+    pool: Pool,
+    *,
+    starts_from: datetime,
+    starts_before: datetime,
+    department_id: int | None = None,
+    specialist_id: int | None = None,
+    service_type: ServiceType | None = None,
+    only_available: bool = True,
+):
+    """Open slots in a time window with the caller's eligible seats counted, as rows of
+    (Slot, seats, free). The slot filters narrow the rows before any seat is counted."""
+    free = func.sum(case((_occupied(SlotSeat.id), 0), else_=1))
+    query = (
+        scopes.slots_visible_to(actor)
+        .join(SlotSeat, SlotSeat.slot_id == Slot.id)
+        .add_columns(func.count(SlotSeat.id).label("seats"), free.label("free"))
+        .where(
+            Slot.starts_at >= starts_from,
+            Slot.starts_at < starts_before,
+            Slot.status == SlotStatus.OPEN,
+            _eligible_seat(actor, pool),
+        )
+        .group_by(Slot.id)
+    )
+    if department_id is not None:
+        query = query.where(Slot.department_id == department_id)
+    if specialist_id is not None:
+        query = query.where(Slot.specialist_id == specialist_id)
+    if service_type is not None:
+        query = query.where(Slot.service_type == service_type)
+    if only_available:
+        query = query.having(free > 0)
+    return query
+
+
 def search_slots(
     actor: Actor,
     *,
@@ -118,33 +155,16 @@ def search_slots(
         raise InvalidInput(f"search at most {MAX_SEARCH_DAYS} days at a time", field="date_to")
     zone = _zone()
     now = clock.now()
-    start = max(datetime.combine(date_from, time.min, zone), now)
-    end = datetime.combine(date_to + timedelta(days=1), time.min, zone)
-    eligible = _eligible_seat(actor, pool)
-    seat_counts = (
-        select(
-            SlotSeat.slot_id.label("slot_id"),
-            func.count().label("seats"),
-            func.sum(case((_occupied(SlotSeat.id), 0), else_=1)).label("free"),
-        )
-        .where(eligible)
-        .group_by(SlotSeat.slot_id)
-        .subquery()
+    query = slot_search_query(
+        actor,
+        pool,
+        starts_from=max(datetime.combine(date_from, time.min, zone), now),
+        starts_before=datetime.combine(date_to + timedelta(days=1), time.min, zone),
+        department_id=department_id,
+        specialist_id=specialist_id,
+        service_type=service_type,
+        only_available=only_available,
     )
-    query = (
-        scopes.slots_visible_to(actor)
-        .join(seat_counts, seat_counts.c.slot_id == Slot.id)
-        .add_columns(seat_counts.c.seats, seat_counts.c.free)
-        .where(Slot.starts_at >= start, Slot.starts_at < end, Slot.status == SlotStatus.OPEN)
-    )
-    if department_id is not None:
-        query = query.where(Slot.department_id == department_id)
-    if specialist_id is not None:
-        query = query.where(Slot.specialist_id == specialist_id)
-    if service_type is not None:
-        query = query.where(Slot.service_type == service_type)
-    if only_available:
-        query = query.where(seat_counts.c.free > 0)
     total = db.session.execute(
         select(func.count()).select_from(query.order_by(None).subquery())
     ).scalar_one()
