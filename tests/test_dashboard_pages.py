@@ -65,6 +65,22 @@ def test_page_and_csv_exports_carry_the_figures(world, month, client):
     )
 
 
+def test_json_api_returns_the_same_tables(world, month, client):
+    headers = factories.bearer(factories.token_for(world.user("admin")))
+    response = client.get("/api/dashboard", query_string=MONTH_ARGS, headers=headers)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["period"] == {"first": "2026-12-01", "last": "2026-12-31"}
+    board = dashboard.dashboard(actor_of(world.user("admin")), activity.MONTH)
+    for name, table in dashboard_tables.all_tables(board).items():
+        rows = dashboard_tables.as_csv_rows(table)
+        got = body["tables"][name]
+        assert [c["key"] for c in got["columns"]] == rows[0]
+        assert [[r["values"][k] for k in rows[0]] for r in got["rows"]] == rows[1:], name
+    spec = client.get("/api/openapi.json").get_json()
+    assert "/api/dashboard" in spec["paths"] and "/api/referrals/up" in spec["paths"]
+
+
 def test_drill_downs_list_the_rows_behind_each_figure(world, month, client):
     headers = factories.bearer(factories.token_for(world.user("admin")))
     board = dashboard.dashboard(actor_of(world.user("admin")), activity.MONTH)

@@ -83,10 +83,19 @@ def init_api(app: Flask) -> None:
     )
     from telemed.web.api import beds as beds_api
     from telemed.web.api import bookings, patients, reference, schedules
+    from telemed.web.api import dashboard as dashboard_api
     from telemed.web.api import referrals as referrals_api
 
     app.before_request(require_json_body)
-    for module in (reference, patients, schedules, bookings, beds_api, referrals_api):
+    for module in (
+        reference,
+        patients,
+        schedules,
+        bookings,
+        beds_api,
+        referrals_api,
+        dashboard_api,
+    ):
         api.register_blueprint(module.blp)
 
 
