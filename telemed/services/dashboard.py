@@ -35,7 +35,6 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import (
     Integer,
-    and_,
     case,
     cast,
     extract,
@@ -44,7 +43,6 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-    union_all,
 )
 
 from telemed.db import UTCDateTime
@@ -246,19 +244,34 @@ def cuts_of(period: Period, buckets: list[Period], policies: PolicyBook) -> list
     return result
 
 
-def cuts_table(cuts: list[Cut]):
-    """The cuts as a derived table (idx, lo, hi) that both databases can join on."""
-    rows = [
-        select(
-            literal_column(str(cut.index), Integer).label("idx"),
-            literal(cut.start, UTCDateTime).label("lo"),
-            literal(cut.end, UTCDateTime).label("hi"),
-        )
-        for cut in cuts
-    ]
-    if len(rows) == 1:
-        return rows[0].subquery("cuts")
-    return union_all(*rows).subquery("cuts")
+def cut_of(column, cuts: list[Cut]):
+    """The index of the cut a timestamp falls in, as a CASE over the cut ends.
+
+    Queries filter on the whole period with a plain range (which the planner estimates
+    well and serves from an index) and group by this expression.
+    """
+    if len(cuts) == 1:
+        return literal_column(str(cuts[0].index), Integer)
+    return case(
+        *[(column < literal(cut.end, UTCDateTime), cut.index) for cut in cuts[:-1]],
+        else_=cuts[-1].index,
+    )
+
+
+def bucket_of(column, cuts: list[Cut]):
+    """The trend bucket a timestamp falls in, the same way."""
+    ends: list[tuple[datetime, int]] = []
+    for cut in cuts:
+        if ends and ends[-1][1] == cut.bucket:
+            ends[-1] = (cut.end, cut.bucket)
+        else:
+            ends.append((cut.end, cut.bucket))
+    if len(ends) == 1:
+        return literal_column(str(ends[0][1]), Integer)
+    return case(
+        *[(column < literal(end, UTCDateTime), bucket) for end, bucket in ends[:-1]],
+        else_=ends[-1][1],
+    )
 
 
 def seconds_between(later, earlier):
@@ -400,48 +413,49 @@ class Context:
         self.policies = PolicyBook(self.department_ids, self.end)
         self.cuts = cuts_of(scope.period, self.buckets, self.policies)
         self.cut_by_index = {cut.index: cut for cut in self.cuts}
+        self.bucket_by_day = {
+            day: index for index, bucket in enumerate(self.buckets) for day in bucket.each_day()
+        }
 
     def bucket_of_day(self, day: date) -> int:
-        for index, bucket in enumerate(self.buckets):
-            if bucket.first <= day <= bucket.last:
-                return index
-        raise ValueError(day)
-
-    def bucket_of_instant(self, at: datetime) -> int:
-        return self.bucket_of_day(at.astimezone(_zone()).date())
+        return self.bucket_by_day[day]
 
 
 def seat_rows(ctx: Context):
     """Seats per department, service type and cut."""
-    cuts = cuts_table(ctx.cuts)
+    cut = cut_of(Slot.starts_at, ctx.cuts).label("idx")
     down = or_(SlotSeat.pool == Pool.DOWN_SHARED, SlotSeat.released_at.is_not(None))
     return (
         select(
             Slot.department_id,
             Slot.service_type,
-            cuts.c.idx,
+            cut,
             func.count(SlotSeat.id).label("published"),
             func.sum(case((down, 1), else_=0)).label("down_shared"),
             func.sum(case((SlotSeat.released_at.is_not(None), 1), else_=0)).label("released"),
             func.sum(case((SlotSeat.green_channel.is_(True), 1), else_=0)).label("green"),
         )
-        .select_from(cuts)
-        .join(Slot, and_(Slot.starts_at >= cuts.c.lo, Slot.starts_at < cuts.c.hi))
+        .select_from(Slot)
         .join(SlotSeat, SlotSeat.slot_id == Slot.id)
-        .where(Slot.status == SlotStatus.OPEN, Slot.department_id.in_(ctx.department_ids))
-        .group_by(Slot.department_id, Slot.service_type, cuts.c.idx)
+        .where(
+            Slot.starts_at >= ctx.start,
+            Slot.starts_at < ctx.end,
+            Slot.status == SlotStatus.OPEN,
+            Slot.department_id.in_(ctx.department_ids),
+        )
+        .group_by(Slot.department_id, Slot.service_type, cut)
     )
 
 
 def booking_rows(ctx: Context):
     """Down-shared bookings per department, service type, institution and cut."""
-    cuts = cuts_table(ctx.cuts)
+    cut = cut_of(Booking.starts_at, ctx.cuts).label("idx")
     return (
         select(
             Slot.department_id,
             Slot.service_type,
             Booking.institution_id,
-            cuts.c.idx,
+            cut,
             func.sum(case((Booking.status.in_(USED_STATUSES), 1), else_=0)).label("booked"),
             func.sum(case((Booking.status.in_(ATTENDED_STATUSES), 1), else_=0)).label("attended"),
             func.sum(case((Booking.status == BookingStatus.NO_SHOW, 1), else_=0)).label("no_shows"),
@@ -449,15 +463,16 @@ def booking_rows(ctx: Context):
                 "cancelled"
             ),
         )
-        .select_from(cuts)
-        .join(Booking, and_(Booking.starts_at >= cuts.c.lo, Booking.starts_at < cuts.c.hi))
+        .select_from(Booking)
         .join(Slot, Slot.id == Booking.slot_id)
         .where(
+            Booking.starts_at >= ctx.start,
+            Booking.starts_at < ctx.end,
             Booking.pool == Pool.DOWN_SHARED,
             Slot.department_id.in_(ctx.department_ids),
             Booking.institution_id.in_(ctx.institution_ids),
         )
-        .group_by(Slot.department_id, Slot.service_type, Booking.institution_id, cuts.c.idx)
+        .group_by(Slot.department_id, Slot.service_type, Booking.institution_id, cut)
     )
 
 
@@ -534,25 +549,35 @@ def bed_section(
         .order_by(BedInventory.valid_from, BedInventory.id)
     ).scalars():
         inventory[row.department_id].append(row)
+    # Count the days that share an inventory version, a bed share and a trend bucket, so
+    # the exact fractions are multiplied once per run of days, not added day by day.
+    midnights = [local_midnight(day) for day in days]
     for dept_id, versions in inventory.items():
-        for day in days:
-            in_force = None
-            for version in versions:
-                if version.valid_from <= day:
-                    in_force = version
-            if in_force is None:
+        runs: dict[tuple[int, int, int, int], int] = defaultdict(int)
+        policies = ctx.policies.versions.get(dept_id, [])
+        version_at = policy_at = -1
+        for index, day in enumerate(days):
+            while version_at + 1 < len(versions) and versions[version_at + 1].valid_from <= day:
+                version_at += 1
+            while (
+                policy_at + 1 < len(policies)
+                and policies[policy_at + 1].valid_from <= midnights[index]
+            ):
+                policy_at += 1
+            if version_at < 0:
                 continue
-            share = ctx.policies.in_force(dept_id, local_midnight(day)).beds
-            part = ShareAgainstTarget(
-                in_force.total_beds,
-                in_force.down_shared_beds,
-                share * in_force.total_beds,
-            )
-            for figures in (rows[dept_id].beds, trend[ctx.bucket_of_day(day)].beds):
-                figures.bed_nights = figures.bed_nights + part
+            in_force = versions[version_at]
+            runs[
+                (in_force.total_beds, in_force.down_shared_beds, ctx.bucket_by_day[day], policy_at)
+            ] += 1
             if day == period.last:
                 rows[dept_id].beds.total_beds_last_day = in_force.total_beds
                 rows[dept_id].beds.down_shared_beds_last_day = in_force.down_shared_beds
+        for (total, shared, bucket, policy_at), count in runs.items():
+            share = policies[policy_at].beds if policy_at >= 0 else DEFAULT_BED_SHARE
+            part = ShareAgainstTarget(total * count, shared * count, share * total * count)
+            for figures in (rows[dept_id].beds, trend[bucket].beds):
+                figures.bed_nights = figures.bed_nights + part
     nights = db.session.execute(
         select(BedDay.department_id, Admission.institution_id, BedDay.day, func.count())
         .join(Admission, Admission.id == BedDay.admission_id)
@@ -593,7 +618,7 @@ def bed_section(
 
 
 def referral_rows(ctx: Context):
-    cuts = cuts_table(ctx.cuts)
+    cut = cut_of(Referral.created_at, ctx.cuts).label("idx")
 
     def reached(column):
         return func.sum(case((column.is_not(None), 1), else_=0))
@@ -603,7 +628,7 @@ def referral_rows(ctx: Context):
             Referral.direction,
             Referral.department_id,
             Referral.member_institution_id,
-            cuts.c.idx,
+            cut,
             func.count().label("opened"),
             func.sum(case((Referral.green_channel.is_(True), 1), else_=0)).label("green"),
             reached(Referral.accepted_at).label("accepted"),
@@ -624,15 +649,13 @@ def referral_rows(ctx: Context):
             reached(Referral.completed_at).label("completed"),
             reached(Referral.followed_up_at).label("followed_up"),
         )
-        .select_from(cuts)
-        .join(Referral, and_(Referral.created_at >= cuts.c.lo, Referral.created_at < cuts.c.hi))
         .where(
+            Referral.created_at >= ctx.start,
+            Referral.created_at < ctx.end,
             Referral.department_id.in_(ctx.department_ids),
             Referral.member_institution_id.in_(ctx.institution_ids),
         )
-        .group_by(
-            Referral.direction, Referral.department_id, Referral.member_institution_id, cuts.c.idx
-        )
+        .group_by(Referral.direction, Referral.department_id, Referral.member_institution_id, cut)
     )
 
 
@@ -669,24 +692,24 @@ def referral_section(
 
 def read_rows(ctx: Context):
     """Consults and reads per kind, institution and cut: how many, how many reported."""
-    cuts = cuts_table(ctx.cuts)
+    cut = cut_of(Case.submitted_at, ctx.cuts).label("idx")
     return (
         select(
             Case.kind,
             Case.institution_id,
-            cuts.c.idx,
+            cut,
             func.count().label("submitted"),
             func.sum(case((Case.reported_at.is_not(None), 1), else_=0)).label("reported"),
         )
-        .select_from(cuts)
-        .join(Case, and_(Case.submitted_at >= cuts.c.lo, Case.submitted_at < cuts.c.hi))
         .where(*_case_filters(ctx))
-        .group_by(Case.kind, Case.institution_id, cuts.c.idx)
+        .group_by(Case.kind, Case.institution_id, cut)
     )
 
 
 def _case_filters(ctx: Context):
     return (
+        Case.submitted_at >= ctx.start,
+        Case.submitted_at < ctx.end,
         Case.kind.in_(READ_KINDS),
         Case.target_department_id.in_(ctx.department_ids),
         Case.institution_id.in_(ctx.institution_ids),
@@ -696,16 +719,12 @@ def _case_filters(ctx: Context):
 def turnaround_rows(ctx: Context):
     """Median and 90th-percentile turnaround per kind, overall (bucket -1) and per trend
     bucket, by nearest rank with window functions: only the ranked rows come back."""
-    cuts = cuts_table(ctx.cuts)
-    bucket_of_cut = case(*[(cuts.c.idx == cut.index, cut.bucket) for cut in ctx.cuts], else_=-1)
     durations = (
         select(
             Case.kind.label("kind"),
-            bucket_of_cut.label("bucket"),
+            bucket_of(Case.submitted_at, ctx.cuts).label("bucket"),
             seconds_between(Case.reported_at, Case.submitted_at).label("secs"),
         )
-        .select_from(cuts)
-        .join(Case, and_(Case.submitted_at >= cuts.c.lo, Case.submitted_at < cuts.c.hi))
         .where(*_case_filters(ctx), Case.reported_at.is_not(None))
         .subquery("durations")
     )
