@@ -492,7 +492,7 @@ def _referrals_and_beds(
         admit_on = date(YEAR, 1, 1) + timedelta(days=rng.randrange(0, 360))
         stay = rng.randrange(2, 8)
         days = [admit_on + timedelta(days=k) for k in range(stay)]
-        cap = min(max(s for f, s in capacity[department] if f <= d) for d in days)
+        cap = min([s for f, s in sorted(capacity[department]) if f <= d][-1] for d in days)
         bed = next(
             (
                 b
