@@ -16,7 +16,6 @@ from telemed.errors import InvalidInput, NotFound
 from telemed.i18n import consortium_zone
 from telemed.models.consortium import Role
 from telemed.services import dashboard, dashboard_drill, dashboard_tables
-from telemed.services.beds import bed_departments
 from telemed.web.security import current_actor, roles_required
 
 bp = Blueprint("dashboard", __name__, url_prefix="/admin/dashboard")
@@ -155,7 +154,6 @@ def index():
         filters=filters,
         args=args,
         departments=all_departments,
-        bed_departments={d.id for d in bed_departments(actor)},
         members=all_members,
         chart_data=_chart_data(board),
         drill_url=drill_url,
