@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from fhir.resources.R4B import get_fhir_model_class
 
+from telemed.extensions import db
 from tests import factories
 
 FHIR_JSON = "application/fhir+json"
@@ -37,14 +38,26 @@ def headers(token: str, **extra: str) -> dict[str, str]:
 
 
 class FhirClient:
-    """The Flask test client speaking FHIR as one user."""
+    """The Flask test client speaking FHIR as one user.
+
+    Each request runs in an application context of its own, as it does in a server: the
+    ``app`` fixture keeps one context open for the whole test, and without a fresh one
+    ``g`` (the signed-in user, the actor) and the database session would carry over from
+    one request to the next. The test's own transaction is committed first so that it
+    holds no lock the request would wait for.
+    """
 
     def __init__(self, client, token: str) -> None:
         self.client = client
         self.token = token
 
+    def open(self, path: str, **kwargs):
+        db.session.commit()
+        with self.client.application.app_context():
+            return self.client.open(path, **kwargs)
+
     def get(self, path: str, *, query=None, **extra_headers):
-        return self.client.get(
+        return self.open(
             f"/fhir/{path}", query_string=query, headers=headers(self.token, **extra_headers)
         )
 
@@ -62,7 +75,7 @@ class FhirClient:
         import json
 
         data = body if isinstance(body, (str, bytes)) else json.dumps(body)
-        return self.client.open(
+        return self.open(
             f"/fhir/{path}",
             method=method,
             data=data,
