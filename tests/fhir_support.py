@@ -111,3 +111,23 @@ def link(bundle: dict[str, Any], relation: str) -> str | None:
 
 def fhir_client(client, user) -> FhirClient:
     return FhirClient(client, factories.token_for(user))
+
+
+def slot_ids(schedule_id: int) -> list[int]:
+    from sqlalchemy import select
+
+    from telemed.models.scheduling import Slot
+
+    query = select(Slot.id).where(Slot.schedule_id == schedule_id).order_by(Slot.starts_at)
+    return list(db.session.execute(query).scalars())
+
+
+def appointment(slot: str, patient_id: int, **extra: Any) -> dict[str, Any]:
+    """The body of a booking request: one Slot reference and one Patient participant."""
+    return {
+        "resourceType": "Appointment",
+        "status": "booked",
+        "slot": [{"reference": slot}],
+        "participant": [{"actor": {"reference": f"Patient/{patient_id}"}, "status": "accepted"}],
+        **extra,
+    }

@@ -5,15 +5,14 @@ from __future__ import annotations
 from datetime import datetime, time
 
 import pytest
-from sqlalchemy import select
 
 from telemed.extensions import db
 from telemed.models.consortium import Consortium, Institution, InstitutionKind, Role
-from telemed.models.scheduling import ServiceType, Slot
+from telemed.models.scheduling import ServiceType
 from telemed.services import booking, publishing
 from telemed.services.context import actor_of
 from tests import factories
-from tests.fhir_support import fhir_client, ids, link, outcome, resources, validated
+from tests.fhir_support import fhir_client, ids, link, outcome, resources, slot_ids, validated
 
 ZONE = factories.ZONE
 POOL = "urn:telemed:pool"
@@ -22,11 +21,6 @@ POOL = "urn:telemed:pool"
 def local(day: int, hour: int, minute: int = 0) -> datetime:
     """2026-11-<day> hh:mm in Shanghai (the frozen clock starts Mon 23rd, 08:00 there)."""
     return datetime(2026, 11, day, hour, minute, tzinfo=ZONE)
-
-
-def slot_ids(schedule_id: int) -> list[int]:
-    query = select(Slot.id).where(Slot.schedule_id == schedule_id).order_by(Slot.starts_at)
-    return list(db.session.execute(query).scalars())
 
 
 def extension(resource, url):

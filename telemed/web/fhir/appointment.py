@@ -369,6 +369,8 @@ def patch_appointment(resource_id: str):
     for index, raw in enumerate(operations):
         operation = Element(raw, f"patch[{index}]")
         kind = operation.require("op").string()
+        if kind not in ("replace", "add", "test"):
+            raise invalid(f"{operation.path}.op", f"{kind!r} is not supported; use replace")
         target = operation.require("path").string()
         if target not in PATCHABLE:
             raise invalid(
@@ -385,8 +387,6 @@ def patch_appointment(resource_id: str):
                     f"not {value.value!r}",
                     field="Appointment.status",
                 )
-        elif kind not in ("replace", "add"):
-            raise invalid(f"{operation.path}.op", f"{kind!r} is not supported; use replace")
         elif target == "/status":
             status = Element(value.value, "Appointment.status")
         elif target == "/cancelationReason":
