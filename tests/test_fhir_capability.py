@@ -7,7 +7,7 @@ import pytest
 from telemed.extensions import db
 from telemed.services import accounts
 from telemed.web.fhir.registry import definitions
-from tests.fhir_support import fhir_client, outcome, validated
+from tests.fhir_support import FhirClient, fhir_client, outcome, validated
 
 EXPECTED = {
     "Organization": {"read", "search-type"},
@@ -84,8 +84,19 @@ def test_everything_but_metadata_needs_a_user(world, client, path):
 
 
 def test_a_revoked_or_unknown_token_is_refused(world, client):
-    response = client.get("/fhir/Patient", headers={"Authorization": "Bearer tmd_nonsense"})
-    outcome(response, 401)
+    outcome(FhirClient(client, "tmd_nonsense").get("Patient"), 401)
+    token_row, token = accounts.create_api_token(world.user("gp_ts1"), "tests")
+    db.session.commit()
+    assert FhirClient(client, token).search("Patient")["total"] == 3
+    accounts.revoke_api_token(token_row.id)
+    db.session.commit()
+    outcome(FhirClient(client, token).get("Patient"), 401)
+
+
+def test_a_write_without_any_credentials_is_401_not_a_csrf_refusal(world, client):
+    body = {"resourceType": "Patient", "name": [{"text": "Nobody"}]}
+    response = client.post("/fhir/Patient", json=body)
+    assert outcome(response, 401)["code"] == "login"
 
 
 def _sign_in(client, user) -> None:
