@@ -163,26 +163,15 @@ def slot_availability(
     if not pools:
         return 0, []
     now = clock.now()
-    seat_counts = (
-        select(
-            SlotSeat.slot_id.label("slot_id"),
-            SlotSeat.pool.label("pool"),
-            func.count().label("seats"),
-            func.sum(case((_occupied(SlotSeat.id), 0), else_=1)).label("free"),
-        )
-        .where(_seat_counted_for(actor, pools))
-        .group_by(SlotSeat.slot_id, SlotSeat.pool)
-        .subquery()
-    )
-    query = (
-        scopes.slots_visible_to(actor)
-        .join(seat_counts, seat_counts.c.slot_id == Slot.id)
-        .add_columns(seat_counts.c.pool, seat_counts.c.seats, seat_counts.c.free)
-    )
+    # The slot conditions go inside the seat count too, so that only the seats of
+    # matching slots are counted (an index on slot.starts_at, not the whole ledger).
+    slot_conditions = [
+        Slot.department_id.in_(scopes.departments_of_consortium(actor.consortium_id))
+    ]
     if filters.starts_from is not None:
-        query = query.where(Slot.starts_at >= filters.starts_from)
+        slot_conditions.append(Slot.starts_at >= filters.starts_from)
     if filters.starts_before is not None:
-        query = query.where(Slot.starts_at < filters.starts_before)
+        slot_conditions.append(Slot.starts_at < filters.starts_before)
     for column, values in (
         (Slot.id, filters.slot_ids),
         (Slot.schedule_id, filters.schedule_ids),
@@ -191,7 +180,26 @@ def slot_availability(
         (Slot.service_type, filters.service_types),
     ):
         if values is not None:
-            query = query.where(column.in_(list(values)))
+            slot_conditions.append(column.in_(list(values)))
+    if filters.availability is not None and Availability.UNAVAILABLE not in filters.availability:
+        slot_conditions += [Slot.status == SlotStatus.OPEN, Slot.starts_at > now]
+    seat_counts = (
+        select(
+            SlotSeat.slot_id.label("slot_id"),
+            SlotSeat.pool.label("pool"),
+            func.count().label("seats"),
+            func.sum(case((_occupied(SlotSeat.id), 0), else_=1)).label("free"),
+        )
+        .join(Slot, Slot.id == SlotSeat.slot_id)
+        .where(_seat_counted_for(actor, pools), *slot_conditions)
+        .group_by(SlotSeat.slot_id, SlotSeat.pool)
+        .subquery()
+    )
+    query = (
+        scopes.slots_visible_to(actor)
+        .join(seat_counts, seat_counts.c.slot_id == Slot.id)
+        .add_columns(seat_counts.c.pool, seat_counts.c.seats, seat_counts.c.free)
+    )
     if filters.availability is not None:
         query = query.where(_availability_condition(filters.availability, now, seat_counts.c.free))
     total = db.session.execute(

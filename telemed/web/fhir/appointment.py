@@ -24,9 +24,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
 from telemed.domain.booking_rules import pool_for_role
 from telemed.errors import Conflict, NotFound, TelemedError
-from telemed.models.scheduling import Booking, BookingStatus
+from telemed.extensions import db
+from telemed.models.consortium import Patient, User
+from telemed.models.scheduling import Booking, BookingStatus, Slot
 from telemed.services import booking as bookings
 from telemed.services import scopes
 from telemed.services.booking import MAX_REASON
@@ -196,6 +201,25 @@ def appointment_resource(booking: Booking) -> dict[str, Any]:
 # -- search, read --------------------------------------------------------------------------
 
 
+def _preload(rows: list[Booking]) -> list[object]:
+    """Load the slots, people and departments a page of Appointments names, a few queries
+    in all. The session holds loaded rows weakly, so the caller keeps the returned list
+    while rendering; the rendering then finds them instead of querying one by one."""
+    if not rows:
+        return []
+    loaded: list[object] = []
+    slots = select(Slot).where(Slot.id.in_({b.slot_id for b in rows}))
+    loaded += db.session.execute(
+        slots.options(selectinload(Slot.specialist), selectinload(Slot.department))
+    ).scalars()
+    users = select(User).where(User.id.in_({b.booked_by_id for b in rows}))
+    loaded += db.session.execute(users).scalars()
+    patient_ids = {b.patient_id for b in rows if b.patient_id is not None}
+    if patient_ids:
+        loaded += db.session.execute(select(Patient).where(Patient.id.in_(patient_ids))).scalars()
+    return loaded
+
+
 @bp.get("/Appointment")
 def search_appointments():
     actor = current_actor()
@@ -220,6 +244,7 @@ def search_appointments():
             limit=search.count,
             offset=search.offset,
         )
+    _kept_alive = _preload(rows)
     return resource_response(searchset(search, total, [appointment_resource(b) for b in rows]))
 
 
