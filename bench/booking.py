@@ -451,7 +451,7 @@ def run_search(app, server: Server, fixture: Fixture, repeats: int, days_filled:
     from telemed.extensions import db
     from telemed.models import Slot, User
     from telemed.models.scheduling import Pool
-    from telemed.services.booking import slot_search_query
+    from telemed.services.booking import Availability, SlotFilter, slot_availability_query
     from telemed.services.context import actor_of
 
     headers = {"Authorization": f"Bearer {fixture.token}"}
@@ -493,19 +493,20 @@ def run_search(app, server: Server, fixture: Fixture, repeats: int, days_filled:
         try:
             cursor = connection.cursor()
             for day_from, day_to in windows:
-                query = slot_search_query(
-                    actor,
-                    Pool.DOWN_SHARED,
-                    starts_from=datetime.combine(day_from, datetime.min.time(), zone),
+                now = datetime.now(ZoneInfo("UTC"))
+                filters = SlotFilter(
+                    starts_from=max(datetime.combine(day_from, datetime.min.time(), zone), now),
                     starts_before=datetime.combine(
                         day_to + timedelta(days=1), datetime.min.time(), zone
                     ),
-                    department_id=fixture.search_department,
+                    department_ids=(fixture.search_department,),
+                    availability=(Availability.FREE,),
                 )
+                query, order = slot_availability_query(actor, filters, [Pool.DOWN_SHARED], now)
                 count_sql = raw_statement(
                     select(func.count()).select_from(query.order_by(None).subquery()), dialect
                 )
-                page_sql = raw_statement(query.order_by(Slot.starts_at, Slot.id).limit(50), dialect)
+                page_sql = raw_statement(query.order_by(*order).limit(50), dialect)
                 started = time.perf_counter()
                 cursor.execute(*count_sql)
                 cursor.fetchall()
@@ -561,10 +562,7 @@ def bench_database(kind: str, args) -> None:
         print(f"\n== {target.name} — gunicorn {args.workers} workers × {args.threads} threads ==")
         print(f"(a) {args.clients} clients race for {args.seats} seats: {race['codes']}")
         print(f"    latency p50 {ms(race['p50'])}   p99 {ms(race['p99'])}")
-        print(
-            f"    invariants after the race and the sustained run: "
-            f"{problems or 'all hold'}"
-        )
+        print(f"    invariants after the race and the sustained run: {problems or 'all hold'}")
         print(
             f"(b) sustained, {args.sustained_clients} clients for {args.duration:.0f} s: "
             f"{sustained['per_second']:.1f} bookings/s "
