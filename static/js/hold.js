@@ -5,14 +5,11 @@ const box = document.getElementById("hold-timer");
 if (box) {
   const shown = box.querySelector("[data-countdown]");
   const announce = box.querySelector("[data-countdown-announce]");
-  const lang = document.documentElement.lang;
   const deadline = Date.now() + Number(box.dataset.secondsLeft || 0) * 1000;
   let lastMinute = null;
 
-  const minutesLeft = (minutes) =>
-    lang === "en"
-      ? `${minutes} minute${minutes === 1 ? "" : "s"} left to confirm`
-      : `还剩 ${minutes} 分钟确认`;
+  // The sentence comes translated from the page, with {n} where the minutes go.
+  const minutesLeft = (minutes) => box.dataset.announceText.replace("{n}", String(minutes));
 
   const expire = () => {
     box.classList.add("expired");
