@@ -15,7 +15,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import BooleanField, SelectField, TextAreaField
+from wtforms import BooleanField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
 from wtforms.validators import Optional as OptionalValue
 
@@ -28,6 +28,7 @@ from telemed.models.scheduling import BookingStatus, Pool, ServiceType
 from telemed.services import booking, booking_views, patients, scopes
 from telemed.services.booking import MAX_REASON, MAX_SEARCH_DAYS
 from telemed.web.pages.common import (
+    ChoiceField,
     LocalDateField,
     QueryForm,
     WholeNumberField,
@@ -51,9 +52,9 @@ DEFAULT_SEARCH_DAYS = 28
 
 
 class SlotSearchForm(QueryForm):
-    department_id = SelectField(_l("Department"), coerce=str, validate_choice=True)
-    specialist_id = SelectField(_l("Specialist"), coerce=str, validate_choice=True)
-    service_type = SelectField(_l("Service"), coerce=str, validate_choice=True)
+    department_id = ChoiceField(_l("Department"), coerce=str, default="")
+    specialist_id = ChoiceField(_l("Specialist"), coerce=str, default="")
+    service_type = ChoiceField(_l("Service"), coerce=str, default="")
     date_from = LocalDateField(_l("From"), validators=[OptionalValue()])
     date_to = LocalDateField(_l("To"), validators=[OptionalValue()])
     include_full = BooleanField(_l("Also show full slots (to join a waitlist)"))
@@ -70,7 +71,7 @@ class SlotSearchForm(QueryForm):
 
 
 class PatientChoiceMixin:
-    patient_id = SelectField(
+    patient_id = ChoiceField(
         _l("Patient"), coerce=str, validators=[DataRequired(message=required_message())]
     )
     reason = TextAreaField(
@@ -101,7 +102,7 @@ class CancelForm(FlaskForm):
 
 
 class RescheduleForm(FlaskForm):
-    slot_id = SelectField(
+    slot_id = ChoiceField(
         _l("New slot"), coerce=str, validators=[InputRequired(message=required_message())]
     )
     reason = TextAreaField(

@@ -12,7 +12,15 @@ from flask import render_template, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, IntegerField, SelectMultipleField, TimeField, widgets
+from wtforms import (
+    DateField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    TimeField,
+    widgets,
+)
 from wtforms.validators import ValidationError
 
 from telemed.errors import TelemedError
@@ -58,6 +66,20 @@ class WholeNumberField(IntegerField):
         except ValueError:
             self.data = None
             raise ValueError(_l("Enter a whole number.")) from None
+
+
+class ChoiceField(SelectField):
+    """A select whose "not in the list" message speaks the page's language."""
+
+    def pre_validate(self, form):
+        if self.validate_choice and self.data not in {str(v) for v, *_rest in self.iter_choices()}:
+            raise ValidationError(_l("Choose from the list."))
+
+
+class RadioChoiceField(RadioField):
+    def pre_validate(self, form):
+        if self.data not in {str(v) for v, *_rest in self.iter_choices()}:
+            raise ValidationError(_l("Choose from the list."))
 
 
 class CheckboxesField(SelectMultipleField):

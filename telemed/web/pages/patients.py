@@ -10,7 +10,7 @@ from flask import Blueprint, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField
+from wtforms import StringField
 from wtforms.validators import DataRequired, Length, ValidationError
 from wtforms.validators import Optional as OptionalValue
 
@@ -22,6 +22,7 @@ from telemed.models.consortium import Role, Sex
 from telemed.services import patients
 from telemed.services.patients import PHONE_FORMAT, national_id_is_valid
 from telemed.web.pages.common import (
+    ChoiceField,
     LocalDateField,
     QueryForm,
     attach_error,
@@ -50,7 +51,7 @@ class PatientForm(FlaskForm):
             Length(max=100, message=too_long(100)),
         ],
     )
-    sex = SelectField(_l("Sex"), coerce=str, default=Sex.UNKNOWN.value)
+    sex = ChoiceField(_l("Sex"), coerce=str, default=Sex.UNKNOWN.value)
     birth_date = LocalDateField(_l("Date of birth"), validators=[OptionalValue()])
     national_id = StringField(
         _l("Resident ID number"),

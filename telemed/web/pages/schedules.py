@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import RadioField, SelectField, TextAreaField
+from wtforms import TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
 from wtforms.validators import Optional as OptionalValue
 
@@ -27,8 +27,10 @@ from telemed.services import policies, publishing, scopes
 from telemed.web.pages.common import (
     WEEKDAY_LABELS,
     CheckboxesField,
+    ChoiceField,
     LocalDateField,
     LocalTimeField,
+    RadioChoiceField,
     Range,
     WholeNumberField,
     attach_error,
@@ -46,8 +48,8 @@ ALLOT_PREFIX = "allot_"
 
 
 class PublishForm(FlaskForm):
-    specialist_id = SelectField(_l("Specialist"), coerce=str)
-    service_type = RadioField(
+    specialist_id = ChoiceField(_l("Specialist"), coerce=str)
+    service_type = RadioChoiceField(
         _l("Service"),
         choices=[],
         default=ServiceType.OUTPATIENT.value,
