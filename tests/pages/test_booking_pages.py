@@ -88,6 +88,10 @@ def test_slots_not_open_yet_say_when_they_open(world, signed_in, frozen_clock):
     # 21 days before the slot on 23 December (7 + 14 days of early access).
     assert "opens 2026-12-02 09:00" in page
     assert "/hold" not in page
+    slot_id = re.search(r'id="slot-(\d+)"', page).group(1)
+    refused = gp.post(f"/slots/{slot_id}/hold")
+    assert refused.status_code == 409
+    assert "Booking for this slot opens 2026-12-02 09:00." in text_of(refused)
 
 
 def test_an_expired_hold_says_so(world, signed_in, frozen_clock):
@@ -207,7 +211,7 @@ def test_cancel_after_the_notice_is_refused(world, signed_in, frozen_clock):
     assert "Cancelling was possible until" in detail
     response = gp.post(f"/bookings/{booking_id}/cancel", {"reason": "too late"})
     assert response.status_code == 409
-    assert "notice" in text_of(response)
+    assert "Cancelling was possible until 2026-11-24 07:00." in text_of(response)
     assert _booking(booking_id).status is BookingStatus.BOOKED
 
 

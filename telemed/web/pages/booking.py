@@ -24,7 +24,7 @@ from telemed.domain.booking_rules import pool_for_role
 from telemed.errors import Conflict, InvalidInput, NotFound
 from telemed.extensions import db
 from telemed.models.consortium import Department, Institution, Role, User
-from telemed.models.scheduling import BookingStatus, Pool, ServiceType
+from telemed.models.scheduling import BookingStatus, Pool, ServiceType, SlotStatus
 from telemed.services import booking, booking_views, patients, scopes
 from telemed.services.booking import MAX_REASON, MAX_SEARCH_DAYS
 from telemed.web.pages.common import (
@@ -178,6 +178,18 @@ def _slot_refusal(availability: booking.SlotAvailability) -> str | None:
     return _("opens %(when)s", when=local_time(opens))
 
 
+def _not_bookable(slot, pool: Pool) -> str:
+    """The booking rule's refusal (domain/booking_rules.py), in the reader's language."""
+    from telemed.i18n import local_time
+
+    if slot.status is SlotStatus.BLOCKED:
+        return _("The specialist has blocked this slot.")
+    if slot.starts_at <= clock.now():
+        return _("The slot has already started.")
+    opens = booking_views.opens_at(slot.department_id, slot.starts_at, pool)
+    return _("Booking for this slot opens %(when)s.", when=local_time(opens))
+
+
 def _int_or_none(value: str | None) -> int | None:
     return int(value) if value else None
 
@@ -247,7 +259,8 @@ def hold(slot_id: int):
     except Conflict as refusal:
         slot = scopes.get_slot(actor, slot_id)
         full = refusal.detail.get("reason") == "slot_full"
-        return page("booking/unavailable.html", 409, slot=slot, message=refusal.message, full=full)
+        message = refusal.message if full else _not_bookable(slot, _pool(actor))
+        return page("booking/unavailable.html", 409, slot=slot, message=message, full=full)
     return redirect(url_for("booking.hold_page", hold_id=held.id), 303)
 
 
@@ -401,9 +414,18 @@ def cancel(booking_id: int):
     except (InvalidInput, Conflict) as error:
         db.session.rollback()
         item = scopes.get_booking(actor, booking_id)
-        attach_error(form, error, {"booking_id": "reason"})
+        shown = error
+        if actor.role in BOOKERS and not booking_views.may_cancel_now(item):
+            # The notice rule's refusal, in the reader's language and zone.
+            from telemed.i18n import local_time
+
+            deadline = local_time(booking_views.cancel_deadline(item))
+            shown = Conflict(
+                _("Cancelling was possible until %(time)s.", time=deadline), field="booking_id"
+            )
+        attach_error(form, shown, {"booking_id": "reason"})
         return page(
-            "booking/detail.html", error.status, **_detail_context(actor, item, cancel_form=form)
+            "booking/detail.html", shown.status, **_detail_context(actor, item, cancel_form=form)
         )
     flash(_("The booking was cancelled; the seat is free for others."), "success")
     return redirect(url_for("booking.mine"), 303)
