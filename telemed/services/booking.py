@@ -394,9 +394,10 @@ def _claim_seat(actor: Actor, slot: Slot, pool: Pool, make: dict) -> Booking:
             continue  # somebody took this seat a moment ago: try the next one
         if booking is not None:
             return booking
-    what = "down-shared" if pool is Pool.DOWN_SHARED else "hospital-pool"
     raise Conflict(
-        _("no free %(pool)s seat left in this slot", pool=what),
+        _("no free down-shared seat left in this slot")
+        if pool is Pool.DOWN_SHARED
+        else _("no free hospital-pool seat left in this slot"),
         field="slot_id",
         reason="slot_full",
         slot_id=slot.id,
@@ -628,7 +629,7 @@ def join_waitlist(
             db.session.flush()
     except IntegrityError:
         raise Conflict(
-            "the patient is already on this slot's waitlist", field="patient_id"
+            _("the patient is already on this slot's waitlist"), field="patient_id"
         ) from None
     audit.record(actor, "create", "waitlist_entry", entry.id, detail={"slot_id": slot.id})
     return entry

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
+from flask_babel import gettext as _
 from sqlalchemy import false, func, or_, select
 
 from telemed import clock
@@ -102,7 +103,7 @@ def register_patient(
         ).scalar_one_or_none()
         if existing is not None:
             raise Conflict(
-                f"a patient with this national ID is already registered (id {existing})",
+                _("a patient with this national ID is already registered (id %(id)s)", id=existing),
                 field="national_id",
                 patient_id=existing,
             )
