@@ -77,7 +77,7 @@ class Writer:
                     count += 1
             return count
         cursor = raw.cursor()
-        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         batch = []
         for row in rows:
             batch.append(tuple(self._sqlite_value(v) for v in row))
@@ -262,7 +262,7 @@ def generate(app, sizes: argparse.Namespace) -> dict[str, int]:
                 "bed_day",
             ):
                 # Table names from the list above, not from input.
-                resync = f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT max(id) FROM {table}), 1))"  # noqa: E501, S608
+                resync = f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT max(id) FROM {table}), 1))"  # noqa: E501
                 connection.exec_driver_sql(resync)
         db.session.commit()
         connection = db.session.connection()

@@ -388,9 +388,10 @@ def test_policy_default_allotments_apply_when_publishing(world, frozen_clock):
     with pytest.raises(InvalidInput) as refusal:
         publishing.publish_schedule(specialist, request(None, down=0, start=time(14, 0)))
     assert refusal.value.field in ("allotments", "down_shared_per_slot")
-    # The change is versioned: the earlier version had no allotments.
-    history = policies.policy_history(card)
-    assert [policies.allotments_of(p) for p in history] == [{township: 1}]
+    # The change is versioned, with the old and new allotments on record.
+    history = policies.policy_history(admin, card)
+    assert [policies.allotments_of(v.policy) for v in history] == [{township: 1}]
+    assert ("allotments", "–", "Township One: 1") in history[0].changes
     assert policies.allotments_of(policies.default_policy(card)) == {}
     db.session.rollback()
 

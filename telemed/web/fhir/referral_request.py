@@ -17,16 +17,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify
-from flask_login import login_required
-
 from telemed.domain.referral_states import Direction, ReferralStatus
 from telemed.models.referrals import Referral
 from telemed.services import referrals
 from telemed.web.fhir import bp
+from telemed.web.fhir.wire import instant, resource_response
 from telemed.web.security import current_actor
 
-FHIR_JSON = "application/fhir+json"
 DIRECTION_SYSTEM = "urn:telemed:referral-direction"
 STATUS_SYSTEM = "urn:telemed:referral-status"
 GREEN_SYSTEM = "urn:telemed:green-channel"
@@ -49,7 +46,7 @@ def fhir_id(referral_id: int) -> str:
 
 
 def _instant(value) -> str | None:
-    return value.isoformat() if value is not None else None
+    return instant(value) if value is not None else None
 
 
 def service_request(referral: Referral) -> dict[str, Any]:
@@ -157,10 +154,7 @@ def service_request(referral: Referral) -> dict[str, Any]:
     return resource
 
 
-@bp.route("/ServiceRequest/referral-<int:referral_id>")
-@login_required
+@bp.get("/ServiceRequest/referral-<int:referral_id>")
 def referral_request(referral_id: int):
     referral = referrals.read_referral(current_actor(), referral_id)
-    response = jsonify(service_request(referral))
-    response.mimetype = FHIR_JSON
-    return response
+    return resource_response(service_request(referral))
