@@ -468,6 +468,10 @@ def booking_rows(ctx: Context):
         .where(
             Booking.starts_at >= ctx.start,
             Booking.starts_at < ctx.end,
+            # The same range on the slot (a booking's start is its slot's) lets the planner
+            # read only the period's slots instead of all of them.
+            Slot.starts_at >= ctx.start,
+            Slot.starts_at < ctx.end,
             Booking.pool == Pool.DOWN_SHARED,
             Slot.department_id.in_(ctx.department_ids),
             Booking.institution_id.in_(ctx.institution_ids),
@@ -630,7 +634,7 @@ def referral_rows(ctx: Context):
             Referral.member_institution_id,
             cut,
             func.count().label("opened"),
-            func.sum(case((Referral.green_channel.is_(True), 1), else_=0)).label("green"),
+            func.sum(case((Referral.green_channel.is_(True), 1), else_=0)).label("green_channel"),
             reached(Referral.accepted_at).label("accepted"),
             func.sum(case((Referral.status == "declined", 1), else_=0)).label("declined"),
             func.sum(case((Referral.status == "cancelled", 1), else_=0)).label("cancelled"),
@@ -659,35 +663,53 @@ def referral_rows(ctx: Context):
     )
 
 
+REFERRAL_COUNTS = (
+    "green_channel",
+    "accepted",
+    "declined",
+    "cancelled",
+    "scheduled",
+    "completed",
+    "followed_up",
+)
+
+
 def referral_section(
     ctx: Context,
     rows: dict[int, DepartmentRow],
     institutions: dict[int, InstitutionRow],
     trend: list[TrendPoint],
 ) -> dict[Direction, ReferralFigures]:
-    totals = {Direction.UP: ReferralFigures(), Direction.DOWN: ReferralFigures()}
+    # Plain lists of counts while summing thousands of rows; dataclasses at the end.
+    width = 2 + len(REFERRAL_COUNTS)  # up, down, then the counts
+    totals = {Direction.UP: [0] * width, Direction.DOWN: [0] * width}
+    by_bucket = [[0] * width for _ in trend]
     for row in db.session.execute(referral_rows(ctx)):
         direction = Direction(row.direction)
-        part = ReferralFigures(
-            up=int(row.opened) if direction is Direction.UP else 0,
-            down=int(row.opened) if direction is Direction.DOWN else 0,
-            green_channel=int(row.green or 0),
-            accepted=int(row.accepted or 0),
-            declined=int(row.declined or 0),
-            cancelled=int(row.cancelled or 0),
-            scheduled=int(row.scheduled or 0),
-            completed=int(row.completed or 0),
-            followed_up=int(row.followed_up or 0),
+        opened = int(row.opened)
+        up = direction is Direction.UP
+        values = (
+            opened if up else 0,
+            0 if up else opened,
+            *(int(getattr(row, name) or 0) for name in REFERRAL_COUNTS),
         )
-        totals[direction].add(part)
-        trend[ctx.cut_by_index[row.idx].bucket].referrals.add(part)
-        if direction is Direction.UP:
-            rows[row.department_id].referrals_up += int(row.opened)
-            institutions[row.member_institution_id].referrals_up += int(row.opened)
+        for target in (totals[direction], by_bucket[ctx.cut_by_index[row.idx].bucket]):
+            for index, value in enumerate(values):
+                target[index] += value
+        department, institution = rows[row.department_id], institutions[row.member_institution_id]
+        if up:
+            department.referrals_up += opened
+            institution.referrals_up += opened
         else:
-            rows[row.department_id].referrals_down += int(row.opened)
-            institutions[row.member_institution_id].referrals_down += int(row.opened)
-    return totals
+            department.referrals_down += opened
+            institution.referrals_down += opened
+    names = ("up", "down", *REFERRAL_COUNTS)
+    for point, counts in zip(trend, by_bucket, strict=True):
+        point.referrals = ReferralFigures(**dict(zip(names, counts, strict=True)))
+    return {
+        direction: ReferralFigures(**dict(zip(names, counts, strict=True)))
+        for direction, counts in totals.items()
+    }
 
 
 def read_rows(ctx: Context):
