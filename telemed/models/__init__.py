@@ -2,6 +2,7 @@
 
 from telemed.models.accounts import ApiToken, LoginAttempt, LoginSession
 from telemed.models.audit import AuditEvent, AuditOutcome
+from telemed.models.case_files import DicomInstance, EcgRecording, UploadSession
 from telemed.models.cases import Case, CaseTransition, Disposition, Report
 from telemed.models.consortium import (
     Consortium,
@@ -43,8 +44,10 @@ __all__ = [
     "CaseTransition",
     "Consortium",
     "Department",
+    "DicomInstance",
     "DepartmentPolicy",
     "Disposition",
+    "EcgRecording",
     "IdempotencyRecord",
     "Institution",
     "InstitutionKind",
@@ -64,6 +67,7 @@ __all__ = [
     "Slot",
     "SlotSeat",
     "SlotStatus",
+    "UploadSession",
     "User",
     "WaitlistEntry",
     "WaitlistStatus",
