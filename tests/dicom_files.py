@@ -92,11 +92,13 @@ def zip_of(target: Path, entries: dict[str, bytes], symlinks: dict[str, str] | N
 
 def zip_bomb(target: Path, inflated_bytes: int = 300 * 1024**2) -> Path:
     """One entry of zeros that deflates ~1000:1."""
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as bundle:
-        with bundle.open("bomb.dcm", "w", force_zip64=True) as entry:
-            block = bytes(1024**2)
-            for _ in range(inflated_bytes // len(block)):
-                entry.write(block)
+    with (
+        zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as bundle,
+        bundle.open("bomb.dcm", "w", force_zip64=True) as entry,
+    ):
+        block = bytes(1024**2)
+        for _ in range(inflated_bytes // len(block)):
+            entry.write(block)
     return target
 
 
