@@ -159,6 +159,8 @@ class ServerThread:
         return self
 
     def __exit__(self, *exc) -> None:
+        # Let handler threads finish (they signal the loop's trigger) before closing it.
+        self.server.task_dispatcher.shutdown(timeout=5)
         self.server.close()
         self.thread.join(timeout=5)
 

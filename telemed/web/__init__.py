@@ -16,13 +16,18 @@ def init_app(app: Flask) -> None:
 
     from telemed.web.api import init_api
     from telemed.web.auth import bp as auth_bp
+    from telemed.web.cases import bp as cases_bp
+    from telemed.web.dicomweb import bp as dicomweb_bp
     from telemed.web.fhir import bp as fhir_bp
     from telemed.web.pages.admin import bp as admin_bp
     from telemed.web.pages.booking import bp as booking_bp
     from telemed.web.pages.home import bp as home_bp
     from telemed.web.pages.schedules import bp as schedules_bp
+    from telemed.web.uploads import bp as uploads_bp
 
     for blueprint in (auth_bp, home_bp, booking_bp, schedules_bp, admin_bp, fhir_bp):
+        app.register_blueprint(blueprint)
+    for blueprint in (cases_bp, uploads_bp, dicomweb_bp):
         app.register_blueprint(blueprint)
     init_api(app)
 
@@ -32,3 +37,6 @@ def init_app(app: Flask) -> None:
     from telemed.web.assets import asset_url
 
     app.jinja_env.globals["asset_url"] = asset_url
+    from flask_babel import get_locale
+
+    app.jinja_env.globals["get_locale"] = get_locale
