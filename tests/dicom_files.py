@@ -19,7 +19,13 @@ def sample(name: str) -> Path:
     return DATA / name
 
 
-def ct_series(folder: Path, count: int = 5, *, patient_name: str = "Zhang^San") -> list[Path]:
+def ct_series(
+    folder: Path,
+    count: int = 5,
+    *,
+    patient_name: str = "Zhang^San",
+    patient_id: str = "110105194912310021",  # Zhang San's in tests/factories.py
+) -> list[Path]:
     """``count`` CT slices made from CT_small.dcm: one new study and series, new SOP
     instance UIDs, slice positions 1 mm apart and pixel data that differs per slice."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -35,6 +41,7 @@ def ct_series(folder: Path, count: int = 5, *, patient_name: str = "Zhang^San") 
         ds.InstanceNumber = number
         ds.SeriesNumber = 1
         ds.PatientName = patient_name
+        ds.PatientID = patient_id
         ds.ImagePositionPatient = [0, 0, float(number)]
         ds.SliceLocation = float(number)
         ds.PixelData = (pixels + (number * 7) % 200).astype(np.int16).tobytes()

@@ -18,8 +18,8 @@ from flask_babel import gettext as _
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import IntegerField, SelectField, TextAreaField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms import IntegerField, StringField, TextAreaField
+from wtforms.validators import AnyOf, DataRequired, Length, Optional
 
 from telemed import clock
 from telemed.domain.access import may_see_identifiers
@@ -28,7 +28,7 @@ from telemed.domain.masking import mask_national_id
 from telemed.errors import InvalidInput, TelemedError
 from telemed.extensions import db
 from telemed.models.cases import Case
-from telemed.models.consortium import Department, Institution, Role, User
+from telemed.models.consortium import Department, Institution, Patient, Role, User
 from telemed.services import cases, dicom, ecg_files, reports, scopes
 from telemed.web.security import current_actor, roles_required
 
@@ -42,38 +42,37 @@ KIND_LABELS = {
 
 
 class CaseForm(FlaskForm):
-    patient_id = SelectField("patient", coerce=int, validators=[DataRequired()])
-    kind = SelectField("kind", choices=[(k.value, k.value) for k in CaseKind])
+    patient_id = IntegerField("patient_id", validators=[DataRequired()])
+    kind = StringField("kind", validators=[AnyOf([k.value for k in CaseKind])])
     question = TextAreaField("question", validators=[DataRequired(), Length(max=4000)])
     clinical_summary = TextAreaField("clinical_summary", validators=[Length(max=20000)])
-    priority = SelectField("priority", choices=[(p.value, p.value) for p in Priority])
-    target_department_id = SelectField("target_department_id", coerce=int, validate_choice=False)
-    target_specialist_id = SelectField("target_specialist_id", coerce=int, validate_choice=False)
+    priority = StringField("priority", validators=[AnyOf([p.value for p in Priority])])
+    target_department_id = IntegerField("target_department_id", validators=[Optional()])
+    target_specialist_id = IntegerField("target_specialist_id", validators=[Optional()])
     booking_id = IntegerField("booking_id", validators=[Optional()])
 
 
-def _choices(form: CaseForm) -> None:
+def _choices() -> dict[str, list]:
+    """What the form offers: the caller's patients, the consortium's departments and
+    specialists."""
     actor = current_actor()
-    patients = db.session.execute(
-        scopes.patients_visible_to(actor).order_by(db.text("name"))
-    ).scalars()
-    form.patient_id.choices = [(p.id, p.name) for p in patients]
+    patients = db.session.execute(scopes.patients_visible_to(actor).order_by(Patient.name))
     departments = db.session.execute(
         select(Department)
         .join(Institution, Institution.id == Department.institution_id)
         .where(Institution.consortium_id == actor.consortium_id)
         .order_by(Department.name)
-    ).scalars()
-    form.target_department_id.choices = [(0, "—")] + [
-        (d.id, d.name + (f" ({_('reading centre')}: {d.reads.value})" if d.reads else ""))
-        for d in departments
-    ]
+    )
     specialists = db.session.execute(
         scopes.users_visible_to(actor)
         .where(User.role == Role.SPECIALIST)
         .order_by(User.display_name)
-    ).scalars()
-    form.target_specialist_id.choices = [(0, "—")] + [(u.id, u.display_name) for u in specialists]
+    )
+    return {
+        "patients": list(patients.scalars()),
+        "departments": list(departments.scalars()),
+        "specialists": list(specialists.scalars()),
+    }
 
 
 @bp.route("")
@@ -88,7 +87,6 @@ def index():
 @roles_required(Role.GRASSROOTS)
 def new():
     form = CaseForm()
-    _choices(form)
     status = 200
     if request.method == "POST":
         if form.validate():
@@ -112,7 +110,7 @@ def new():
                 return redirect(url_for("cases.detail", case_id=case.id))
         else:
             status = 422
-    return render_template("cases/new.html", form=form, kinds=KIND_LABELS), status
+    return render_template("cases/new.html", form=form, kinds=KIND_LABELS, **_choices()), status
 
 
 @bp.route("/worklist")
