@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import stat
 import zipfile
@@ -34,7 +35,7 @@ def ct_series(
     pixels = base.pixel_array.astype(np.int16)
     paths = []
     for number in range(1, count + 1):
-        ds = base.copy()
+        ds = copy.deepcopy(base)  # file_meta too: each file names its own instance
         ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
         ds.SOPInstanceUID = generate_uid()
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID

@@ -6,9 +6,20 @@ import Dashboard from "@uppy/dashboard";
 import Tus from "@uppy/tus";
 import "@uppy/core/css/style.min.css";
 import "@uppy/dashboard/css/style.min.css";
-import { App, AppOptions, ViewConfig, ToolConfig } from "dwv";
+import { App, AppOptions, ViewConfig, ToolConfig, WindowLevel } from "dwv";
 import { csrfToken } from "./_common.js";
 import "../css/case.css";
+
+// Window/level presets by modality (centre, width in HU for CT).
+const PRESETS = {
+  CT: {
+    "soft tissue": [40, 400],
+    lung: [-600, 1500],
+    bone: [500, 2000],
+    brain: [40, 80],
+    liver: [60, 160],
+  },
+};
 
 const CHUNK_BYTES = 2 * 1024 * 1024; // at 2 Mbps a dropped chunk costs ~8 s of sending
 
@@ -125,6 +136,14 @@ function mountViewer(viewer) {
     currentDataId = event.dataid;
     const controller = viewController();
     presets.replaceChildren();
+    const extra = controller ? PRESETS[controller.getModality()] : undefined;
+    if (extra) {
+      const added = {};
+      for (const [name, [center, width]] of Object.entries(extra)) {
+        added[name] = { wl: [new WindowLevel(center, width)], name };
+      }
+      controller.addWindowLevelPresets(added);
+    }
     if (controller) {
       for (const name of controller.getWindowLevelPresetsNames()) {
         const option = document.createElement("option");
@@ -135,13 +154,20 @@ function mountViewer(viewer) {
     }
     app.setTool("Scroll");
     syncSlider();
-    status.textContent = "Loaded.";
+  });
+  // Slices keep arriving after the first is shown: follow them, then say when all are in.
+  app.addEventListener("loaditem", syncSlider);
+  app.addEventListener("loadend", () => {
+    syncSlider();
+    if (!viewer.dataset.error) status.textContent = "Loaded.";
     viewer.dataset.loaded = "1";
   });
   app.addEventListener("positionchange", syncSlider);
   app.addEventListener("error", (event) => {
-    status.textContent = `Could not load: ${event.error || event.message || "error"}`;
-    viewer.dataset.error = "1";
+    const reason = (event.error && event.error.message) || event.message || String(event.error);
+    status.textContent = `Could not load: ${reason}`;
+    viewer.dataset.error = reason;
+    console.warn("viewer error", reason, event.source && event.source.url);
   });
   app.addEventListener("loadprogress", (event) => {
     status.textContent = `Loading… ${Math.round(event.loaded || 0)}%`;
@@ -188,7 +214,7 @@ function mountViewer(viewer) {
         requestHeaders: [
           {
             name: "Accept",
-            value: 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.1',
+            value: "application/dicom; transfer-syntax=1.2.840.10008.1.2.1",
           },
         ],
         withCredentials: true,

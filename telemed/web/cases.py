@@ -24,7 +24,7 @@ from wtforms.validators import AnyOf, DataRequired, Length, Optional
 from telemed import clock
 from telemed.domain.access import may_see_identifiers
 from telemed.domain.case_states import CaseKind, CaseStatus, Priority, Side, next_states
-from telemed.domain.masking import mask_national_id
+from telemed.domain.masking import mask_national_id, mask_text
 from telemed.errors import InvalidInput, TelemedError
 from telemed.extensions import db
 from telemed.models.cases import Case
@@ -134,7 +134,8 @@ def detail(case_id: int):
     side = cases.side_of(actor, case)
     patient = case.patient
     national_id = patient.national_id
-    if not may_see_identifiers(actor, patient.institution_id):
+    identifiers_visible = may_see_identifiers(actor, patient.institution_id)
+    if not identifiers_visible:
         national_id = mask_national_id(national_id)
     draft = reports.current_draft(case.id) if side is Side.RESPONDER else None
     waiting = clock.now() - case.submitted_at if case.submitted_at else None
@@ -145,6 +146,8 @@ def detail(case_id: int):
         kinds=KIND_LABELS,
         patient=patient,
         national_id=national_id,
+        # IDs found in file headers are often national IDs: masked like the patient's.
+        shown_id=(lambda value: value) if identifiers_visible else mask_text,
         studies=dicom.studies_of(case),
         recordings=ecg_files.recordings_of(case.id),
         ecg_ready=ecg_files.library_available(),

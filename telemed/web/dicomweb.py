@@ -383,7 +383,16 @@ def _retrieve(case_id: int, study: str, series: str | None, sop: str | None) -> 
     ]
     for instance in instances:
         dicom.audit_file_view(actor, instance, "wado-rs")
+    if len(paths) == 1 and _single_part_wanted():
+        # A bare application/dicom (not multipart) for one instance: what simple viewers
+        # and browsers handle directly.
+        return send_file(paths[0], mimetype="application/dicom", conditional=True)
     return _multipart(paths)
+
+
+def _single_part_wanted() -> bool:
+    first = request.headers.get("Accept", "").split(",")[0].split(";")[0].strip().lower()
+    return first == "application/dicom"
 
 
 @bp.route("/studies/<study>", methods=["GET"])
