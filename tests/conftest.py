@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 
 _RUN_DIR = Path(tempfile.mkdtemp(prefix="telemed-tests-"))
 os.environ.setdefault("TELEMED_SECRET_KEY", "tests-" + uuid.uuid4().hex)
@@ -27,6 +28,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from telemed import clock, create_app  # noqa: E402
+from telemed.db import reset_write_intent, set_write_intent  # noqa: E402
 from telemed.extensions import db  # noqa: E402
 from tests import factories  # noqa: E402
 
@@ -113,10 +115,30 @@ def app(database_url: str, tmp_path: Path):
             "TELEMED_REDIS_URL": TEST_REDIS_URL or None,
         }
     )
+    # The test's own reads must not hold SQLite's write lock while a served request
+    # (another thread) waits for it: in the test thread, transactions begin deferred.
+    app.test_client_class = IsolatedClient
+    token = set_write_intent(False)
     with app.app_context():
         yield app
         db.session.remove()
         db.engine.dispose()
+    reset_write_intent(token)
+
+
+class IsolatedClient(FlaskClient):
+    """Each request runs in an application context of its own, as in production.
+
+    The test itself holds an app context (for factories and assertions); without this,
+    requests would share its ``g`` and its database session.
+    """
+
+    def open(self, *args, **kwargs):
+        # End the test's own transaction: the request sees what the test wrote, and the
+        # test's next query sees what the request wrote.
+        db.session.commit()
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
 
 
 @pytest.fixture
@@ -149,7 +171,9 @@ class ServerThread:
     def __init__(self, app, threads: int = 16) -> None:
         from waitress import create_server
 
-        self.server = create_server(app, host="127.0.0.1", port=0, threads=threads)
+        self.server = create_server(
+            app, host="127.0.0.1", port=0, threads=threads, connection_limit=2000
+        )
         self.port = self.server.effective_port
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -159,10 +183,14 @@ class ServerThread:
         return self
 
     def __exit__(self, *exc) -> None:
-        # Let handler threads finish (they signal the loop's trigger) before closing it.
+        from waitress import wasyncore
+
+        # Let handler threads finish first (they signal the loop's trigger when done).
         self.server.task_dispatcher.shutdown(timeout=5)
-        self.server.close()
-        self.thread.join(timeout=5)
+        # Close every socket from inside the server's own loop; the loop then ends.
+        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
+        self.thread.join(timeout=10)
+        self.server.task_dispatcher.shutdown()
 
 
 @pytest.fixture

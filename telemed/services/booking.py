@@ -45,7 +45,7 @@ from telemed.services.notifications import in_locale_of, notify
 
 MAX_REASON = 2000
 MAX_SEARCH_DAYS = 92
-SEAT_CANDIDATES = 8
+SEAT_ATTEMPTS = 12
 
 PATIENT_OVERLAP_CONSTRAINT = "ex_booking_patient_overlap"
 SEAT_CONSTRAINT = "uq_booking_seat_occupying"
@@ -98,6 +98,43 @@ def _occupied(seat_id_column):
 # -- searching ---------------------------------------------------------------------------
 
 
+def slot_search_query(
+    actor: Actor,
+    pool: Pool,
+    *,
+    starts_from: datetime,
+    starts_before: datetime,
+    department_id: int | None = None,
+    specialist_id: int | None = None,
+    service_type: ServiceType | None = None,
+    only_available: bool = True,
+):
+    """Open slots in a time window with the caller's eligible seats counted, as rows of
+    (Slot, seats, free). The slot filters narrow the rows before any seat is counted."""
+    free = func.sum(case((_occupied(SlotSeat.id), 0), else_=1))
+    query = (
+        scopes.slots_visible_to(actor)
+        .join(SlotSeat, SlotSeat.slot_id == Slot.id)
+        .add_columns(func.count(SlotSeat.id).label("seats"), free.label("free"))
+        .where(
+            Slot.starts_at >= starts_from,
+            Slot.starts_at < starts_before,
+            Slot.status == SlotStatus.OPEN,
+            _eligible_seat(actor, pool),
+        )
+        .group_by(Slot.id)
+    )
+    if department_id is not None:
+        query = query.where(Slot.department_id == department_id)
+    if specialist_id is not None:
+        query = query.where(Slot.specialist_id == specialist_id)
+    if service_type is not None:
+        query = query.where(Slot.service_type == service_type)
+    if only_available:
+        query = query.having(free > 0)
+    return query
+
+
 def search_slots(
     actor: Actor,
     *,
@@ -118,33 +155,16 @@ def search_slots(
         raise InvalidInput(f"search at most {MAX_SEARCH_DAYS} days at a time", field="date_to")
     zone = _zone()
     now = clock.now()
-    start = max(datetime.combine(date_from, time.min, zone), now)
-    end = datetime.combine(date_to + timedelta(days=1), time.min, zone)
-    eligible = _eligible_seat(actor, pool)
-    seat_counts = (
-        select(
-            SlotSeat.slot_id.label("slot_id"),
-            func.count().label("seats"),
-            func.sum(case((_occupied(SlotSeat.id), 0), else_=1)).label("free"),
-        )
-        .where(eligible)
-        .group_by(SlotSeat.slot_id)
-        .subquery()
+    query = slot_search_query(
+        actor,
+        pool,
+        starts_from=max(datetime.combine(date_from, time.min, zone), now),
+        starts_before=datetime.combine(date_to + timedelta(days=1), time.min, zone),
+        department_id=department_id,
+        specialist_id=specialist_id,
+        service_type=service_type,
+        only_available=only_available,
     )
-    query = (
-        scopes.slots_visible_to(actor)
-        .join(seat_counts, seat_counts.c.slot_id == Slot.id)
-        .add_columns(seat_counts.c.seats, seat_counts.c.free)
-        .where(Slot.starts_at >= start, Slot.starts_at < end, Slot.status == SlotStatus.OPEN)
-    )
-    if department_id is not None:
-        query = query.where(Slot.department_id == department_id)
-    if specialist_id is not None:
-        query = query.where(Slot.specialist_id == specialist_id)
-    if service_type is not None:
-        query = query.where(Slot.service_type == service_type)
-    if only_available:
-        query = query.where(seat_counts.c.free > 0)
     total = db.session.execute(
         select(func.count()).select_from(query.order_by(None).subquery())
     ).scalar_one()
@@ -238,39 +258,55 @@ def _overlap_conflict(existing: Booking | None) -> Conflict:
 
 
 def _claim_seat(actor: Actor, slot: Slot, pool: Pool, make: dict) -> Booking:
-    """Insert a booking on a free eligible seat; the unique index decides races."""
+    """Insert a booking on a free eligible seat; the unique index decides races.
+
+    One seat is locked at a time (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so concurrent
+    bookers spread over the free seats instead of queueing on the same one; a seat that
+    turns out taken (the index refuses it) is skipped and the next one tried.
+    """
     now = clock.now()
     _expire_stale_holds(slot.id, now)
-    candidates = (
-        select(SlotSeat.id)
-        .where(SlotSeat.slot_id == slot.id, _eligible_seat(actor, pool), ~_occupied(SlotSeat.id))
-        # Seats allotted to the caller first, so open seats stay free for others.
-        .order_by(SlotSeat.allotted_institution_id.is_(None), SlotSeat.seat_no)
-        .limit(SEAT_CANDIDATES)
-        .with_for_update(skip_locked=True)
-    )
-    seat_ids = db.session.execute(candidates).scalars().all()
-    for seat_id in seat_ids:
-        booking = Booking(
-            seat_id=seat_id,
-            slot_id=slot.id,
-            pool=pool,
-            institution_id=actor.institution_id,
-            booked_by_id=actor.user_id,
-            starts_at=slot.starts_at,
-            ends_at=slot.ends_at,
-            created_at=now,
-            **make,
-        )
+    tried: list[int] = []
+    for _attempt in range(SEAT_ATTEMPTS):
+        booking = None
         try:
             with db.session.begin_nested():
+                candidate = (
+                    select(SlotSeat.id)
+                    .where(
+                        SlotSeat.slot_id == slot.id,
+                        _eligible_seat(actor, pool),
+                        ~_occupied(SlotSeat.id),
+                        SlotSeat.id.not_in(tried) if tried else True,
+                    )
+                    # Seats allotted to the caller first, so open seats stay free for others.
+                    .order_by(SlotSeat.allotted_institution_id.is_(None), SlotSeat.seat_no)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                )
+                seat_id = db.session.execute(candidate).scalar_one_or_none()
+                if seat_id is None:
+                    break
+                tried.append(seat_id)
+                booking = Booking(
+                    seat_id=seat_id,
+                    slot_id=slot.id,
+                    pool=pool,
+                    institution_id=actor.institution_id,
+                    booked_by_id=actor.user_id,
+                    starts_at=slot.starts_at,
+                    ends_at=slot.ends_at,
+                    created_at=now,
+                    **make,
+                )
                 db.session.add(booking)
                 db.session.flush()
         except IntegrityError as error:
             if _constraint_of(error) == PATIENT_OVERLAP_CONSTRAINT:
                 raise _overlap_conflict(None) from None
             continue  # somebody took this seat a moment ago: try the next one
-        return booking
+        if booking is not None:
+            return booking
     what = "down-shared" if pool is Pool.DOWN_SHARED else "hospital-pool"
     raise Conflict(
         _("no free %(pool)s seat left in this slot", pool=what),
