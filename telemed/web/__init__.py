@@ -39,6 +39,3 @@ def init_app(app: Flask) -> None:
     from telemed.web.assets import asset_url
 
     app.jinja_env.globals["asset_url"] = asset_url
-    from flask_babel import get_locale
-
-    app.jinja_env.globals["get_locale"] = get_locale
