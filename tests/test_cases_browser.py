@@ -1,6 +1,7 @@
 """The issue's scenario in headless Chromium: a grassroots doctor opens a case, uploads a
-CT series through the upload widget (with its progress bar), submits; a radiologist
-claims it from the worklist and views the series in the case page's viewer."""
+CT series and an ECG through the upload widgets (with their progress bars), submits; a
+radiologist claims it from the worklist and views the series in the case page's viewer
+and the ECG on paper with its machine measurements."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from telemed.extensions import db
 from tests import dicom_files, factories
+from tests.ecg import samples as ecg_samples
 
 pytestmark = pytest.mark.browser
 
@@ -75,6 +77,15 @@ def test_doctor_uploads_a_ct_series_and_the_radiologist_views_it(
     )
     assert doctor.locator("#upload-results li.refused").count() == 0
 
+    # And the ECG, through its own uploader on the same page.
+    doctor.set_input_files(
+        "#ecg-uploader .uppy-Dashboard-input >> nth=0", str(ecg_samples.DICOM_WAVEFORM)
+    )
+    doctor.click("#ecg-uploader .uppy-StatusBar-actionBtn--upload")
+    doctor.wait_for_selector("#ecg-uploader .uppy-StatusBar.is-complete", timeout=60_000)
+    doctor.wait_for_selector("#ecg-upload-results li.stored", timeout=30_000)
+    assert "waveform_ecg.dcm: read" in doctor.inner_text("#ecg-upload-results")
+
     doctor.goto(case_url)
     assert doctor.locator("#series-list .series").count() == 1
     assert "12 instances" in doctor.inner_text("#series-list")
@@ -116,6 +127,10 @@ def test_doctor_uploads_a_ct_series_and_the_radiologist_views_it(
         }"""
     )
     assert painted > 1000, "the frame is drawn on the canvas"
+    # The ECG on paper with the caliper viewer, and the machine measurements labelled.
+    reader.wait_for_selector(".ecg-paper[data-state='ready'] svg", timeout=30_000)
+    assert "machine measurement" in reader.inner_text(".ecg-measurements caption")
+    assert "bpm" in reader.inner_text(".ecg-measurements .hr")
     shots = os.environ.get("TELEMED_SCREENSHOTS")
     if shots:
         reader.screenshot(path=f"{shots}/case-viewer.png", full_page=True)

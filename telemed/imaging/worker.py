@@ -95,6 +95,10 @@ def _task(op: str, args: dict[str, Any]) -> dict[str, Any]:
         transcode_to_explicit_little(args["path"], temp)
         os.replace(temp, args["out"])
         return {}
+    if op == "ecg_read":
+        from telemed.imaging.ecg_reading import read_and_normalise
+
+        return read_and_normalise([tuple(f) for f in args["files"]], args["out"])
     if op == "ping":
         return {"pid": os.getpid()}
     if op == "allocate":  # for tests of the limits: try to hold this many bytes

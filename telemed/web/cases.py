@@ -8,6 +8,7 @@ from flask import (
     Blueprint,
     after_this_request,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
@@ -24,7 +25,9 @@ from wtforms.validators import AnyOf, DataRequired, Length, Optional
 from telemed import clock
 from telemed.domain.access import may_see_identifiers
 from telemed.domain.case_states import CaseKind, CaseStatus, Priority, Side, next_states
+from telemed.domain.dicom_identity import identity_warnings
 from telemed.domain.masking import mask_national_id, mask_text
+from telemed.ecg import MACHINE_MEASUREMENT_LABEL
 from telemed.errors import InvalidInput, TelemedError
 from telemed.extensions import db
 from telemed.models.cases import Case
@@ -138,6 +141,7 @@ def detail(case_id: int):
     if not identifiers_visible:
         national_id = mask_national_id(national_id)
     draft = reports.current_draft(case.id) if side is Side.RESPONDER else None
+    recordings = ecg_files.recordings_of(case.id)
     waiting = clock.now() - case.submitted_at if case.submitted_at else None
     return render_template(
         "cases/detail.html",
@@ -149,8 +153,17 @@ def detail(case_id: int):
         # IDs found in file headers are often national IDs: masked like the patient's.
         shown_id=(lambda value: value) if identifiers_visible else mask_text,
         studies=dicom.studies_of(case),
-        recordings=ecg_files.recordings_of(case.id),
-        ecg_ready=ecg_files.library_available(),
+        recordings=recordings,
+        ecg_warnings={
+            r.id: identity_warnings(
+                patient.name,
+                [patient.national_id or ""],
+                (r.found_identifiers or {}).get("name"),
+                (r.found_identifiers or {}).get("id"),
+            )
+            for r in recordings
+        },
+        machine_label=MACHINE_MEASUREMENT_LABEL,
         actions=_actions(case, side),
         can_claim=side is Side.RESPONDER
         and case.kind.is_read
@@ -256,7 +269,10 @@ def export_study(case_id: int, study_uid: str):
 def ecg_file(case_id: int, recording_id: int):
     actor = current_actor()
     recording = ecg_files.get_recording(actor, case_id, recording_id)
-    original = recording.originals[0]
+    try:
+        original = recording.originals[int(request.args.get("part", 0))]
+    except (ValueError, IndexError):
+        raise InvalidInput("part names one of the recording's files", field="part") from None
     from telemed.services import audit
 
     audit.record(
@@ -273,3 +289,33 @@ def ecg_file(case_id: int, recording_id: int):
         as_attachment=True,
         download_name=original["filename"],
     )
+
+
+@bp.route("/<int:case_id>/ecg/<int:recording_id>.svg")
+@login_required
+def ecg_svg(case_id: int, recording_id: int):
+    """The recording on ECG paper (telemed.ecg), for the page's caliper viewer."""
+    actor = current_actor()
+    recording = ecg_files.get_recording(actor, case_id, recording_id)
+    try:
+        speed = float(request.args.get("speed", 25))
+        gain = float(request.args.get("gain", 10))
+        start = float(request.args.get("start", 0))
+    except ValueError:
+        raise InvalidInput("speed, gain and start are numbers", field="speed") from None
+    svg = ecg_files.render_svg(recording, speed=speed, gain=gain, start=start)
+    from telemed.services import audit
+
+    audit.record(
+        actor,
+        "view",
+        "ecg_recording",
+        recording.id,
+        detail={"case": case_id, "how": "svg"},
+        in_transaction=False,
+    )
+    response = make_response(svg)
+    response.mimetype = "image/svg+xml"
+    response.headers["Cache-Control"] = "private, max-age=300"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    return response

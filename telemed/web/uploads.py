@@ -280,10 +280,14 @@ def _finish(actor: Actor, upload: UploadSession) -> list[dict[str, Any]]:
             dicom.check_may_attach(actor, case)
             outcomes = [o.to_dict() for o in dicom.record(actor, case, prepared)]
         else:
+            case = get_case(actor, case_id)
+            planned = ecg_files.plan(case, path, filename)
+            db.session.commit()  # end the read before the worker reads the recording
+            ecg_files.read(planned)
             set_write_intent(True)
             case = get_case(actor, case_id)
             ecg_files.check_may_attach(actor, case)
-            outcomes = [ecg_files.attach_recording(actor, case, path, filename).to_dict()]
+            outcomes = [ecg_files.record(actor, case, planned).to_dict()]
     finally:
         path.unlink(missing_ok=True)
     upload = db.session.get(UploadSession, upload_id)
