@@ -97,6 +97,8 @@ def test_bad_files_are_refused_with_reasons_and_the_good_ones_kept(app, world, g
     case = open_imaging_case(world)
     not_dicom = tmp_path / "notes.txt"
     not_dicom.write_text("hello")
+    cut = tmp_path / "cut.dcm"  # the file ends in the middle of its pixel data
+    cut.write_bytes(dicom_files.sample("CT_small.dcm").read_bytes()[:-5000])
     files = [
         ("good.dcm", dicom_files.ct_series(tmp_path / "ct", 1)[0]),
         ("notes.txt", not_dicom),
@@ -104,6 +106,7 @@ def test_bad_files_are_refused_with_reasons_and_the_good_ones_kept(app, world, g
         ("mz.dcm", dicom_files.executable_preamble(tmp_path / "mz.dcm")),
         ("huge.dcm", dicom_files.huge_header(tmp_path / "huge.dcm")),
         ("pixels.dcm", dicom_files.short_pixels(tmp_path / "pixels.dcm")),
+        ("cut.dcm", cut),
     ]
     outcomes = {o.filename: o for o in dicom.attach_files(gp, case.id, files)}
     assert outcomes["good.dcm"].status == "stored"
@@ -113,6 +116,7 @@ def test_bad_files_are_refused_with_reasons_and_the_good_ones_kept(app, world, g
     assert "executable" in reasons["mz.dcm"]
     assert "60000×60000" in reasons["huge.dcm"]
     assert "shorter than declared" in reasons["pixels.dcm"]
+    assert "shorter than declared" in reasons["cut.dcm"] or "truncated" in reasons["cut.dcm"]
     assert dicom.count_instances(case.id) == 1
 
 

@@ -27,6 +27,19 @@ NATIVE_SYNTAXES = {
 }
 
 
+DEFER_BYTES = 64 * 1024
+
+
+def _native_pixel_length(ds, path: Path) -> tuple[int, bool]:
+    """The pixel data element's length, and whether the file holds all of it."""
+    raw = ds._dict.get(0x7FE00010)  # still raw when deferred: length without reading it
+    length = getattr(raw, "length", None)
+    tell = getattr(raw, "value_tell", None)
+    if length is None or tell is None:
+        return len(ds.PixelData), True
+    return length, tell + length <= path.stat().st_size
+
+
 class Refused(Exception):
     """The file is not accepted; the message says why."""
 
@@ -128,17 +141,14 @@ def decoder_problem(transfer_syntax: str) -> str | None:
 
 def header_json(ds) -> dict[str, Any]:
     """The header as DICOM JSON, without bulk data (pixel data, overlays, large blobs)."""
-    from pydicom.dataset import Dataset
-
-    header = Dataset()
-    for element in ds:
-        if element.tag.group in (0x7FE0,) or element.tag in (0x60003000,):
-            continue
-        header.add(element)
 
     def drop(_element) -> str:
         return ""
 
+    header = ds.copy()
+    tags = list(header.keys())  # iterating a Dataset itself yields elements, not tags
+    for tag in [t for t in tags if t.group == 0x7FE0 or (t.group & 0xFF00) == 0x6000]:
+        del header[tag]
     try:
         body = header.to_json_dict(bulk_data_threshold=8192, bulk_data_element_handler=drop)
     except (TypeError, ValueError):
@@ -180,7 +190,9 @@ def inspect(path: str, limits: Limits | None = None) -> dict[str, Any]:
     limits = limits or Limits()
     path_obj = Path(path)
     notes = check_preamble(path_obj)
-    header = _read(path_obj, stop_before_pixels=True)
+    # One pass over the file, large values deferred (not loaded): sizes are checked from
+    # the header before any pixel is decoded, and a truncated file shows here.
+    header = full = _read(path_obj, defer_size=DEFER_BYTES)
     meta = getattr(header, "file_meta", None)
     transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     if not transfer_syntax:
@@ -194,21 +206,21 @@ def inspect(path: str, limits: Limits | None = None) -> dict[str, Any]:
     has_pixels = "Rows" in header and "Columns" in header
     if has_pixels:
         _check_size(header, limits)
-    # The whole file now (pixel data included): sizes were checked above.
-    full = _read(path_obj)
     decodable = True
     if "PixelData" in full:
         declared = declared_pixel_bytes(full)
-        actual = len(full.PixelData)
-        if transfer_syntax in NATIVE_SYNTAXES and actual < declared:
-            raise Refused(
-                f"pixel data is shorter than declared ({actual} of {declared} bytes): "
-                "truncated or corrupt"
-            )
+        if transfer_syntax in NATIVE_SYNTAXES:
+            stored, complete = _native_pixel_length(full, path_obj)
+            if stored < declared or not complete:
+                have = stored if complete else "fewer"
+                raise Refused(
+                    f"pixel data is shorter than declared ({have} of {declared} bytes): "
+                    "truncated or corrupt"
+                )
         problem = decoder_problem(transfer_syntax)
         if problem is None:
             try:
-                pixel_array(path, index=0)
+                pixel_array(path, index=0)  # one frame: proves the codec, bounds memory
             except MemoryError:
                 raise
             except Exception as error:  # any codec failure: stored but flagged

@@ -366,6 +366,23 @@ def audit_file_view(actor: Actor, instance: DicomInstance, how: str) -> None:
     )
 
 
+def audit_file_views(actor: Actor, case_id: int, instance_ids: list[int], how: str) -> None:
+    """One event for a request that showed many files (a series retrieved, its metadata),
+    naming every one of them."""
+    if len(instance_ids) == 1:
+        entity: int | None = instance_ids[0]
+    else:
+        entity = None
+    audit.record(
+        actor,
+        "view",
+        "dicom_instance",
+        entity,
+        detail={"case": case_id, "how": how, "instances": instance_ids},
+        in_transaction=False,
+    )
+
+
 # -- rendering ------------------------------------------------------------------------------
 
 

@@ -8,18 +8,21 @@ content store; renders come from the render cache.
 
 from __future__ import annotations
 
+import json
 import mmap
 import os
 import re
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, send_file
+from flask import Blueprint, Response, current_app, jsonify, request, send_file
 from flask_login import login_required
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
+from sqlalchemy.orm import defer
 
 from telemed.db import set_write_intent
 from telemed.errors import InvalidInput, NotFound, TelemedError
@@ -83,7 +86,11 @@ def study_attributes(case_id: int, instances: list[DicomInstance]) -> dict[str, 
         "00080050": _attr("SH", first.accession_number),
         "00080061": _attr("CS", *modalities),
         "00081030": _attr("LO", first.study_description),
-        "00100010": _from_header(first, "00100010", "PN"),
+        "00100010": (
+            {"vr": "PN", "Value": [{"Alphabetic": first.header_patient_name}]}
+            if first.header_patient_name
+            else {"vr": "PN"}
+        ),
         "00100020": _attr("LO", first.header_patient_id),
         "0020000D": _attr("UI", first.study_uid),
         "00201206": _attr("IS", len(series)),
@@ -209,6 +216,8 @@ def _matching(case_id: int, fixed: dict[str, str]) -> list[DicomInstance]:
         DicomInstance.instance_number,
         DicomInstance.id,
     )
+    if not request.args.get("includefield"):
+        query = query.options(defer(DicomInstance.header_json))  # loaded only when asked
     return list(db.session.execute(query).scalars())
 
 
@@ -381,8 +390,7 @@ def _retrieve(case_id: int, study: str, series: str | None, sop: str | None) -> 
     paths = [_file_for(i, wanted) for i in instances if i.decodable or "*" in wanted] or [
         _file_for(i, ["*"]) for i in instances
     ]
-    for instance in instances:
-        dicom.audit_file_view(actor, instance, "wado-rs")
+    dicom.audit_file_views(actor, case.id, [i.id for i in instances], "wado-rs")
     if len(paths) == 1 and _single_part_wanted():
         # A bare application/dicom (not multipart) for one instance: what simple viewers
         # and browsers handle directly.
@@ -414,21 +422,39 @@ def retrieve_instance(case_id: int, study: str, series: str, sop: str):
 
 
 def _metadata(case_id: int, study: str, series: str | None, sop: str | None) -> Response:
+    """The stored headers, passed through as stored (no decoding and re-encoding of the
+    JSON), each with the BulkDataURI of its pixel data."""
     actor = current_actor()
     case = _case(case_id)
-    instances = _select(case.id, study, series, sop)
-    payload = []
-    for instance in instances:
-        dicom.audit_file_view(actor, instance, "metadata")
-        body = dict(instance.header_json)
-        if instance.rows:
-            body["7FE00010"] = {
-                "vr": "OW",
-                "BulkDataURI": f"{_root(case.id)}/studies/{instance.study_uid}/series/"
-                f"{instance.series_uid}/instances/{instance.sop_instance_uid}",
-            }
-        payload.append(body)
-    return _qido(payload)
+    query = select(
+        DicomInstance.id,
+        DicomInstance.series_uid,
+        DicomInstance.sop_instance_uid,
+        DicomInstance.rows,
+        cast(DicomInstance.header_json, Text),
+    ).where(DicomInstance.case_id == case.id, DicomInstance.study_uid == study)
+    if series:
+        query = query.where(DicomInstance.series_uid == series)
+    if sop:
+        query = query.where(DicomInstance.sop_instance_uid == sop)
+    rows = db.session.execute(
+        query.order_by(DicomInstance.series_uid, DicomInstance.instance_number, DicomInstance.id)
+    ).all()
+    if not rows:
+        what = "instance" if sop else "series" if series else "study"
+        raise NotFound(f"{what} {sop or series or study} not found")
+    root = _root(case.id)
+    parts = []
+    for _id, series_uid, sop_uid, image_rows, header in rows:
+        header = header.strip()
+        if image_rows:
+            uri = f"{root}/studies/{study}/series/{series_uid}/instances/{sop_uid}"
+            bulk = json.dumps({"vr": "OW", "BulkDataURI": uri})
+            header = header[:-1].rstrip() + ("," if header[1:-1].strip() else "")
+            header += f'"7FE00010":{bulk}}}'
+        parts.append(header)
+    dicom.audit_file_views(actor, case.id, [row[0] for row in rows], "metadata")
+    return Response("[" + ",".join(parts) + "]", mimetype=DICOM_JSON)
 
 
 @bp.route("/studies/<study>/metadata", methods=["GET"])
@@ -591,11 +617,22 @@ def store_instances(case_id: int, study: str | None = None):
             while chunk := request.stream.read(CHUNK):
                 out.write(chunk)
         prepared = dicom.Prepared()
-        for name, part in split_multipart(body, boundary, staging):
+        parts = split_multipart(body, boundary, staging)
+        body.unlink()
+        app = current_app._get_current_object()
+
+        def check(item: tuple[str, Path | str]) -> list[dicom.FileOutcome]:
+            name, part = item
             if isinstance(part, str):
-                prepared.outcomes.append(dicom.FileOutcome(name, "refused", part))
-                continue
-            for outcome in dicom.prepare(part, name).outcomes:
+                return [dicom.FileOutcome(name, "refused", part)]
+            with app.app_context():
+                return dicom.prepare(part, name).outcomes
+
+        # As many files at once as there are decoding workers.
+        with ThreadPoolExecutor(max_workers=app.config["TELEMED_DICOM_WORKERS"]) as pool:
+            checked = list(pool.map(check, parts))
+        for outcomes in checked:
+            for outcome in outcomes:
                 if (
                     study
                     and outcome.index
