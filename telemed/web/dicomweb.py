@@ -629,8 +629,11 @@ def store_instances(case_id: int, study: str | None = None):
                 return dicom.prepare(part, name).outcomes
 
         # As many files at once as there are decoding workers.
-        with ThreadPoolExecutor(max_workers=app.config["TELEMED_DICOM_WORKERS"]) as pool:
-            checked = list(pool.map(check, parts))
+        if len(parts) > 1:
+            with ThreadPoolExecutor(max_workers=app.config["TELEMED_DICOM_WORKERS"]) as pool:
+                checked = list(pool.map(check, parts))
+        else:
+            checked = [check(part) for part in parts]
         for outcomes in checked:
             for outcome in outcomes:
                 if (
