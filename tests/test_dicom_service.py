@@ -219,6 +219,8 @@ def test_renders_respect_photometry_and_are_cached(app, world, gp):
         "SC_ybr_full_422_uncompressed.dcm",
         "US1_J2KI.dcm",
         "emri_small.dcm",
+        "examples_rgb_color.dcm",
+        "MR2_J2KI.dcm",
     ]
     dicom.attach_files(gp, case.id, [(n, dicom_files.sample(n)) for n in names])
     by_name = {i.original_filename: i for i in dicom.instances_of(case.id)}
@@ -236,6 +238,7 @@ def test_renders_respect_photometry_and_are_cached(app, world, gp):
         assert again == path
     assert modes["CT_small.dcm"] == "L" and modes["examples_palette.dcm"] == "RGB"
     assert modes["examples_ybr_color.dcm"] == "RGB" and modes["US1_J2KI.dcm"] == "RGB"
+    assert modes["examples_rgb_color.dcm"] == "RGB" and modes["MR2_J2KI.dcm"] == "L"
     # MONOCHROME1: the background (lowest stored values) is shown white.
     cr = image_of(
         dicom.rendered_frame(
