@@ -127,6 +127,20 @@ def test_doctor_uploads_a_ct_series_and_the_radiologist_views_it(
         }"""
     )
     assert painted > 1000, "the frame is drawn on the canvas"
+    # A length measured with the ruler, in mm from PixelSpacing.
+    reader.click("button[data-tool=Ruler]")
+    reader.locator("#layerGroup0").scroll_into_view_if_needed()
+    box = reader.locator("#layerGroup0").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    reader.mouse.move(x - 100, y)
+    reader.mouse.down()
+    reader.mouse.move(x, y, steps=5)
+    reader.mouse.move(x + 100, y, steps=5)
+    reader.mouse.up()
+    reader.wait_for_function("document.querySelector('#viewer').dataset.lengthMm", timeout=10_000)
+    assert reader.inner_text("#measurement").endswith("mm")
+    assert float(reader.get_attribute("#viewer", "data-length-mm")) > 10
+
     # The ECG on paper with the caliper viewer, and the machine measurements labelled.
     reader.wait_for_selector(".ecg-paper[data-state='ready'] svg", timeout=30_000)
     assert "machine measurement" in reader.inner_text(".ecg-measurements caption")

@@ -195,6 +195,27 @@ function mountViewer(viewer) {
     });
   }
 
+  // The ruler's last length (dwv computes it in mm from PixelSpacing), shown in the page.
+  const measurement = document.getElementById("measurement");
+  function showLastLength() {
+    const group = app.getLayerGroupByDivId("layerGroup0");
+    if (!group) return;
+    for (const layer of group.getDrawLayers()) {
+      const list = layer.getDrawController().getAnnotationGroup().getList();
+      const last = list[list.length - 1];
+      const length = last && last.quantification && last.quantification.length;
+      if (length) {
+        measurement.textContent = `${length.value.toFixed(1)} ${length.unit}`;
+        viewer.dataset.lengthMm = length.value.toFixed(2);
+        return;
+      }
+    }
+  }
+  const stage = document.getElementById("layerGroup0");
+  for (const type of ["pointerup", "mouseup", "touchend"]) {
+    stage.addEventListener(type, () => setTimeout(showLastLength, 50));
+  }
+
   function openSeries(item) {
     if (item.dataset.decodable !== "1") {
       status.textContent = "This series is stored but cannot be displayed here.";
