@@ -243,3 +243,30 @@ def test_session_calls_need_the_csrf_header(app, world, client):
     assert client.post("/uploads", headers=headers).status_code == 400
     created = client.post("/uploads", headers={**headers, "X-CSRFToken": token})
     assert created.status_code == 201
+
+
+def test_unfinished_uploads_expire(app, draft, client, frozen_clock):
+    from datetime import timedelta
+
+    from telemed.services.case_uploads import expire_stale_uploads, partial_path
+
+    case_id, token = draft
+    response = client.post(
+        "/uploads",
+        headers={
+            **TUS,
+            **factories.bearer(token),
+            "Upload-Length": "100",
+            "Upload-Metadata": metadata(filename="a.dcm", case_id=str(case_id)),
+        },
+    )
+    location = response.headers["Location"]
+    upload_id = location.rsplit("/", 1)[-1]
+    assert partial_path(upload_id).exists()
+    frozen_clock.advance(timedelta(days=3))
+    gone = client.head(location, headers={**TUS, **factories.bearer(token)})
+    assert gone.status_code == 410
+    assert expire_stale_uploads() == 1
+    db.session.commit()
+    assert not partial_path(upload_id).exists()
+    assert client.head(location, headers={**TUS, **factories.bearer(token)}).status_code == 404

@@ -37,6 +37,7 @@ from telemed.errors import Conflict, InvalidInput, NotFound, TelemedError
 from telemed.extensions import db
 from telemed.models.case_files import UploadSession
 from telemed.services import dicom, ecg_files
+from telemed.services.case_uploads import partial_path
 from telemed.services.cases import get_case
 from telemed.web.security import current_actor
 
@@ -87,10 +88,6 @@ def parse_metadata(raw: str | None) -> dict[str, str]:
     return values
 
 
-def partial_path(upload_id: str) -> Path:
-    return dicom.store().area("uploads") / upload_id
-
-
 def _load(actor: Actor, upload_id: str, *, for_update: bool = False) -> UploadSession:
     """The caller's own upload, on a case it can still see; anything else is a 404."""
     if len(upload_id) != 32 or not all(c in "0123456789abcdef" for c in upload_id):
@@ -103,6 +100,8 @@ def _load(actor: Actor, upload_id: str, *, for_update: bool = False) -> UploadSe
     upload = db.session.execute(query).scalar_one_or_none()
     if upload is None:
         raise NotFound(f"upload {upload_id} not found")
+    if upload.completed_at is None and upload.expires_at < clock.now():
+        raise TusError(410, f"upload {upload_id} has expired; start it again")
     get_case(actor, upload.case_id)  # 404 if the case left the caller's scope
     return upload
 
