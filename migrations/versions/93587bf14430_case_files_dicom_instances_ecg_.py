@@ -1,7 +1,7 @@
 """case files: dicom instances, ecg recordings, upload sessions
 
 Revision ID: 93587bf14430
-Revises: ef9782e25e79
+Revises: 3d68a9d36519
 Create Date: 2026-11-23 15:26:01.704992
 
 """
@@ -13,7 +13,7 @@ import telemed.db
 
 # revision identifiers, used by Alembic.
 revision = '93587bf14430'
-down_revision = 'ef9782e25e79'
+down_revision = '3d68a9d36519'
 branch_labels = None
 depends_on = None
 

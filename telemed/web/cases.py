@@ -16,6 +16,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -38,10 +39,32 @@ from telemed.web.security import current_actor, roles_required
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
 KIND_LABELS = {
-    CaseKind.CONSULT: "Remote consult",
-    CaseKind.ECG_READ: "ECG read",
-    CaseKind.IMAGING_READ: "Imaging read",
+    CaseKind.CONSULT: _l("Remote consult"),
+    CaseKind.ECG_READ: _l("ECG read"),
+    CaseKind.IMAGING_READ: _l("Imaging read"),
 }
+STATUS_LABELS = {
+    CaseStatus.DRAFT: _l("draft"),
+    CaseStatus.SUBMITTED: _l("submitted"),
+    CaseStatus.ACCEPTED: _l("accepted"),
+    CaseStatus.DECLINED: _l("declined"),
+    CaseStatus.SCHEDULED: _l("scheduled"),
+    CaseStatus.IN_SESSION: _l("in session"),
+    CaseStatus.CLAIMED: _l("claimed"),
+    CaseStatus.REPORTED: _l("reported"),
+    CaseStatus.CLOSED: _l("closed"),
+    CaseStatus.CANCELLED: _l("cancelled"),
+}
+PRIORITY_LABELS = {
+    Priority.ROUTINE: _l("routine"),
+    Priority.URGENT: _l("urgent"),
+    Priority.CRITICAL: _l("critical"),
+}
+
+
+@bp.app_context_processor
+def _labels():
+    return {"status_label": STATUS_LABELS, "priority_label": PRIORITY_LABELS}
 
 
 class CaseForm(FlaskForm):
@@ -191,7 +214,7 @@ def transition(case_id: int):
     except ValueError:
         raise InvalidInput("unknown state", field="to") from None
     cases.transition(current_actor(), case_id, target, request.form.get("reason"))
-    flash(_("Case moved to %(state)s.", state=_(target.value)), "ok")
+    flash(_("Case moved to %(state)s.", state=STATUS_LABELS[target]), "ok")
     return _back(case_id)
 
 

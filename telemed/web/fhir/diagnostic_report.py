@@ -11,18 +11,20 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from flask import request
 from flask_login import login_required
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from telemed.domain.case_states import CaseKind
-from telemed.errors import InvalidInput, NotFound
+from telemed.errors import NotFound
 from telemed.extensions import db
 from telemed.models.audit import AuditOutcome
 from telemed.models.cases import Case, Report
 from telemed.services import audit, cases
 from telemed.web.fhir import bp
-from telemed.web.fhir.service_request import _instant, _reference_id, fhir_response
+from telemed.web.fhir.registry import ResourceDefinition, SearchParam, register
+from telemed.web.fhir.search import parse_search, searchset
+from telemed.web.fhir.service_request import _instant, _ref_id, fhir_response
+from telemed.web.fhir.wire import numeric_id, resource_response
 from telemed.web.security import current_actor
 
 CRITICAL_EXTENSION = "https://telemed.example.org/fhir/StructureDefinition/critical-finding"
@@ -107,9 +109,26 @@ def _signed_reports(actor):
     )
 
 
-@bp.route("/DiagnosticReport/<int:report_id>", methods=["GET"])
+RESOURCE = register(
+    ResourceDefinition(
+        type="DiagnosticReport",
+        interactions=("read", "search-type"),
+        documentation="Each signed version of a case report, in the caller's scope; basedOn "
+        "names the ServiceRequest (the case); a critical finding has conclusionCode AA.",
+        search_params=(
+            SearchParam(
+                "based-on", "reference", "ServiceRequest/<id>.", targets=("ServiceRequest",)
+            ),
+            SearchParam("patient", "reference", "Patient/<id>.", targets=("Patient",)),
+        ),
+    )
+)
+
+
+@bp.route("/DiagnosticReport/<resource_id>", methods=["GET"])
 @login_required
-def read_diagnostic_report(report_id: int):
+def read_diagnostic_report(resource_id: str):
+    report_id = numeric_id(resource_id, "DiagnosticReport")
     actor = current_actor()
     row = db.session.execute(_signed_reports(actor).where(Report.id == report_id)).first()
     if row is None:
@@ -130,32 +149,20 @@ def read_diagnostic_report(report_id: int):
 @bp.route("/DiagnosticReport", methods=["GET"])
 @login_required
 def search_diagnostic_reports():
-    actor = current_actor()
-    query = _signed_reports(actor)
-    if request.args.get("based-on"):
-        case_id = _reference_id(request.args["based-on"], "ServiceRequest", "based-on")
-        query = query.where(Report.case_id == case_id)
-    raw_patient = request.args.get("patient") or request.args.get("subject")
-    if raw_patient:
-        query = query.where(Case.patient_id == _reference_id(raw_patient, "Patient", "patient"))
-    try:
-        count = min(max(int(request.args.get("_count", 50)), 1), 200)
-    except ValueError:
-        raise InvalidInput("_count must be a whole number", field="_count") from None
-    rows = db.session.execute(query.order_by(Report.signed_at.desc()).limit(count)).all()
-    base = request.host_url.rstrip("/") + "/fhir"
-    return fhir_response(
-        {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "link": [{"relation": "self", "url": request.url}],
-            "entry": [
-                {
-                    "fullUrl": f"{base}/DiagnosticReport/{report.id}",
-                    "resource": to_fhir(report, case),
-                    "search": {"mode": "match"},
-                }
-                for report, case in rows
-            ],
-        }
-    )
+    search = parse_search(RESOURCE)
+    query = _signed_reports(current_actor())
+    based_on = search.refs("based-on")
+    if based_on is not None:
+        query = query.where(Report.case_id.in_([_ref_id(r.id) for r in based_on]))
+    patients = search.refs("patient")
+    if patients is not None:
+        query = query.where(Case.patient_id.in_([_ref_id(r.id) for r in patients]))
+    total = db.session.execute(
+        select(func.count()).select_from(query.order_by(None).subquery())
+    ).scalar_one()
+    rows = db.session.execute(
+        query.order_by(Report.signed_at.desc(), Report.id.desc())
+        .limit(search.count)
+        .offset(search.offset)
+    ).all()
+    return resource_response(searchset(search, total, [to_fhir(r, c) for r, c in rows]))

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import jsonify, request
 from flask_login import login_required
+from sqlalchemy import func, select
 
 from telemed.domain.case_states import CaseKind, CaseStatus, Priority
 from telemed.errors import InvalidInput
@@ -20,6 +21,9 @@ from telemed.extensions import db
 from telemed.models.cases import Case
 from telemed.services import cases
 from telemed.web.fhir import bp
+from telemed.web.fhir.registry import ResourceDefinition, SearchParam, register
+from telemed.web.fhir.search import SearchError, parse_search, searchset
+from telemed.web.fhir.wire import numeric_id, resource_response
 from telemed.web.security import current_actor
 
 FHIR_JSON = "application/fhir+json"
@@ -143,9 +147,25 @@ def to_fhir(case: Case) -> dict[str, Any]:
     return resource
 
 
-@bp.route("/ServiceRequest/<int:case_id>", methods=["GET"])
+RESOURCE = register(
+    ResourceDefinition(
+        type="ServiceRequest",
+        interactions=("read", "search-type", "create"),
+        documentation="Cases (consult, ECG read, imaging read) in the caller's scope; the id "
+        "is the case id, and the case-dicomweb extension names the case's DICOMweb root.",
+        search_params=(
+            SearchParam("patient", "reference", "Patient/<id>.", targets=("Patient",)),
+            SearchParam("status", "token", "draft, active, completed or revoked."),
+            SearchParam("code", "token", f"{KIND_SYSTEM}: consult, ecg_read, imaging_read."),
+        ),
+    )
+)
+
+
+@bp.route("/ServiceRequest/<resource_id>", methods=["GET"])
 @login_required
-def read_service_request(case_id: int):
+def read_service_request(resource_id: str):
+    case_id = numeric_id(resource_id, "ServiceRequest")
     return fhir_response(to_fhir(cases.read_case(current_actor(), case_id)))
 
 
@@ -160,54 +180,39 @@ def _reference_id(raw: str, resource_type: str, field: str) -> int:
 @bp.route("/ServiceRequest", methods=["GET"])
 @login_required
 def search_service_requests():
-    actor = current_actor()
-    status_filter = None
-    if request.args.get("status"):
-        wanted = set(request.args["status"].split(","))
-        status_filter = [s for s, fhir in STATUS.items() if fhir in wanted]
-    patient_id = None
-    raw_patient = request.args.get("patient") or request.args.get("subject")
-    if raw_patient:
-        patient_id = _reference_id(raw_patient, "Patient", "patient")
-    kind = None
-    if request.args.get("code"):
+    search = parse_search(RESOURCE)
+    query = cases.cases_visible_to(current_actor())
+    refs = search.refs("patient")
+    if refs is not None:
+        query = query.where(Case.patient_id.in_([_ref_id(r.id) for r in refs]))
+    statuses = search.tokens("status")
+    if statuses is not None:
+        wanted = {t.code for t in statuses}
+        unknown = wanted - set(STATUS.values())
+        if unknown:
+            raise SearchError(f"unknown code {sorted(unknown)[0]!r} for status", field="status")
+        query = query.where(Case.status.in_([c for c, fhir in STATUS.items() if fhir in wanted]))
+    kinds = search.tokens("code")
+    if kinds is not None:
         try:
-            kind = CaseKind(request.args["code"].split("|")[-1])
+            query = query.where(Case.kind.in_([CaseKind(t.code) for t in kinds]))
         except ValueError:
-            raise InvalidInput(
-                "code must be consult, ecg_read or imaging_read", field="code"
+            raise SearchError(
+                "unknown code for code: use consult, ecg_read or imaging_read", field="code"
             ) from None
-    try:
-        count = min(max(int(request.args.get("_count", 50)), 1), 200)
-        offset = max(int(request.args.get("_offset", 0)), 0)
-    except ValueError:
-        raise InvalidInput("_count and _offset must be whole numbers", field="_count") from None
-    found = cases.list_cases(
-        actor,
-        status=status_filter or None,
-        kind=kind,
-        patient_id=patient_id,
-        limit=count,
-        offset=offset,
-    )
-    if status_filter == []:
-        found = []
-    base = request.host_url.rstrip("/") + "/fhir"
-    return fhir_response(
-        {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "link": [{"relation": "self", "url": request.url}],
-            "entry": [
-                {
-                    "fullUrl": f"{base}/ServiceRequest/{case.id}",
-                    "resource": to_fhir(case),
-                    "search": {"mode": "match"},
-                }
-                for case in found
-            ],
-        }
-    )
+    total = db.session.execute(
+        select(func.count()).select_from(query.order_by(None).subquery())
+    ).scalar_one()
+    found = db.session.execute(
+        query.order_by(Case.created_at.desc(), Case.id.desc())
+        .limit(search.count)
+        .offset(search.offset)
+    ).scalars()
+    return resource_response(searchset(search, total, [to_fhir(case) for case in found]))
+
+
+def _ref_id(value: str) -> int:
+    return int(value) if value.isdigit() and len(value) < 18 else -1
 
 
 def _from_fhir(body: dict[str, Any]) -> dict[str, Any]:
