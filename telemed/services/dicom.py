@@ -28,7 +28,7 @@ from telemed.domain.dicom_identity import identity_warnings
 from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telemed.extensions import db
 from telemed.imaging import safezip
-from telemed.imaging.deidentify import UidMap, deidentify_file
+from telemed.imaging.deidentify import UidMap
 from telemed.imaging.storage import ContentStore
 from telemed.imaging.worker import TaskError, WorkerFailed, WorkerLimits, pool_for
 from telemed.models.audit import AuditOutcome
@@ -459,7 +459,8 @@ def export_deidentified(actor: Actor, case_id: int, study_uid: str) -> Path:
     if not instances:
         raise NotFound(f"study {study_uid} not found", field="study_uid")
     content = store()
-    uids = UidMap(secrets.token_bytes(16))
+    secret = secrets.token_bytes(16)
+    uids = UidMap(secret)  # the worker derives the same UIDs from the same secret
     pseudonym = f"CASE{case.id}-{secrets.token_hex(3).upper()}"
     archive = content.temp_file(".zip")
     work = content.temp_dir()
@@ -468,8 +469,14 @@ def export_deidentified(actor: Actor, case_id: int, study_uid: str) -> Path:
             for number, instance in enumerate(instances, start=1):
                 target = work / f"{number:05d}.dcm"
                 try:
-                    deidentify_file(content.path_of(instance.sha256), target, uids, pseudonym)
-                except Exception as error:  # a file pydicom cannot rewrite is left out
+                    workers().call(
+                        "deidentify",
+                        path=str(content.path_of(instance.sha256)),
+                        out=str(target),
+                        secret=secret.hex(),
+                        pseudonym=pseudonym,
+                    )
+                except (TaskError, WorkerFailed) as error:
                     raise InvalidInput(
                         f"{instance.original_filename}: cannot be de-identified ({error})",
                         field="study_uid",
