@@ -126,6 +126,22 @@ def _check_size(ds, limits: Limits) -> None:
         )
 
 
+def _native_layout_problem(ds) -> str | None:
+    bits = _int(ds, "BitsAllocated")
+    samples = _int(ds, "SamplesPerPixel") or 1
+    if bits not in (1, 8, 16, 32, 64):
+        return f"Bits Allocated {bits} cannot be displayed"
+    if samples not in (1, 3):
+        return f"Samples per Pixel {samples} cannot be displayed"
+    if _int(ds, "PixelRepresentation") not in (None, 0, 1):
+        return "Pixel Representation must be 0 or 1"
+    if samples == 3 and not str(ds.get("PhotometricInterpretation", "")).upper().startswith(
+        ("RGB", "YBR")
+    ):
+        return "three samples per pixel need an RGB or YBR photometric interpretation"
+    return None
+
+
 def decoder_problem(transfer_syntax: str) -> str | None:
     """Why no installed plugin decodes ``transfer_syntax``, or None when one does."""
     from pydicom.pixels import get_decoder
@@ -145,7 +161,7 @@ def header_json(ds) -> dict[str, Any]:
     def drop(_element) -> str:
         return ""
 
-    header = ds.copy()
+    header = ds  # the caller's dataset: pixel and overlay data are dropped from it
     tags = list(header.keys())  # iterating a Dataset itself yields elements, not tags
     for tag in [t for t in tags if t.group == 0x7FE0 or (t.group & 0xFF00) == 0x6000]:
         del header[tag]
@@ -218,7 +234,11 @@ def inspect(path: str, limits: Limits | None = None) -> dict[str, Any]:
                     "truncated or corrupt"
                 )
         problem = decoder_problem(transfer_syntax)
-        if problem is None:
+        if problem is None and transfer_syntax in NATIVE_SYNTAXES:
+            # Native data needs no codec: its length was checked; its layout is checked here
+            # rather than by decoding (which would parse the whole file a second time).
+            problem = _native_layout_problem(full)
+        elif problem is None:
             try:
                 pixel_array(path, index=0)  # one frame: proves the codec, bounds memory
             except MemoryError:
