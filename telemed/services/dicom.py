@@ -397,9 +397,9 @@ def rendered_frame(
 ) -> Path:
     """The cached render of one frame (zero-based), made by a worker on a miss."""
     if not instance.decodable:
+        why = instance.notes or "the file holds no image to show"
         raise Conflict(
-            f"{instance.original_filename or instance.sop_instance_uid}: {instance.notes}",
-            field="frame",
+            f"{instance.original_filename or instance.sop_instance_uid}: {why}", field="frame"
         )
     if not 0 <= frame < instance.number_of_frames:
         raise NotFound(
