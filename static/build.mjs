@@ -28,7 +28,7 @@ const result = await build({
   entryNames: "[name]-[hash]",
   chunkNames: "chunks/[name]-[hash]",
   assetNames: "assets/[name]-[hash]",
-  loader: { ".wasm": "file", ".woff2": "file", ".png": "file", ".svg": "file" },
+  loader: { ".wasm": "file", ".woff2": "file", ".png": "file", ".svg": "file", ".gif": "file" },
   metafile: true,
   logLevel: "warning",
 });

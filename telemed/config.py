@@ -84,6 +84,12 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "TELEMED_ALLOWED_ORIGINS": env_list("ALLOWED_ORIGINS", []),
         "TELEMED_STORAGE_DIR": str(storage_root),
         "TELEMED_MAX_UPLOAD_BYTES": env_int("MAX_UPLOAD_BYTES", 2 * 1024**3),
+        # DICOM decoding runs in worker processes with these limits (telemed/imaging/).
+        "TELEMED_DICOM_WORKERS": env_int("DICOM_WORKERS", 2),
+        "TELEMED_DICOM_WORKER_MEMORY_MB": env_int("DICOM_WORKER_MEMORY_MB", 2048),
+        "TELEMED_DICOM_WORKER_CPU_S": env_int("DICOM_WORKER_CPU_S", 20),
+        "TELEMED_DICOM_WORKER_TIMEOUT_S": env_int("DICOM_WORKER_TIMEOUT_S", 30),
+        "TELEMED_DICOM_MAX_PIXEL_MB": env_int("DICOM_MAX_PIXEL_MB", 1024),
         "TELEMED_SQLITE_BUSY_TIMEOUT_MS": env_int("SQLITE_BUSY_TIMEOUT_MS", 30_000),
         "TELEMED_RUN_SCHEDULER": env_bool("RUN_SCHEDULER", True),
         "TELEMED_LOGIN_MAX_FAILURES": env_int("LOGIN_MAX_FAILURES", 5),

@@ -185,6 +185,8 @@ class ServerThread:
     def __exit__(self, *exc) -> None:
         from waitress import wasyncore
 
+        # Let handler threads finish first (they signal the loop's trigger when done).
+        self.server.task_dispatcher.shutdown(timeout=5)
         # Close every socket from inside the server's own loop; the loop then ends.
         self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
         self.thread.join(timeout=10)

@@ -17,6 +17,8 @@ EXPECTED = {
     "Schedule": {"read", "search-type"},
     "Slot": {"read", "search-type"},
     "Appointment": {"read", "search-type", "create", "update", "patch"},
+    "ServiceRequest": {"read", "search-type", "create"},
+    "DiagnosticReport": {"read", "search-type"},
 }
 ROUTE_OF = {
     "read": ("/fhir/{type}/<resource_id>", "GET"),

@@ -5,7 +5,7 @@ of the inventory in force that day (the unique index on department, day and bed 
 the rest), and the green-channel checks on schedule and slot_seat.
 
 Revision ID: 826064b78972
-Revises: 3d68a9d36519
+Revises: 93587bf14430
 Create Date: 2026-11-23 15:27:53.486316
 
 """
@@ -17,7 +17,7 @@ import telemed.db
 
 # revision identifiers, used by Alembic.
 revision = '826064b78972'
-down_revision = '3d68a9d36519'
+down_revision = '93587bf14430'
 branch_labels = None
 depends_on = None
 

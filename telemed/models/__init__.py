@@ -3,6 +3,7 @@
 from telemed.models.accounts import ApiToken, LoginAttempt, LoginSession
 from telemed.models.audit import AuditEvent, AuditOutcome
 from telemed.models.beds import Admission, BedDay, BedInventory
+from telemed.models.case_files import DicomInstance, EcgRecording, UploadSession
 from telemed.models.cases import Case, CaseTransition, Disposition, Report
 from telemed.models.consortium import (
     Consortium,
@@ -50,7 +51,9 @@ __all__ = [
     "Consortium",
     "Department",
     "DepartmentPolicy",
+    "DicomInstance",
     "Disposition",
+    "EcgRecording",
     "IdempotencyRecord",
     "Institution",
     "InstitutionKind",
@@ -74,6 +77,7 @@ __all__ = [
     "Slot",
     "SlotSeat",
     "SlotStatus",
+    "UploadSession",
     "User",
     "WaitlistEntry",
     "WaitlistStatus",

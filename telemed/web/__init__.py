@@ -17,6 +17,8 @@ def init_app(app: Flask) -> None:
 
     from telemed.web.api import init_api
     from telemed.web.auth import bp as auth_bp
+    from telemed.web.cases import bp as cases_bp
+    from telemed.web.dicomweb import bp as dicomweb_bp
     from telemed.web.fhir import bp as fhir_bp
     from telemed.web.pages.admin import bp as admin_bp
     from telemed.web.pages.booking import bp as booking_bp
@@ -26,6 +28,7 @@ def init_app(app: Flask) -> None:
     from telemed.web.pages.patients import bp as patients_bp
     from telemed.web.pages.referrals import bp as referrals_bp
     from telemed.web.pages.schedules import bp as schedules_bp
+    from telemed.web.uploads import bp as uploads_bp
 
     for blueprint in (
         auth_bp,
@@ -38,7 +41,7 @@ def init_app(app: Flask) -> None:
         fhir_bp,
     ):
         app.register_blueprint(blueprint)
-    for blueprint in (dashboard_bp, referrals_bp):
+    for blueprint in (cases_bp, uploads_bp, dicomweb_bp, dashboard_bp, referrals_bp):
         app.register_blueprint(blueprint)
     init_api(app)
 

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def wants_json() -> bool:
-    if request.path.startswith(("/api/", "/fhir")) or "/dicomweb" in request.path:
+    if request.path.startswith(("/api/", "/fhir", "/uploads")) or "/dicomweb" in request.path:
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json" or request.is_json

@@ -50,6 +50,13 @@ def init_app(app: Flask) -> None:
         return user
 
     @app.before_request
+    def _fresh_identity() -> None:
+        # g outlives a request when an app context was pushed around it (tests, CLI):
+        # each request must identify its caller afresh.
+        for name in ("actor", "_login_user", "authenticated_by_token", "csrf_token"):
+            g.pop(name, None)
+
+    @app.before_request
     def _csrf() -> None:
         # A bearer token is not sent by browsers on their own, so it needs no CSRF token.
         if request.method in SAFE_METHODS or bearer_token() is not None:

@@ -51,7 +51,7 @@ def init_api(app: Flask) -> None:
         },
     )
     from telemed.web.api import beds as beds_api
-    from telemed.web.api import bookings, patients, reference, schedules
+    from telemed.web.api import bookings, cases, patients, reference, schedules
     from telemed.web.api import dashboard as dashboard_api
     from telemed.web.api import referrals as referrals_api
 
@@ -61,6 +61,7 @@ def init_api(app: Flask) -> None:
         patients,
         schedules,
         bookings,
+        cases,
         beds_api,
         referrals_api,
         dashboard_api,

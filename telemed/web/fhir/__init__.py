@@ -27,6 +27,8 @@ RESOURCE_MODULES = (
     "schedule",
     "slot",
     "appointment",
+    "service_request",
+    "diagnostic_report",
     "referral_request",
 )
 

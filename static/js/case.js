@@ -1,0 +1,261 @@
+// The case page: resumable uploads (Uppy + tus) and the DICOM viewer (dwv) reading the
+// case's DICOMweb. Instances are asked for in Explicit VR Little Endian, so the server
+// decodes compressed syntaxes and the browser needs no codecs.
+import Uppy from "@uppy/core";
+import Dashboard from "@uppy/dashboard";
+import Tus from "@uppy/tus";
+import "@uppy/core/css/style.min.css";
+import "@uppy/dashboard/css/style.min.css";
+import { App, AppOptions, ViewConfig, ToolConfig, WindowLevel } from "dwv";
+import { csrfToken } from "./_common.js";
+import "../css/case.css";
+
+// Window/level presets by modality (centre, width in HU for CT).
+const PRESETS = {
+  CT: {
+    "soft tissue": [40, 400],
+    lung: [-600, 1500],
+    bone: [500, 2000],
+    brain: [40, 80],
+    liver: [60, 160],
+  },
+};
+
+const CHUNK_BYTES = 2 * 1024 * 1024; // at 2 Mbps a dropped chunk costs ~8 s of sending
+
+function resultItem(list, text, refused) {
+  const item = document.createElement("li");
+  item.textContent = text;
+  item.className = refused ? "refused" : "stored";
+  list.appendChild(item);
+}
+
+function mountUploader(element, resultsList) {
+  const purpose = element.dataset.purpose;
+  const uppy = new Uppy({
+    id: `uploader-${purpose}`,
+    autoProceed: false,
+    meta: { case_id: element.dataset.case, purpose },
+  });
+  uppy.use(Dashboard, {
+    inline: true,
+    target: element,
+    height: 260,
+    proudlyDisplayPoweredByUppy: false,
+    showProgressDetails: true,
+    note:
+      purpose === "dicom"
+        ? "DICOM files or a zip of the study folder"
+        : "DICOM waveform, HL7 aECG (.xml), WFDB (.hea + .dat) or CSV",
+  });
+  uppy.use(Tus, {
+    endpoint: element.dataset.endpoint,
+    chunkSize: CHUNK_BYTES,
+    retryDelays: [0, 1000, 3000, 5000, 10000],
+    headers: { "X-CSRFToken": csrfToken() },
+    removeFingerprintOnSuccess: true,
+    allowedMetaFields: ["case_id", "purpose", "filename", "name"],
+    withCredentials: true,
+  });
+  uppy.on("file-added", (file) => {
+    uppy.setFileMeta(file.id, { filename: file.name });
+  });
+  uppy.on("upload-success", async (file, response) => {
+    const url = response.uploadURL;
+    try {
+      const status = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      const body = await status.json();
+      for (const outcome of (body.result && body.result.files) || []) {
+        const refused = outcome.status === "refused";
+        resultItem(
+          resultsList,
+          `${outcome.filename}: ${outcome.status}${outcome.reason ? " — " + outcome.reason : ""}`,
+          refused,
+        );
+      }
+    } catch (error) {
+      resultItem(resultsList, `${file.name}: uploaded`, false);
+    }
+  });
+  uppy.on("upload-error", (file, error) => {
+    let message = error && error.message ? error.message : String(error);
+    const match = message.match(/"message":\s*"([^"]+)"/);
+    if (match) message = match[1];
+    resultItem(resultsList, `${file.name}: refused — ${message}`, true);
+  });
+  uppy.on("complete", (result) => {
+    document.body.dataset.uploadsComplete = String(
+      Number(document.body.dataset.uploadsComplete || 0) + result.successful.length,
+    );
+    if (result.successful.length) {
+      const reload = document.createElement("a");
+      reload.href = window.location.pathname;
+      reload.textContent = "Show the new files";
+      reload.id = "show-new-files";
+      resultsList.appendChild(reload);
+    }
+  });
+  return uppy;
+}
+
+// -- viewer -------------------------------------------------------------------------------
+
+function mountViewer(viewer) {
+  const root = viewer.dataset.dicomweb;
+  const status = document.getElementById("viewer-status");
+  const slider = document.getElementById("frame-slider");
+  const frameOut = document.getElementById("frame-number");
+  const presets = document.getElementById("wl-preset");
+  const app = new App();
+  const options = new AppOptions({ "*": [new ViewConfig("layerGroup0")] });
+  options.tools = {
+    Scroll: new ToolConfig(),
+    WindowLevel: new ToolConfig(),
+    ZoomAndPan: new ToolConfig(),
+    Draw: new ToolConfig(["Ruler"]),
+  };
+  app.init(options);
+  let currentDataId = null;
+
+  function viewController() {
+    const group = app.getLayerGroupByDivId("layerGroup0");
+    const layer = group && group.getActiveViewLayer();
+    return layer ? layer.getViewController() : null;
+  }
+
+  function syncSlider() {
+    const controller = viewController();
+    if (!controller) return;
+    const helper = controller.getPositionHelper();
+    slider.max = String(helper.getMaximumScrollValue());
+    slider.value = String(helper.getCurrentPositionScrollValue());
+    frameOut.textContent = `${Number(slider.value) + 1} / ${Number(slider.max) + 1}`;
+  }
+
+  app.addEventListener("load", (event) => {
+    currentDataId = event.dataid;
+    const controller = viewController();
+    presets.replaceChildren();
+    const extra = controller ? PRESETS[controller.getModality()] : undefined;
+    if (extra) {
+      const added = {};
+      for (const [name, [center, width]] of Object.entries(extra)) {
+        added[name] = { wl: [new WindowLevel(center, width)], name };
+      }
+      controller.addWindowLevelPresets(added);
+    }
+    if (controller) {
+      for (const name of controller.getWindowLevelPresetsNames()) {
+        const option = document.createElement("option");
+        option.value = name;
+        option.textContent = name;
+        presets.appendChild(option);
+      }
+    }
+    app.setTool("Scroll");
+    syncSlider();
+  });
+  // Slices keep arriving after the first is shown: follow them, then say when all are in.
+  app.addEventListener("loaditem", syncSlider);
+  app.addEventListener("loadend", () => {
+    syncSlider();
+    if (!viewer.dataset.error) status.textContent = "Loaded.";
+    viewer.dataset.loaded = "1";
+  });
+  app.addEventListener("positionchange", syncSlider);
+  app.addEventListener("error", (event) => {
+    const reason = (event.error && event.error.message) || event.message || String(event.error);
+    status.textContent = `Could not load: ${reason}`;
+    viewer.dataset.error = reason;
+    console.warn("viewer error", reason, event.source && event.source.url);
+  });
+  app.addEventListener("loadprogress", (event) => {
+    status.textContent = `Loading… ${Math.round(event.loaded || 0)}%`;
+  });
+
+  slider.addEventListener("input", () => {
+    const controller = viewController();
+    if (!controller) return;
+    const helper = controller.getPositionHelper();
+    helper.setCurrentPosition(helper.getCurrentPositionAtScrollValue(Number(slider.value)));
+    syncSlider();
+  });
+  presets.addEventListener("change", () => app.setWindowLevelPreset(presets.value));
+  document.getElementById("reset-view").addEventListener("click", () => app.resetZoomPan());
+  for (const button of viewer.querySelectorAll("[data-tool]")) {
+    button.addEventListener("click", () => {
+      const tool = button.dataset.tool;
+      if (tool === "Ruler") {
+        app.setTool("Draw");
+        app.setToolFeatures({ shapeName: "Ruler" });
+      } else {
+        app.setTool(tool);
+      }
+      viewer.dataset.tool = tool;
+    });
+  }
+
+  // The ruler's last length (dwv computes it in mm from PixelSpacing), shown in the page.
+  const measurement = document.getElementById("measurement");
+  function showLastLength() {
+    const group = app.getLayerGroupByDivId("layerGroup0");
+    if (!group) return;
+    for (const layer of group.getDrawLayers()) {
+      const list = layer.getDrawController().getAnnotationGroup().getList();
+      const last = list[list.length - 1];
+      const length = last && last.quantification && last.quantification.length;
+      if (length) {
+        measurement.textContent = `${length.value.toFixed(1)} ${length.unit}`;
+        viewer.dataset.lengthMm = length.value.toFixed(2);
+        return;
+      }
+    }
+  }
+  const stage = document.getElementById("layerGroup0");
+  for (const type of ["pointerup", "mouseup", "touchend"]) {
+    stage.addEventListener(type, () => setTimeout(showLastLength, 50));
+  }
+
+  function openSeries(item) {
+    if (item.dataset.decodable !== "1") {
+      status.textContent = "This series is stored but cannot be displayed here.";
+      return;
+    }
+    const sops = item.dataset.instances.split(",");
+    const base = `${root}/studies/${item.dataset.study}/series/${item.dataset.series}/instances/`;
+    app.reset();
+    viewer.dataset.loaded = "";
+    status.textContent = "Loading…";
+    for (const other of document.querySelectorAll("#series-list .series")) {
+      other.classList.toggle("active", other === item);
+    }
+    app.loadURLs(
+      sops.map((sop) => base + sop),
+      {
+        requestHeaders: [
+          {
+            name: "Accept",
+            value: "application/dicom; transfer-syntax=1.2.840.10008.1.2.1",
+          },
+        ],
+        withCredentials: true,
+      },
+    );
+  }
+
+  const items = document.querySelectorAll("#series-list .series");
+  for (const item of items) {
+    item.querySelector(".open-series").addEventListener("click", () => openSeries(item));
+  }
+  const first = Array.from(items).find((item) => item.dataset.decodable === "1");
+  if (first) openSeries(first);
+  window.addEventListener("resize", () => app.onResize());
+  window.telemedViewer = { app, current: () => currentDataId };
+}
+
+const uploader = document.getElementById("uploader");
+if (uploader) mountUploader(uploader, document.getElementById("upload-results"));
+const ecgUploader = document.getElementById("ecg-uploader");
+if (ecgUploader) mountUploader(ecgUploader, document.getElementById("ecg-upload-results"));
+const viewer = document.getElementById("viewer");
+if (viewer) mountViewer(viewer);

@@ -1,0 +1,35 @@
+"""Does the patient named in a file's header look like the case's patient?
+
+A mismatch is only a warning: grassroots equipment often carries a pinyin name, an
+empty ID or the machine's own accession number. The reader decides.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SEPARATORS = re.compile(r"[\^\s,._\-]+")
+
+
+def normalised_name(name: str | None) -> str:
+    """``Zhang^San`` and ``zhang san`` and ``San Zhang`` compare equal (parts, any order)."""
+    if not name:
+        return ""
+    parts = sorted(p for p in _SEPARATORS.split(name.strip().lower()) if p)
+    return " ".join(parts)
+
+
+def identity_warnings(
+    patient_name: str,
+    patient_ids: list[str],
+    header_name: str | None,
+    header_id: str | None,
+) -> list[str]:
+    """What differs between the case's patient and a file's header (empty: nothing)."""
+    warnings = []
+    if header_name and normalised_name(header_name) != normalised_name(patient_name):
+        warnings.append(f"the file names the patient '{header_name}', the case '{patient_name}'")
+    known = [i.strip().upper() for i in patient_ids if i]
+    if header_id and known and header_id.strip().upper() not in known:
+        warnings.append(f"the file's patient ID '{header_id}' is not the case patient's")
+    return warnings

@@ -1,0 +1,129 @@
+"""Expanding an uploaded zip of a study folder without trusting it.
+
+Each entry is checked before a byte is written: no absolute paths, no ``..``, no
+symlinks, no device files; the bytes actually inflated are counted (the sizes in the
+zip's directory can lie), per entry and in total, and an entry that inflates more than
+``max_ratio`` times its compressed size is stopped as a zip bomb. Entries are written
+under numbered names inside a staging folder of the store, never under their own names.
+"""
+
+from __future__ import annotations
+
+import stat
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    max_entries: int = 20_000
+    max_total_bytes: int = 4 * 1024**3
+    max_entry_bytes: int = 2 * 1024**3
+    max_ratio: int = 200
+
+
+@dataclass
+class Expanded:
+    files: list[tuple[str, Path]] = field(default_factory=list)  # (name in zip, staged path)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (name in zip, reason)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, why), e.g. DICOMDIR
+
+
+class ZipRefused(Exception):
+    """The whole archive is refused (unreadable, too many entries, a bomb)."""
+
+
+def is_zip(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def entry_problem(info: zipfile.ZipInfo) -> str | None:
+    name = info.filename
+    if "\x00" in name:
+        return "the entry name contains a NUL byte"
+    normalised = name.replace("\\", "/")
+    if normalised.startswith("/") or (len(normalised) > 1 and normalised[1] == ":"):
+        return "the entry has an absolute path"
+    if ".." in PurePosixPath(normalised).parts:
+        return "the entry path climbs out of the folder ('..')"
+    mode = info.external_attr >> 16
+    if info.create_system == 3 and mode:  # Unix attributes
+        if stat.S_ISLNK(mode):
+            return "the entry is a symbolic link"
+        if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
+            return "the entry is not a regular file"
+    return None
+
+
+def expand(archive: Path, staging: Path, limits: ZipLimits | None = None) -> Expanded:
+    limits = limits or ZipLimits()
+    result = Expanded()
+    try:
+        bundle = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ZipRefused(f"not a readable zip archive ({error})") from None
+    with bundle:
+        entries = bundle.infolist()
+        if len(entries) > limits.max_entries:
+            raise ZipRefused(
+                f"the archive has {len(entries)} entries; at most {limits.max_entries}"
+            )
+        total = 0
+        for number, info in enumerate(entries):
+            name = info.filename
+            if info.is_dir():
+                continue
+            problem = entry_problem(info)
+            if problem is not None:
+                result.refused.append((name, problem))
+                continue
+            if PurePosixPath(name.replace("\\", "/")).name.upper() == "DICOMDIR":
+                result.skipped.append((name, "DICOMDIR index: the files it lists are read"))
+                continue
+            if info.flag_bits & 0x1:
+                result.refused.append((name, "the entry is encrypted"))
+                continue
+            target = staging / f"{number:06d}.dcm"
+            written = 0
+            compressed = max(info.compress_size, 1)
+            try:
+                with bundle.open(info) as source, open(target, "wb") as out:
+                    while chunk := source.read(CHUNK):
+                        written += len(chunk)
+                        total += len(chunk)
+                        if total > limits.max_total_bytes:
+                            raise ZipRefused(
+                                "the archive inflates past "
+                                f"{limits.max_total_bytes // 1024**2} MB: refused as a zip bomb"
+                            )
+                        if written > limits.max_entry_bytes:
+                            raise _EntryTooBig(
+                                f"the entry inflates past {limits.max_entry_bytes // 1024**2} MB"
+                            )
+                        if written > 1024**2 and written / compressed > limits.max_ratio:
+                            raise _EntryTooBig(
+                                f"the entry inflates more than {limits.max_ratio} times its "
+                                "compressed size: refused as a zip bomb"
+                            )
+                        out.write(chunk)
+            except _EntryTooBig as error:
+                target.unlink(missing_ok=True)
+                result.refused.append((name, str(error)))
+                continue
+            except ZipRefused:
+                target.unlink(missing_ok=True)
+                raise
+            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as error:
+                target.unlink(missing_ok=True)
+                result.refused.append((name, f"the entry cannot be read ({error})"))
+                continue
+            result.files.append((name, target))
+    return result
+
+
+class _EntryTooBig(Exception):
+    pass

@@ -1,0 +1,344 @@
+"""Case pages: open a case, attach files, submit; the reading centres' worklist; the case
+page with its files, viewer, report and history; file downloads and de-identified export.
+Every view of a file is audited (services/dicom.py)."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    after_this_request,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import login_required
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import IntegerField, StringField, TextAreaField
+from wtforms.validators import AnyOf, DataRequired, Length, Optional
+
+from telemed import clock
+from telemed.domain.access import may_see_identifiers
+from telemed.domain.case_states import CaseKind, CaseStatus, Priority, Side, next_states
+from telemed.domain.dicom_identity import identity_warnings
+from telemed.domain.masking import mask_national_id, mask_text
+from telemed.ecg import MACHINE_MEASUREMENT_LABEL
+from telemed.errors import InvalidInput, TelemedError
+from telemed.extensions import db
+from telemed.models.cases import Case
+from telemed.models.consortium import Department, Institution, Patient, Role, User
+from telemed.services import cases, dicom, ecg_files, reports, scopes
+from telemed.web.security import current_actor, roles_required
+
+bp = Blueprint("cases", __name__, url_prefix="/cases")
+
+KIND_LABELS = {
+    CaseKind.CONSULT: _l("Remote consult"),
+    CaseKind.ECG_READ: _l("ECG read"),
+    CaseKind.IMAGING_READ: _l("Imaging read"),
+}
+STATUS_LABELS = {
+    CaseStatus.DRAFT: _l("draft"),
+    CaseStatus.SUBMITTED: _l("submitted"),
+    CaseStatus.ACCEPTED: _l("accepted"),
+    CaseStatus.DECLINED: _l("declined"),
+    CaseStatus.SCHEDULED: _l("scheduled"),
+    CaseStatus.IN_SESSION: _l("in session"),
+    CaseStatus.CLAIMED: _l("claimed"),
+    CaseStatus.REPORTED: _l("reported"),
+    CaseStatus.CLOSED: _l("closed"),
+    CaseStatus.CANCELLED: _l("cancelled"),
+}
+PRIORITY_LABELS = {
+    Priority.ROUTINE: _l("routine"),
+    Priority.URGENT: _l("urgent"),
+    Priority.CRITICAL: _l("critical"),
+}
+
+
+@bp.app_context_processor
+def _labels():
+    return {"status_label": STATUS_LABELS, "priority_label": PRIORITY_LABELS}
+
+
+class CaseForm(FlaskForm):
+    patient_id = IntegerField("patient_id", validators=[DataRequired()])
+    kind = StringField("kind", validators=[AnyOf([k.value for k in CaseKind])])
+    question = TextAreaField("question", validators=[DataRequired(), Length(max=4000)])
+    clinical_summary = TextAreaField("clinical_summary", validators=[Length(max=20000)])
+    priority = StringField("priority", validators=[AnyOf([p.value for p in Priority])])
+    target_department_id = IntegerField("target_department_id", validators=[Optional()])
+    target_specialist_id = IntegerField("target_specialist_id", validators=[Optional()])
+    booking_id = IntegerField("booking_id", validators=[Optional()])
+
+
+def _choices() -> dict[str, list]:
+    """What the form offers: the caller's patients, the consortium's departments and
+    specialists."""
+    actor = current_actor()
+    patients = db.session.execute(scopes.patients_visible_to(actor).order_by(Patient.name))
+    departments = db.session.execute(
+        select(Department)
+        .join(Institution, Institution.id == Department.institution_id)
+        .where(Institution.consortium_id == actor.consortium_id)
+        .order_by(Department.name)
+    )
+    specialists = db.session.execute(
+        scopes.users_visible_to(actor)
+        .where(User.role == Role.SPECIALIST)
+        .order_by(User.display_name)
+    )
+    return {
+        "patients": list(patients.scalars()),
+        "departments": list(departments.scalars()),
+        "specialists": list(specialists.scalars()),
+    }
+
+
+@bp.route("")
+@login_required
+def index():
+    actor = current_actor()
+    rows = cases.list_cases(actor, limit=200)
+    return render_template("cases/list.html", rows=rows, kinds=KIND_LABELS)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@roles_required(Role.GRASSROOTS)
+def new():
+    form = CaseForm()
+    status = 200
+    if request.method == "POST":
+        if form.validate():
+            try:
+                case = cases.open_case(
+                    current_actor(),
+                    patient_id=form.patient_id.data,
+                    kind=CaseKind(form.kind.data),
+                    question=form.question.data,
+                    clinical_summary=form.clinical_summary.data,
+                    priority=Priority(form.priority.data),
+                    target_department_id=form.target_department_id.data or None,
+                    target_specialist_id=form.target_specialist_id.data or None,
+                    booking_id=form.booking_id.data or None,
+                )
+            except TelemedError as error:
+                db.session.rollback()
+                form.errors.setdefault(error.field or "form", []).append(error.message)
+                status = error.status
+            else:
+                return redirect(url_for("cases.detail", case_id=case.id))
+        else:
+            status = 422
+    return render_template("cases/new.html", form=form, kinds=KIND_LABELS, **_choices()), status
+
+
+@bp.route("/worklist")
+@roles_required(Role.SPECIALIST)
+def worklist():
+    items = cases.worklist(current_actor())
+    return render_template("cases/worklist.html", items=items, kinds=KIND_LABELS)
+
+
+def _actions(case: Case, side: Side | None) -> list[CaseStatus]:
+    if side is None:
+        return []
+    return [s for s in next_states(case.kind, case.status, side) if s is not CaseStatus.CLAIMED]
+
+
+@bp.route("/<int:case_id>")
+@login_required
+def detail(case_id: int):
+    actor = current_actor()
+    case = cases.read_case(actor, case_id)
+    side = cases.side_of(actor, case)
+    patient = case.patient
+    national_id = patient.national_id
+    identifiers_visible = may_see_identifiers(actor, patient.institution_id)
+    if not identifiers_visible:
+        national_id = mask_national_id(national_id)
+    draft = reports.current_draft(case.id) if side is Side.RESPONDER else None
+    recordings = ecg_files.recordings_of(case.id)
+    waiting = clock.now() - case.submitted_at if case.submitted_at else None
+    return render_template(
+        "cases/detail.html",
+        case=case,
+        side=side,
+        kinds=KIND_LABELS,
+        patient=patient,
+        national_id=national_id,
+        # IDs found in file headers are often national IDs: masked like the patient's.
+        shown_id=(lambda value: value) if identifiers_visible else mask_text,
+        studies=dicom.studies_of(case),
+        recordings=recordings,
+        ecg_warnings={
+            r.id: identity_warnings(
+                patient.name,
+                [patient.national_id or ""],
+                (r.found_identifiers or {}).get("name"),
+                (r.found_identifiers or {}).get("id"),
+            )
+            for r in recordings
+        },
+        machine_label=MACHINE_MEASUREMENT_LABEL,
+        actions=_actions(case, side),
+        can_claim=side is Side.RESPONDER
+        and case.kind.is_read
+        and case.status is CaseStatus.SUBMITTED,
+        can_attach=side is Side.REQUESTER and case.status is CaseStatus.DRAFT,
+        can_report=side is Side.RESPONDER
+        and case.status in reports.SIGNABLE_STATES[case.kind]
+        and case.assigned_to_id in (None, actor.user_id),
+        draft=draft,
+        versions=[r for r in reports.versions(case.id) if r.is_signed],
+        waiting=waiting,
+        overdue=bool(case.due_at and case.due_at < clock.now() and case.reported_at is None),
+    )
+
+
+def _back(case_id: int):
+    return redirect(url_for("cases.detail", case_id=case_id))
+
+
+@bp.route("/<int:case_id>/transition", methods=["POST"])
+@login_required
+def transition(case_id: int):
+    try:
+        target = CaseStatus(request.form.get("to", ""))
+    except ValueError:
+        raise InvalidInput("unknown state", field="to") from None
+    cases.transition(current_actor(), case_id, target, request.form.get("reason"))
+    flash(_("Case moved to %(state)s.", state=STATUS_LABELS[target]), "ok")
+    return _back(case_id)
+
+
+@bp.route("/<int:case_id>/claim", methods=["POST"])
+@roles_required(Role.SPECIALIST)
+def claim(case_id: int):
+    cases.claim(current_actor(), case_id)
+    flash(_("You claimed this read."), "ok")
+    return _back(case_id)
+
+
+@bp.route("/<int:case_id>/report", methods=["POST"])
+@roles_required(Role.SPECIALIST)
+def report(case_id: int):
+    actor = current_actor()
+    fields = {
+        "findings": request.form.get("findings"),
+        "impression": request.form.get("impression"),
+        "advice": request.form.get("advice"),
+        "critical": request.form.get("critical") == "on",
+    }
+    if request.form.get("disposition"):
+        fields["disposition"] = request.form["disposition"]
+    if request.form.get("follow_up_date"):
+        fields["follow_up_date"] = request.form["follow_up_date"]
+    if request.form.get("amendment_reason") and reports.latest_signed(case_id):
+        if reports.current_draft(case_id) is None:
+            reports.amend(actor, case_id, request.form["amendment_reason"], **fields)
+        else:
+            reports.save_draft(actor, case_id, **fields)
+    else:
+        reports.save_draft(actor, case_id, **fields)
+    if request.form.get("sign"):
+        reports.sign(actor, case_id)
+        flash(_("Report signed; the requesting doctor has been told."), "ok")
+    else:
+        flash(_("Draft saved."), "ok")
+    return _back(case_id)
+
+
+@bp.route("/<int:case_id>/files/dicom/<int:instance_id>")
+@login_required
+def dicom_file(case_id: int, instance_id: int):
+    actor = current_actor()
+    _case, instance = dicom.get_instance(actor, case_id, instance_id)
+    dicom.audit_file_view(actor, instance, "download")
+    return send_file(
+        dicom.store().path_of(instance.sha256),
+        mimetype="application/dicom",
+        as_attachment=True,
+        download_name=f"{instance.sop_instance_uid}.dcm",
+    )
+
+
+@bp.route("/<int:case_id>/studies/<study_uid>/deidentified.zip")
+@login_required
+def export_study(case_id: int, study_uid: str):
+    archive = dicom.export_deidentified(current_actor(), case_id, study_uid)
+
+    @after_this_request
+    def _remove(response):
+        response.call_on_close(lambda: archive.unlink(missing_ok=True))
+        return response
+
+    return send_file(
+        archive,
+        mimetype="application/zip",
+        as_attachment=True,
+        download_name=f"case-{case_id}-deidentified.zip",
+    )
+
+
+@bp.route("/<int:case_id>/files/ecg/<int:recording_id>")
+@login_required
+def ecg_file(case_id: int, recording_id: int):
+    actor = current_actor()
+    recording = ecg_files.get_recording(actor, case_id, recording_id)
+    try:
+        original = recording.originals[int(request.args.get("part", 0))]
+    except (ValueError, IndexError):
+        raise InvalidInput("part names one of the recording's files", field="part") from None
+    from telemed.services import audit
+
+    audit.record(
+        actor,
+        "view",
+        "ecg_recording",
+        recording.id,
+        detail={"case": case_id, "how": "download"},
+        in_transaction=False,
+    )
+    return send_file(
+        dicom.store().path_of(original["sha256"]),
+        mimetype="application/octet-stream",
+        as_attachment=True,
+        download_name=original["filename"],
+    )
+
+
+@bp.route("/<int:case_id>/ecg/<int:recording_id>.svg")
+@login_required
+def ecg_svg(case_id: int, recording_id: int):
+    """The recording on ECG paper (telemed.ecg), for the page's caliper viewer."""
+    actor = current_actor()
+    recording = ecg_files.get_recording(actor, case_id, recording_id)
+    try:
+        speed = float(request.args.get("speed", 25))
+        gain = float(request.args.get("gain", 10))
+        start = float(request.args.get("start", 0))
+    except ValueError:
+        raise InvalidInput("speed, gain and start are numbers", field="speed") from None
+    svg = ecg_files.render_svg(recording, speed=speed, gain=gain, start=start)
+    from telemed.services import audit
+
+    audit.record(
+        actor,
+        "view",
+        "ecg_recording",
+        recording.id,
+        detail={"case": case_id, "how": "svg"},
+        in_transaction=False,
+    )
+    response = make_response(svg)
+    response.mimetype = "image/svg+xml"
+    response.headers["Cache-Control"] = "private, max-age=300"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    return response

@@ -1,0 +1,279 @@
+"""FHIR ServiceRequest: a case (consult or read request) as FHIR R4.
+
+The resource id is the case id, so a client that created one goes straight to the case's
+DICOMweb root (``/cases/<id>/dicomweb``), which the resource also names: in the
+``case-dicomweb`` extension and in ``supportingInfo`` (an Endpoint reference by URL).
+Create, read and search go through the same services as the pages, within the caller's
+scope (another institution's case is a 404).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, request
+from flask_login import login_required
+from sqlalchemy import func, select
+
+from telemed.domain.case_states import CaseKind, CaseStatus, Priority
+from telemed.errors import InvalidInput
+from telemed.extensions import db
+from telemed.models.cases import Case
+from telemed.services import cases
+from telemed.web.fhir import bp
+from telemed.web.fhir.registry import ResourceDefinition, SearchParam, register
+from telemed.web.fhir.search import SearchError, parse_search, searchset
+from telemed.web.fhir.wire import numeric_id, resource_response
+from telemed.web.security import current_actor
+
+FHIR_JSON = "application/fhir+json"
+DICOMWEB_EXTENSION = "https://telemed.example.org/fhir/StructureDefinition/case-dicomweb"
+KIND_SYSTEM = "https://telemed.example.org/fhir/CodeSystem/case-kind"
+DEPARTMENT_SYSTEM = "https://telemed.example.org/fhir/sid/department"
+KIND_DISPLAY = {
+    CaseKind.CONSULT: "Remote consult",
+    CaseKind.ECG_READ: "Remote ECG read",
+    CaseKind.IMAGING_READ: "Remote imaging read",
+}
+# SNOMED CT categories: consultation, imaging, electrocardiographic procedure.
+KIND_CATEGORY = {
+    CaseKind.CONSULT: ("11429006", "Consultation"),
+    CaseKind.ECG_READ: ("29303009", "Electrocardiographic procedure"),
+    CaseKind.IMAGING_READ: ("363679005", "Imaging"),
+}
+STATUS = {
+    CaseStatus.DRAFT: "draft",
+    CaseStatus.SUBMITTED: "active",
+    CaseStatus.ACCEPTED: "active",
+    CaseStatus.SCHEDULED: "active",
+    CaseStatus.IN_SESSION: "active",
+    CaseStatus.CLAIMED: "active",
+    CaseStatus.REPORTED: "completed",
+    CaseStatus.CLOSED: "completed",
+    CaseStatus.DECLINED: "revoked",
+    CaseStatus.CANCELLED: "revoked",
+}
+PRIORITY = {Priority.ROUTINE: "routine", Priority.URGENT: "urgent", Priority.CRITICAL: "stat"}
+FROM_PRIORITY = {value: key for key, value in PRIORITY.items()} | {"asap": Priority.URGENT}
+
+
+def fhir_response(body: dict[str, Any], status: int = 200):
+    response = jsonify(body)
+    response.mimetype = FHIR_JSON
+    response.status_code = status
+    return response
+
+
+def _instant(value) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def dicomweb_root(case_id: int) -> str:
+    return f"{request.host_url.rstrip('/')}/cases/{case_id}/dicomweb"
+
+
+def to_fhir(case: Case) -> dict[str, Any]:
+    code, display = KIND_CATEGORY[case.kind]
+    resource: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "id": str(case.id),
+        "meta": {"lastUpdated": _instant(case.updated_at or case.created_at)},
+        "extension": [{"url": DICOMWEB_EXTENSION, "valueUrl": dicomweb_root(case.id)}],
+        "status": STATUS[case.status],
+        "intent": "order",
+        "category": [
+            {"coding": [{"system": "http://snomed.info/sct", "code": code, "display": display}]}
+        ],
+        "code": {
+            "coding": [
+                {
+                    "system": KIND_SYSTEM,
+                    "code": case.kind.value,
+                    "display": KIND_DISPLAY[case.kind],
+                }
+            ],
+            "text": KIND_DISPLAY[case.kind],
+        },
+        "priority": PRIORITY[case.priority],
+        "subject": {"reference": f"Patient/{case.patient_id}"},
+        "authoredOn": _instant(case.created_at),
+        "requester": {
+            "reference": f"Practitioner/{case.requested_by_id}",
+            "display": case.requested_by.display_name,
+        },
+        "reasonCode": [{"text": case.question}],
+        "supportingInfo": [
+            {
+                "type": "Endpoint",
+                "identifier": {"system": "urn:ietf:rfc:3986", "value": dicomweb_root(case.id)},
+                "display": "DICOMweb root of the case",
+            }
+        ],
+    }
+    performers = []
+    if case.target_specialist_id is not None:
+        performers.append(
+            {
+                "reference": f"Practitioner/{case.target_specialist_id}",
+                "display": case.target_specialist.display_name,
+            }
+        )
+    if case.target_department_id is not None:
+        performers.append(
+            {
+                "type": "Organization",
+                "identifier": {
+                    "system": DEPARTMENT_SYSTEM,
+                    "value": str(case.target_department_id),
+                },
+                "display": case.target_department.name,
+            }
+        )
+    if performers:
+        resource["performer"] = performers
+    if case.clinical_summary:
+        resource["note"] = [{"text": case.clinical_summary}]
+    if case.booking_id is not None:
+        resource["identifier"] = [
+            {
+                "system": "https://telemed.example.org/fhir/sid/booking",
+                "value": str(case.booking_id),
+            }
+        ]
+    if case.submitted_at is not None:
+        resource["occurrencePeriod"] = {"start": _instant(case.submitted_at)}
+        if case.reported_at is not None:
+            resource["occurrencePeriod"]["end"] = _instant(case.reported_at)
+    return resource
+
+
+RESOURCE = register(
+    ResourceDefinition(
+        type="ServiceRequest",
+        interactions=("read", "search-type", "create"),
+        documentation="Cases (consult, ECG read, imaging read) in the caller's scope; the id "
+        "is the case id, and the case-dicomweb extension names the case's DICOMweb root. "
+        "Two-way referrals are ServiceRequests in their own id space, read at "
+        "ServiceRequest/referral-<id> (category SNOMED CT 3457005, direction in "
+        "urn:telemed:referral-direction).",
+        search_params=(
+            SearchParam("patient", "reference", "Patient/<id>.", targets=("Patient",)),
+            SearchParam("status", "token", "draft, active, completed or revoked."),
+            SearchParam("code", "token", f"{KIND_SYSTEM}: consult, ecg_read, imaging_read."),
+        ),
+    )
+)
+
+
+@bp.route("/ServiceRequest/<resource_id>", methods=["GET"])
+@login_required
+def read_service_request(resource_id: str):
+    case_id = numeric_id(resource_id, "ServiceRequest")
+    return fhir_response(to_fhir(cases.read_case(current_actor(), case_id)))
+
+
+def _reference_id(raw: str, resource_type: str, field: str) -> int:
+    value = raw.split("/")[-1] if raw.startswith(f"{resource_type}/") or "/" not in raw else ""
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput(f"{field} must be {resource_type}/<id>", field=field) from None
+
+
+@bp.route("/ServiceRequest", methods=["GET"])
+@login_required
+def search_service_requests():
+    search = parse_search(RESOURCE)
+    query = cases.cases_visible_to(current_actor())
+    refs = search.refs("patient")
+    if refs is not None:
+        query = query.where(Case.patient_id.in_([_ref_id(r.id) for r in refs]))
+    statuses = search.tokens("status")
+    if statuses is not None:
+        wanted = {t.code for t in statuses}
+        unknown = wanted - set(STATUS.values())
+        if unknown:
+            raise SearchError(f"unknown code {sorted(unknown)[0]!r} for status", field="status")
+        query = query.where(Case.status.in_([c for c, fhir in STATUS.items() if fhir in wanted]))
+    kinds = search.tokens("code")
+    if kinds is not None:
+        try:
+            query = query.where(Case.kind.in_([CaseKind(t.code) for t in kinds]))
+        except ValueError:
+            raise SearchError(
+                "unknown code for code: use consult, ecg_read or imaging_read", field="code"
+            ) from None
+    total = db.session.execute(
+        select(func.count()).select_from(query.order_by(None).subquery())
+    ).scalar_one()
+    found = db.session.execute(
+        query.order_by(Case.created_at.desc(), Case.id.desc())
+        .limit(search.count)
+        .offset(search.offset)
+    ).scalars()
+    return resource_response(searchset(search, total, [to_fhir(case) for case in found]))
+
+
+def _ref_id(value: str) -> int:
+    return int(value) if value.isdigit() and len(value) < 18 else -1
+
+
+def _from_fhir(body: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(body, dict) or body.get("resourceType") != "ServiceRequest":
+        raise InvalidInput("the body must be a ServiceRequest resource", field="resourceType")
+    subject = (body.get("subject") or {}).get("reference", "")
+    fields: dict[str, Any] = {"patient_id": _reference_id(subject, "Patient", "subject")}
+    kind = None
+    for coding in (body.get("code") or {}).get("coding", []):
+        if coding.get("system") == KIND_SYSTEM:
+            kind = coding.get("code")
+    try:
+        fields["kind"] = CaseKind(kind)
+    except ValueError:
+        raise InvalidInput(
+            f"code needs a coding of {KIND_SYSTEM}: consult, ecg_read or imaging_read",
+            field="code",
+        ) from None
+    try:
+        fields["priority"] = FROM_PRIORITY[body.get("priority", "routine")]
+    except KeyError:
+        raise InvalidInput(
+            "priority must be routine, urgent, asap or stat", field="priority"
+        ) from None
+    reasons = [r.get("text") for r in body.get("reasonCode") or [] if r.get("text")]
+    if not reasons:
+        raise InvalidInput("reasonCode[0].text carries the question", field="reasonCode")
+    fields["question"] = reasons[0]
+    notes = [n.get("text") for n in body.get("note") or [] if n.get("text")]
+    fields["clinical_summary"] = "\n\n".join(notes) or None
+    for performer in body.get("performer") or []:
+        reference = performer.get("reference", "")
+        identifier = performer.get("identifier") or {}
+        if reference.startswith("Practitioner/"):
+            fields["target_specialist_id"] = _reference_id(reference, "Practitioner", "performer")
+        elif identifier.get("system") == DEPARTMENT_SYSTEM:
+            try:
+                fields["target_department_id"] = int(identifier.get("value"))
+            except (TypeError, ValueError):
+                raise InvalidInput(
+                    "a department identifier is a number", field="performer"
+                ) from None
+        else:
+            raise InvalidInput(
+                f"performer is a Practitioner reference or a {DEPARTMENT_SYSTEM} identifier",
+                field="performer",
+            )
+    return fields
+
+
+@bp.route("/ServiceRequest", methods=["POST"])
+@login_required
+def create_service_request():
+    body = request.get_json(silent=True)
+    if body is None:
+        raise InvalidInput("the body must be FHIR JSON", field="resourceType")
+    case = cases.open_case(current_actor(), **_from_fhir(body))
+    db.session.flush()
+    response = fhir_response(to_fhir(case), 201)
+    response.headers["Location"] = f"{request.host_url.rstrip('/')}/fhir/ServiceRequest/{case.id}"
+    return response

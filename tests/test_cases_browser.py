@@ -1,0 +1,159 @@
+"""The issue's scenario in headless Chromium: a grassroots doctor opens a case, uploads a
+CT series and an ECG through the upload widgets (with their progress bars), submits; a
+radiologist claims it from the worklist and views the series in the case page's viewer
+and the ECG on paper with its machine measurements."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from telemed.extensions import db
+from tests import dicom_files, factories
+from tests.ecg import samples as ecg_samples
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+def sign_in(page, base: str, username: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", factories.PASSWORD)
+    page.click("main form button[type=submit]")
+    page.wait_for_load_state("networkidle")
+
+
+def test_doctor_uploads_a_ct_series_and_the_radiologist_views_it(
+    app, world, live_http, browser, tmp_path
+):
+    slices = dicom_files.ct_series(tmp_path / "series", 12)
+    base = live_http.url
+    patient_name = world.patients["TS1"][0].name
+    radiology = str(world.departments["RAD"].id)
+    db.session.remove()  # hold no transaction (on SQLite: no lock) while the server works
+
+    doctor = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+    sign_in(doctor, base, "gp_ts1")
+    doctor.goto(f"{base}/cases/new")
+    doctor.select_option("#patient_id", label=patient_name)
+    doctor.select_option("#kind", "imaging_read")
+    doctor.fill("textarea[name=question]", "Mass in the right lung? Please read the CT.")
+    doctor.fill("textarea[name=clinical_summary]", "Cough for three months, 40 pack-years.")
+    doctor.select_option("select[name=priority]", "urgent")
+    doctor.select_option("#target_department_id", radiology)
+    doctor.click("form.case-form button[type=submit]")
+    doctor.wait_for_url("**/cases/*")
+    case_url = doctor.url
+
+    # Upload through Uppy's dashboard with the tus plugin; the progress bar shows.
+    doctor.wait_for_selector("#uploader .uppy-Dashboard-input", state="attached")
+    doctor.set_input_files("#uploader .uppy-Dashboard-input >> nth=0", [str(p) for p in slices])
+    doctor.click("#uploader .uppy-StatusBar-actionBtn--upload")
+    doctor.wait_for_selector("#uploader .uppy-StatusBar-progress", state="attached")
+    doctor.wait_for_selector("#uploader .uppy-StatusBar.is-complete", timeout=60_000)
+    doctor.wait_for_function(
+        "document.querySelectorAll('#upload-results li.stored').length === 12", timeout=30_000
+    )
+    assert doctor.locator("#upload-results li.refused").count() == 0
+
+    # And the ECG, through its own uploader on the same page.
+    doctor.set_input_files(
+        "#ecg-uploader .uppy-Dashboard-input >> nth=0", str(ecg_samples.DICOM_WAVEFORM)
+    )
+    doctor.click("#ecg-uploader .uppy-StatusBar-actionBtn--upload")
+    doctor.wait_for_selector("#ecg-uploader .uppy-StatusBar.is-complete", timeout=60_000)
+    doctor.wait_for_selector("#ecg-upload-results li.stored", timeout=30_000)
+    assert "waveform_ecg.dcm: read" in doctor.inner_text("#ecg-upload-results")
+
+    doctor.goto(case_url)
+    assert doctor.locator("#series-list .series").count() == 1
+    assert "12 instances" in doctor.inner_text("#series-list")
+    doctor.click("button[data-to=submitted]")
+    doctor.wait_for_load_state("networkidle")
+    assert doctor.get_attribute("#case-status", "data-status") == "submitted"
+
+    reader = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+    sign_in(reader, base, "rad1")
+    reader.goto(f"{base}/cases/worklist")
+    case_id = case_url.rstrip("/").split("/")[-1]
+    row = reader.locator(f"tr[data-case='{case_id}']")
+    assert "urgent" in row.inner_text()
+    row.locator("button", has_text="Claim").click()
+    reader.wait_for_url(f"**/cases/{case_id}")
+    assert reader.get_attribute("#case-status", "data-status") == "claimed"
+
+    # The viewer (dwv) loads the series from the case's DICOMweb and shows a frame.
+    reader.wait_for_selector("#viewer[data-loaded='1']", timeout=60_000)
+    reader.wait_for_selector("#layerGroup0 canvas", state="attached")
+    assert reader.get_attribute("#viewer", "data-error") is None
+    assert reader.get_attribute("#frame-slider", "max") == "11"
+    assert reader.inner_text("#frame-number").endswith("/ 12")
+    reader.fill("#frame-slider", "6")
+    reader.dispatch_event("#frame-slider", "input")
+    assert "7 / 12" in reader.inner_text("#frame-number")
+    presets = reader.locator("#wl-preset option").all_inner_texts()
+    assert {"lung", "bone", "soft tissue"} <= set(presets)
+    reader.select_option("#wl-preset", "lung")
+    assert reader.get_attribute("#viewer", "data-error") is None
+    painted = reader.evaluate(
+        """() => {
+            const canvas = document.querySelector('#layerGroup0 canvas');
+            const context = canvas.getContext('2d');
+            const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+            let lit = 0;
+            for (let i = 0; i < data.length; i += 4) if (data[i] > 10) lit++;
+            return lit;
+        }"""
+    )
+    assert painted > 1000, "the frame is drawn on the canvas"
+    # A length measured with the ruler, in mm from PixelSpacing.
+    reader.click("button[data-tool=Ruler]")
+    reader.locator("#layerGroup0").scroll_into_view_if_needed()
+    box = reader.locator("#layerGroup0").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    reader.mouse.move(x - 100, y)
+    reader.mouse.down()
+    reader.mouse.move(x, y, steps=5)
+    reader.mouse.move(x + 100, y, steps=5)
+    reader.mouse.up()
+    reader.wait_for_function("document.querySelector('#viewer').dataset.lengthMm", timeout=10_000)
+    assert reader.inner_text("#measurement").endswith("mm")
+    assert float(reader.get_attribute("#viewer", "data-length-mm")) > 10
+
+    # The ECG on paper with the caliper viewer, and the machine measurements labelled.
+    reader.wait_for_selector(".ecg-paper[data-state='ready'] svg", timeout=30_000)
+    assert "machine measurement" in reader.inner_text(".ecg-measurements caption")
+    assert "bpm" in reader.inner_text(".ecg-measurements .hr")
+    shots = os.environ.get("TELEMED_SCREENSHOTS")
+    if shots:
+        reader.screenshot(path=f"{shots}/case-viewer.png", full_page=True)
+
+    reader.fill("textarea[name=findings]", "3 cm spiculated mass, right upper lobe.")
+    reader.fill("textarea[name=impression]", "Suspected lung cancer.")
+    reader.check("input[name=critical]")
+    reader.click("#sign-report")
+    reader.wait_for_load_state("networkidle")
+    doctor.goto(case_url)
+    assert "Suspected lung cancer." in doctor.inner_text("#report")
+    assert "CRITICAL FINDING" in doctor.inner_text("#report")
