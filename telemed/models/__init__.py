@@ -1,6 +1,7 @@
 """Typed tables, one module per area. Importing this package registers them all."""
 
 from telemed.models.accounts import ApiToken, LoginAttempt, LoginSession
+from telemed.models.attendance import BookingSuspension, ConsortiumPolicy
 from telemed.models.audit import AuditEvent, AuditOutcome
 from telemed.models.consortium import (
     Consortium,
@@ -14,7 +15,9 @@ from telemed.models.consortium import (
     User,
 )
 from telemed.models.idempotency import IdempotencyRecord
+from telemed.models.jobs import JobRun, JobRunStatus, SchedulerLease
 from telemed.models.notifications import Notification, NotificationDelivery
+from telemed.models.quota import QuotaSnapshot
 from telemed.models.scheduling import (
     OCCUPYING_STATUSES,
     Booking,
@@ -38,22 +41,28 @@ __all__ = [
     "AuditOutcome",
     "Booking",
     "BookingStatus",
+    "BookingSuspension",
     "Consortium",
+    "ConsortiumPolicy",
     "Department",
     "DepartmentPolicy",
     "IdempotencyRecord",
     "Institution",
     "InstitutionKind",
+    "JobRun",
+    "JobRunStatus",
     "LoginAttempt",
     "LoginSession",
     "Notification",
     "NotificationDelivery",
     "Patient",
     "Pool",
+    "QuotaSnapshot",
     "ReadingKind",
     "Role",
     "Schedule",
     "ScheduleAllotment",
+    "SchedulerLease",
     "ServiceType",
     "Sex",
     "Slot",

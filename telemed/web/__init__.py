@@ -20,9 +20,10 @@ def init_app(app: Flask) -> None:
     from telemed.web.pages.admin import bp as admin_bp
     from telemed.web.pages.booking import bp as booking_bp
     from telemed.web.pages.home import bp as home_bp
+    from telemed.web.pages.jobs import bp as jobs_admin_bp
     from telemed.web.pages.schedules import bp as schedules_bp
 
-    for blueprint in (auth_bp, home_bp, booking_bp, schedules_bp, admin_bp, fhir_bp):
+    for blueprint in (auth_bp, home_bp, booking_bp, schedules_bp, admin_bp, fhir_bp, jobs_admin_bp):
         app.register_blueprint(blueprint)
     init_api(app)
 
