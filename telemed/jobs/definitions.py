@@ -22,7 +22,15 @@ from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
 from flask_babel import lazy_gettext as _l
 
-from telemed.services import booking, cleanup, no_shows, quota_figures, quota_release, reminders
+from telemed.services import (
+    booking,
+    cleanup,
+    no_shows,
+    quota_figures,
+    quota_release,
+    read_deadlines,
+    reminders,
+)
 
 # Interval triggers count from a fixed anchor, so runs fall on whole minutes and hours
 # and a restarted scheduler computes the same times as the one before it.
@@ -77,6 +85,10 @@ def _no_shows(ctx: JobContext) -> dict[str, Any]:
     return no_shows.mark_no_shows(ctx.now)
 
 
+def _read_deadlines(ctx: JobContext) -> dict[str, Any]:
+    return read_deadlines.escalate_late_reads(ctx.now)
+
+
 def _snapshot(ctx: JobContext) -> dict[str, Any]:
     # The run due at 01:30 on day D records day D-1, whenever it actually runs.
     day: date = quota_figures.local_day(ctx.scheduled_at) - timedelta(days=1)
@@ -124,6 +136,14 @@ JOBS: dict[str, JobSpec] = {
             make_trigger=every(minutes=5),
             schedule="every 5 minutes",
             misfire_grace_seconds=2 * HOUR,
+        ),
+        JobSpec(
+            id="escalate_late_reads",
+            title=_l("Escalate ECG and imaging reads past their deadline"),
+            run=_read_deadlines,
+            make_trigger=every(minutes=1),
+            schedule="every minute",
+            misfire_grace_seconds=30 * MINUTE,
         ),
         JobSpec(
             id="snapshot_quota",

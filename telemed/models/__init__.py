@@ -3,6 +3,7 @@
 from telemed.models.accounts import ApiToken, LoginAttempt, LoginSession
 from telemed.models.attendance import BookingSuspension, ConsortiumPolicy
 from telemed.models.audit import AuditEvent, AuditOutcome
+from telemed.models.cases import Case, CaseTransition, Disposition, Report
 from telemed.models.consortium import (
     Consortium,
     Department,
@@ -42,10 +43,13 @@ __all__ = [
     "Booking",
     "BookingStatus",
     "BookingSuspension",
+    "Case",
+    "CaseTransition",
     "Consortium",
     "ConsortiumPolicy",
     "Department",
     "DepartmentPolicy",
+    "Disposition",
     "IdempotencyRecord",
     "Institution",
     "InstitutionKind",
@@ -59,6 +63,7 @@ __all__ = [
     "Pool",
     "QuotaSnapshot",
     "ReadingKind",
+    "Report",
     "Role",
     "Schedule",
     "ScheduleAllotment",
