@@ -81,7 +81,7 @@ class TelemedScheduler(BackgroundScheduler):
 
 
 class AppExecutor(ThreadPoolExecutor):
-    """Runs each due run time through ``job.func(runner, *args, scheduled_at=...)``.
+    """Runs each due run time through ``job.func(*args, service=..., scheduled_at=...)``.
 
     APScheduler's own executor does not tell the function which scheduled time it runs
     for; the JobRun row (unique per job and scheduled time) needs exactly that.
@@ -114,7 +114,7 @@ def _run_job(runner: Any, job, run_times: list[datetime]) -> list[JobExecutionEv
             )
             continue
         try:
-            value = job.func(runner, *job.args, scheduled_at=run_time, **job.kwargs)
+            value = job.func(*job.args, service=runner, scheduled_at=run_time, **job.kwargs)
         except BaseException:  # the run function records its own failures; this is a bug
             error = sys.exc_info()[1]
             log.exception("job %s crashed outside its run record", job.id)

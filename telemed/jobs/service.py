@@ -31,9 +31,13 @@ from telemed.jobs.definitions import JOBS
 log = logging.getLogger(__name__)
 
 
-def run_scheduled(service: JobService, job_id: str, *, scheduled_at: datetime) -> str:
+def run_scheduled(
+    job_id: str, *, service: JobService | None = None, scheduled_at: datetime | None = None
+) -> str:
     """The function every stored job points at (by reference, so the store stays valid
-    across restarts); the executor passes the service that runs it."""
+    across restarts); the executor passes the service that runs it and the time."""
+    if service is None or scheduled_at is None:
+        raise RuntimeError("run_scheduled is called by the job service's executor only")
     run = service.run(job_id, scheduled_at=scheduled_at)
     return "skipped" if run is None else run.status.value
 
