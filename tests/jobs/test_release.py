@@ -131,7 +131,7 @@ def test_release_never_takes_a_seat_a_booking_is_claiming(app, world, frozen_clo
                 except Conflict:
                     db.session.rollback()
                     outcomes.append("refused")
-                except BaseException as error:  # noqa: BLE001 - reported below
+                except BaseException as error:
                     db.session.rollback()
                     errors.append(error)
 
@@ -144,7 +144,7 @@ def test_release_never_takes_a_seat_a_booking_is_claiming(app, world, frozen_clo
                 try:
                     quota_release.release_unbooked_quota(clock.now())
                     db.session.commit()
-                except BaseException as error:  # noqa: BLE001
+                except BaseException as error:
                     db.session.rollback()
                     errors.append(error)
 

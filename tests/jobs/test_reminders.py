@@ -221,7 +221,7 @@ def test_smtp_backend_sends_each_reminder_once(app, world, frozen_clock, smtp_se
     app.extensions.pop("telemed_notifier", None)
     notifier = current_notifier()
     assert isinstance(notifier, SmtpNotifier) and notifier.channel == "smtp"
-    slot, booking = booked_with_emails(world)
+    slot, _booking = booked_with_emails(world)
     frozen_clock.set(slot.starts_at - timedelta(hours=24))
     run_reminders()
     assert outbox.drain(notifier) == {"sent": 2, "failed": 0}
