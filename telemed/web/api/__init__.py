@@ -81,10 +81,10 @@ def init_api(app: Flask) -> None:
             "security": [{"bearer": []}, {"session": []}],
         },
     )
-    from telemed.web.api import bookings, patients, reference, schedules
+    from telemed.web.api import attendance, bookings, patients, reference, schedules
 
     app.before_request(require_json_body)
-    for module in (reference, patients, schedules, bookings):
+    for module in (reference, patients, schedules, bookings, attendance):
         api.register_blueprint(module.blp)
 
 
