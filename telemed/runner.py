@@ -37,7 +37,9 @@ def serve(app: Flask, *, live: bool = True, scheduler: bool = True, threads: int
     host = app.config["TELEMED_HOST"]
     port = app.config["TELEMED_PORT"]
     stoppers = _start_companions(app, live=live, scheduler=scheduler)
-    server = create_server(app, host=host, port=port, threads=threads, ident="telemed")
+    server = create_server(
+        app, host=host, port=port, threads=threads, connection_limit=1000, ident="telemed"
+    )
 
     def _stop(_signum, _frame) -> None:
         # waitress's loop ends when its sockets close; Ctrl-C lands here too.

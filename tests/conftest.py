@@ -27,6 +27,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from telemed import clock, create_app  # noqa: E402
+from telemed.db import reset_write_intent, set_write_intent  # noqa: E402
 from telemed.extensions import db  # noqa: E402
 from tests import factories  # noqa: E402
 
@@ -113,10 +114,14 @@ def app(database_url: str, tmp_path: Path):
             "TELEMED_REDIS_URL": TEST_REDIS_URL or None,
         }
     )
+    # The test's own reads must not hold SQLite's write lock while a served request
+    # (another thread) waits for it: in the test thread, transactions begin deferred.
+    token = set_write_intent(False)
     with app.app_context():
         yield app
         db.session.remove()
         db.engine.dispose()
+    reset_write_intent(token)
 
 
 @pytest.fixture
@@ -149,7 +154,9 @@ class ServerThread:
     def __init__(self, app, threads: int = 16) -> None:
         from waitress import create_server
 
-        self.server = create_server(app, host="127.0.0.1", port=0, threads=threads)
+        self.server = create_server(
+            app, host="127.0.0.1", port=0, threads=threads, connection_limit=2000
+        )
         self.port = self.server.effective_port
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -159,8 +166,12 @@ class ServerThread:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.server.close()
-        self.thread.join(timeout=5)
+        from waitress import wasyncore
+
+        # Close every socket from inside the server's own loop; the loop then ends.
+        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
+        self.thread.join(timeout=10)
+        self.server.task_dispatcher.shutdown()
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ from telemed.services.notifications import in_locale_of, notify
 
 MAX_REASON = 2000
 MAX_SEARCH_DAYS = 92
-SEAT_CANDIDATES = 8
+SEAT_ATTEMPTS = 12
 
 PATIENT_OVERLAP_CONSTRAINT = "ex_booking_patient_overlap"
 SEAT_CONSTRAINT = "uq_booking_seat_occupying"
@@ -238,39 +238,55 @@ def _overlap_conflict(existing: Booking | None) -> Conflict:
 
 
 def _claim_seat(actor: Actor, slot: Slot, pool: Pool, make: dict) -> Booking:
-    """Insert a booking on a free eligible seat; the unique index decides races."""
+    """Insert a booking on a free eligible seat; the unique index decides races.
+
+    One seat is locked at a time (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so concurrent
+    bookers spread over the free seats instead of queueing on the same one; a seat that
+    turns out taken (the index refuses it) is skipped and the next one tried.
+    """
     now = clock.now()
     _expire_stale_holds(slot.id, now)
-    candidates = (
-        select(SlotSeat.id)
-        .where(SlotSeat.slot_id == slot.id, _eligible_seat(actor, pool), ~_occupied(SlotSeat.id))
-        # Seats allotted to the caller first, so open seats stay free for others.
-        .order_by(SlotSeat.allotted_institution_id.is_(None), SlotSeat.seat_no)
-        .limit(SEAT_CANDIDATES)
-        .with_for_update(skip_locked=True)
-    )
-    seat_ids = db.session.execute(candidates).scalars().all()
-    for seat_id in seat_ids:
-        booking = Booking(
-            seat_id=seat_id,
-            slot_id=slot.id,
-            pool=pool,
-            institution_id=actor.institution_id,
-            booked_by_id=actor.user_id,
-            starts_at=slot.starts_at,
-            ends_at=slot.ends_at,
-            created_at=now,
-            **make,
-        )
+    tried: list[int] = []
+    for _attempt in range(SEAT_ATTEMPTS):
+        booking = None
         try:
             with db.session.begin_nested():
+                candidate = (
+                    select(SlotSeat.id)
+                    .where(
+                        SlotSeat.slot_id == slot.id,
+                        _eligible_seat(actor, pool),
+                        ~_occupied(SlotSeat.id),
+                        SlotSeat.id.not_in(tried) if tried else True,
+                    )
+                    # Seats allotted to the caller first, so open seats stay free for others.
+                    .order_by(SlotSeat.allotted_institution_id.is_(None), SlotSeat.seat_no)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                )
+                seat_id = db.session.execute(candidate).scalar_one_or_none()
+                if seat_id is None:
+                    break
+                tried.append(seat_id)
+                booking = Booking(
+                    seat_id=seat_id,
+                    slot_id=slot.id,
+                    pool=pool,
+                    institution_id=actor.institution_id,
+                    booked_by_id=actor.user_id,
+                    starts_at=slot.starts_at,
+                    ends_at=slot.ends_at,
+                    created_at=now,
+                    **make,
+                )
                 db.session.add(booking)
                 db.session.flush()
         except IntegrityError as error:
             if _constraint_of(error) == PATIENT_OVERLAP_CONSTRAINT:
                 raise _overlap_conflict(None) from None
             continue  # somebody took this seat a moment ago: try the next one
-        return booking
+        if booking is not None:
+            return booking
     what = "down-shared" if pool is Pool.DOWN_SHARED else "hospital-pool"
     raise Conflict(
         _("no free %(pool)s seat left in this slot", pool=what),
