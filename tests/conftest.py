@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 
 _RUN_DIR = Path(tempfile.mkdtemp(prefix="telemed-tests-"))
 os.environ.setdefault("TELEMED_SECRET_KEY", "tests-" + uuid.uuid4().hex)
@@ -116,12 +117,28 @@ def app(database_url: str, tmp_path: Path):
     )
     # The test's own reads must not hold SQLite's write lock while a served request
     # (another thread) waits for it: in the test thread, transactions begin deferred.
+    app.test_client_class = IsolatedClient
     token = set_write_intent(False)
     with app.app_context():
         yield app
         db.session.remove()
         db.engine.dispose()
     reset_write_intent(token)
+
+
+class IsolatedClient(FlaskClient):
+    """Each request runs in an application context of its own, as in production.
+
+    The test itself holds an app context (for factories and assertions); without this,
+    requests would share its ``g`` and its database session.
+    """
+
+    def open(self, *args, **kwargs):
+        # End the test's own transaction: the request sees what the test wrote, and the
+        # test's next query sees what the request wrote.
+        db.session.commit()
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
 
 
 @pytest.fixture
