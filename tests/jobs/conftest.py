@@ -9,10 +9,12 @@ from datetime import timedelta
 
 import pytest
 
+from telemed import clock
 from telemed.db import write_intent
 from telemed.extensions import db
 from telemed.jobs.service import JobService
 from telemed.services.context import Origin, set_origin
+from tests.jobs.processes import Process, SharedClock, process_env
 
 WAIT_SECONDS = 60
 
@@ -94,3 +96,26 @@ def wait_for(check: Callable[[], object], what: str, timeout: float = WAIT_SECON
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+@pytest.fixture
+def shared_clock(tmp_path, monkeypatch):
+    shared = SharedClock(tmp_path / "clock-offset")
+    monkeypatch.setenv("TELEMED_CLOCK_OFFSET_FILE", str(shared.path))
+    clock.use(None)
+    return shared
+
+
+@pytest.fixture
+def spawn(database_url, shared_clock, tmp_path):
+    started: list[Process] = []
+
+    def start(name: str, args: list[str], **extra: str) -> Process:
+        env = process_env(database_url, shared_clock.path, tmp_path / name, **extra)
+        process = Process(name, args, env, tmp_path)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()

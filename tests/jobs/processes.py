@@ -12,7 +12,12 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from telemed import PROJECT_ROOT, clock
+from telemed.extensions import db
+from telemed.jobs import lease
+from telemed.models.jobs import JobRun
 
 
 def free_port() -> int:
@@ -116,3 +121,22 @@ def wait_until(check, what: str, timeout: float = 90, processes=()):
             logs = "\n".join(f"--- {p.name}\n{p.output()[-3000:]}" for p in processes)
             raise AssertionError(f"timed out waiting for {what}\n{logs}")
         time.sleep(0.1)
+
+
+def fresh(query):
+    db.session.rollback()
+    try:
+        return query()
+    finally:
+        db.session.rollback()
+
+
+def holder_pid() -> int | None:
+    row = fresh(lease.current)
+    if row is None or not lease.is_live(row):
+        return None
+    return int(row.holder.split(":")[1])
+
+
+def last_run_id() -> int:
+    return fresh(lambda: db.session.execute(select(func.max(JobRun.id))).scalar() or 0)

@@ -11,55 +11,10 @@ from sqlalchemy import func, select
 
 from telemed import clock
 from telemed.extensions import db
-from telemed.jobs import lease
 from telemed.models.jobs import JobRun, JobRunStatus
-from tests.jobs.processes import (
-    Process,
-    SharedClock,
-    flask_command,
-    process_env,
-    wait_until,
-)
+from tests.jobs.processes import flask_command, fresh, holder_pid, last_run_id, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def shared_clock(tmp_path, monkeypatch):
-    shared = SharedClock(tmp_path / "clock-offset")
-    monkeypatch.setenv("TELEMED_CLOCK_OFFSET_FILE", str(shared.path))
-    clock.use(None)
-    return shared
-
-
-@pytest.fixture
-def spawn(database_url, shared_clock, tmp_path):
-    started: list[Process] = []
-
-    def start(name: str, args: list[str], **extra: str) -> Process:
-        env = process_env(database_url, shared_clock.path, tmp_path / name, **extra)
-        process = Process(name, args, env, tmp_path)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
-
-
-def fresh(query):
-    db.session.rollback()
-    try:
-        return query()
-    finally:
-        db.session.rollback()
-
-
-def holder_pid() -> int | None:
-    row = fresh(lease.current)
-    if row is None or not lease.is_live(row):
-        return None
-    return int(row.holder.split(":")[1])
 
 
 def runs_by_runner() -> dict[str, int]:
@@ -85,10 +40,6 @@ def finished_runs(job_id: str, after_id: int) -> list[JobRun]:
             ).scalars()
         )
     )
-
-
-def last_run_id() -> int:
-    return fresh(lambda: db.session.execute(select(func.max(JobRun.id))).scalar() or 0)
 
 
 def test_one_of_two_scheduler_processes_runs_jobs_and_the_other_takes_over(
