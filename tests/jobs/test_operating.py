@@ -120,3 +120,24 @@ def test_cli_lists_and_runs_jobs(app, world, frozen_clock):
     run = db.session.execute(select(JobRun)).scalar_one()
     assert run.trigger == "cli" and run.runner.startswith("cli:")
     frozen_clock.advance(timedelta(seconds=1))
+
+
+def test_serve_starts_the_scheduler_unless_the_process_opts_out(app, world, fast_jobs):
+    from telemed.jobs import lease
+    from telemed.runner import _start_companions
+
+    app.config["TELEMED_RUN_SCHEDULER"] = False
+    assert _start_companions(app, live=False, scheduler=True) == []
+    app.config["TELEMED_RUN_SCHEDULER"] = True
+    assert _start_companions(app, live=False, scheduler=False) == []
+    stoppers = _start_companions(app, live=False, scheduler=True)
+    assert len(stoppers) == 1
+    try:
+        holder = wait_for(lambda: lease.is_live(lease.current()) and lease.current().holder,
+                          "the lease taken by the companion scheduler")  # fmt: skip
+    finally:
+        for stop in stoppers:
+            stop()
+    db.session.rollback()
+    row = lease.current()
+    assert row.holder == holder and not lease.is_live(row)  # handed back on stop
