@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
 from datetime import datetime, timedelta
 from threading import TIMEOUT_MAX
 from typing import Any
@@ -130,7 +129,3 @@ def _run_job(runner: Any, job, run_times: list[datetime]) -> list[JobExecutionEv
                 )
             )
     return events
-
-
-def current_thread_name() -> str:
-    return threading.current_thread().name

@@ -23,6 +23,7 @@ from flask import Flask
 from flask_babel import lazy_gettext as _l
 
 from telemed.services import (
+    audit,
     booking,
     cleanup,
     no_shows,
@@ -70,6 +71,8 @@ def daily_at(hour: int, minute: int) -> Callable[[Flask], BaseTrigger]:
 
 def _expire_holds(ctx: JobContext) -> dict[str, Any]:
     holds, offers = booking.expire_holds_and_offers(ctx.now)
+    if holds or offers:  # offers passed on are audited one by one by the service
+        audit.record(None, "expire", "booking", None, detail={"holds": holds, "offers": offers})
     return {"holds_expired": holds, "offers_expired": offers}
 
 
@@ -92,11 +95,16 @@ def _read_deadlines(ctx: JobContext) -> dict[str, Any]:
 def _snapshot(ctx: JobContext) -> dict[str, Any]:
     # The run due at 01:30 on day D records day D-1, whenever it actually runs.
     day: date = quota_figures.local_day(ctx.scheduled_at) - timedelta(days=1)
-    return {"day": day.isoformat(), "rows": quota_figures.store_snapshot(day, ctx.now)}
+    rows = quota_figures.store_snapshot(day, ctx.now)
+    audit.record(None, "snapshot", "quota_snapshot", day.isoformat(), detail={"rows": rows})
+    return {"day": day.isoformat(), "rows": rows}
 
 
 def _clean_up(ctx: JobContext) -> dict[str, Any]:
-    return cleanup.run_all(ctx.now)
+    result = cleanup.run_all(ctx.now)
+    if any(value for value in result.values()):
+        audit.record(None, "clean_up", "job", "clean_up", detail=result)
+    return result
 
 
 MINUTE = 60

@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from telemed import clock
-from telemed.errors import Conflict, NotFound
+from telemed.errors import Conflict, Forbidden, NotFound
 from telemed.extensions import db
 from telemed.jobs import lease, outbox
 from telemed.jobs.definitions import JOBS, JobContext, JobSpec
