@@ -11,7 +11,7 @@ PO_FILES := $(wildcard telemed/translations/*/LC_MESSAGES/messages.po)
 MO_FILES := $(PO_FILES:.po=.mo)
 JS_FILES := $(wildcard static/js/*.js static/css/*.css) static/build.mjs
 
-.PHONY: run test deps lint format assets translations browser bench clean
+.PHONY: run test deps lint format assets translations messages browser bench clean
 
 run: deps
 	$(FLASK) db upgrade
@@ -44,6 +44,13 @@ translations: $(MO_FILES)
 
 %.mo: %.po $(STAMPS)/python
 	$(BIN)/pybabel compile --use-fuzzy -i $< -o $@ >/dev/null
+
+# After changing user-facing text: extract it, then translate the new entries in each .po.
+messages: $(STAMPS)/python
+	$(BIN)/pybabel extract -F babel.cfg -k _l --no-location --sort-output \
+	  --project telemed -o telemed/translations/messages.pot .
+	$(BIN)/pybabel update -i telemed/translations/messages.pot -d telemed/translations \
+	  --no-fuzzy-matching --ignore-obsolete
 
 # Browser tests drive Debian's Chromium; install it when it is missing.
 browser:

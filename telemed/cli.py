@@ -5,8 +5,10 @@ Each command is its own entry point and owns its transaction: it commits once at
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
@@ -94,12 +96,20 @@ def demo_seed(force: bool) -> None:
     from telemed import demo
 
     set_origin(Origin("cli"))
+    saved = Path(current_app.instance_path) / "demo_logins.txt"
     if not force and db.session.execute(select(User.id).limit(1)).first() is not None:
-        click.echo("the database already holds data; demo not seeded")
+        if saved.exists():
+            click.echo(saved.read_text())
+        else:
+            click.echo("the database already holds data; demo not seeded")
         return
     logins = demo.seed()
     db.session.commit()
-    click.echo(demo.describe_logins(logins))
+    text = demo.describe_logins(logins)
+    # Kept (readable by this user only) so that the next `make run` can show them again.
+    saved.write_text(text + "\n")
+    saved.chmod(0o600)
+    click.echo(text)
 
 
 def init_app(app: Flask) -> None:

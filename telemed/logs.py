@@ -26,12 +26,12 @@ class MaskingFilter(logging.Filter):
 
 def configure(app: Flask) -> None:
     root = logging.getLogger()
-    if not any(isinstance(f, MaskingFilter) for h in root.handlers for f in h.filters):
-        if not root.handlers:
-            logging.basicConfig(
-                level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-            )
-        for handler in root.handlers:
+    if not root.handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    # Migrations log every plugin they load at INFO; only their warnings matter here.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    for handler in [*root.handlers, *app.logger.handlers]:
+        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
             handler.addFilter(MaskingFilter())
-    for handler in app.logger.handlers:
-        handler.addFilter(MaskingFilter())

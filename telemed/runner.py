@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 from collections.abc import Callable
 
 import click
 from flask import Flask, current_app
-from waitress import create_server
+from waitress import create_server, wasyncore
 
 log = logging.getLogger(__name__)
 
@@ -42,23 +41,22 @@ def serve(app: Flask, *, live: bool = True, scheduler: bool = True, threads: int
     )
 
     def _stop(_signum, _frame) -> None:
-        # waitress's loop ends when its sockets close; Ctrl-C lands here too.
-        threading.Thread(target=server.close, daemon=True).start()
+        # Close every socket from inside waitress's loop; the loop then returns.
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
 
-    previous = signal.signal(signal.SIGTERM, _stop)
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     click.echo(f"telemed is serving on http://{host}:{port}/  (Ctrl-C stops it)")
     try:
         server.run()
-    except KeyboardInterrupt:
-        pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.task_dispatcher.shutdown()
         for stop in reversed(stoppers):
             try:
                 stop()
             except Exception:
                 log.exception("error while stopping")
-        server.close()
         click.echo("telemed stopped")
 
 

@@ -89,7 +89,7 @@ def test_token_and_user_commands(world, app):
     client = app.test_client()
     assert client.get("/api/me", headers=factories.bearer(token)).status_code == 200
     listed = runner.invoke(args=["token", "list"])
-    line = [row for row in listed.output.splitlines() if "\tgp_ts1\t" in row][0]
+    line = next(row for row in listed.output.splitlines() if "\tgp_ts1\t" in row)
     token_id = line.split("\t")[0]
     assert "active" in line and token not in listed.output  # never printed again
     revoked = runner.invoke(args=["token", "revoke", token_id])

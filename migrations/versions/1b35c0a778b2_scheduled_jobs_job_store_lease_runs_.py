@@ -9,7 +9,7 @@
 - notification_delivery.claimed_at/attempts: the outbox's claim.
 
 Revision ID: 1b35c0a778b2
-Revises: ef9782e25e79
+Revises: 3d68a9d36519
 Create Date: 2026-11-23 15:22:38.013357
 
 """
@@ -21,7 +21,7 @@ import telemed.db
 
 # revision identifiers, used by Alembic.
 revision = '1b35c0a778b2'
-down_revision = 'ef9782e25e79'
+down_revision = '3d68a9d36519'
 branch_labels = None
 depends_on = None
 

@@ -188,8 +188,6 @@ def _drain_outbox(app: Flask) -> None:
 
 def request_run(actor, job_id: str) -> JobRun:
     """ "Run now" from the admin page: a JobRun the scheduler's process picks up."""
-    from telemed.errors import Forbidden
-
     if not actor.is_admin:
         raise Forbidden("only admins run jobs by hand")
     spec = spec_of(job_id)

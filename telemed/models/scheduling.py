@@ -241,6 +241,9 @@ class Booking(CreatedAtMixin, Base):
             sqlite_where=text(OCCUPYING_SQL),
             postgresql_where=text(OCCUPYING_SQL),
         ),
+        # "Is this seat occupied?" is asked per seat in every search; the partial unique
+        # index cannot answer it when the statuses arrive as bound parameters.
+        Index("ix_booking_seat_status", "seat_id", "status"),
         Index("ix_booking_institution_starts", "institution_id", "starts_at"),
         Index("ix_booking_patient_starts", "patient_id", "starts_at"),
         Index("ix_booking_slot", "slot_id"),

@@ -7,13 +7,15 @@ names what blocked it.
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import and_, case, exists, func, select, update
+from sqlalchemy import and_, case, exists, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from telemed import clock
@@ -51,6 +53,14 @@ PATIENT_OVERLAP_CONSTRAINT = "ex_booking_patient_overlap"
 SEAT_CONSTRAINT = "uq_booking_seat_occupying"
 
 
+class Availability(enum.StrEnum):
+    """Where a slot stands for one pool, as seen by the caller."""
+
+    FREE = "free"  # open, not started, and a seat the caller may take is free
+    FULL = "full"  # open, not started, and every such seat is taken
+    UNAVAILABLE = "unavailable"  # blocked by the specialist, or already started
+
+
 @dataclass(frozen=True)
 class SlotAvailability:
     slot: Slot
@@ -59,6 +69,22 @@ class SlotAvailability:
     free: int
     bookable: bool
     refusal: str | None
+    availability: Availability = Availability.FREE
+
+
+@dataclass(frozen=True)
+class SlotFilter:
+    """What a slot search narrows by. Times are instants; empty collections match nothing."""
+
+    starts_from: datetime | None = None  # inclusive
+    starts_before: datetime | None = None  # exclusive
+    slot_ids: Collection[int] | None = None
+    schedule_ids: Collection[int] | None = None
+    department_ids: Collection[int] | None = None
+    specialist_ids: Collection[int] | None = None
+    service_types: Collection[ServiceType] | None = None
+    pools: Collection[Pool] | None = None
+    availability: Collection[Availability] | None = None
 
 
 def _zone() -> ZoneInfo:
@@ -98,6 +124,121 @@ def _occupied(seat_id_column):
 # -- searching ---------------------------------------------------------------------------
 
 
+def pools_seen_by(actor: Actor) -> tuple[Pool, ...]:
+    """Bookers see the pool they book from; everyone else sees both pools."""
+    own = pool_for_role(actor.role)
+    return (own,) if own is not None else (Pool.DOWN_SHARED, Pool.HOSPITAL)
+
+
+def _seat_counted_for(actor: Actor, pools: Collection[Pool]):
+    """Seats that count for the caller: for bookers, those they may take; else all."""
+    own = pool_for_role(actor.role)
+    if own is not None:
+        return _eligible_seat(actor, own)
+    return SlotSeat.pool.in_(list(pools))
+
+
+def _availability_condition(wanted: Collection[Availability], now: datetime, free_column):
+    open_ahead = and_(Slot.status == SlotStatus.OPEN, Slot.starts_at > now)
+    conditions = []
+    if Availability.FREE in wanted:
+        conditions.append(and_(open_ahead, free_column > 0))
+    if Availability.FULL in wanted:
+        conditions.append(and_(open_ahead, free_column == 0))
+    if Availability.UNAVAILABLE in wanted:
+        conditions.append(or_(Slot.status == SlotStatus.BLOCKED, Slot.starts_at <= now))
+    return or_(*conditions) if conditions else false()
+
+
+def slot_availability_query(
+    actor: Actor, filters: SlotFilter, pools: Collection[Pool], now: datetime
+):
+    """The query behind :func:`slot_availability` (rows of Slot, pool, seats, free) and
+    its ordering; also run on its own by the booking benchmark."""
+    # The slot conditions go inside the seat count too, so that only the seats of
+    # matching slots are counted (an index on slot.starts_at, not the whole ledger).
+    slot_conditions = [
+        Slot.department_id.in_(scopes.departments_of_consortium(actor.consortium_id))
+    ]
+    if filters.starts_from is not None:
+        slot_conditions.append(Slot.starts_at >= filters.starts_from)
+    if filters.starts_before is not None:
+        slot_conditions.append(Slot.starts_at < filters.starts_before)
+    for column, values in (
+        (Slot.id, filters.slot_ids),
+        (Slot.schedule_id, filters.schedule_ids),
+        (Slot.department_id, filters.department_ids),
+        (Slot.specialist_id, filters.specialist_ids),
+        (Slot.service_type, filters.service_types),
+    ):
+        if values is not None:
+            slot_conditions.append(column.in_(list(values)))
+    if filters.availability is not None and Availability.UNAVAILABLE not in filters.availability:
+        slot_conditions += [Slot.status == SlotStatus.OPEN, Slot.starts_at > now]
+    seat_counts = (
+        select(
+            SlotSeat.slot_id.label("slot_id"),
+            SlotSeat.pool.label("pool"),
+            func.count().label("seats"),
+            func.sum(case((_occupied(SlotSeat.id), 0), else_=1)).label("free"),
+        )
+        .join(Slot, Slot.id == SlotSeat.slot_id)
+        .where(_seat_counted_for(actor, pools), *slot_conditions)
+        .group_by(SlotSeat.slot_id, SlotSeat.pool)
+        .subquery()
+    )
+    query = (
+        scopes.slots_visible_to(actor)
+        .join(seat_counts, seat_counts.c.slot_id == Slot.id)
+        .add_columns(seat_counts.c.pool, seat_counts.c.seats, seat_counts.c.free)
+    )
+    if filters.availability is not None:
+        query = query.where(_availability_condition(filters.availability, now, seat_counts.c.free))
+    return query, (Slot.starts_at, Slot.id, seat_counts.c.pool)
+
+
+def slot_availability(
+    actor: Actor, filters: SlotFilter, *, limit: int = 50, offset: int = 0
+) -> tuple[int, list[SlotAvailability]]:
+    """Slots of the consortium, one row per slot and pool the caller sees, seats counted.
+
+    Bookers get one row per slot for their own pool, counting the seats they may take
+    (down-shared seats allotted to another institution do not count); other roles get
+    a row per pool with every seat of it. A slot with no counted seat has no row.
+    """
+    pools = [p for p in pools_seen_by(actor) if filters.pools is None or p in filters.pools]
+    if not pools:
+        return 0, []
+    now = clock.now()
+    query, order = slot_availability_query(actor, filters, pools, now)
+    total = db.session.execute(
+        select(func.count()).select_from(query.order_by(None).subquery())
+    ).scalar_one()
+    if limit <= 0:
+        return total, []
+    rows = db.session.execute(query.order_by(*order).limit(limit).offset(offset)).all()
+    windows_cache: dict[int, BookingWindows] = {}
+    result = []
+    for slot, pool_value, seats, free in rows:
+        pool = Pool(pool_value)
+        windows = windows_cache.get(slot.department_id)
+        if windows is None:
+            windows = policies.windows_of(policies.policy_in_force(slot.department_id, now))
+            windows_cache[slot.department_id] = windows
+        refusal = booking_refusal(
+            now=now, starts_at=slot.starts_at, slot_status=slot.status, pool=pool, windows=windows
+        )
+        free = int(free or 0)
+        if slot.status is SlotStatus.BLOCKED or slot.starts_at <= now:
+            availability = Availability.UNAVAILABLE
+        else:
+            availability = Availability.FREE if free > 0 else Availability.FULL
+        result.append(
+            SlotAvailability(slot, pool, int(seats), free, refusal is None, refusal, availability)
+        )
+    return total, result
+
+
 def search_slots(
     actor: Actor,
     *,
@@ -110,61 +251,27 @@ def search_slots(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[int, list[SlotAvailability]]:
-    """Slots of the caller's pool between two local dates, with free seats counted."""
-    pool = _pool_of(actor)
+    """Open slots of the caller's pool between two local dates, with free seats counted."""
+    _pool_of(actor)
     if date_to < date_from:
         raise InvalidInput("date_to is before date_from", field="date_to")
     if (date_to - date_from).days > MAX_SEARCH_DAYS:
         raise InvalidInput(f"search at most {MAX_SEARCH_DAYS} days at a time", field="date_to")
     zone = _zone()
-    now = clock.now()
-    start = max(datetime.combine(date_from, time.min, zone), now)
-    end = datetime.combine(date_to + timedelta(days=1), time.min, zone)
-    eligible = _eligible_seat(actor, pool)
-    seat_counts = (
-        select(
-            SlotSeat.slot_id.label("slot_id"),
-            func.count().label("seats"),
-            func.sum(case((_occupied(SlotSeat.id), 0), else_=1)).label("free"),
-        )
-        .where(eligible)
-        .group_by(SlotSeat.slot_id)
-        .subquery()
+    wanted = (Availability.FREE,) if only_available else (Availability.FREE, Availability.FULL)
+    return slot_availability(
+        actor,
+        SlotFilter(
+            starts_from=max(datetime.combine(date_from, time.min, zone), clock.now()),
+            starts_before=datetime.combine(date_to + timedelta(days=1), time.min, zone),
+            department_ids=None if department_id is None else (department_id,),
+            specialist_ids=None if specialist_id is None else (specialist_id,),
+            service_types=None if service_type is None else (service_type,),
+            availability=wanted,
+        ),
+        limit=limit,
+        offset=offset,
     )
-    query = (
-        scopes.slots_visible_to(actor)
-        .join(seat_counts, seat_counts.c.slot_id == Slot.id)
-        .add_columns(seat_counts.c.seats, seat_counts.c.free)
-        .where(Slot.starts_at >= start, Slot.starts_at < end, Slot.status == SlotStatus.OPEN)
-    )
-    if department_id is not None:
-        query = query.where(Slot.department_id == department_id)
-    if specialist_id is not None:
-        query = query.where(Slot.specialist_id == specialist_id)
-    if service_type is not None:
-        query = query.where(Slot.service_type == service_type)
-    if only_available:
-        query = query.where(seat_counts.c.free > 0)
-    total = db.session.execute(
-        select(func.count()).select_from(query.order_by(None).subquery())
-    ).scalar_one()
-    rows = db.session.execute(
-        query.order_by(Slot.starts_at, Slot.id).limit(limit).offset(offset)
-    ).all()
-    windows_cache: dict[int, BookingWindows] = {}
-    result = []
-    for slot, seats, free in rows:
-        windows = windows_cache.get(slot.department_id)
-        if windows is None:
-            windows = policies.windows_of(policies.policy_in_force(slot.department_id, now))
-            windows_cache[slot.department_id] = windows
-        refusal = booking_refusal(
-            now=now, starts_at=slot.starts_at, slot_status=slot.status, pool=pool, windows=windows
-        )
-        result.append(
-            SlotAvailability(slot, pool, int(seats), int(free or 0), refusal is None, refusal)
-        )
-    return total, result
 
 
 # -- claiming a seat -----------------------------------------------------------------------
@@ -287,9 +394,10 @@ def _claim_seat(actor: Actor, slot: Slot, pool: Pool, make: dict) -> Booking:
             continue  # somebody took this seat a moment ago: try the next one
         if booking is not None:
             return booking
-    what = "down-shared" if pool is Pool.DOWN_SHARED else "hospital-pool"
     raise Conflict(
-        _("no free %(pool)s seat left in this slot", pool=what),
+        _("no free down-shared seat left in this slot")
+        if pool is Pool.DOWN_SHARED
+        else _("no free hospital-pool seat left in this slot"),
         field="slot_id",
         reason="slot_full",
         slot_id=slot.id,
@@ -523,7 +631,7 @@ def join_waitlist(
             db.session.flush()
     except IntegrityError:
         raise Conflict(
-            "the patient is already on this slot's waitlist", field="patient_id"
+            _("the patient is already on this slot's waitlist"), field="patient_id"
         ) from None
     audit.record(actor, "create", "waitlist_entry", entry.id, detail={"slot_id": slot.id})
     return entry
@@ -647,16 +755,36 @@ def list_bookings(
     slot_id: int | None = None,
     date_from: date | None = None,
     date_to: date | None = None,
+    patient_ids: Collection[int] | None = None,
+    slot_pools: Collection[tuple[int, Pool | None]] | None = None,
+    starts_from: datetime | None = None,
+    starts_before: datetime | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[int, list[Booking]]:
+    """Bookings in the caller's scope. ``slot_pools`` matches any of (slot, pool) pairs,
+    a pool of None meaning any pool; ``starts_from``/``starts_before`` are instants."""
     query = scopes.bookings_visible_to(actor)
     if status:
         query = query.where(Booking.status.in_(status))
     if patient_id is not None:
         query = query.where(Booking.patient_id == patient_id)
+    if patient_ids is not None:
+        query = query.where(Booking.patient_id.in_(list(patient_ids)))
     if slot_id is not None:
         query = query.where(Booking.slot_id == slot_id)
+    if slot_pools is not None:
+        query = query.where(
+            or_(
+                false(),
+                *(
+                    Booking.slot_id == slot
+                    if pool is None
+                    else and_(Booking.slot_id == slot, Booking.pool == pool)
+                    for slot, pool in slot_pools
+                ),
+            )
+        )
     zone = _zone()
     if date_from is not None:
         query = query.where(Booking.starts_at >= datetime.combine(date_from, time.min, zone))
@@ -664,9 +792,15 @@ def list_bookings(
         query = query.where(
             Booking.starts_at < datetime.combine(date_to + timedelta(days=1), time.min, zone)
         )
+    if starts_from is not None:
+        query = query.where(Booking.starts_at >= starts_from)
+    if starts_before is not None:
+        query = query.where(Booking.starts_at < starts_before)
     total = db.session.execute(
         select(func.count()).select_from(query.order_by(None).subquery())
     ).scalar_one()
+    if limit <= 0:
+        return total, []
     rows = db.session.execute(
         query.order_by(Booking.starts_at, Booking.id).limit(limit).offset(offset)
     ).scalars()

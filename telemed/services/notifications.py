@@ -9,8 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask_babel import force_locale
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
+from telemed import clock
+from telemed.domain.access import Actor
+from telemed.errors import NotFound
 from telemed.events import publish_after_commit
 from telemed.extensions import db
 from telemed.models.consortium import User
@@ -61,3 +64,50 @@ def notify(
 def in_locale_of(user: User):
     """Render a notification's text in the recipient's language."""
     return force_locale(user.locale or "zh_Hans")
+
+
+# -- the bell ------------------------------------------------------------------------------
+
+
+def unread_count(user_id: int) -> int:
+    return db.session.execute(
+        select(func.count())
+        .select_from(Notification)
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+    ).scalar_one()
+
+
+def recent_for(user_id: int, *, limit: int = 50) -> list[Notification]:
+    """The user's newest notifications, unread first."""
+    query = (
+        select(Notification)
+        .where(Notification.user_id == user_id)
+        .order_by(Notification.read_at.is_not(None), Notification.id.desc())
+        .limit(limit)
+    )
+    return list(db.session.execute(query).scalars())
+
+
+def mark_read(actor: Actor, notification_id: int) -> Notification:
+    """Mark one of the caller's own notifications read; anyone else's is a 404."""
+    note = db.session.execute(
+        select(Notification).where(
+            Notification.id == notification_id, Notification.user_id == actor.user_id
+        )
+    ).scalar_one_or_none()
+    if note is None:
+        raise NotFound(f"notification {notification_id} not found", field="notification_id")
+    if note.read_at is None:
+        note.read_at = clock.now()
+        db.session.flush()
+    return note
+
+
+def mark_all_read(actor: Actor) -> int:
+    result = db.session.execute(
+        update(Notification)
+        .where(Notification.user_id == actor.user_id, Notification.read_at.is_(None))
+        .values(read_at=clock.now())
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from typing import Literal
 
-from sqlalchemy import func, or_, select
+from flask_babel import gettext as _
+from sqlalchemy import false, func, or_, select
 
 from telemed import clock
 from telemed.domain.access import Actor, may_register_patients, may_see_identifiers
@@ -101,7 +103,7 @@ def register_patient(
         ).scalar_one_or_none()
         if existing is not None:
             raise Conflict(
-                f"a patient with this national ID is already registered (id {existing})",
+                _("a patient with this national ID is already registered (id %(id)s)", id=existing),
                 field="national_id",
                 patient_id=existing,
             )
@@ -120,14 +122,57 @@ def register_patient(
     return patient
 
 
-def find_patients(actor: Actor, *, text: str | None = None, limit: int = 50, offset: int = 0):
+NameMatch = Literal["prefix", "contains", "exact"]
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def find_patients(
+    actor: Actor,
+    *,
+    text: str | None = None,
+    name: str | None = None,
+    name_match: NameMatch = "prefix",
+    national_id: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+):
+    """Patients in the caller's scope. ``name`` matches the whole name or, by prefix, any
+    word of it; ``national_id`` only finds patients whose identifiers the caller may see,
+    so that a search cannot confirm an identifier the caller is not shown."""
     query = scopes.patients_visible_to(actor)
     if text:
         pattern = f"%{text.strip()}%"
         query = query.where(or_(Patient.name.ilike(pattern), Patient.national_id == text.strip()))
+    if name is not None:
+        name = name.strip()
+        escaped = _like_escaped(name)
+        if name_match == "exact":
+            query = query.where(Patient.name == name)
+        elif name_match == "contains":
+            query = query.where(Patient.name.ilike(f"%{escaped}%", escape="\\"))
+        else:
+            query = query.where(
+                or_(
+                    Patient.name.ilike(f"{escaped}%", escape="\\"),
+                    Patient.name.ilike(f"% {escaped}%", escape="\\"),
+                )
+            )
+    if national_id is not None:
+        if may_see_identifiers(actor, actor.institution_id):
+            query = query.where(
+                Patient.national_id == national_id.strip().upper(),
+                Patient.institution_id == actor.institution_id,
+            )
+        else:
+            query = query.where(false())
     total = db.session.execute(
         select(func.count()).select_from(query.order_by(None).subquery())
     ).scalar_one()
+    if limit <= 0:
+        return total, []
     rows = db.session.execute(query.order_by(Patient.name, Patient.id).limit(limit).offset(offset))
     return total, list(rows.scalars())
 

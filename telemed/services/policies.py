@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from fractions import Fraction
 
@@ -14,6 +14,7 @@ from telemed.domain.access import Actor
 from telemed.domain.booking_rules import BookingWindows
 from telemed.errors import Forbidden, InvalidInput
 from telemed.extensions import db
+from telemed.models.consortium import User
 from telemed.models.scheduling import DepartmentPolicy
 from telemed.services import audit, scopes
 
@@ -162,3 +163,35 @@ def _describe(policy: DepartmentPolicy) -> dict[str, object]:
         "bed_share": f"{policy.bed_share_num}/{policy.bed_share_den}",
         **{name: getattr(policy, name) for name in LIMITS},
     }
+
+
+@dataclass(frozen=True)
+class PolicyVersion:
+    """One version of a department's policy and what it changed from the one before."""
+
+    policy: DepartmentPolicy
+    changed_by: str | None
+    changes: list[tuple[str, object, object]]  # (setting, old, new)
+
+
+def policy_history(actor: Actor, department_id: int) -> list[PolicyVersion]:
+    """Every version of the department's policy, newest first, with its changes."""
+    department = scopes.get_department(actor, department_id, field="department_id")
+    rows = db.session.execute(
+        select(DepartmentPolicy, User.display_name)
+        .outerjoin(User, User.id == DepartmentPolicy.changed_by_id)
+        .where(DepartmentPolicy.department_id == department.id)
+        .order_by(DepartmentPolicy.valid_from, DepartmentPolicy.id)
+    ).all()
+    previous = _describe(default_policy(department.id))
+    versions = []
+    for policy, who in rows:
+        current = _describe(policy)
+        changes = [
+            (name, previous[name], value)
+            for name, value in current.items()
+            if previous[name] != value
+        ]
+        versions.append(PolicyVersion(policy, who, changes))
+        previous = current
+    return list(reversed(versions))

@@ -120,8 +120,11 @@ def _check_allotment_total(req: ScheduleRequest) -> None:
     down = req.down_shared_per_slot or 0
     if sum(req.allotments.values()) > down:
         raise InvalidInput(
-            f"allotments ({sum(req.allotments.values())} seats) exceed the "
-            f"down-shared seats per slot ({down})",
+            _(
+                "allotments (%(allotted)s seats) exceed the down-shared seats per slot (%(down)s)",
+                allotted=sum(req.allotments.values()),
+                down=down,
+            ),
             field="allotments",
         )
 
@@ -207,6 +210,19 @@ def _overlapping_slot(specialist_id: int, times) -> Slot | None:
     return None
 
 
+def _describe_shortfall(short: downshare.WeekShortfall) -> str:
+    """WeekShortfall.describe(), in the reader's language."""
+    return _(
+        "week of %(week)s: %(down)s of %(total)s outpatient seats down-shared, "
+        "%(missing)s short of the %(required)s required",
+        week=short.week_start.isoformat(),
+        down=short.down_shared,
+        total=short.total,
+        missing=short.missing,
+        required=short.required,
+    )
+
+
 def publish_schedule(actor: Actor, req: ScheduleRequest) -> Publication:
     zone_name = _consortium_zone()
     zone = ZoneInfo(zone_name)
@@ -232,20 +248,25 @@ def publish_schedule(actor: Actor, req: ScheduleRequest) -> Publication:
     )
     if not times:
         raise InvalidInput(
-            "the schedule yields no slots: check the weekdays, the times and the slot length",
+            _("the schedule yields no slots: check the weekdays, the times and the slot length"),
             field="weekdays",
         )
     now = clock.now()
     if times[0].starts_at <= now:
         raise InvalidInput(
-            f"the first slot ({times[0].starts_at.astimezone(zone):%Y-%m-%d %H:%M}) "
-            "has already started",
+            _(
+                "the first slot (%(when)s) has already started",
+                when=f"{times[0].starts_at.astimezone(zone):%Y-%m-%d %H:%M}",
+            ),
             field="start_time",
         )
     clash = _overlapping_slot(specialist.id, times)
     if clash is not None:
         raise Conflict(
-            f"overlaps the specialist's slot at {clash.starts_at.astimezone(zone):%Y-%m-%d %H:%M}",
+            _(
+                "overlaps the specialist's slot at %(when)s",
+                when=f"{clash.starts_at.astimezone(zone):%Y-%m-%d %H:%M}",
+            ),
             field="start_time",
             slot_id=clash.id,
         )
@@ -270,7 +291,7 @@ def publish_schedule(actor: Actor, req: ScheduleRequest) -> Publication:
                 "%(share)s of its outpatient seats each week; %(weeks)s. Down-share "
                 "%(missing)s more seat(s), or an admin may override with a reason.",
                 share=f"{share.numerator}/{share.denominator}",
-                weeks="; ".join(s.describe() for s in short),
+                weeks="; ".join(_describe_shortfall(s) for s in short),
                 missing=max(s.missing for s in short),
             ),
             field="down_shared_per_slot",
@@ -366,9 +387,9 @@ def block_slot(actor: Actor, slot_id: int, reason: str) -> list[Booking]:
         raise Forbidden("only the slot's specialist or an admin may block it")
     now = clock.now()
     if slot.starts_at <= now:
-        raise InvalidInput("the slot has already started", field="slot_id")
+        raise InvalidInput(_("the slot has already started"), field="slot_id")
     if slot.status is SlotStatus.BLOCKED:
-        raise Conflict("the slot is already blocked", field="slot_id")
+        raise Conflict(_("the slot is already blocked"), field="slot_id")
     slot.status = SlotStatus.BLOCKED
     slot.blocked_reason = reason
     slot.blocked_at = now

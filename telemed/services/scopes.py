@@ -14,7 +14,7 @@ from telemed.domain.access import Actor
 from telemed.errors import NotFound
 from telemed.extensions import db
 from telemed.models.consortium import Department, Institution, Patient, Role, User
-from telemed.models.scheduling import Booking, Slot
+from telemed.models.scheduling import Booking, Schedule, Slot
 
 T = TypeVar("T")
 
@@ -56,6 +56,25 @@ def slots_visible_to(actor: Actor) -> Select[tuple[Slot]]:
         .where(Institution.consortium_id == actor.consortium_id)
     )
     return select(Slot).where(Slot.department_id.in_(departments))
+
+
+def departments_of_consortium(consortium_id: int) -> Select[tuple[int]]:
+    return (
+        select(Department.id)
+        .join(Institution, Institution.id == Department.institution_id)
+        .where(Institution.consortium_id == consortium_id)
+    )
+
+
+def schedules_visible_to(actor: Actor) -> Select[tuple[Schedule]]:
+    """Published schedules are visible consortium-wide, like their slots."""
+    return select(Schedule).where(
+        Schedule.department_id.in_(departments_of_consortium(actor.consortium_id))
+    )
+
+
+def institutions_visible_to(actor: Actor) -> Select[tuple[Institution]]:
+    return select(Institution).where(Institution.consortium_id == actor.consortium_id)
 
 
 def users_visible_to(actor: Actor) -> Select[tuple[User]]:
@@ -105,3 +124,8 @@ def get_department(actor: Actor, department_id: int, field: str | None = None) -
 
 def get_user(actor: Actor, user_id: int, field: str | None = None) -> User:
     return one_or_404(users_visible_to(actor).where(User.id == user_id), "user", user_id, field)
+
+
+def get_schedule(actor: Actor, schedule_id: int, field: str | None = None) -> Schedule:
+    query = schedules_visible_to(actor).where(Schedule.id == schedule_id)
+    return one_or_404(query, "schedule", schedule_id, field)

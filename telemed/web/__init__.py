@@ -22,14 +22,31 @@ def init_app(app: Flask) -> None:
     from telemed.web.pages.booking import bp as booking_bp
     from telemed.web.pages.home import bp as home_bp
     from telemed.web.pages.jobs import bp as jobs_admin_bp
+    from telemed.web.pages.notifications import bp as notifications_bp
+    from telemed.web.pages.patients import bp as patients_bp
     from telemed.web.pages.schedules import bp as schedules_bp
 
-    for blueprint in (auth_bp, home_bp, booking_bp, schedules_bp, admin_bp, fhir_bp, jobs_admin_bp):
+    for blueprint in (
+        auth_bp,
+        home_bp,
+        booking_bp,
+        patients_bp,
+        schedules_bp,
+        admin_bp,
+        notifications_bp,
+        fhir_bp,
+        jobs_admin_bp,
+    ):
         app.register_blueprint(blueprint)
     init_api(app)
 
+    from telemed.web.pages.common import label, local_day, local_name
+
     app.jinja_env.filters["localtime"] = local_time
     app.jinja_env.globals["get_locale"] = get_locale
+    app.jinja_env.filters["label"] = label
+    app.jinja_env.filters["localday"] = local_day
+    app.jinja_env.filters["local_name"] = local_name
     app.jinja_env.add_extension("jinja2.ext.do")
 
     from telemed.web.assets import asset_url

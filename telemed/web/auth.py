@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
@@ -20,8 +21,14 @@ bp = Blueprint("auth", __name__)
 
 
 class LoginForm(FlaskForm):
-    username = StringField("username", validators=[DataRequired(), Length(max=80)])
-    password = PasswordField("password", validators=[DataRequired(), Length(max=200)])
+    username = StringField(
+        _l("Username"),
+        validators=[DataRequired(message=_l("Enter your username.")), Length(max=80)],
+    )
+    password = PasswordField(
+        _l("Password"),
+        validators=[DataRequired(message=_l("Enter your password.")), Length(max=200)],
+    )
 
 
 def _safe_next(target: str | None) -> str:

@@ -54,6 +54,9 @@ def init_app(app: Flask) -> None:
         # A bearer token is not sent by browsers on their own, so it needs no CSRF token.
         if request.method in SAFE_METHODS or bearer_token() is not None:
             return
+        # Nobody signed in: there is no session to ride on, and /fhir answers 401 itself.
+        if request.path.startswith("/fhir/") and not current_user.is_authenticated:
+            return
         csrf.protect()
 
     @login_manager.unauthorized_handler

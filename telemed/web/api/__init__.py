@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-
-from flask import Flask, make_response, request
-from flask_login import current_user
+from flask import Flask, request
 from flask_smorest import Api
 
 from telemed.errors import InvalidInput
-from telemed.services import idempotency
+from telemed.web.idempotency import idempotent  # noqa: F401  (views import it from here)
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -33,34 +30,6 @@ def require_json_body() -> None:
         raise UnsupportedMediaType(
             f"Content-Type must be application/json, not {request.mimetype or 'missing'}"
         )
-
-
-def idempotent(view):
-    """Honour ``Idempotency-Key``: the first response is stored and replayed to retries."""
-
-    @functools.wraps(view)
-    def wrapped(*args, **kwargs):
-        key = request.headers.get("Idempotency-Key")
-        if key is None or not current_user.is_authenticated:
-            return view(*args, **kwargs)
-        print_ = idempotency.fingerprint(request.method, request.path, request.get_data())
-        claimed = idempotency.claim(current_user.id, key, print_)
-        if isinstance(claimed, idempotency.StoredResponse):
-            response = make_response(claimed.body, claimed.status_code)
-            response.content_type = claimed.content_type
-            response.headers["Idempotent-Replayed"] = "true"
-            return response
-        response = make_response(view(*args, **kwargs))
-        if response.status_code < 400:
-            idempotency.complete(
-                claimed,
-                response.status_code,
-                response.get_data(as_text=True),
-                response.content_type,
-            )
-        return response
-
-    return wrapped
 
 
 def init_api(app: Flask) -> None:

@@ -1,5 +1,60 @@
-"""FHIR R4 interface at /fhir (JSON, bearer tokens)."""
+"""FHIR R4 interface at /fhir: JSON only, bearer tokens (session cookies may read too).
 
-from flask import Blueprint
+Each resource lives in its own module and registers its definition (registry.py);
+searches, paging and Bundles are shared (search.py), as are the wire format and
+element paths of received resources (wire.py) and the code systems (codes.py). Errors
+become OperationOutcomes in web/errors.py. ``/fhir/metadata`` is public so that clients
+can discover the server; everything else needs a signed-in user.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from flask import Blueprint, request
+from flask_login import current_user
+from werkzeug.exceptions import NotAcceptable
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
+
+# A new resource is a module here that registers its definition and routes.
+RESOURCE_MODULES = (
+    "capability",
+    "organization",
+    "practitioner",
+    "practitioner_role",
+    "patient",
+    "schedule",
+    "slot",
+    "appointment",
+)
+
+JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json"})
+PUBLIC_ENDPOINTS = frozenset({"fhir.capabilities"})
+
+
+@bp.before_request
+def _negotiate_and_authenticate():
+    from telemed.web.fhir.search import SearchError
+    from telemed.web.fhir.wire import FHIR_JSON, PLAIN_JSON
+
+    fmt = request.args.get("_format")
+    if fmt is not None and fmt not in JSON_FORMATS:
+        raise NotAcceptable(f"_format {fmt!r}: this server speaks JSON only (_format=json)")
+    if request.args.get("_pretty") not in (None, "true", "false"):
+        raise SearchError("_pretty must be true or false", field="_pretty")
+    accept = request.headers.get("Accept")
+    if accept and fmt is None and not request.accept_mimetypes.best_match([FHIR_JSON, PLAIN_JSON]):
+        raise NotAcceptable(f"this server answers {FHIR_JSON} or {PLAIN_JSON}, not {accept}")
+    if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
+        return None
+    from telemed.web.errors import error_response
+
+    body, status = error_response(
+        401, "unauthorized", "send Authorization: Bearer <token>, or sign in"
+    )
+    return body, status, {"WWW-Authenticate": 'Bearer realm="telemed"'}
+
+
+for _name in RESOURCE_MODULES:
+    import_module(f"{__name__}.{_name}")

@@ -1,16 +1,168 @@
-"""Pages for admins: departments and their sharing policies."""
+"""Pages for admins: departments and their sharing policies, with the version history.
+
+A change never edits a policy: it appends a version in force from now, with a reason.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, flash, redirect, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
 
-from telemed.models.consortium import Role
-from telemed.web.security import roles_required
+from telemed.domain.downshare import parse_share
+from telemed.errors import InvalidInput
+from telemed.extensions import db
+from telemed.models.consortium import Department, Institution, Role
+from telemed.services import policies, scopes
+from telemed.web.pages.common import Range, WholeNumberField, attach_error, page, required_message
+from telemed.web.security import current_actor, roles_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+SETTING_LABELS = {
+    "outpatient_share": _l("Down-shared outpatient seats (at least)"),
+    "bed_share": _l("Down-shared beds (at least)"),
+    "early_access_days": _l("Early access for member institutions (days)"),
+    "hospital_booking_days": _l("Hospital pool opens before the slot (days)"),
+    "release_cutoff_hours": _l("Unbooked down-shared seats return to the hospital (hours before)"),
+    "cancel_notice_hours": _l("Cancellation notice (hours)"),
+    "hold_minutes": _l("Hold while booking (minutes)"),
+    "offer_minutes": _l("Waitlist offer stands for (minutes)"),
+    "no_show_grace_minutes": _l("No-show after (minutes late)"),
+}
+
+
+def _share_field(name: str) -> StringField:
+    return StringField(
+        SETTING_LABELS[name],
+        validators=[InputRequired(message=required_message()), Length(max=20)],
+        description=_l("A fraction such as 1/3, or a percentage such as 34%."),
+    )
+
+
+def _limit_field(name: str) -> WholeNumberField:
+    low, high = policies.LIMITS[name]
+    return WholeNumberField(
+        SETTING_LABELS[name],
+        validators=[InputRequired(message=required_message()), Range(low, high)],
+    )
+
+
+class PolicyForm(FlaskForm):
+    outpatient_share = _share_field("outpatient_share")
+    bed_share = _share_field("bed_share")
+    early_access_days = _limit_field("early_access_days")
+    hospital_booking_days = _limit_field("hospital_booking_days")
+    release_cutoff_hours = _limit_field("release_cutoff_hours")
+    cancel_notice_hours = _limit_field("cancel_notice_hours")
+    hold_minutes = _limit_field("hold_minutes")
+    offer_minutes = _limit_field("offer_minutes")
+    no_show_grace_minutes = _limit_field("no_show_grace_minutes")
+    reason = TextAreaField(
+        _l("Reason for the change"),
+        validators=[
+            DataRequired(message=required_message()),
+            Length(max=500, message=_l("At most %(limit)s characters.", limit=500)),
+        ],
+    )
+
+    @staticmethod
+    def _share(field):
+        try:
+            return parse_share(field.data or "")
+        except ValueError:
+            raise ValidationError(
+                _("Enter a fraction between 0 and 1, such as 1/3 or 34%.")
+            ) from None
+
+    def validate_outpatient_share(self, field):
+        self._share(field)
+
+    def validate_bed_share(self, field):
+        self._share(field)
+
+
+def _departments(actor) -> list[tuple[Department, object]]:
+    query = (
+        select(Department)
+        .join(Institution, Institution.id == Department.institution_id)
+        .where(Institution.consortium_id == actor.consortium_id)
+        .order_by(Institution.id, Department.code)
+    )
+    return [(d, policies.policy_in_force(d.id)) for d in db.session.execute(query).scalars()]
+
+
+def share_text(num: int, den: int) -> str:
+    return f"{num}/{den}"
 
 
 @bp.route("/departments")
 @roles_required(Role.ADMIN)
 def departments():
-    return render_template("admin/departments.html")
+    return page("admin/departments.html", rows=_departments(current_actor()))
+
+
+def _form_from(policy) -> PolicyForm:
+    form = PolicyForm()
+    if request.method == "GET":
+        form.outpatient_share.data = share_text(
+            policy.outpatient_share_num, policy.outpatient_share_den
+        )
+        form.bed_share.data = share_text(policy.bed_share_num, policy.bed_share_den)
+        for name in policies.LIMITS:
+            form[name].data = getattr(policy, name)
+    return form
+
+
+@bp.route("/departments/<int:department_id>", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def department(department_id: int):
+    actor = current_actor()
+    item = scopes.get_department(actor, department_id)
+    current = policies.policy_in_force(item.id)
+    form = _form_from(current)
+
+    def show(status: int = 200):
+        return page(
+            "admin/department.html",
+            status,
+            department=item,
+            policy=current,
+            form=form,
+            history=policies.policy_history(actor, item.id),
+            labels=SETTING_LABELS,
+        )
+
+    if request.method == "GET":
+        return show()
+    if not form.validate():
+        return show(422)
+    outpatient = parse_share(form.outpatient_share.data)
+    beds = parse_share(form.bed_share.data)
+    settings = {name: form[name].data for name in policies.LIMITS}
+    unchanged = (
+        outpatient == policies.outpatient_share(current)
+        and beds == policies.bed_share(current)
+        and all(getattr(current, name) == value for name, value in settings.items())
+    )
+    if unchanged:
+        form.form_errors.append(_("Nothing changed: edit a setting before saving."))
+        return show(422)
+    try:
+        policies.change_policy(
+            actor,
+            item.id,
+            reason=form.reason.data,
+            outpatient_share=outpatient,
+            bed_share=beds,
+            **settings,
+        )
+    except InvalidInput as error:
+        attach_error(form, error)
+        return show(422)
+    flash(_("Saved: a new version of the policy is in force from now."), "success")
+    return redirect(url_for("admin.department", department_id=item.id), 303)
