@@ -141,3 +141,43 @@ def test_serve_starts_the_scheduler_unless_the_process_opts_out(app, world, fast
     db.session.rollback()
     row = lease.current()
     assert row.holder == holder and not lease.is_live(row)  # handed back on stop
+
+
+def test_reading_centres_set_their_read_deadlines_on_the_policy_page(app, world, client):
+    from telemed.services import policies
+
+    sign_in(client, "admin")
+    ecg, cardiology = world.departments["ECG"], world.departments["CARD"]
+    assert "read_deadline_critical_minutes" not in client.get(
+        f"/admin/departments/{cardiology.id}"
+    ).get_data(as_text=True)
+    page = client.get(f"/admin/departments/{ecg.id}").get_data(as_text=True)
+    assert 'name="read_deadline_critical_minutes"' in page
+    form = {
+        "csrf_token": csrf_of(page),
+        "outpatient_share": "1/3",
+        "bed_share": "1/4",
+        "early_access_days": 14,
+        "hospital_booking_days": 7,
+        "release_cutoff_hours": 48,
+        "cancel_notice_hours": 2,
+        "hold_minutes": 5,
+        "offer_minutes": 30,
+        "no_show_grace_minutes": 30,
+        "read_deadline_critical_minutes": 10,
+        "read_deadline_urgent_minutes": 90,
+        "read_deadline_routine_minutes": 600,
+        "reason": "night staffing",
+    }
+    refused = client.post(
+        f"/admin/departments/{ecg.id}", data={**form, "read_deadline_critical_minutes": -5}
+    )
+    assert refused.status_code == 422
+    saved = client.post(f"/admin/departments/{ecg.id}", data=form)
+    assert saved.status_code == 303, saved.get_data(as_text=True)[:300]
+    policy = policies.policy_in_force(ecg.id)
+    assert (
+        policy.read_deadline_critical_minutes,
+        policy.read_deadline_urgent_minutes,
+        policy.read_deadline_routine_minutes,
+    ) == (10, 90, 600)
