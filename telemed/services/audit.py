@@ -9,7 +9,8 @@ refusal is on record even though its transaction rolled back.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -18,11 +19,13 @@ from telemed import clock
 from telemed.db import write_intent
 from telemed.domain.access import Actor
 from telemed.domain.masking import mask_text
+from telemed.errors import NotFound
 from telemed.extensions import db
 from telemed.models.audit import AuditEvent, AuditOutcome
 from telemed.services.context import current_origin
 
 _BUFFER_KEY = "telemed_audit_buffer"
+T = TypeVar("T")
 
 
 def record(
@@ -59,6 +62,24 @@ def record(
         buffered.append((values, True))
     else:
         buffered.append((values, False))
+
+
+def audited_view(actor: Actor, entity_type: str, entity_id: object, load: Callable[[], T]) -> T:
+    """Load one record for viewing and record the view, or the denied attempt."""
+    try:
+        found = load()
+    except NotFound:
+        record(
+            actor,
+            "view",
+            entity_type,
+            entity_id,
+            outcome=AuditOutcome.DENIED,
+            in_transaction=False,
+        )
+        raise
+    record(actor, "view", entity_type, entity_id, in_transaction=False)
+    return found
 
 
 def _masked(detail: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -28,7 +28,6 @@ from telemed.domain.booking_rules import (
 )
 from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telemed.extensions import db
-from telemed.models.audit import AuditOutcome
 from telemed.models.consortium import Department, Patient, Role, User
 from telemed.models.scheduling import (
     OCCUPYING_STATUSES,
@@ -529,15 +528,9 @@ def release_hold(actor: Actor, hold_id: int) -> Booking:
 
 
 def read_booking(actor: Actor, booking_id: int) -> Booking:
-    try:
-        booking = scopes.get_booking(actor, booking_id)
-    except NotFound:
-        audit.record(
-            actor, "view", "booking", booking_id, outcome=AuditOutcome.DENIED, in_transaction=False
-        )
-        raise
-    audit.record(actor, "view", "booking", booking.id, in_transaction=False)
-    return booking
+    return audit.audited_view(
+        actor, "booking", booking_id, lambda: scopes.get_booking(actor, booking_id)
+    )
 
 
 def cancel_booking(actor: Actor, booking_id: int, reason: str | None = None) -> Booking:

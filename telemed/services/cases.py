@@ -23,7 +23,6 @@ from telemed.domain.case_states import (
 from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telemed.events import publish_after_commit
 from telemed.extensions import db
-from telemed.models.audit import AuditOutcome
 from telemed.models.cases import Case, CaseTransition
 from telemed.models.consortium import Department, ReadingKind, Role, User
 from telemed.models.scheduling import Booking, BookingStatus, ServiceType, Slot
@@ -80,15 +79,7 @@ def get_case(actor: Actor, case_id: int, *, for_update: bool = False) -> Case:
 
 def read_case(actor: Actor, case_id: int) -> Case:
     """A case, with the view audited (a denied id is audited too)."""
-    try:
-        case = get_case(actor, case_id)
-    except NotFound:
-        audit.record(
-            actor, "view", "case", case_id, outcome=AuditOutcome.DENIED, in_transaction=False
-        )
-        raise
-    audit.record(actor, "view", "case", case.id, in_transaction=False)
-    return case
+    return audit.audited_view(actor, "case", case_id, lambda: get_case(actor, case_id))
 
 
 def side_of(actor: Actor, case: Case) -> Side | None:

@@ -13,9 +13,8 @@ from sqlalchemy import false, func, or_, select
 from telemed import clock
 from telemed.domain.access import Actor, may_register_patients, may_see_identifiers
 from telemed.domain.masking import mask_national_id, mask_phone
-from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound
+from telemed.errors import Conflict, Forbidden, InvalidInput
 from telemed.extensions import db
-from telemed.models.audit import AuditOutcome
 from telemed.models.consortium import Patient, Sex
 from telemed.services import audit, scopes
 
@@ -179,12 +178,6 @@ def find_patients(
 
 def read_patient(actor: Actor, patient_id: int) -> Patient:
     """A patient record, with the view audited."""
-    try:
-        patient = scopes.get_patient(actor, patient_id)
-    except NotFound:
-        audit.record(
-            actor, "view", "patient", patient_id, outcome=AuditOutcome.DENIED, in_transaction=False
-        )
-        raise
-    audit.record(actor, "view", "patient", patient.id, in_transaction=False)
-    return patient
+    return audit.audited_view(
+        actor, "patient", patient_id, lambda: scopes.get_patient(actor, patient_id)
+    )
