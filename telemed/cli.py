@@ -113,8 +113,9 @@ def demo_seed(force: bool) -> None:
 
 
 def init_app(app: Flask) -> None:
+    from telemed.jobs.cli import jobs_cli
     from telemed.runner import serve_command
 
-    for group in (token_cli, users_cli, demo_cli):
+    for group in (token_cli, users_cli, demo_cli, jobs_cli):
         app.cli.add_command(group)
     app.cli.add_command(serve_command)

@@ -23,6 +23,12 @@ Stopper = Callable[[], None]
 def _start_companions(app: Flask, *, live: bool, scheduler: bool) -> list[Stopper]:
     """Start what runs beside the web server; each returns how to stop it."""
     stoppers: list[Stopper] = []
+    if scheduler:
+        from telemed.jobs.service import start_for
+
+        service = start_for(app)  # None when TELEMED_RUN_SCHEDULER opts this process out
+        if service is not None:
+            stoppers.append(service.stop)
     return stoppers
 
 

@@ -1,6 +1,7 @@
 """Typed tables, one module per area. Importing this package registers them all."""
 
 from telemed.models.accounts import ApiToken, LoginAttempt, LoginSession
+from telemed.models.attendance import BookingSuspension, ConsortiumPolicy
 from telemed.models.audit import AuditEvent, AuditOutcome
 from telemed.models.case_files import DicomInstance, EcgRecording, UploadSession
 from telemed.models.cases import Case, CaseTransition, Disposition, Report
@@ -16,7 +17,9 @@ from telemed.models.consortium import (
     User,
 )
 from telemed.models.idempotency import IdempotencyRecord
+from telemed.models.jobs import JobRun, JobRunStatus, SchedulerLease
 from telemed.models.notifications import Notification, NotificationDelivery
+from telemed.models.quota import QuotaSnapshot
 from telemed.models.scheduling import (
     OCCUPYING_STATUSES,
     Booking,
@@ -40,9 +43,11 @@ __all__ = [
     "AuditOutcome",
     "Booking",
     "BookingStatus",
+    "BookingSuspension",
     "Case",
     "CaseTransition",
     "Consortium",
+    "ConsortiumPolicy",
     "Department",
     "DepartmentPolicy",
     "DicomInstance",
@@ -51,17 +56,21 @@ __all__ = [
     "IdempotencyRecord",
     "Institution",
     "InstitutionKind",
+    "JobRun",
+    "JobRunStatus",
     "LoginAttempt",
     "LoginSession",
     "Notification",
     "NotificationDelivery",
     "Patient",
     "Pool",
+    "QuotaSnapshot",
     "ReadingKind",
     "Report",
     "Role",
     "Schedule",
     "ScheduleAllotment",
+    "SchedulerLease",
     "ServiceType",
     "Sex",
     "Slot",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, fields
 from datetime import datetime
 from fractions import Fraction
@@ -26,6 +27,10 @@ LIMITS = {
     "hold_minutes": (1, 60),
     "offer_minutes": (5, 24 * 60),
     "no_show_grace_minutes": (0, 24 * 60),
+    # Reading centres (minutes from a read being sent to its report).
+    "read_deadline_critical_minutes": (1, 240),
+    "read_deadline_urgent_minutes": (5, 48 * 60),
+    "read_deadline_routine_minutes": (60, 14 * 24 * 60),
 }
 
 
@@ -45,6 +50,9 @@ def default_policy(department_id: int) -> DepartmentPolicy:
         hold_minutes=5,
         offer_minutes=30,
         no_show_grace_minutes=30,
+        read_deadline_critical_minutes=15,
+        read_deadline_urgent_minutes=120,
+        read_deadline_routine_minutes=24 * 60,
     )
 
 
@@ -114,6 +122,7 @@ def change_policy(
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             raise InvalidInput(f"{name} must be a whole number from {low} to {high}", field=name)
         setattr(new, name, value)
+    _check_deadline_order(new)
     db.session.add(new)
     db.session.flush()
     audit.record(
@@ -128,6 +137,24 @@ def change_policy(
         },
     )
     return new
+
+
+DEADLINE_ORDER = (
+    "read_deadline_critical_minutes",
+    "read_deadline_urgent_minutes",
+    "read_deadline_routine_minutes",
+)
+
+
+def _check_deadline_order(policy: DepartmentPolicy) -> None:
+    """A critical read may never be given longer than an urgent one, nor urgent than routine."""
+    for shorter, longer in itertools.pairwise(DEADLINE_ORDER):
+        if getattr(policy, shorter) > getattr(policy, longer):
+            raise InvalidInput(
+                f"{shorter} ({getattr(policy, shorter)}) may not exceed "
+                f"{longer} ({getattr(policy, longer)})",
+                field=shorter,
+            )
 
 
 def _describe(policy: DepartmentPolicy) -> dict[str, object]:

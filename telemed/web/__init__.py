@@ -23,6 +23,7 @@ def init_app(app: Flask) -> None:
     from telemed.web.pages.admin import bp as admin_bp
     from telemed.web.pages.booking import bp as booking_bp
     from telemed.web.pages.home import bp as home_bp
+    from telemed.web.pages.jobs import bp as jobs_admin_bp
     from telemed.web.pages.notifications import bp as notifications_bp
     from telemed.web.pages.patients import bp as patients_bp
     from telemed.web.pages.schedules import bp as schedules_bp
@@ -37,6 +38,7 @@ def init_app(app: Flask) -> None:
         admin_bp,
         notifications_bp,
         fhir_bp,
+        jobs_admin_bp,
     ):
         app.register_blueprint(blueprint)
     for blueprint in (cases_bp, uploads_bp, dicomweb_bp):

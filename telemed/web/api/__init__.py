@@ -50,10 +50,10 @@ def init_api(app: Flask) -> None:
             "security": [{"bearer": []}, {"session": []}],
         },
     )
-    from telemed.web.api import bookings, cases, patients, reference, schedules
+    from telemed.web.api import attendance, bookings, cases, patients, reference, schedules
 
     app.before_request(require_json_body)
-    for module in (reference, patients, schedules, bookings, cases):
+    for module in (reference, patients, schedules, bookings, cases, attendance):
         api.register_blueprint(module.blp)
 
 

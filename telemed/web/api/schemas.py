@@ -67,6 +67,9 @@ class PolicyOut(Schema):
     hold_minutes = fields.Integer()
     offer_minutes = fields.Integer()
     no_show_grace_minutes = fields.Integer()
+    read_deadline_critical_minutes = fields.Integer()
+    read_deadline_urgent_minutes = fields.Integer()
+    read_deadline_routine_minutes = fields.Integer()
     reason = fields.String(allow_none=True)
     changed_by_id = fields.Integer(allow_none=True)
 
@@ -82,6 +85,9 @@ class PolicyIn(Schema):
     hold_minutes = fields.Integer()
     offer_minutes = fields.Integer()
     no_show_grace_minutes = fields.Integer()
+    read_deadline_critical_minutes = fields.Integer()
+    read_deadline_urgent_minutes = fields.Integer()
+    read_deadline_routine_minutes = fields.Integer()
 
 
 # -- patients ------------------------------------------------------------------------------

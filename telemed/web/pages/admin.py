@@ -33,6 +33,9 @@ SETTING_LABELS = {
     "hold_minutes": _l("Hold while booking (minutes)"),
     "offer_minutes": _l("Waitlist offer stands for (minutes)"),
     "no_show_grace_minutes": _l("No-show after (minutes late)"),
+    "read_deadline_critical_minutes": _l("Reading centre: critical reads due within (minutes)"),
+    "read_deadline_urgent_minutes": _l("Reading centre: urgent reads due within (minutes)"),
+    "read_deadline_routine_minutes": _l("Reading centre: routine reads due within (minutes)"),
 }
 
 
@@ -62,6 +65,9 @@ class PolicyForm(FlaskForm):
     hold_minutes = _limit_field("hold_minutes")
     offer_minutes = _limit_field("offer_minutes")
     no_show_grace_minutes = _limit_field("no_show_grace_minutes")
+    read_deadline_critical_minutes = _limit_field("read_deadline_critical_minutes")
+    read_deadline_urgent_minutes = _limit_field("read_deadline_urgent_minutes")
+    read_deadline_routine_minutes = _limit_field("read_deadline_routine_minutes")
     reason = TextAreaField(
         _l("Reason for the change"),
         validators=[
@@ -106,15 +112,26 @@ def departments():
     return page("admin/departments.html", rows=_departments(current_actor()))
 
 
-def _form_from(policy) -> PolicyForm:
+READ_DEADLINES = (
+    "read_deadline_critical_minutes",
+    "read_deadline_urgent_minutes",
+    "read_deadline_routine_minutes",
+)
+
+
+def _form_from(policy, *, reads: bool) -> PolicyForm:
     form = PolicyForm()
+    if not reads:  # read deadlines belong to reading centres only
+        for name in READ_DEADLINES:
+            del form[name]
     if request.method == "GET":
         form.outpatient_share.data = share_text(
             policy.outpatient_share_num, policy.outpatient_share_den
         )
         form.bed_share.data = share_text(policy.bed_share_num, policy.bed_share_den)
         for name in policies.LIMITS:
-            form[name].data = getattr(policy, name)
+            if name in form:
+                form[name].data = getattr(policy, name)
     return form
 
 
@@ -124,7 +141,7 @@ def department(department_id: int):
     actor = current_actor()
     item = scopes.get_department(actor, department_id)
     current = policies.policy_in_force(item.id)
-    form = _form_from(current)
+    form = _form_from(current, reads=item.reads is not None)
 
     def show(status: int = 200):
         return page(
@@ -143,7 +160,7 @@ def department(department_id: int):
         return show(422)
     outpatient = parse_share(form.outpatient_share.data)
     beds = parse_share(form.bed_share.data)
-    settings = {name: form[name].data for name in policies.LIMITS}
+    settings = {name: form[name].data for name in policies.LIMITS if name in form}
     unchanged = (
         outpatient == policies.outpatient_share(current)
         and beds == policies.bed_share(current)
