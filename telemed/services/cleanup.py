@@ -19,6 +19,7 @@ from sqlalchemy import delete, inspect
 from telemed.extensions import db
 from telemed.models.accounts import LoginAttempt, LoginSession
 from telemed.models.idempotency import IdempotencyRecord
+from telemed.services import case_uploads
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,9 @@ def _old_idempotency_records(now: datetime) -> int:
         delete(IdempotencyRecord).where(IdempotencyRecord.created_at < now - timedelta(days=7))
     ).rowcount
 
+
+# Unfinished resumable uploads past their expiry, with their partial files.
+cleanup_task("stale_uploads")(case_uploads.expire_stale_uploads)
 
 # Live-consult tickets live 60 s; a day later nobody needs them.
 cleanup_task("live_tickets")(expired_rows_task("live_ticket", "expires_at", timedelta(days=1)))

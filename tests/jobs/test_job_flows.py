@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-import pytest
 from sqlalchemy import select
 
 from telemed.domain.case_states import CaseKind, CaseStatus, Priority
@@ -19,6 +18,7 @@ from telemed.models.quota import QuotaSnapshot
 from telemed.models.scheduling import Booking, BookingStatus, Pool, ServiceType, WaitlistEntry
 from telemed.services import booking, cases, cleanup, quota_figures, quota_release
 from telemed.services.context import actor_of
+from tests import factories
 from tests.jobs.conftest import wait_for, writing
 from tests.jobs.helpers import book, publish_one_day, slots_of
 
@@ -88,16 +88,6 @@ def slots_of_first_other(world) -> int:
     return slots_of(pub)[0].id
 
 
-@pytest.fixture
-def with_files():
-    previous = dict(cases.FILE_COUNTERS)
-    cases.register_file_counter("ecg", lambda case_id: 1)
-    cases.register_file_counter("dicom", lambda case_id: 1)
-    yield
-    cases.FILE_COUNTERS.clear()
-    cases.FILE_COUNTERS.update(previous)
-
-
 def submit_read(world, priority: Priority, kind=CaseKind.ECG_READ) -> Case:
     gp = actor_of(world.user("gp_ts1"))
     centre = world.departments["ECG" if kind is CaseKind.ECG_READ else "RAD"]
@@ -109,11 +99,12 @@ def submit_read(world, priority: Priority, kind=CaseKind.ECG_READ) -> Case:
         priority=priority,
         target_department_id=centre.id,
     )
+    factories.attach_sample_file(world.user("gp_ts1"), case)
     cases.transition(gp, case.id, CaseStatus.SUBMITTED)
     return case
 
 
-def test_a_late_read_escalates_to_the_centres_admin_once(world, scheduler, with_files):
+def test_a_late_read_escalates_to_the_centres_admin_once(world, scheduler):
     critical = submit_read(world, Priority.CRITICAL)
     urgent = submit_read(world, Priority.URGENT, CaseKind.IMAGING_READ)
     reported = submit_read(world, Priority.CRITICAL)
@@ -168,9 +159,7 @@ def test_a_late_read_escalates_to_the_centres_admin_once(world, scheduler, with_
     assert all(e.via == "job" for e in events)
 
 
-def test_read_deadlines_follow_the_reading_centres_policy(
-    world, fast_jobs, frozen_clock, with_files
-):
+def test_read_deadlines_follow_the_reading_centres_policy(world, fast_jobs, frozen_clock):
     from telemed.services import policies
 
     policies.change_policy(
