@@ -66,6 +66,10 @@ def set_write_intent(value: bool) -> contextvars.Token[bool]:
     return _write_intent.set(value)
 
 
+def reset_write_intent(token: contextvars.Token[bool]) -> None:
+    _write_intent.reset(token)
+
+
 @contextlib.contextmanager
 def write_intent(value: bool = True) -> Iterator[None]:
     """Declare whether transactions begun inside will write (SQLite: BEGIN IMMEDIATE)."""

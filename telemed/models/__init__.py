@@ -15,6 +15,7 @@ from telemed.models.consortium import (
     User,
 )
 from telemed.models.idempotency import IdempotencyRecord
+from telemed.models.live import ConsultSession, LiveTicket, RoomEvent, RoomStatus
 from telemed.models.notifications import Notification, NotificationDelivery
 from telemed.models.scheduling import (
     OCCUPYING_STATUSES,
@@ -42,12 +43,14 @@ __all__ = [
     "Case",
     "CaseTransition",
     "Consortium",
+    "ConsultSession",
     "Department",
     "DepartmentPolicy",
     "Disposition",
     "IdempotencyRecord",
     "Institution",
     "InstitutionKind",
+    "LiveTicket",
     "LoginAttempt",
     "LoginSession",
     "Notification",
@@ -57,6 +60,8 @@ __all__ = [
     "ReadingKind",
     "Report",
     "Role",
+    "RoomEvent",
+    "RoomStatus",
     "Schedule",
     "ScheduleAllotment",
     "ServiceType",

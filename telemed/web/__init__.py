@@ -19,11 +19,13 @@ def init_app(app: Flask) -> None:
     from telemed.web.fhir import bp as fhir_bp
     from telemed.web.pages.admin import bp as admin_bp
     from telemed.web.pages.booking import bp as booking_bp
+    from telemed.web.pages.consults import bp as consults_bp
     from telemed.web.pages.home import bp as home_bp
     from telemed.web.pages.schedules import bp as schedules_bp
 
     for blueprint in (auth_bp, home_bp, booking_bp, schedules_bp, admin_bp, fhir_bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(consults_bp)
     init_api(app)
 
     app.jinja_env.filters["localtime"] = local_time
