@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from telemed.db import reset_write_intent, set_write_intent, write_intent
 from telemed.domain.case_states import CaseKind, CaseStatus
@@ -88,9 +89,9 @@ class LiveClient:
         client = cls(ws)
         client.last_seq = last_seq
         if ticket is not None:
-            await ws.send(
-                json.dumps({"type": "hello", "v": 1, "ticket": ticket, "last_seq": last_seq})
-            )
+            hello = {"type": "hello", "v": 1, "ticket": ticket, "last_seq": last_seq}
+            with contextlib.suppress(ConnectionClosed):  # refused before hello: closed() says why
+                await ws.send(json.dumps(hello))
         return client
 
     async def recv(self, timeout: float = 10) -> dict[str, Any]:
@@ -112,6 +113,21 @@ class LiveClient:
             frame = await self.recv(max(0.01, deadline - loop.time()))
             if predicate(frame):
                 return frame
+
+    async def event(self, kind: str, timeout: float = 10, **match) -> dict[str, Any]:
+        """The first record event of ``kind`` (whose body has ``match``), seen or coming."""
+
+        def fits(frame) -> bool:
+            return (
+                frame.get("type") == "event"
+                and frame.get("kind") == kind
+                and all(frame["body"].get(k) == v for k, v in match.items())
+            )
+
+        for frame in self.events:
+            if fits(frame):
+                return frame
+        return await self.until(fits, timeout)
 
     async def joined(self) -> LiveClient:
         await self.until(lambda f: f.get("type") == "replayed")
@@ -153,3 +169,74 @@ def readers_in_this_thread():
     finally:
         db.session.rollback()
         reset_write_intent(token)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveProcess:
+    """``python -m telemed.live`` as its own process, on the tests' database."""
+
+    def __init__(self, database_url: str, port: int, redis_url: str | None = None) -> None:
+        import os
+        import sys
+
+        self.port = port
+        self.url = f"ws://127.0.0.1:{port}/live"
+        self.env = {
+            **os.environ,
+            "TELEMED_DATABASE_URL": database_url,
+            "TELEMED_ALLOWED_ORIGINS": ORIGIN,
+            "TELEMED_LIVE_RATE_PER_SECOND": "1000",
+            "TELEMED_LIVE_BURST": "1000",
+        }
+        if redis_url:
+            self.env["TELEMED_REDIS_URL"] = redis_url
+        else:
+            self.env.pop("TELEMED_REDIS_URL", None)
+        self.cmd = [sys.executable, "-m", "telemed.live", "--port", str(port)]
+        self.proc = None
+
+    def start(self) -> LiveProcess:
+        import subprocess
+        import tempfile
+        import time
+
+        # Closed in stop(): the process writes to it for its whole life.
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115
+            prefix="telemed-live-", suffix=".log", delete=False
+        )
+        self.proc = subprocess.Popen(
+            self.cmd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            with open(self.log.name) as handle:
+                if "live server on" in handle.read():
+                    return self
+            time.sleep(0.1)
+        self.stop()
+        with open(self.log.name) as handle:
+            raise RuntimeError("the live process did not start:\n" + handle.read()[-3000:])
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, no goodbye to the sockets."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            self.log.close()
