@@ -24,6 +24,14 @@ Callback = Callable[[str, dict[str, Any]], None]
 CHANNEL_PREFIX = "telemed:"
 
 
+def channel_prefix() -> str:
+    """Redis channels are global to a server: TELEMED_FANOUT_PREFIX keeps deployments (or
+    test runs) that share one Redis apart."""
+    import os
+
+    return os.environ.get("TELEMED_FANOUT_PREFIX") or CHANNEL_PREFIX
+
+
 class Fanout(Protocol):
     def publish(self, channel: str, message: dict[str, Any]) -> None: ...
 
@@ -78,14 +86,14 @@ class RedisFanout:
         self._lock = threading.Lock()
 
     def publish(self, channel: str, message: dict[str, Any]) -> None:
-        self._redis.publish(CHANNEL_PREFIX + channel, json.dumps(message, default=str))
+        self._redis.publish(channel_prefix() + channel, json.dumps(message, default=str))
 
     def subscribe(self, callback: Callback) -> Callable[[], None]:
         unsubscribe = self._local.subscribe(callback)
         with self._lock:
             if self._listener is None:
                 self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-                self._pubsub.psubscribe(CHANNEL_PREFIX + "*")
+                self._pubsub.psubscribe(channel_prefix() + "*")
                 self._listener = threading.Thread(
                     target=self._listen, name="telemed-fanout", daemon=True
                 )
@@ -97,7 +105,7 @@ class RedisFanout:
         for item in self._pubsub.listen():
             if item.get("type") != "pmessage":
                 continue
-            channel = item["channel"].decode()[len(CHANNEL_PREFIX) :]
+            channel = item["channel"].decode()[len(channel_prefix()) :]
             try:
                 message = json.loads(item["data"])
             except ValueError:
@@ -201,6 +209,7 @@ class RedisSubscriber:
 
     def __init__(self, url: str, *, retry_max: float = 5.0) -> None:
         self._url = url
+        self._prefix = channel_prefix()
         self._retry_max = retry_max
         self._channels: set[str] = set()
         self._pubsub = None
@@ -219,10 +228,10 @@ class RedisSubscriber:
         self._client = aioredis.Redis.from_url(self._url)
         self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         # A dummy channel keeps the connection in subscribe mode even with no room open.
-        await self._pubsub.subscribe(CHANNEL_PREFIX + "_live", *self._prefixed(self._channels))
+        await self._pubsub.subscribe(*self._prefixed({"_live", *self._channels}))
 
     def _prefixed(self, channels) -> list[str]:
-        return [CHANNEL_PREFIX + c for c in channels]
+        return [self._prefix + c for c in channels]
 
     async def _run(self, on_message: OnMessage, on_reconnect: OnReconnect) -> None:
         delay = 0.2
@@ -241,7 +250,7 @@ class RedisSubscriber:
                 async for item in self._pubsub.listen():
                     if item.get("type") != "message":
                         continue
-                    channel = item["channel"].decode()[len(CHANNEL_PREFIX) :]
+                    channel = item["channel"].decode()[len(self._prefix) :]
                     try:
                         message = json.loads(item["data"])
                     except ValueError:
@@ -274,7 +283,7 @@ class RedisSubscriber:
         async with self._lock:
             if self._pubsub is not None:
                 with contextlib.suppress(Exception):  # the reconnect subscribes it again
-                    await self._pubsub.subscribe(CHANNEL_PREFIX + channel)
+                    await self._pubsub.subscribe(self._prefix + channel)
 
     async def remove(self, channel: str) -> None:
         if channel not in self._channels:
@@ -283,7 +292,7 @@ class RedisSubscriber:
         async with self._lock:
             if self._pubsub is not None:
                 with contextlib.suppress(Exception):
-                    await self._pubsub.unsubscribe(CHANNEL_PREFIX + channel)
+                    await self._pubsub.unsubscribe(self._prefix + channel)
 
     async def close(self) -> None:
         if self._task is not None:
