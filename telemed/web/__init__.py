@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from flask_babel import get_locale
 
 from telemed.i18n import local_time
 
@@ -29,6 +30,7 @@ def init_app(app: Flask) -> None:
     init_api(app)
 
     app.jinja_env.filters["localtime"] = local_time
+    app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.add_extension("jinja2.ext.do")
 
     from telemed.web.assets import asset_url
