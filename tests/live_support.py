@@ -41,7 +41,6 @@ def _scheduled_consult(world, doctor: str, specialist: str) -> Case:
     cases.transition(spec, case.id, CaseStatus.ACCEPTED)
     cases.transition(spec, case.id, CaseStatus.SCHEDULED)
     db.session.commit()
-    db.session.refresh(case)
     return case
 
 

@@ -86,13 +86,25 @@ def room_of_case(case: Case) -> ConsultSession:
     return room
 
 
-def open_room(actor: Actor, case_id: int) -> tuple[Case, ConsultSession, RoomRole]:
+def find_room(case: Case) -> ConsultSession | None:
+    return db.session.execute(
+        select(ConsultSession).where(ConsultSession.case_id == case.id)
+    ).scalar_one_or_none()
+
+
+def enterable_consult(actor: Actor, case_id: int) -> tuple[Case, RoomRole]:
     case, role = get_consult(actor, case_id)
     if case.status not in ROOM_STATES:
         raise Conflict(
             f"consult {case.id} is {case.status.value}; its room opens once it is scheduled",
             field="status",
         )
+    return case, role
+
+
+def open_room(actor: Actor, case_id: int) -> tuple[Case, ConsultSession, RoomRole]:
+    """The consult and its room (made on first use: call it in a writing transaction)."""
+    case, role = enterable_consult(actor, case_id)
     return case, room_of_case(case), role
 
 

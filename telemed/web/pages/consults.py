@@ -60,7 +60,9 @@ def _login_session_id() -> str | None:
 @roles_required()
 def room(case_id: int):
     actor = current_actor()
-    case, room, role = consults.open_room(actor, case_id)
+    # A GET only reads: the room itself is made when the page asks for its first ticket.
+    case, role = consults.enterable_consult(actor, case_id)
+    room = consults.find_room(case)
     audit.record(actor, "view", "consult", case.id, in_transaction=False)
     return render_template(
         "consults/room.html",
