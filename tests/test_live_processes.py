@@ -44,6 +44,7 @@ class Participant:
         return self.seen[-1]["seq"] if self.seen else 0
 
     async def connect(self, base_url: str) -> None:
+        await self.close()
         ticket, room = ls.room_ticket(self.world.user(self.username), self.case)
         self.client = await ls.LiveClient.open(
             f"{base_url}/rooms/{room}", ticket, last_seq=self.last_seq
@@ -72,6 +73,11 @@ class Participant:
         self.unacked[client_id] = text
         self.note(await self.client.request("chat", {"text": text}, client_id))
         self.collect()
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.ws.close()
+            self.client.ws.transport.abort()  # the server may be gone: free the socket now
 
     async def catch_up(self, seq: int) -> None:
         if self.last_seq < seq:
@@ -119,6 +125,8 @@ def test_a_killed_live_server_loses_no_acknowledged_message(world, database_url,
                     top = max(spec.acked.values())
                     await doctor.catch_up(top)
                     await spec.catch_up(top)
+                    await spec.close()
+                    await doctor.close()
                 finally:
                     second.stop()
                 return spec, doctor
