@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.exc import IntegrityError
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
@@ -206,6 +207,7 @@ class LiveServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), timeout=5)
         await self.subscriber.close()
+        self.store.close()
 
     async def run_until(self, stop: asyncio.Event) -> None:
         await self.start()
@@ -417,9 +419,25 @@ class LiveServer:
         assert room is not None
         kind = send.kind
         if kind.record:
-            frame = await self.store.write(
-                consults.apply_record_message, client.entry, kind.name, send.body, send.client_id
-            )
+            try:
+                frame = await self.store.write(
+                    consults.apply_record_message,
+                    client.entry,
+                    kind.name,
+                    send.body,
+                    send.client_id,
+                )
+            except IntegrityError:
+                # Stored before (its ack was lost): answer with the stored event.
+                frame = await self.store.read(
+                    consults.stored_reply,
+                    client.entry.room_id,
+                    client.entry.user_id,
+                    send.client_id,
+                )
+                if frame is None:
+                    raise
+                frame["duplicate"] = True
             ack = {"type": "ack", "seq": frame["seq"]}
             if send.client_id is not None:
                 ack["id"] = send.client_id

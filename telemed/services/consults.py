@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from telemed import clock
@@ -299,6 +299,19 @@ def event_frame(event: RoomEvent, sender_name: str | None = None) -> dict[str, A
     return frame
 
 
+# Built once: the hot path of every record message is these two statements and a commit.
+_rooms = ConsultSession.__table__
+_events = RoomEvent.__table__
+_TAKE_SEQ = (
+    update(_rooms)
+    .where(_rooms.c.id == bindparam("room"))
+    .values(next_seq=_rooms.c.next_seq + 1)
+    .returning(_rooms.c.next_seq)
+)
+_TAKE_SEQ_UNLESS_ENDED = _TAKE_SEQ.where(_rooms.c.status != RoomStatus.ENDED.value)
+_INSERT_EVENT = insert(_events)
+
+
 def append_event(
     room_id: int,
     kind: str,
@@ -307,32 +320,47 @@ def append_event(
     sender: Actor | None,
     sender_name: str | None = None,
     client_msg_id: str | None = None,
+    unless_ended: bool = False,
 ) -> dict[str, Any]:
     """Store one record message with the room's next sequence number; after the commit a
     nudge goes out on ``room:<id>``.
 
     The number is taken by one conditional UPDATE ... RETURNING, which holds the room's
     row until commit: writers of one room (in any process) take turns, so numbers are
-    dense and commit in order, and a reader that sees N has everything below N.
+    dense and commit in order, and a reader that sees N has everything below N. With
+    ``unless_ended`` the same statement refuses a room whose session has ended.
     """
-    seq = db.session.execute(
-        update(ConsultSession)
-        .where(ConsultSession.id == room_id)
-        .values(next_seq=ConsultSession.next_seq + 1)
-        .returning(ConsultSession.next_seq)
-    ).scalar_one()
-    event = RoomEvent(
-        session_id=room_id,
-        seq=seq - 1,
-        kind=kind,
-        sender_id=sender.user_id if sender else None,
-        client_msg_id=client_msg_id,
-        payload=payload,
-        created_at=clock.now(),
+    connection = db.session.connection()
+    statement = _TAKE_SEQ_UNLESS_ENDED if unless_ended else _TAKE_SEQ
+    seq = connection.execute(statement, {"room": room_id}).scalar_one_or_none()
+    if seq is None:
+        raise Conflict("the session has ended", field="kind")
+    now = clock.now()
+    sender_id = sender.user_id if sender else None
+    connection.execute(
+        _INSERT_EVENT,
+        {
+            "session_id": room_id,
+            "seq": seq - 1,
+            "kind": kind,
+            "sender_id": sender_id,
+            "client_msg_id": client_msg_id,
+            "payload": payload,
+            "created_at": now,
+        },
     )
-    db.session.add(event)
-    db.session.flush()
-    frame = event_frame(event, sender_name)
+    frame: dict[str, Any] = {
+        "type": "event",
+        "seq": seq - 1,
+        "kind": kind,
+        "body": payload,
+        "at": now.isoformat(),
+        "sender": sender_id,
+    }
+    if sender_name is not None:
+        frame["sender_name"] = sender_name
+    if client_msg_id:
+        frame["id"] = client_msg_id
     publish_after_commit(db.session, f"room:{room_id}", {"type": "room_event", "event": frame})
     return frame
 
@@ -484,16 +512,33 @@ def sign_from_page(actor: Actor, case_id: int, sender_name: str) -> dict[str, An
     return append_event(room.id, "report.signed", body, sender=actor, sender_name=sender_name)
 
 
+# Record kinds that change more than the record itself (reports, the session's state).
+EFFECT_KINDS = frozenset(
+    {"report.draft", "report.amend", "report.sign", "session.start", "session.end"}
+)
+
+
 def apply_record_message(
     entry: Entry, kind: str, body: dict[str, Any], client_msg_id: str | None
 ) -> dict[str, Any]:
     """One record message from the room, in one transaction (the caller commits): the
-    effect it has (report, session state), then the event with its sequence number."""
-    if client_msg_id is not None:
-        earlier = stored_reply(entry.room_id, entry.user_id, client_msg_id)
-        if earlier is not None:
-            earlier["duplicate"] = True
-            return earlier
+    effect it has (report, session state), then the event with its sequence number.
+
+    A message whose client id was stored before (a resend after a lost ack) fails on the
+    unique index; the caller then answers with :func:`stored_reply`.
+    """
+    if kind not in EFFECT_KINDS:
+        # Chat, marks, calipers: the sender's part was checked when the socket joined
+        # (and is re-checked by the sweep); the room's row says whether it has ended.
+        return append_event(
+            entry.room_id,
+            kind,
+            body,
+            sender=entry.actor,
+            sender_name=entry.display_name,
+            client_msg_id=client_msg_id,
+            unless_ended=True,
+        )
     from telemed.live.protocol import KINDS
 
     spec = KINDS[kind]
