@@ -254,7 +254,7 @@ def main() -> None:
 
     instance = Path(tempfile.mkdtemp(prefix="bench-live-"))
     idle_rooms = max(1, args.idle // 20)
-    app, world, case_ids, db_url = prepare(args.database_url, instance, args.rooms, idle_rooms)
+    _app, world, case_ids, db_url = prepare(args.database_url, instance, args.rooms, idle_rooms)
     load_rooms = issue_tickets(world, case_ids[: args.rooms], args.per_room)
     idle_tickets = issue_tickets(world, case_ids[args.rooms :], 20)[: args.idle]
 
@@ -290,7 +290,7 @@ def main() -> None:
             )
             before = rss_kib(proc.pid)
 
-            async def idle(url_of_room=url_of_room, name=name):
+            async def idle(url_of_room=url_of_room, name=name, proc=proc):
                 rooms = [(r, t) for r, t in idle_tickets]
                 sockets = await open_idle(url_of_room, rooms, name == "telemed")
                 await asyncio.sleep(2)
