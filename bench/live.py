@@ -229,6 +229,17 @@ async def open_idle(url_of_room, rooms, real: bool) -> list:
     return sockets
 
 
+def _take(rooms, total: int):
+    """(room, tickets, how many) until ``total`` sockets are planned."""
+    left = total
+    for room, tickets in rooms:
+        if left <= 0:
+            return
+        k = min(left, len(tickets))
+        left -= k
+        yield room, tickets, k
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -253,10 +264,16 @@ def main() -> None:
     from tests.live_support import free_port
 
     instance = Path(tempfile.mkdtemp(prefix="bench-live-"))
-    idle_rooms = max(1, args.idle // 20)
+    idle_rooms = max(1, -(-args.idle // 20))
     _app, world, case_ids, db_url = prepare(args.database_url, instance, args.rooms, idle_rooms)
-    load_rooms = issue_tickets(world, case_ids[: args.rooms], args.per_room)
-    idle_tickets = issue_tickets(world, case_ids[args.rooms :], 20)[: args.idle]
+
+    # Tickets live a minute: each phase gets fresh ones just before it connects.
+    def load_rooms():
+        return issue_tickets(world, case_ids[: args.rooms], args.per_room)
+
+    def idle_tickets():
+        rooms = issue_tickets(world, case_ids[args.rooms :], 20)
+        return [(room, tickets[:k]) for room, tickets, k in _take(rooms, args.idle)]
 
     env = {
         **os.environ,
@@ -286,12 +303,12 @@ def main() -> None:
 
         try:
             tally, elapsed = asyncio.run(
-                run_load(url_of_room, load_rooms, args.rate, args.seconds, name == "telemed")
+                run_load(url_of_room, load_rooms(), args.rate, args.seconds, name == "telemed")
             )
             before = rss_kib(proc.pid)
 
             async def idle(url_of_room=url_of_room, name=name, proc=proc):
-                rooms = [(r, t) for r, t in idle_tickets]
+                rooms = idle_tickets()
                 sockets = await open_idle(url_of_room, rooms, name == "telemed")
                 await asyncio.sleep(2)
                 after = rss_kib(proc.pid)
