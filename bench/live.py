@@ -214,18 +214,24 @@ async def run_load(
     return tally, elapsed
 
 
-async def open_idle(url_of_room, rooms, real: bool) -> list:
+async def open_idle(url_of_room, batches, real: bool) -> list:
+    """Open idle sockets batch by batch; each batch gets fresh tickets (they live 60 s)
+    and connects concurrently."""
     from websockets.asyncio.client import connect
 
+    async def one(room_id, ticket):
+        ws = await connect(url_of_room(room_id), origin=ORIGIN, compression=None)
+        if real:
+            await ws.send(json.dumps({"type": "hello", "v": 1, "ticket": ticket}))
+            while json.loads(await ws.recv()).get("type") != "replayed":
+                pass
+        return ws
+
     sockets = []
-    for room_id, tickets in rooms:
-        for ticket in tickets:
-            ws = await connect(url_of_room(room_id), origin=ORIGIN, compression=None)
-            if real:
-                await ws.send(json.dumps({"type": "hello", "v": 1, "ticket": ticket}))
-                while json.loads(await ws.recv()).get("type") != "replayed":
-                    pass
-            sockets.append(ws)
+    for batch in batches:
+        group = [(room_id, t) for room_id, tickets in batch() for t in tickets]
+        for i in range(0, len(group), 50):
+            sockets += await asyncio.gather(*(one(r, t) for r, t in group[i : i + 50]))
     return sockets
 
 
@@ -271,9 +277,22 @@ def main() -> None:
     def load_rooms():
         return issue_tickets(world, case_ids[: args.rooms], args.per_room)
 
-    def idle_tickets():
-        rooms = issue_tickets(world, case_ids[args.rooms :], 20)
-        return [(room, tickets[:k]) for room, tickets, k in _take(rooms, args.idle)]
+    idle_cases = case_ids[args.rooms :]
+    plan = list(_take([(case_id, range(20)) for case_id in idle_cases], args.idle))
+
+    def idle_batches():
+        """Ten rooms (200 sockets) at a time, each with fresh tickets."""
+        for i in range(0, len(plan), 10):
+            part = plan[i : i + 10]
+
+            def batch(part=part):
+                rooms = issue_tickets(world, [case_id for case_id, _r, _k in part], 20)
+                return [
+                    (room, tickets[:k])
+                    for (room, tickets), (_c, _r, k) in zip(rooms, part, strict=True)
+                ]
+
+            yield batch
 
     env = {
         **os.environ,
@@ -308,8 +327,7 @@ def main() -> None:
             before = rss_kib(proc.pid)
 
             async def idle(url_of_room=url_of_room, name=name, proc=proc):
-                rooms = idle_tickets()
-                sockets = await open_idle(url_of_room, rooms, name == "telemed")
+                sockets = await open_idle(url_of_room, idle_batches(), name == "telemed")
                 await asyncio.sleep(2)
                 after = rss_kib(proc.pid)
                 for ws in sockets:
@@ -321,6 +339,10 @@ def main() -> None:
             proc.terminate()
             proc.wait(timeout=30)
         lat = tally.latencies
+        print(
+            f"{name}: delivered {tally.delivered:,} of {tally.sent:,} sent in {elapsed:.1f} s",
+            flush=True,
+        )
         results[name] = {
             "sent": tally.sent,
             "delivered": tally.delivered,

@@ -92,7 +92,7 @@ def ticket(case_id: int):
     )
 
 
-@bp.route("/live/ticket", methods=["POST"])
+@bp.route("/live-ticket", methods=["POST"])
 @roles_required()
 def user_ticket():
     ticket, expires = consults.issue_user_ticket(current_actor(), _login_session_id())
