@@ -4,8 +4,10 @@
 // reconnect with the same id, and the server answers with the stored event (no duplicate).
 import { api } from "./_common.js";
 
-// Close codes after which reconnecting cannot help.
-const FINAL = new Set([4401, 4403, 4404]);
+// Close codes after which reconnecting cannot help (4401 only once signed out; an
+// expired or used ticket is simply replaced on the next attempt).
+const FINAL = new Set([4400, 4403, 4404]);
+const SIGNED_OUT = new Set(["signed out", "account disabled"]);
 const RECORD_KINDS = new Set([
   "chat", "annotation.add", "annotation.remove", "ecg.caliper", "ecg.caliper.remove",
   "report.draft", "report.sign", "report.amend", "session.start", "session.end",
@@ -59,7 +61,7 @@ export class LiveSocket {
     ws.onclose = (event) => {
       this.ready = false;
       if (this.ws === ws) this.ws = null;
-      if (FINAL.has(event.code) || this.stopped) {
+      if (FINAL.has(event.code) || SIGNED_OUT.has(event.reason) || this.stopped) {
         this.setState("closed", event.reason);
         return;
       }

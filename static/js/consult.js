@@ -8,7 +8,6 @@ const root = document.getElementById("consult-room");
 const role = root.dataset.role;
 const media = JSON.parse(root.dataset.media || "{}");
 const $ = (id) => document.getElementById(id);
-const t = (s) => s; // labels below are short and shown beside translated headings
 
 const state = {
   conn: null,
