@@ -562,3 +562,31 @@ def test_the_record_is_append_only(world, live, consult):
         with pytest.raises(Exception, match=r"append-only|cannot change"):
             db.session.commit()
         db.session.rollback()
+
+
+def test_a_missed_nudge_is_filled_from_the_database(app, world, live, consult):
+    """Event N is committed without its nudge (as if Redis lost it); when N+1's nudge
+    comes, the live server reads N from the database first: in order, nothing missing."""
+    from telemed.events import _PENDING_KEY
+    from telemed.services.context import actor_of
+
+    spec_actor = actor_of(world.user("card1"))
+
+    async def scenario():
+        doctor = await enter(live, world, consult, "gp_ts1")
+        room = doctor.welcome["room"]
+
+        def write(text, nudge):
+            consults.append_event(room, "chat", {"text": text}, sender=spec_actor)
+            if not nudge:
+                db.session.info.pop(_PENDING_KEY, None)
+
+        await in_other_thread(app, lambda: write("lost nudge", False))
+        await in_other_thread(app, lambda: write("nudged", True))
+        second = await doctor.event("chat", text="nudged")
+        first = await doctor.event("chat", text="lost nudge")
+        assert first["seq"] + 1 == second["seq"]
+        assert doctor.events.index(first) < doctor.events.index(second)
+        await doctor.close()
+
+    asyncio.run(scenario())
