@@ -98,7 +98,16 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "TELEMED_LIVE_PORT": env_int("LIVE_PORT", 5001),
         # The URL pages use to reach the live socket; behind a proxy it is the public one.
         "TELEMED_LIVE_URL": env("LIVE_URL"),
+        # Origins the live server accepts sockets from; empty: the web app's own origins
+        # on 127.0.0.1 and localhost (TELEMED_PORT).
         "TELEMED_ALLOWED_ORIGINS": env_list("ALLOWED_ORIGINS", []),
+        "TELEMED_LIVE_MAX_MESSAGE_BYTES": env_int("LIVE_MAX_MESSAGE_BYTES", 64 * 1024),
+        "TELEMED_LIVE_RATE_PER_SECOND": env_int("LIVE_RATE_PER_SECOND", 40),
+        "TELEMED_LIVE_BURST": env_int("LIVE_BURST", 80),
+        "TELEMED_LIVE_CLIENT_QUEUE": env_int("LIVE_CLIENT_QUEUE", 512),
+        "TELEMED_LIVE_PING_INTERVAL": env_int("LIVE_PING_INTERVAL", 20),
+        "TELEMED_LIVE_PING_TIMEOUT": env_int("LIVE_PING_TIMEOUT", 20),
+        "TELEMED_LIVE_SWEEP_SECONDS": env_int("LIVE_SWEEP_SECONDS", 60),
         "TELEMED_STORAGE_DIR": str(storage_root),
         "TELEMED_MAX_UPLOAD_BYTES": env_int("MAX_UPLOAD_BYTES", 2 * 1024**3),
         # DICOM decoding runs in worker processes with these limits (telemed/imaging/).

@@ -18,6 +18,7 @@ from telemed.models.consortium import (
 )
 from telemed.models.idempotency import IdempotencyRecord
 from telemed.models.jobs import JobRun, JobRunStatus, SchedulerLease
+from telemed.models.live import ConsultSession, LiveTicket, RoomEvent, RoomStatus
 from telemed.models.notifications import Notification, NotificationDelivery
 from telemed.models.quota import QuotaSnapshot
 from telemed.models.scheduling import (
@@ -48,6 +49,7 @@ __all__ = [
     "CaseTransition",
     "Consortium",
     "ConsortiumPolicy",
+    "ConsultSession",
     "Department",
     "DepartmentPolicy",
     "DicomInstance",
@@ -58,6 +60,7 @@ __all__ = [
     "InstitutionKind",
     "JobRun",
     "JobRunStatus",
+    "LiveTicket",
     "LoginAttempt",
     "LoginSession",
     "Notification",
@@ -68,6 +71,8 @@ __all__ = [
     "ReadingKind",
     "Report",
     "Role",
+    "RoomEvent",
+    "RoomStatus",
     "Schedule",
     "ScheduleAllotment",
     "SchedulerLease",

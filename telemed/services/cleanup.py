@@ -4,8 +4,7 @@ Each area registers its own with :func:`cleanup_task` (abandoned partial uploads
 to the case files, expired tickets to the live consult). A task receives ``now``,
 deletes or closes what has expired, and returns how many items it handled. Tasks run in
 savepoints of one transaction, so one failing task is recorded and does not undo the
-others. Tasks on tables that another part of the system owns check that the table is
-there (:func:`table_present`), so the clean-up works on whatever schema is deployed.
+others.
 """
 
 from __future__ import annotations
@@ -14,11 +13,12 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, inspect
+from sqlalchemy import delete
 
 from telemed.extensions import db
 from telemed.models.accounts import LoginAttempt, LoginSession
 from telemed.models.idempotency import IdempotencyRecord
+from telemed.models.live import LiveTicket
 from telemed.services import case_uploads
 
 log = logging.getLogger(__name__)
@@ -41,15 +41,6 @@ def registered() -> dict[str, CleanupTask]:
     return dict(_TASKS)
 
 
-def table_present(name: str, *columns: str) -> bool:
-    """Whether the deployed schema has this table (and these columns)."""
-    inspector = inspect(db.session.connection())
-    if not inspector.has_table(name):
-        return False
-    present = {column["name"] for column in inspector.get_columns(name)}
-    return set(columns) <= present
-
-
 def run_all(now: datetime) -> dict[str, int | str]:
     result: dict[str, int | str] = {}
     for name, task in sorted(_TASKS.items()):
@@ -60,20 +51,6 @@ def run_all(now: datetime) -> dict[str, int | str]:
             log.exception("clean-up task %s failed", name)
             result[name] = f"error: {error}"[:200]
     return result
-
-
-def expired_rows_task(table_name: str, column: str, keep: timedelta) -> CleanupTask:
-    """A task deleting rows of a table another area owns, once ``column`` is ``keep`` old."""
-
-    def task(now: datetime) -> int:
-        if not table_present(table_name, column):
-            return 0
-        table = db.metadata.tables.get(table_name)
-        if table is None:
-            return 0
-        return db.session.execute(delete(table).where(table.c[column] < now - keep)).rowcount
-
-    return task
 
 
 @cleanup_task("login_sessions")
@@ -100,5 +77,10 @@ def _old_idempotency_records(now: datetime) -> int:
 # Unfinished resumable uploads past their expiry, with their partial files.
 cleanup_task("stale_uploads")(case_uploads.expire_stale_uploads)
 
-# Live-consult tickets live 60 s; a day later nobody needs them.
-cleanup_task("live_tickets")(expired_rows_task("live_ticket", "expires_at", timedelta(days=1)))
+
+@cleanup_task("live_tickets")
+def _expired_live_tickets(now: datetime) -> int:
+    # Tickets live 60 s; a day later nobody needs them, used or not.
+    return db.session.execute(
+        delete(LiveTicket).where(LiveTicket.expires_at < now - timedelta(days=1))
+    ).rowcount
