@@ -69,6 +69,7 @@ format: $(STAMPS)/python
 
 bench: deps
 	$(BIN)/python bench/booking.py
+	$(BIN)/python bench/live.py
 
 clean:
 	rm -rf $(VENV) $(STAMPS) node_modules static/dist

@@ -112,9 +112,25 @@ def demo_seed(force: bool) -> None:
     click.echo(text)
 
 
+@click.command("live")
+@click.option("--host", default=None, help="Overrides TELEMED_LIVE_HOST.")
+@click.option("--port", default=None, type=int, help="Overrides TELEMED_LIVE_PORT.")
+def live_command(host: str | None, port: int | None) -> None:
+    """Serve the live-consult sockets alone (production runs several of these)."""
+    from flask import current_app
+
+    from telemed.live.server import LiveSettings, run_forever
+
+    app = current_app._get_current_object()
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    run_forever(app, LiveSettings.from_app(app, **overrides))
+
+
 def init_app(app: Flask) -> None:
+    from telemed.jobs.cli import jobs_cli
     from telemed.runner import serve_command
 
-    for group in (token_cli, users_cli, demo_cli):
+    for group in (token_cli, users_cli, demo_cli, jobs_cli):
         app.cli.add_command(group)
     app.cli.add_command(serve_command)
+    app.cli.add_command(live_command)

@@ -41,6 +41,12 @@ def now() -> datetime:
     return _system_now()
 
 
+def wall_now() -> datetime:
+    """Real time, never frozen or shifted: for leases between processes, which must
+    expire in real time whatever the business clock of a test says."""
+    return _system_now()
+
+
 def use(source: Callable[[], datetime] | None) -> None:
     """Replace the clock (``None`` restores the system clock)."""
     global _source

@@ -29,6 +29,23 @@ def env_int(name: str, default: int) -> int:
         raise RuntimeError(f"{PREFIX}{name} must be an integer, got {raw!r}") from exc
 
 
+def env_float(name: str, default: float) -> float:
+    raw = env(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"{PREFIX}{name} must be a number, got {raw!r}") from exc
+
+
+def env_floats(name: str, default: list[float]) -> list[float]:
+    try:
+        return [float(item) for item in env_list(name, [str(d) for d in default])]
+    except ValueError as exc:
+        raise RuntimeError(f"{PREFIX}{name} must be numbers separated by commas") from exc
+
+
 def env_bool(name: str, default: bool) -> bool:
     raw = env(name)
     if raw is None:
@@ -81,7 +98,16 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "TELEMED_LIVE_PORT": env_int("LIVE_PORT", 5001),
         # The URL pages use to reach the live socket; behind a proxy it is the public one.
         "TELEMED_LIVE_URL": env("LIVE_URL"),
+        # Origins the live server accepts sockets from; empty: the web app's own origins
+        # on 127.0.0.1 and localhost (TELEMED_PORT).
         "TELEMED_ALLOWED_ORIGINS": env_list("ALLOWED_ORIGINS", []),
+        "TELEMED_LIVE_MAX_MESSAGE_BYTES": env_int("LIVE_MAX_MESSAGE_BYTES", 64 * 1024),
+        "TELEMED_LIVE_RATE_PER_SECOND": env_int("LIVE_RATE_PER_SECOND", 40),
+        "TELEMED_LIVE_BURST": env_int("LIVE_BURST", 80),
+        "TELEMED_LIVE_CLIENT_QUEUE": env_int("LIVE_CLIENT_QUEUE", 512),
+        "TELEMED_LIVE_PING_INTERVAL": env_int("LIVE_PING_INTERVAL", 20),
+        "TELEMED_LIVE_PING_TIMEOUT": env_int("LIVE_PING_TIMEOUT", 20),
+        "TELEMED_LIVE_SWEEP_SECONDS": env_int("LIVE_SWEEP_SECONDS", 60),
         "TELEMED_STORAGE_DIR": str(storage_root),
         "TELEMED_MAX_UPLOAD_BYTES": env_int("MAX_UPLOAD_BYTES", 2 * 1024**3),
         # DICOM decoding runs in worker processes with these limits (telemed/imaging/).
@@ -92,6 +118,15 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "TELEMED_DICOM_MAX_PIXEL_MB": env_int("DICOM_MAX_PIXEL_MB", 1024),
         "TELEMED_SQLITE_BUSY_TIMEOUT_MS": env_int("SQLITE_BUSY_TIMEOUT_MS", 30_000),
         "TELEMED_RUN_SCHEDULER": env_bool("RUN_SCHEDULER", True),
+        # Scheduled jobs (telemed/jobs): the single-runner lease lives this many seconds
+        # unless renewed (every third of it); the scheduler looks at its store at least
+        # every poll interval; a failing run is retried after each of the delays.
+        "TELEMED_SCHEDULER_LEASE_SECONDS": env_int("SCHEDULER_LEASE_SECONDS", 30),
+        "TELEMED_SCHEDULER_POLL_SECONDS": env_float("SCHEDULER_POLL_SECONDS", 5.0),
+        "TELEMED_JOB_WORKERS": env_int("JOB_WORKERS", 4),
+        "TELEMED_JOB_RETRY_DELAYS": env_floats("JOB_RETRY_DELAYS", [10.0, 60.0]),
+        # The site's public address, for links in mails.
+        "TELEMED_PUBLIC_URL": env("PUBLIC_URL"),
         "TELEMED_LOGIN_MAX_FAILURES": env_int("LOGIN_MAX_FAILURES", 5),
         "TELEMED_LOGIN_WINDOW_SECONDS": env_int("LOGIN_WINDOW_SECONDS", 900),
         "TELEMED_LOGIN_MAX_FAILURES_PER_IP": env_int("LOGIN_MAX_FAILURES_PER_IP", 30),

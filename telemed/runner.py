@@ -23,7 +23,24 @@ Stopper = Callable[[], None]
 def _start_companions(app: Flask, *, live: bool, scheduler: bool) -> list[Stopper]:
     """Start what runs beside the web server; each returns how to stop it."""
     stoppers: list[Stopper] = []
+    if live:
+        stoppers.append(_start_live(app))
+    if scheduler:
+        from telemed.jobs.service import start_for
+
+        service = start_for(app)  # None when TELEMED_RUN_SCHEDULER opts this process out
+        if service is not None:
+            stoppers.append(service.stop)
     return stoppers
+
+
+def _start_live(app: Flask) -> Stopper:
+    """The live-consult server on its own thread and event loop."""
+    from telemed.live.server import LiveThread
+
+    thread = LiveThread(app).start()
+    click.echo(f"live consult sockets on ws://{app.config['TELEMED_LIVE_HOST']}:{thread.port}/live")
+    return thread.stop
 
 
 def serve(app: Flask, *, live: bool = True, scheduler: bool = True, threads: int = 16) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from werkzeug.security import generate_password_hash
@@ -178,3 +179,23 @@ def token_for(user: User) -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def attach_sample_file(user: User, case) -> None:
+    """Attach a real file of the kind the case needs: a small aECG or a CT slice."""
+    from telemed.domain.case_states import CaseKind
+    from telemed.services import dicom, ecg_files
+
+    actor = actor_of(user)
+    if case.kind is CaseKind.ECG_READ:
+        outcomes = ecg_files.attach_files(
+            actor, case.id, [("minimum_aecg.xml", DATA / "ecg" / "minimum_aecg.xml")]
+        )
+    else:
+        outcomes = dicom.attach_files(
+            actor, case.id, [("CT_small.dcm", DATA / "dicom" / "CT_small.dcm")]
+        )
+    assert all(o.status in ("read", "stored") for o in outcomes), outcomes

@@ -15,11 +15,14 @@ from telemed.models.cases import Case, CaseTransition, Report
 from telemed.models.notifications import Notification
 from telemed.services import cases, reports
 from telemed.services.context import actor_of
+from tests import factories
 
 
-def open_read(world, kind=CaseKind.ECG_READ, priority=Priority.ROUTINE, doctor="gp_ts1"):
+def open_read(
+    world, kind=CaseKind.ECG_READ, priority=Priority.ROUTINE, doctor="gp_ts1", files=True
+):
     centre = world.departments["ECG" if kind is CaseKind.ECG_READ else "RAD"]
-    return cases.open_case(
+    case = cases.open_case(
         actor_of(world.user(doctor)),
         patient_id=world.patients["TS1"][0].id,
         kind=kind,
@@ -27,29 +30,20 @@ def open_read(world, kind=CaseKind.ECG_READ, priority=Priority.ROUTINE, doctor="
         priority=priority,
         target_department_id=centre.id,
     )
-
-
-@pytest.fixture
-def with_ecg_files():
-    """Counters saying each case has its files, for tests of the state machine alone.
-    The file modules' own tests attach real files."""
-    previous = dict(cases.FILE_COUNTERS)
-    cases.register_file_counter("ecg", lambda case_id: 1)
-    cases.register_file_counter("dicom", lambda case_id: 1)
-    yield
-    cases.FILE_COUNTERS.clear()
-    cases.FILE_COUNTERS.update(previous)
+    if files:
+        factories.attach_sample_file(world.user(doctor), case)
+    return case
 
 
 def test_read_cannot_be_submitted_without_its_files(world):
-    case = open_read(world)
+    case = open_read(world, files=False)
     with pytest.raises(InvalidInput) as refusal:
         cases.transition(actor_of(world.user("gp_ts1")), case.id, CaseStatus.SUBMITTED)
     assert refusal.value.field == "files"
     assert "ECG recording" in refusal.value.message
 
 
-def test_read_goes_submitted_claimed_reported_with_history(world, with_ecg_files):
+def test_read_goes_submitted_claimed_reported_with_history(world):
     gp, reader = actor_of(world.user("gp_ts1")), actor_of(world.user("ecg1"))
     case = open_read(world, priority=Priority.CRITICAL)
     cases.transition(gp, case.id, CaseStatus.SUBMITTED)
@@ -77,7 +71,7 @@ def test_read_goes_submitted_claimed_reported_with_history(world, with_ecg_files
     assert note.kind == "report_signed"
 
 
-def test_illegal_transitions_are_refused(world, with_ecg_files):
+def test_illegal_transitions_are_refused(world):
     gp, reader = actor_of(world.user("gp_ts1")), actor_of(world.user("ecg1"))
     case = open_read(world)
     with pytest.raises(Conflict):  # a read has no "accepted"
@@ -90,7 +84,7 @@ def test_illegal_transitions_are_refused(world, with_ecg_files):
     assert "reason" in refusal.value.message
 
 
-def test_other_institutions_and_centres_get_404(world, with_ecg_files):
+def test_other_institutions_and_centres_get_404(world):
     case = open_read(world)
     db.session.commit()
     for outsider in ("gp_cm1", "rad1", "card1"):
@@ -100,7 +94,7 @@ def test_other_institutions_and_centres_get_404(world, with_ecg_files):
     assert cases.read_case(actor_of(world.user("admin")), case.id).id == case.id
 
 
-def test_worklist_orders_by_priority_then_age(world, with_ecg_files, frozen_clock):
+def test_worklist_orders_by_priority_then_age(world, frozen_clock):
     from datetime import timedelta
 
     gp = actor_of(world.user("gp_ts1"))
@@ -118,7 +112,7 @@ def test_worklist_orders_by_priority_then_age(world, with_ecg_files, frozen_cloc
     assert cases.worklist(actor_of(world.user("ecg1")))[0].overdue  # critical: 15 min
 
 
-def test_two_readers_never_claim_the_same_read(app, world, with_ecg_files):
+def test_two_readers_never_claim_the_same_read(app, world):
     from telemed.models.consortium import Role
     from tests.factories import add_user
 
@@ -158,7 +152,7 @@ def test_two_readers_never_claim_the_same_read(app, world, with_ecg_files):
     assert claimed.status is CaseStatus.CLAIMED and claimed.assigned_to_id in readers
 
 
-def test_signed_report_is_immutable_and_amendments_are_versions(world, with_ecg_files):
+def test_signed_report_is_immutable_and_amendments_are_versions(world):
     gp, reader = actor_of(world.user("gp_ts1")), actor_of(world.user("ecg1"))
     case = open_read(world)
     cases.transition(gp, case.id, CaseStatus.SUBMITTED)
@@ -189,7 +183,6 @@ def test_signed_report_is_immutable_and_amendments_are_versions(world, with_ecg_
 def test_consult_with_booking_is_scheduled_on_accept(world):
     from telemed.models.scheduling import ServiceType
     from telemed.services import booking
-    from tests import factories
 
     pub = factories.publish(
         world.user("card1"), service_type=ServiceType.REMOTE_CONSULT, seats=1, weeks=1

@@ -5,7 +5,7 @@ of the inventory in force that day (the unique index on department, day and bed 
 the rest), and the green-channel checks on schedule and slot_seat.
 
 Revision ID: 826064b78972
-Revises: 93587bf14430
+Revises: cf0dcf715d7f
 Create Date: 2026-11-23 15:27:53.486316
 
 """
@@ -17,7 +17,7 @@ import telemed.db
 
 # revision identifiers, used by Alembic.
 revision = '826064b78972'
-down_revision = '93587bf14430'
+down_revision = 'cf0dcf715d7f'
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,7 @@
 """Typed tables, one module per area. Importing this package registers them all."""
 
 from telemed.models.accounts import ApiToken, LoginAttempt, LoginSession
+from telemed.models.attendance import BookingSuspension, ConsortiumPolicy
 from telemed.models.audit import AuditEvent, AuditOutcome
 from telemed.models.beds import Admission, BedDay, BedInventory
 from telemed.models.case_files import DicomInstance, EcgRecording, UploadSession
@@ -17,7 +18,10 @@ from telemed.models.consortium import (
     User,
 )
 from telemed.models.idempotency import IdempotencyRecord
+from telemed.models.jobs import JobRun, JobRunStatus, SchedulerLease
+from telemed.models.live import ConsultSession, LiveTicket, RoomEvent, RoomStatus
 from telemed.models.notifications import Notification, NotificationDelivery
+from telemed.models.quota import QuotaSnapshot
 from telemed.models.referrals import Referral, ReferralAttachment, ReferralTransition
 from telemed.models.scheduling import (
     OCCUPYING_STATUSES,
@@ -46,9 +50,12 @@ __all__ = [
     "BedInventory",
     "Booking",
     "BookingStatus",
+    "BookingSuspension",
     "Case",
     "CaseTransition",
     "Consortium",
+    "ConsortiumPolicy",
+    "ConsultSession",
     "Department",
     "DepartmentPolicy",
     "DicomInstance",
@@ -57,6 +64,9 @@ __all__ = [
     "IdempotencyRecord",
     "Institution",
     "InstitutionKind",
+    "JobRun",
+    "JobRunStatus",
+    "LiveTicket",
     "LoginAttempt",
     "LoginSession",
     "Notification",
@@ -64,14 +74,18 @@ __all__ = [
     "Patient",
     "PolicyAllotment",
     "Pool",
+    "QuotaSnapshot",
     "ReadingKind",
     "Referral",
     "ReferralAttachment",
     "ReferralTransition",
     "Report",
     "Role",
+    "RoomEvent",
+    "RoomStatus",
     "Schedule",
     "ScheduleAllotment",
+    "SchedulerLease",
     "ServiceType",
     "Sex",
     "Slot",

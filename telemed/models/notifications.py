@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from telemed.db import Base, UTCDateTime
@@ -43,3 +43,7 @@ class NotificationDelivery(CreatedAtMixin, Base):
     channel: Mapped[str] = mapped_column(String(20))  # log, smtp, live
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(String(500))
+    # A sender claims a delivery (conditional UPDATE) before sending, outside any write
+    # transaction; a claim older than a few minutes belongs to a sender that died.
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

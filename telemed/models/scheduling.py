@@ -112,6 +112,16 @@ class DepartmentPolicy(CreatedAtMixin, Base):
     green_channel_seats_per_slot: Mapped[int] = mapped_column(
         Integer, default=0, server_default="0"
     )
+    # Reading centres: a read not reported this long after it was sent escalates.
+    read_deadline_critical_minutes: Mapped[int] = mapped_column(
+        Integer, default=15, server_default="15"
+    )
+    read_deadline_urgent_minutes: Mapped[int] = mapped_column(
+        Integer, default=120, server_default="120"
+    )
+    read_deadline_routine_minutes: Mapped[int] = mapped_column(
+        Integer, default=24 * 60, server_default="1440"
+    )
     changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     reason: Mapped[str | None] = mapped_column(String(500))
 

@@ -41,7 +41,7 @@ from telemed.models.scheduling import (
     WaitlistEntry,
     WaitlistStatus,
 )
-from telemed.services import audit, policies, scopes
+from telemed.services import audit, no_shows, policies, scopes
 from telemed.services.notifications import in_locale_of, notify
 
 MAX_REASON = 2000
@@ -464,6 +464,7 @@ def book_slot(
         raise InvalidInput("give either slot_id or hold_id", field="slot_id")
     patient = _own_patient(actor, patient_id)
     now = clock.now()
+    no_shows.refuse_if_suspended(patient.id, pool, now)
     if hold_id is not None:
         booking = _held_booking(actor, hold_id, now)
         slot, _windows = _bookable_slot(actor, booking.slot_id, pool, now)
@@ -622,6 +623,7 @@ def join_waitlist(
     reason = _check_reason(reason)
     patient = _own_patient(actor, patient_id)
     now = clock.now()
+    no_shows.refuse_if_suspended(patient.id, pool, now)
     slot, _windows = _bookable_slot(actor, slot_id, pool, now)
     entry = WaitlistEntry(
         slot_id=slot.id,

@@ -26,7 +26,7 @@ from telemed.extensions import db
 from telemed.models.cases import Case, CaseTransition
 from telemed.models.consortium import Department, ReadingKind, Role, User
 from telemed.models.scheduling import Booking, BookingStatus, ServiceType, Slot
-from telemed.services import audit, scopes
+from telemed.services import audit, policies, scopes
 
 MAX_QUESTION = 4000
 MAX_SUMMARY = 20000
@@ -262,8 +262,15 @@ def _record(
     )
 
 
-def read_deadline(priority: Priority, submitted_at: datetime) -> datetime:
-    return submitted_at + timedelta(minutes=DEFAULT_READ_DEADLINE_MINUTES[priority])
+def read_deadline(
+    priority: Priority, submitted_at: datetime, department_id: int | None = None
+) -> datetime:
+    """When a read is due: the reading centre's policy for its priority, else the default."""
+    minutes = DEFAULT_READ_DEADLINE_MINUTES[priority]
+    if department_id is not None:
+        policy = policies.policy_in_force(department_id, submitted_at)
+        minutes = getattr(policy, f"read_deadline_{priority.value}_minutes")
+    return submitted_at + timedelta(minutes=minutes)
 
 
 def move_case(
@@ -291,7 +298,7 @@ def move_case(
         _check_files(case)
         case.submitted_at = now
         if case.kind.is_read:
-            case.due_at = read_deadline(case.priority, now)
+            case.due_at = read_deadline(case.priority, now, case.target_department_id)
     if target is CaseStatus.ACCEPTED and actor is not None:
         case.assigned_to_id = actor.user_id
         if case.booking_id is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, fields
 from datetime import datetime
 from fractions import Fraction
@@ -28,6 +29,10 @@ LIMITS = {
     "no_show_grace_minutes": (0, 24 * 60),
     # Down-shared seats per outpatient slot kept for green-channel referrals.
     "green_channel_seats_per_slot": (0, 20),
+    # Reading centres (minutes from a read being sent to its report).
+    "read_deadline_critical_minutes": (1, 240),
+    "read_deadline_urgent_minutes": (5, 48 * 60),
+    "read_deadline_routine_minutes": (60, 14 * 24 * 60),
 }
 MAX_ALLOTMENT = 20
 
@@ -49,6 +54,9 @@ def default_policy(department_id: int) -> DepartmentPolicy:
         offer_minutes=30,
         no_show_grace_minutes=30,
         green_channel_seats_per_slot=0,
+        read_deadline_critical_minutes=15,
+        read_deadline_urgent_minutes=120,
+        read_deadline_routine_minutes=24 * 60,
     )
 
 
@@ -129,6 +137,7 @@ def change_policy(
         PolicyAllotment(institution_id=inst, seats_per_slot=seats)
         for inst, seats in sorted(_checked_allotments(actor, allotments).items())
     ]
+    _check_deadline_order(new)
     db.session.add(new)
     db.session.flush()
     audit.record(
@@ -176,6 +185,24 @@ def _checked_allotments(actor: Actor, allotments: dict[int, int]) -> dict[int, i
                 f"an allotment is 1 to {MAX_ALLOTMENT} seats per slot", field="allotments"
             )
     return dict(allotments)
+
+
+DEADLINE_ORDER = (
+    "read_deadline_critical_minutes",
+    "read_deadline_urgent_minutes",
+    "read_deadline_routine_minutes",
+)
+
+
+def _check_deadline_order(policy: DepartmentPolicy) -> None:
+    """A critical read may never be given longer than an urgent one, nor urgent than routine."""
+    for shorter, longer in itertools.pairwise(DEADLINE_ORDER):
+        if getattr(policy, shorter) > getattr(policy, longer):
+            raise InvalidInput(
+                f"{shorter} ({getattr(policy, shorter)}) may not exceed "
+                f"{longer} ({getattr(policy, longer)})",
+                field=shorter,
+            )
 
 
 def _describe(policy: DepartmentPolicy) -> dict[str, object]:

@@ -22,8 +22,10 @@ def init_app(app: Flask) -> None:
     from telemed.web.fhir import bp as fhir_bp
     from telemed.web.pages.admin import bp as admin_bp
     from telemed.web.pages.booking import bp as booking_bp
+    from telemed.web.pages.consults import bp as consults_bp
     from telemed.web.pages.dashboard import bp as dashboard_bp
     from telemed.web.pages.home import bp as home_bp
+    from telemed.web.pages.jobs import bp as jobs_admin_bp
     from telemed.web.pages.notifications import bp as notifications_bp
     from telemed.web.pages.patients import bp as patients_bp
     from telemed.web.pages.referrals import bp as referrals_bp
@@ -39,10 +41,12 @@ def init_app(app: Flask) -> None:
         admin_bp,
         notifications_bp,
         fhir_bp,
+        jobs_admin_bp,
     ):
         app.register_blueprint(blueprint)
     for blueprint in (cases_bp, uploads_bp, dicomweb_bp, dashboard_bp, referrals_bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(consults_bp)
     init_api(app)
 
     from telemed.web.pages.common import label, local_day, local_name

@@ -50,8 +50,8 @@ def init_api(app: Flask) -> None:
             "security": [{"bearer": []}, {"session": []}],
         },
     )
+    from telemed.web.api import attendance, bookings, cases, patients, reference, schedules
     from telemed.web.api import beds as beds_api
-    from telemed.web.api import bookings, cases, patients, reference, schedules
     from telemed.web.api import dashboard as dashboard_api
     from telemed.web.api import referrals as referrals_api
 
@@ -62,6 +62,7 @@ def init_api(app: Flask) -> None:
         schedules,
         bookings,
         cases,
+        attendance,
         beds_api,
         referrals_api,
         dashboard_api,

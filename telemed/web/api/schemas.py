@@ -67,6 +67,9 @@ class PolicyOut(Schema):
     hold_minutes = fields.Integer()
     offer_minutes = fields.Integer()
     no_show_grace_minutes = fields.Integer()
+    read_deadline_critical_minutes = fields.Integer()
+    read_deadline_urgent_minutes = fields.Integer()
+    read_deadline_routine_minutes = fields.Integer()
     green_channel_seats_per_slot = fields.Integer()
     allotments = fields.Function(
         lambda p: [
@@ -89,6 +92,9 @@ class PolicyIn(Schema):
     hold_minutes = fields.Integer()
     offer_minutes = fields.Integer()
     no_show_grace_minutes = fields.Integer()
+    read_deadline_critical_minutes = fields.Integer()
+    read_deadline_urgent_minutes = fields.Integer()
+    read_deadline_routine_minutes = fields.Integer()
     green_channel_seats_per_slot = fields.Integer()
     allotments = fields.List(
         fields.Nested("AllotmentIn"),

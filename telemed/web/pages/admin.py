@@ -35,6 +35,9 @@ SETTING_LABELS = {
     "no_show_grace_minutes": _l("No-show after (minutes late)"),
     "green_channel_seats_per_slot": _l("Green-channel reserve (down-shared seats per slot)"),
     "allotments": _l("Default allotments (down-shared seats per slot)"),
+    "read_deadline_critical_minutes": _l("Reading centre: critical reads due within (minutes)"),
+    "read_deadline_urgent_minutes": _l("Reading centre: urgent reads due within (minutes)"),
+    "read_deadline_routine_minutes": _l("Reading centre: routine reads due within (minutes)"),
 }
 
 
@@ -69,6 +72,9 @@ class PolicyForm(FlaskForm):
         SETTING_LABELS["green_channel_seats_per_slot"],
         validators=[Optional(), Range(*policies.LIMITS["green_channel_seats_per_slot"])],
     )
+    read_deadline_critical_minutes = _limit_field("read_deadline_critical_minutes")
+    read_deadline_urgent_minutes = _limit_field("read_deadline_urgent_minutes")
+    read_deadline_routine_minutes = _limit_field("read_deadline_routine_minutes")
     reason = TextAreaField(
         _l("Reason for the change"),
         validators=[
@@ -113,15 +119,26 @@ def departments():
     return page("admin/departments.html", rows=_departments(current_actor()))
 
 
-def _form_from(policy) -> PolicyForm:
+READ_DEADLINES = (
+    "read_deadline_critical_minutes",
+    "read_deadline_urgent_minutes",
+    "read_deadline_routine_minutes",
+)
+
+
+def _form_from(policy, *, reads: bool) -> PolicyForm:
     form = PolicyForm()
+    if not reads:  # read deadlines belong to reading centres only
+        for name in READ_DEADLINES:
+            del form[name]
     if request.method == "GET":
         form.outpatient_share.data = share_text(
             policy.outpatient_share_num, policy.outpatient_share_den
         )
         form.bed_share.data = share_text(policy.bed_share_num, policy.bed_share_den)
         for name in policies.LIMITS:
-            form[name].data = getattr(policy, name)
+            if name in form:
+                form[name].data = getattr(policy, name)
     return form
 
 
@@ -131,7 +148,7 @@ def department(department_id: int):
     actor = current_actor()
     item = scopes.get_department(actor, department_id)
     current = policies.policy_in_force(item.id)
-    form = _form_from(current)
+    form = _form_from(current, reads=item.reads is not None)
 
     members = _member_institutions(actor)
     current_allotments = policies.allotments_of(current)
@@ -147,7 +164,9 @@ def department(department_id: int):
             labels=SETTING_LABELS,
             members=members,
             allotments=(
-                current_allotments if request.method == "GET" else _posted_allotments(members)
+                current_allotments
+                if request.method == "GET"
+                else {i.id: request.form.get(f"allot_{i.id}", "") for i in members}
             ),
         )
 
@@ -160,6 +179,7 @@ def department(department_id: int):
     settings = {
         name: getattr(current, name) if form[name].data is None else form[name].data
         for name in policies.LIMITS
+        if name in form
     }
     try:
         allotments = _posted_allotments(members)

@@ -1,0 +1,496 @@
+// The consult room: participants, chat, the shared image and ECG views (synced viewport,
+// annotations, calipers), the video call (WebRTC, signalled through the room) and the
+// report editor. Everything that belongs to the record arrives as numbered events; the
+// page rebuilds its state from them, so a reconnect (replay) or a reload shows the same.
+import { LiveSocket } from "./_live.js";
+
+const root = document.getElementById("consult-room");
+const role = root.dataset.role;
+const media = JSON.parse(root.dataset.media || "{}");
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  conn: null,
+  participants: new Map(), // conn -> {conn, user, name, role}
+  marks: new Map(), // mark id -> annotation body
+  calipers: new Map(),
+  viewport: { target: "image", frame: 0, zoom: 1, pan: [0, 0] },
+  tool: "arrow",
+  signed: null,
+};
+
+// -- the socket ---------------------------------------------------------------------------
+const linkState = $("link-state");
+const socket = new LiveSocket({
+  ticketUrl: root.dataset.ticketUrl,
+  onState: (s, reason) => {
+    linkState.dataset.state = s;
+    linkState.textContent =
+      s === "online" ? "online" : s === "connecting" ? "connecting…" : s === "closed" ? `closed: ${reason}` : `offline — reconnecting${reason ? " (" + reason + ")" : ""}`;
+  },
+  onFrame: handle,
+});
+window.telemedRoom = { socket, state };
+socket.start();
+
+function handle(frame) {
+  switch (frame.type) {
+    case "welcome":
+      state.conn = frame.conn;
+      break;
+    case "replayed":
+      // Presence after a (re)connect: ask who is here now rather than trust old joins.
+      state.participants.clear();
+      socket.send("presence.who");
+      renderParticipants();
+      break;
+    case "presence":
+      for (const who of frame.here) state.participants.set(who.conn, who);
+      renderParticipants();
+      break;
+    case "event":
+      applyEvent(frame);
+      break;
+    case "relay":
+      applyRelay(frame);
+      break;
+    case "error":
+      $("report-state").textContent = `${frame.code}: ${frame.message}`;
+      break;
+  }
+}
+
+function applyEvent(event) {
+  const body = event.body || {};
+  switch (event.kind) {
+    case "presence.join":
+      state.participants.set(body.conn, body);
+      renderParticipants();
+      break;
+    case "presence.leave":
+      state.participants.delete(body.conn);
+      renderParticipants();
+      break;
+    case "chat":
+      addChat(event);
+      break;
+    case "annotation.add":
+      state.marks.set(body.mark, { ...body, by: event.sender_name });
+      drawImage();
+      break;
+    case "annotation.remove":
+      state.marks.delete(body.mark);
+      drawImage();
+      break;
+    case "ecg.caliper":
+      state.calipers.set(body.mark, body);
+      drawEcg();
+      break;
+    case "ecg.caliper.remove":
+      state.calipers.delete(body.mark);
+      drawEcg();
+      break;
+    case "report.draft":
+    case "report.amend":
+      fillReport(body);
+      $("report-state").textContent = `draft v${body.version} saved`;
+      $("signed-report").hidden = state.signed === null;
+      setReportEditable(role === "specialist");
+      break;
+    case "report.signed":
+      state.signed = body;
+      fillReport(body);
+      showSigned(body);
+      setReportEditable(false);
+      $("case-status").textContent = "reported";
+      break;
+    case "session.started":
+      $("session-status").textContent = "live";
+      $("case-status").textContent = "in_session";
+      break;
+    case "session.ended":
+      $("session-status").textContent = "ended";
+      break;
+  }
+}
+
+// -- participants and chat ---------------------------------------------------------------
+function renderParticipants() {
+  const list = $("participants");
+  list.replaceChildren();
+  const seen = new Set();
+  for (const who of state.participants.values()) {
+    const key = `${who.user}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const item = document.createElement("li");
+    item.dataset.user = who.user;
+    item.textContent = `${who.name} (${who.role})`;
+    list.append(item);
+  }
+}
+
+function addChat(event) {
+  const item = document.createElement("li");
+  item.dataset.seq = event.seq;
+  const who = document.createElement("span");
+  who.className = "who";
+  who.textContent = event.sender_name || "";
+  const text = document.createElement("span");
+  text.className = "text";
+  text.textContent = event.body.text;
+  item.append(who, text);
+  $("chat-log").append(item);
+  item.scrollIntoView({ block: "nearest" });
+}
+
+const chatForm = $("chat-form");
+if (chatForm) {
+  chatForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const input = $("chat-input");
+    const text = input.value.trim();
+    if (!text) return;
+    socket.send("chat", { text });
+    input.value = "";
+  });
+}
+
+// -- the image view: any viewer can stand here; marks live in image coordinates ----------
+const canvas = $("image-canvas");
+const ctx = canvas.getContext("2d");
+const images = media.images || [];
+const loaded = new Map();
+$("image-note").textContent = images.length
+  ? `${images.length} frame(s)`
+  : "No rendered frames for this case yet; marks and viewport still sync.";
+
+function frameImage(frame) {
+  const info = images[frame];
+  if (!info) return null;
+  if (!loaded.has(frame)) {
+    const img = new Image();
+    img.onload = drawImage;
+    img.src = info.url;
+    loaded.set(frame, img);
+  }
+  const img = loaded.get(frame);
+  return img.complete && img.naturalWidth ? img : null;
+}
+
+function pixelSpacing() {
+  const info = images[state.viewport.frame || 0];
+  return info && info.pixel_spacing_mm ? info.pixel_spacing_mm : null;
+}
+
+function drawImage() {
+  const vp = state.viewport;
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.fillStyle = "#111";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.setTransform(vp.zoom, 0, 0, vp.zoom, vp.pan[0], vp.pan[1]);
+  const img = frameImage(vp.frame || 0);
+  if (img) {
+    ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+  } else {
+    ctx.strokeStyle = "#333";
+    for (let x = 0; x <= canvas.width; x += 32) {
+      ctx.beginPath(); ctx.moveTo(x, 0); ctx.lineTo(x, canvas.height); ctx.stroke();
+      ctx.beginPath(); ctx.moveTo(0, x); ctx.lineTo(canvas.width, x); ctx.stroke();
+    }
+  }
+  for (const mark of state.marks.values()) {
+    if (mark.target !== "image" || (mark.frame || 0) !== (vp.frame || 0)) continue;
+    drawMark(mark);
+  }
+}
+
+function drawMark(mark) {
+  const [[x0, y0], [x1, y1]] = mark.points;
+  ctx.strokeStyle = "#ffdd00";
+  ctx.fillStyle = "#ffdd00";
+  ctx.lineWidth = 2 / state.viewport.zoom;
+  ctx.beginPath();
+  if (mark.shape === "ellipse") {
+    ctx.ellipse((x0 + x1) / 2, (y0 + y1) / 2, Math.abs(x1 - x0) / 2 || 1, Math.abs(y1 - y0) / 2 || 1, 0, 0, 2 * Math.PI);
+    ctx.stroke();
+  } else {
+    ctx.moveTo(x0, y0);
+    ctx.lineTo(x1, y1);
+    ctx.stroke();
+    if (mark.shape === "arrow") {
+      const a = Math.atan2(y1 - y0, x1 - x0);
+      ctx.beginPath();
+      ctx.moveTo(x1, y1);
+      ctx.lineTo(x1 - 12 * Math.cos(a - 0.4), y1 - 12 * Math.sin(a - 0.4));
+      ctx.lineTo(x1 - 12 * Math.cos(a + 0.4), y1 - 12 * Math.sin(a + 0.4));
+      ctx.fill();
+    }
+  }
+  const label = mark.shape === "length" ? (mark.mm != null ? `${mark.mm} mm` : `${Math.round(Math.hypot(x1 - x0, y1 - y0))} px`) : mark.label || "";
+  if (label) {
+    ctx.font = `${14 / state.viewport.zoom}px sans-serif`;
+    ctx.fillText(label, x1 + 4, y1 - 4);
+  }
+}
+
+function toImage(event) {
+  const rect = canvas.getBoundingClientRect();
+  const sx = ((event.clientX - rect.left) * canvas.width) / rect.width;
+  const sy = ((event.clientY - rect.top) * canvas.height) / rect.height;
+  const vp = state.viewport;
+  return [(sx - vp.pan[0]) / vp.zoom, (sy - vp.pan[1]) / vp.zoom];
+}
+
+let dragStart = null;
+if (role !== "observer") {
+  for (const button of document.querySelectorAll("#image-tools [data-tool]")) {
+    button.addEventListener("click", () => {
+      state.tool = button.dataset.tool;
+      for (const b of document.querySelectorAll("#image-tools [data-tool]")) b.setAttribute("aria-pressed", String(b === button));
+    });
+  }
+  canvas.addEventListener("pointerdown", (e) => { dragStart = toImage(e); });
+  canvas.addEventListener("pointerup", (e) => {
+    if (!dragStart) return;
+    const end = toImage(e);
+    const start = dragStart;
+    dragStart = null;
+    const body = {
+      mark: `m${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`,
+      target: "image",
+      frame: state.viewport.frame || 0,
+      shape: state.tool,
+      points: [start, end],
+    };
+    const spacing = pixelSpacing();
+    if (state.tool === "length" && spacing) body.mm = Math.hypot(end[0] - start[0], end[1] - start[1]) * spacing;
+    socket.send("annotation.add", body);
+  });
+  const sendViewport = () => socket.send("viewport", state.viewport);
+  $("zoom-in").addEventListener("click", () => { state.viewport.zoom = Math.min(50, state.viewport.zoom * 1.25); drawImage(); sendViewport(); });
+  $("zoom-out").addEventListener("click", () => { state.viewport.zoom = Math.max(0.05, state.viewport.zoom / 1.25); drawImage(); sendViewport(); });
+  $("frame").addEventListener("change", (e) => { state.viewport.frame = Math.max(0, Number(e.target.value) || 0); drawImage(); sendViewport(); });
+}
+
+function applyRelay(frame) {
+  if (frame.kind === "viewport") {
+    if (!$("follow").checked) return;
+    if (frame.body.target === "image") {
+      state.viewport = { zoom: 1, pan: [0, 0], frame: 0, ...frame.body };
+      $("frame").value = state.viewport.frame || 0;
+      drawImage();
+    }
+  } else if (frame.kind.startsWith("signal.")) {
+    onSignal(frame);
+  }
+}
+
+// -- the ECG view: 25 mm/s on a 3 px/mm grid; calipers in milliseconds --------------------
+const ecg = $("ecg-canvas");
+const ectx = ecg.getContext("2d");
+const PX_PER_MM = 3;
+const msToX = (ms) => (ms / 1000) * 25 * PX_PER_MM;
+const xToMs = (x) => (x / PX_PER_MM / 25) * 1000;
+let ecgImage = null;
+if (media.ecg && media.ecg.url) {
+  ecgImage = new Image();
+  ecgImage.onload = drawEcg;
+  ecgImage.src = media.ecg.url;
+}
+
+function drawEcg() {
+  ectx.clearRect(0, 0, ecg.width, ecg.height);
+  if (ecgImage && ecgImage.complete && ecgImage.naturalWidth) {
+    ectx.drawImage(ecgImage, 0, 0, ecg.width, ecg.height);
+  } else {
+    for (let x = 0; x <= ecg.width; x += PX_PER_MM) {
+      ectx.strokeStyle = x % (5 * PX_PER_MM) === 0 ? "#f3a0a0" : "#fbdcdc";
+      ectx.beginPath(); ectx.moveTo(x, 0); ectx.lineTo(x, ecg.height); ectx.stroke();
+    }
+    for (let y = 0; y <= ecg.height; y += PX_PER_MM) {
+      ectx.strokeStyle = y % (5 * PX_PER_MM) === 0 ? "#f3a0a0" : "#fbdcdc";
+      ectx.beginPath(); ectx.moveTo(0, y); ectx.lineTo(ecg.width, y); ectx.stroke();
+    }
+  }
+  const list = $("calipers");
+  list.replaceChildren();
+  for (const c of state.calipers.values()) {
+    ectx.strokeStyle = "#1144cc";
+    ectx.lineWidth = 2;
+    for (const ms of [c.start_ms, c.end_ms]) {
+      ectx.beginPath(); ectx.moveTo(msToX(ms), 0); ectx.lineTo(msToX(ms), ecg.height); ectx.stroke();
+    }
+    const item = document.createElement("li");
+    item.dataset.mark = c.mark;
+    item.textContent = `${c.lead || ""} ${c.interval_ms} ms${c.rate_bpm ? ` (${c.rate_bpm} bpm)` : ""}`;
+    list.append(item);
+  }
+}
+
+let ecgStart = null;
+if (role !== "observer") {
+  const ecgX = (e) => ((e.clientX - ecg.getBoundingClientRect().left) * ecg.width) / ecg.getBoundingClientRect().width;
+  ecg.addEventListener("pointerdown", (e) => { ecgStart = ecgX(e); });
+  ecg.addEventListener("pointerup", (e) => {
+    if (ecgStart === null) return;
+    const a = xToMs(Math.min(ecgStart, ecgX(e)));
+    const b = xToMs(Math.max(ecgStart, ecgX(e)));
+    ecgStart = null;
+    socket.send("ecg.caliper", { mark: `c${Date.now().toString(36)}`, lead: "II", start_ms: Math.round(a), end_ms: Math.round(b) });
+  });
+}
+
+// -- the report ---------------------------------------------------------------------------
+const form = $("report-form");
+const FIELDS = ["findings", "impression", "advice", "disposition", "follow_up_date"];
+
+function fillReport(body) {
+  for (const name of FIELDS) {
+    const input = form.elements[name];
+    if (input && input !== document.activeElement && name in body) input.value = body[name] || "";
+  }
+}
+
+function setReportEditable(editable) {
+  for (const name of FIELDS) {
+    const input = form.elements[name];
+    if (!input) continue;
+    if (input.tagName === "SELECT") input.disabled = !editable;
+    else input.readOnly = !editable;
+  }
+  const sign = $("report-sign");
+  if (sign) sign.disabled = !editable;
+}
+
+function showSigned(body) {
+  const box = $("signed-report");
+  box.hidden = false;
+  box.replaceChildren();
+  const title = document.createElement("h3");
+  title.textContent = `Signed report v${body.version}`;
+  box.append(title);
+  for (const name of ["findings", "impression", "advice", "disposition", "follow_up_date"]) {
+    if (!body[name]) continue;
+    const p = document.createElement("p");
+    p.dataset.field = name;
+    p.textContent = `${name.replace("_", " ")}: ${body[name]}`;
+    box.append(p);
+  }
+  if (body.pending) {
+    const p = document.createElement("p");
+    p.textContent = "Upward referral (green channel): to be opened by the referrals service.";
+    box.append(p);
+  } else if (body.referral) {
+    const p = document.createElement("p");
+    p.textContent = `Upward referral ${body.referral} opened (green channel).`;
+    box.append(p);
+  }
+}
+
+if (role === "specialist") {
+  let timer = null;
+  const changed = {};
+  const flush = () => {
+    timer = null;
+    if (!Object.keys(changed).length) return;
+    socket.send("report.draft", { ...changed });
+    for (const k of Object.keys(changed)) delete changed[k];
+  };
+  for (const name of FIELDS) {
+    const input = form.elements[name];
+    input.addEventListener(input.tagName === "SELECT" ? "change" : "input", () => {
+      changed[name] = input.value;
+      clearTimeout(timer);
+      timer = setTimeout(flush, 600);
+    });
+  }
+  $("report-sign").addEventListener("click", () => {
+    clearTimeout(timer);
+    flush();
+    socket.send("report.sign");
+  });
+  $("session-start").addEventListener("click", () => socket.send("session.start"));
+  $("session-end").addEventListener("click", () => socket.send("session.end"));
+}
+
+// -- the video call: WebRTC peer to peer, offer/answer/ICE relayed to the addressed peer --
+let pc = null;
+let peerConn = null;
+const callState = $("call-state");
+
+function otherParticipant() {
+  for (const who of state.participants.values()) {
+    if (who.conn !== state.conn && who.role !== "observer") return who.conn;
+  }
+  return null;
+}
+
+async function ensurePeer(conn) {
+  peerConn = conn;
+  if (pc) return pc;
+  pc = new RTCPeerConnection({ iceServers: window.TELEMED_ICE_SERVERS || [] });
+  pc.onicecandidate = (e) => {
+    if (e.candidate) socket.send("signal.ice", { to: peerConn, candidate: e.candidate.toJSON() });
+  };
+  pc.ontrack = (e) => { $("remote-video").srcObject = e.streams[0]; };
+  pc.onconnectionstatechange = () => {
+    callState.textContent = `call ${pc ? pc.connectionState : "ended"}`;
+    callState.dataset.state = pc ? pc.connectionState : "ended";
+  };
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+  $("local-video").srcObject = stream;
+  for (const track of stream.getTracks()) pc.addTrack(track, stream);
+  return pc;
+}
+
+function hangup() {
+  if (pc) {
+    for (const sender of pc.getSenders()) if (sender.track) sender.track.stop();
+    pc.close();
+  }
+  pc = null;
+  callState.textContent = "No call";
+  callState.dataset.state = "ended";
+}
+
+async function onSignal(frame) {
+  const body = frame.body;
+  try {
+    if (frame.kind === "signal.offer") {
+      const peer = await ensurePeer(frame.from);
+      await peer.setRemoteDescription({ type: "offer", sdp: body.sdp });
+      const answer = await peer.createAnswer();
+      await peer.setLocalDescription(answer);
+      socket.send("signal.answer", { to: frame.from, sdp: answer.sdp });
+    } else if (frame.kind === "signal.answer" && pc) {
+      await pc.setRemoteDescription({ type: "answer", sdp: body.sdp });
+    } else if (frame.kind === "signal.ice" && pc && body.candidate) {
+      await pc.addIceCandidate(body.candidate);
+    } else if (frame.kind === "signal.hangup") {
+      hangup();
+    }
+  } catch (error) {
+    callState.textContent = `call error: ${error.message}`;
+  }
+}
+
+if ($("call-start")) {
+  $("call-start").addEventListener("click", async () => {
+    const conn = otherParticipant();
+    if (!conn) { callState.textContent = "Nobody to call yet"; return; }
+    const peer = await ensurePeer(conn);
+    const offer = await peer.createOffer();
+    await peer.setLocalDescription(offer);
+    socket.send("signal.offer", { to: conn, sdp: offer.sdp });
+    callState.textContent = "calling…";
+  });
+  $("call-hangup").addEventListener("click", () => {
+    if (peerConn) socket.send("signal.hangup", { to: peerConn });
+    hangup();
+  });
+}
+
+drawImage();
+drawEcg();
+setReportEditable(role === "specialist");

@@ -1,0 +1,701 @@
+"""The live-consult socket server (websockets, asyncio).
+
+One process holds many rooms; several processes may serve the same room. What a room
+says goes to the database first (one transaction per record message, in a worker
+thread), then to this process's sockets in sequence order, and as a nudge on
+``room:<id>`` to the other processes, which fill any gap from the database. The database
+is the truth; Redis only notifies.
+
+Paths: ``/live/rooms/<room id>`` (a consult room) and ``/live/user`` (the user's own
+notifications). The first message is ``hello`` with a ticket from the web app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask
+from sqlalchemy.exc import IntegrityError
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from telemed.errors import TelemedError
+from telemed.fanout import ChannelSubscriber, channel_subscriber, get_fanout
+from telemed.live import protocol
+from telemed.live.protocol import ProtocolError
+from telemed.live.store import Store
+from telemed.services import consults
+from telemed.services.consults import Entry, TicketRefused
+
+log = logging.getLogger(__name__)
+
+ROOM_PATH = re.compile(r"^/live/rooms/(\d{1,12})/?$")
+USER_PATH = re.compile(r"^/live/user/?$")
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    host: str = "127.0.0.1"
+    port: int = 5001
+    allowed_origins: tuple[str, ...] = ()
+    redis_url: str | None = None
+    max_message_bytes: int = 64 * 1024
+    rate_per_second: float = 40.0
+    burst: int = 80
+    client_queue: int = 512
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    hello_timeout: float = 10.0
+    sweep_seconds: float = 60.0
+
+    @classmethod
+    def from_app(cls, app: Flask, **overrides: Any) -> LiveSettings:
+        config = app.config
+        origins = config.get("TELEMED_ALLOWED_ORIGINS") or default_origins(config)
+        values: dict[str, Any] = {
+            "host": config["TELEMED_LIVE_HOST"],
+            "port": config["TELEMED_LIVE_PORT"],
+            "allowed_origins": tuple(origins),
+            "redis_url": config.get("TELEMED_REDIS_URL"),
+            "max_message_bytes": config.get("TELEMED_LIVE_MAX_MESSAGE_BYTES", 64 * 1024),
+            "rate_per_second": float(config.get("TELEMED_LIVE_RATE_PER_SECOND", 40)),
+            "burst": int(config.get("TELEMED_LIVE_BURST", 80)),
+            "client_queue": int(config.get("TELEMED_LIVE_CLIENT_QUEUE", 512)),
+            "ping_interval": float(config.get("TELEMED_LIVE_PING_INTERVAL", 20)),
+            "ping_timeout": float(config.get("TELEMED_LIVE_PING_TIMEOUT", 20)),
+            "sweep_seconds": float(config.get("TELEMED_LIVE_SWEEP_SECONDS", 60)),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+def default_origins(config) -> list[str]:
+    """The web app's own origins on this machine: what ``make run`` serves pages from."""
+    port = config["TELEMED_PORT"]
+    return [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
+
+
+def encode(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+class Outbox:
+    """A client's bounded queue of encoded frames; replays may exceed the bound."""
+
+    __slots__ = ("event", "items", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.items: deque[str] = deque()
+        self.event = asyncio.Event()
+        self.limit = limit
+
+    def push(self, data: str, *, force: bool = False) -> bool:
+        if not force and len(self.items) >= self.limit:
+            return False
+        self.items.append(data)
+        self.event.set()
+        return True
+
+    async def pop(self) -> str:
+        while not self.items:
+            self.event.clear()
+            await self.event.wait()
+        return self.items.popleft()
+
+
+class TokenBucket:
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+@dataclass(eq=False)
+class Client:
+    ws: ServerConnection
+    conn: str
+    entry: Entry
+    outbox: Outbox
+    bucket: TokenBucket
+    room: Room | None = None
+    closing: bool = False
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        role = self.entry.role.value if self.entry.role else None
+        return {
+            "conn": self.conn,
+            "user": self.entry.user_id,
+            "name": self.entry.display_name,
+            "role": role,
+        }
+
+
+@dataclass(eq=False)
+class Room:
+    id: int
+    last_seq: int = 0  # the highest sequence number this process has handed to its sockets
+    clients: dict[str, Client] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    viewport: dict[str, Any] | None = None  # the presenter's latest, for latecomers
+
+
+class LiveServer:
+    def __init__(self, app: Flask, settings: LiveSettings | None = None) -> None:
+        self.app = app
+        self.settings = settings or LiveSettings.from_app(app)
+        self.store = Store(app)
+        self.node = secrets.token_hex(4)
+        self.rooms: dict[int, Room] = {}
+        self._room_ready: dict[int, asyncio.Future] = {}
+        self.users: dict[int, set[Client]] = {}
+        self.subscriber: ChannelSubscriber = channel_subscriber(self.settings.redis_url)
+        self._server: Server | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._conn_ids = itertools.count(1)
+        self.port: int | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.subscriber.start(self._on_fanout, self._catch_up_all)
+        s = self.settings
+        self._server = await serve(
+            self.handle,
+            s.host,
+            s.port,
+            max_size=s.max_message_bytes,
+            max_queue=16,
+            ping_interval=s.ping_interval,
+            ping_timeout=s.ping_timeout,
+            compression=None,  # small JSON frames; deflate costs more CPU than it saves
+            server_header=None,
+        )
+        sockets = list(self._server.sockets)
+        self.port = sockets[0].getsockname()[1] if sockets else s.port
+        self._spawn(self._sweep_forever())
+        log.info("live server %s listening on %s:%s", self.node, s.host, self.port)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._server is not None:
+            self._server.close(code=protocol.CLOSE_SHUTDOWN, reason="server stopping; reconnect")
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), timeout=5)
+        await self.subscriber.close()
+        self.store.close()
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- connection handler ------------------------------------------------------------
+
+    async def handle(self, ws: ServerConnection) -> None:
+        origin = ws.request.headers.get("Origin") if ws.request else None
+        if origin not in self.settings.allowed_origins:
+            await ws.close(protocol.CLOSE_FORBIDDEN, f"origin {origin or '(none)'} not allowed")
+            return
+        path = ws.request.path.split("?", 1)[0] if ws.request else ""
+        room_match = ROOM_PATH.match(path)
+        if room_match is None and USER_PATH.match(path) is None:
+            await ws.close(protocol.CLOSE_WRONG_ROOM, "no such room")
+            return
+        room_id = int(room_match.group(1)) if room_match else None
+        try:
+            raw = await asyncio.wait_for(ws.recv(), timeout=self.settings.hello_timeout)
+        except TimeoutError:
+            await ws.close(protocol.CLOSE_HELLO_TIMEOUT, "no hello in time")
+            return
+        except ConnectionClosed:
+            return
+        try:
+            hello = protocol.parse_hello(_json(raw))
+        except ProtocolError as error:
+            code = (
+                protocol.CLOSE_UNAUTHENTICATED
+                if error.code == "unauthenticated"
+                else protocol.CLOSE_PROTOCOL
+            )
+            await ws.close(code, error.message)
+            return
+        ip = ws.remote_address[0] if ws.remote_address else None
+        try:
+            entry = await self.store.write(consults.consume_ticket, hello.ticket, room_id, _ip=ip)
+        except TicketRefused as refusal:
+            await ws.close(refusal.code, refusal.reason)
+            return
+        client = Client(
+            ws=ws,
+            conn=f"{self.node}-{next(self._conn_ids)}",
+            entry=entry,
+            outbox=Outbox(self.settings.client_queue),
+            bucket=TokenBucket(self.settings.rate_per_second, self.settings.burst),
+        )
+        writer = asyncio.create_task(self._write(client))
+        try:
+            await self._register_user(client)
+            if room_id is None:
+                client.outbox.push(
+                    encode({"type": "welcome", "v": protocol.VERSION, "conn": client.conn}),
+                    force=True,
+                )
+                await self._read_user_socket(client)
+            else:
+                await self._enter_room(client, room_id, hello.last_seq)
+                await self._read_room_socket(client)
+        except ConnectionClosed:
+            pass
+        finally:
+            writer.cancel()
+            await self._unregister(client)
+
+    async def _write(self, client: Client) -> None:
+        try:
+            while True:
+                await client.ws.send(await client.outbox.pop())
+        except (ConnectionClosed, asyncio.CancelledError):
+            pass
+
+    def _close_soon(self, client: Client, code: int, reason: str) -> None:
+        if client.closing:
+            return
+        client.closing = True
+        self._spawn(client.ws.close(code, reason))
+
+    # -- users: notifications and revocation -------------------------------------------
+
+    async def _register_user(self, client: Client) -> None:
+        user_id = client.entry.user_id
+        clients = self.users.setdefault(user_id, set())
+        clients.add(client)
+        if len(clients) == 1:
+            await self.subscriber.add(f"user:{user_id}")
+
+    async def _read_user_socket(self, client: Client) -> None:
+        async for _raw in client.ws:
+            if not client.bucket.take():
+                await client.ws.close(protocol.CLOSE_RATE, "too many messages")
+                return  # the user socket only listens; anything sent is ignored
+
+    def _on_user_message(self, user_id: int, message: dict[str, Any]) -> None:
+        clients = self.users.get(user_id, ())
+        if message.get("type") == "session_revoked":
+            revoked = message.get("session")
+            for client in list(clients):
+                if revoked is None or client.entry.login_session_id == revoked:
+                    self._close_soon(client, protocol.CLOSE_UNAUTHENTICATED, "signed out")
+            return
+        frame = encode({"type": "notification", **message})
+        for client in clients:
+            if client.room is None:
+                client.outbox.push(frame)
+
+    # -- rooms -------------------------------------------------------------------------
+
+    async def _room(self, room_id: int) -> Room:
+        """This process's state of a room; the first socket subscribes to its channel
+        before reading where the record stands, so no nudge falls in between."""
+        room = self.rooms.get(room_id)
+        if room is not None:
+            return room
+        pending = self._room_ready.get(room_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        ready: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._room_ready[room_id] = ready
+        try:
+            await self.subscriber.add(f"room:{room_id}")
+            room = Room(room_id, last_seq=await self.store.read(consults.last_seq, room_id))
+            self.rooms[room_id] = room
+            ready.set_result(room)
+            return room
+        except BaseException as error:
+            ready.set_exception(error)
+            ready.exception()  # retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            self._room_ready.pop(room_id, None)
+
+    async def _enter_room(self, client: Client, room_id: int, after: int) -> None:
+        room = await self._room(room_id)
+        entry = client.entry
+        welcome = {
+            "type": "welcome",
+            "v": protocol.VERSION,
+            "conn": client.conn,
+            "room": room_id,
+            "case": entry.case_id,
+            "status": entry.room_status,
+            "user": client.summary,
+            "may_send": protocol.kinds_for(entry.role),
+        }
+        client.outbox.push(encode(welcome), force=True)
+        async with room.lock:
+            # Replay under the room's lock: nothing is delivered live meanwhile, so the
+            # client gets every event after ``after`` exactly once, in order.
+            position = after
+            while position < room.last_seq:
+                batch = await self.store.read(
+                    consults.events_after, room_id, position, room.last_seq
+                )
+                if not batch:
+                    break
+                for frame in batch:
+                    client.outbox.push(encode(frame), force=True)
+                position = batch[-1]["seq"]
+            client.outbox.push(encode({"type": "replayed", "last_seq": room.last_seq}), force=True)
+            if room.viewport is not None:
+                client.outbox.push(encode(room.viewport), force=True)
+            client.room = room
+            room.clients[client.conn] = client
+        await self._record_server_event(client, "presence.join", client.summary)
+
+    async def _record_server_event(self, client: Client, kind: str, body: dict) -> None:
+        entry = client.entry
+        frame = await self.store.write(
+            consults.append_event,
+            entry.room_id,
+            kind,
+            body,
+            sender=entry.actor,
+            sender_name=entry.display_name,
+        )
+        room = self.rooms.get(entry.room_id)
+        if room is not None:
+            await self._advance(room, frame)
+
+    async def _read_room_socket(self, client: Client) -> None:
+        async for raw in client.ws:
+            if not client.bucket.take():
+                await client.ws.close(protocol.CLOSE_RATE, "too many messages")
+                return
+            message = _json(raw)
+            client_id = message.get("id") if isinstance(message, dict) else None
+            try:
+                send = protocol.parse_send(message, client.entry.role)
+                await self._dispatch(client, send)
+            except ProtocolError as error:
+                client.outbox.push(encode(error.frame(_safe_id(client_id))), force=True)
+            except TelemedError as error:
+                frame = {"type": "error", "id": _safe_id(client_id), **error.to_dict()}
+                client.outbox.push(encode(frame), force=True)
+
+    async def _dispatch(self, client: Client, send: protocol.Send) -> None:
+        room = client.room
+        assert room is not None
+        kind = send.kind
+        if kind.record:
+            try:
+                frame = await self.store.write(
+                    consults.apply_record_message,
+                    client.entry,
+                    kind.name,
+                    send.body,
+                    send.client_id,
+                )
+            except IntegrityError:
+                # Stored before (its ack was lost): answer with the stored event.
+                frame = await self.store.read(
+                    consults.stored_reply,
+                    client.entry.room_id,
+                    client.entry.user_id,
+                    send.client_id,
+                )
+                if frame is None:
+                    raise
+                frame["duplicate"] = True
+            ack = {"type": "ack", "seq": frame["seq"]}
+            if send.client_id is not None:
+                ack["id"] = send.client_id
+            if frame.pop("duplicate", False):
+                ack["duplicate"] = True
+            client.outbox.push(encode(ack), force=True)
+            await self._advance(room, frame)
+            return
+        if kind.name == "presence.who":
+            here = {"type": "presence", "here": [c.summary for c in room.clients.values()]}
+            client.outbox.push(encode(here), force=True)
+            self._publish_room(room.id, {"type": "who", "reply_to": client.conn})
+            return
+        frame = {
+            "type": "relay",
+            "kind": kind.name,
+            "body": send.body,
+            "from": client.conn,
+            "sender": client.entry.user_id,
+        }
+        if kind.name == "viewport":
+            room.viewport = frame
+        if kind.addressed:
+            target = room.clients.get(send.body["to"])
+            if target is not None:
+                target.outbox.push(encode(frame))
+                return
+        else:
+            self._deliver_local(room, encode(frame), skip=client.conn)
+        self._publish_room(room.id, {"type": "relay", "frame": frame})
+
+    # -- delivery ----------------------------------------------------------------------
+
+    async def _advance(self, room: Room, frame: dict[str, Any]) -> None:
+        """Hand record event ``frame`` to this process's sockets, in sequence order; if
+        events before it have not come by (a missed nudge), read them from the database."""
+        if frame["seq"] <= room.last_seq:
+            return
+        async with room.lock:
+            if frame["seq"] <= room.last_seq:
+                return
+            if frame["seq"] > room.last_seq + 1:
+                missing = await self.store.read(
+                    consults.events_after, room.id, room.last_seq, frame["seq"] - 1
+                )
+                for earlier in missing:
+                    self._deliver_event(room, earlier)
+            self._deliver_event(room, frame)
+
+    def _deliver_event(self, room: Room, frame: dict[str, Any]) -> None:
+        if frame["seq"] <= room.last_seq:
+            return
+        room.last_seq = frame["seq"]
+        self._deliver_local(room, encode(frame))
+
+    def _deliver_local(self, room: Room, data: str, skip: str | None = None) -> None:
+        for conn, client in list(room.clients.items()):
+            if conn == skip:
+                continue
+            if not client.outbox.push(data):
+                # Too far behind: it reconnects with its last sequence number and is
+                # replayed from the database; the room does not wait for it.
+                del room.clients[conn]
+                self._close_soon(
+                    client, protocol.CLOSE_RESYNC, "too far behind; reconnect with last_seq"
+                )
+
+    def _publish_room(self, room_id: int, message: dict[str, Any]) -> None:
+        message["node"] = self.node
+        fanout = get_fanout()
+        if isinstance(self.settings.redis_url, str):
+            self._spawn(asyncio.to_thread(fanout.publish, f"room:{room_id}", message))
+        else:
+            fanout.publish(f"room:{room_id}", message)
+
+    def _on_fanout(self, channel: str, message: dict[str, Any]) -> None:
+        """Messages from the fan-out (other processes, the web app, this process's own
+        committed writes), on the event loop."""
+        kind, _, ident = channel.partition(":")
+        if not ident.isdigit():
+            return
+        if kind == "user":
+            self._on_user_message(int(ident), message)
+            return
+        if kind != "room":
+            return
+        room = self.rooms.get(int(ident))
+        if room is None:
+            return
+        if message.get("type") == "room_event":
+            self._spawn(self._advance(room, message["event"]))
+            return
+        if message.get("node") == self.node:
+            return  # relays from this process were delivered directly
+        if message.get("type") == "relay":
+            frame = message["frame"]
+            if frame["kind"] == "viewport":
+                room.viewport = frame
+            to = frame["body"].get("to") if frame["kind"].startswith("signal.") else None
+            if to is not None:
+                target = room.clients.get(to)
+                if target is not None:
+                    target.outbox.push(encode(frame))
+            else:
+                self._deliver_local(room, encode(frame))
+        elif message.get("type") == "who":
+            here = [c.summary for c in room.clients.values()]
+            if here:
+                reply = {"type": "presence", "here": here, "to": message["reply_to"]}
+                self._publish_room(room.id, {"type": "presence_reply", "frame": reply})
+        elif message.get("type") == "presence_reply":
+            frame = message["frame"]
+            target = room.clients.get(frame["to"])
+            if target is not None:
+                target.outbox.push(encode(frame))
+
+    async def _catch_up_all(self) -> None:
+        """After the fan-out reconnects: whatever was said meanwhile is in the database."""
+        for room in list(self.rooms.values()):
+            newest = await self.store.read(consults.last_seq, room.id)
+            if newest > room.last_seq:
+                batch = await self.store.read(consults.events_after, room.id, room.last_seq, newest)
+                for frame in batch:
+                    await self._advance(room, frame)
+
+    # -- leaving -----------------------------------------------------------------------
+
+    async def _unregister(self, client: Client) -> None:
+        user_id = client.entry.user_id
+        clients = self.users.get(user_id)
+        if clients is not None:
+            clients.discard(client)
+            if not clients:
+                del self.users[user_id]
+                await self.subscriber.remove(f"user:{user_id}")
+        room = client.room
+        if room is None:
+            return
+        room.clients.pop(client.conn, None)
+        with contextlib.suppress(Exception):
+            await self._record_server_event(client, "presence.leave", {"conn": client.conn})
+        if not room.clients and self.rooms.get(room.id) is room:
+            del self.rooms[room.id]
+            await self.subscriber.remove(f"room:{room.id}")
+
+    async def _sweep_forever(self) -> None:
+        """Close sockets whose user lost access (signed out elsewhere, disabled, no longer
+        a participant): the fan-out says so at once; this catches a missed nudge."""
+        while True:
+            await asyncio.sleep(self.settings.sweep_seconds)
+            with contextlib.suppress(Exception):
+                await self.sweep()
+
+    async def sweep(self) -> int:
+        clients = [c for group in self.users.values() for c in group]
+        if not clients:
+            return 0
+        keys = {(c.entry.login_session_id, c.entry.user_id, c.entry.room_id) for c in clients}
+        lost = await self.store.read(consults.still_allowed, list(keys))
+        closed = 0
+        for client in clients:
+            key = (client.entry.login_session_id, client.entry.user_id, client.entry.room_id)
+            if key in lost:
+                self._close_soon(client, protocol.CLOSE_FORBIDDEN, "access lost")
+                closed += 1
+        return closed
+
+
+def _json(raw: str | bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, TypeError):
+        return None
+
+
+def _safe_id(value: Any) -> str | None:
+    return value if isinstance(value, str) and len(value) <= 64 else None
+
+
+# -- running it --------------------------------------------------------------------------
+
+
+def run_forever(app: Flask, settings: LiveSettings | None = None) -> None:
+    """``python -m telemed.live`` / ``flask live``: serve until SIGINT or SIGTERM."""
+    import signal
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        server = LiveServer(app, settings)
+        await server.start()
+        print(f"telemed live server on ws://{server.settings.host}:{server.port}/live", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await server.stop()
+
+    asyncio.run(main())
+
+
+class LiveThread:
+    """The live server on its own thread and event loop, beside the web app in one
+    process (``make run``, tests). ``stop()`` closes every socket and ends the loop."""
+
+    def __init__(self, app: Flask, settings: LiveSettings | None = None) -> None:
+        self.server = LiveServer(app, settings)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="telemed-live", daemon=True)
+
+    @property
+    def port(self) -> int:
+        assert self.server.port is not None
+        return self.server.port
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            try:
+                await self.server.start()
+            except BaseException as error:
+                self._error = error
+                self._started.set()
+                raise
+            self._started.set()
+            try:
+                await self._stop.wait()
+            finally:
+                await self.server.stop()
+
+        with contextlib.suppress(Exception):
+            asyncio.run(main())
+
+    def start(self) -> LiveThread:
+        self._thread.start()
+        self._started.wait(timeout=15)
+        if self._error is not None:
+            raise RuntimeError(f"the live server did not start: {self._error}")
+        return self
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` (a coroutine function) on the server's loop and wait for it."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(fn(), self._loop).result(timeout=30)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=15)
+
+    def __enter__(self) -> LiveThread:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,161 @@
+"""The consult room page, tickets for the live sockets, the printable report and the
+transcript. The live server itself is telemed/live/; this blueprint only hands out
+tickets and shows what the room recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, jsonify, render_template, request
+from flask_login import current_user
+
+from telemed.domain.live_rules import RoomRole
+from telemed.errors import InvalidInput
+from telemed.extensions import db
+from telemed.models.live import ConsultSession
+from telemed.services import audit, consults, reports
+from telemed.web.security import current_actor, roles_required
+
+bp = Blueprint("consults", __name__)
+
+# What the room shows of the case's files. The imaging and ECG modules register a
+# provider: case id -> {"images": [{"url", "series", "frame", "pixel_spacing_mm"}],
+# "ecg": {"url", "duration_ms", "leads"}}. Without one, the views are empty canvases that
+# still carry the synced viewport, annotations and calipers.
+MediaProvider = Callable[[int], dict[str, Any]]
+_media_providers: list[MediaProvider] = []
+
+
+def register_media_provider(provider: MediaProvider) -> None:
+    _media_providers.append(provider)
+
+
+def media_of(case_id: int) -> dict[str, Any]:
+    media: dict[str, Any] = {"images": [], "ecg": None}
+    for provider in _media_providers:
+        found = provider(case_id) or {}
+        media["images"].extend(found.get("images") or [])
+        media["ecg"] = media["ecg"] or found.get("ecg")
+    return media
+
+
+def live_base_url() -> str:
+    """Where pages open sockets: TELEMED_LIVE_URL behind a proxy, else the live port on
+    the host the page came from."""
+    configured = current_app.config.get("TELEMED_LIVE_URL")
+    if configured:
+        return configured.rstrip("/")
+    host = urlsplit(request.host_url).hostname or "127.0.0.1"
+    scheme = "wss" if request.scheme == "https" else "ws"
+    return f"{scheme}://{host}:{current_app.config['TELEMED_LIVE_PORT']}/live"
+
+
+def _login_session_id() -> str | None:
+    return getattr(current_user, "login_session_id", None)
+
+
+@bp.route("/consults/<int:case_id>")
+@roles_required()
+def room(case_id: int):
+    actor = current_actor()
+    # A GET only reads: the room itself is made when the page asks for its first ticket.
+    case, role = consults.enterable_consult(actor, case_id)
+    room = consults.find_room(case)
+    audit.record(actor, "view", "consult", case.id, in_transaction=False)
+    return render_template(
+        "consults/room.html",
+        case=case,
+        room=room,
+        role=role,
+        versions=reports.versions(case.id),
+        media=media_of(case.id),
+        live_url=live_base_url(),
+    )
+
+
+@bp.route("/consults/<int:case_id>/ticket", methods=["POST"])
+@roles_required()
+def ticket(case_id: int):
+    ticket, expires, room, role = consults.issue_room_ticket(
+        current_actor(), case_id, _login_session_id()
+    )
+    return jsonify(
+        {
+            "ticket": ticket,
+            "expires_at": expires.isoformat(),
+            "room": room.id,
+            "role": role.value,
+            "url": f"{live_base_url()}/rooms/{room.id}",
+        }
+    )
+
+
+@bp.route("/live-ticket", methods=["POST"])
+@roles_required()
+def user_ticket():
+    ticket, expires = consults.issue_user_ticket(current_actor(), _login_session_id())
+    return jsonify(
+        {"ticket": ticket, "expires_at": expires.isoformat(), "url": f"{live_base_url()}/user"}
+    )
+
+
+@bp.route("/consults/<int:case_id>/report")
+@roles_required()
+def report(case_id: int):
+    """The printable record of results: every version, signed or draft, newest first."""
+    actor = current_actor()
+    case, _role = consults.get_consult(actor, case_id)
+    audit.record(actor, "view", "consult_report", case.id, in_transaction=False)
+    versions = list(reversed(reports.versions(case.id)))
+    return render_template("consults/report.html", case=case, versions=versions)
+
+
+@bp.route("/consults/<int:case_id>/report/sign", methods=["POST"])
+@roles_required()
+def sign(case_id: int):
+    """Sign from the web app: the same record event as a ``report.sign`` room message."""
+    frame = consults.sign_from_page(current_actor(), case_id, current_user.display_name)
+    return jsonify(frame)
+
+
+@bp.route("/consults/<int:case_id>/report/amend", methods=["POST"])
+@roles_required()
+def amend(case_id: int):
+    data = request.get_json(silent=True) or {}
+    reason = data.get("reason")
+    if not isinstance(reason, str):
+        raise InvalidInput("an amendment needs a reason", field="amendment_reason")
+    fields = {k: data[k] for k in consults_fields() if k in data}
+    actor = current_actor()
+    case, room, role = consults.open_room(actor, case_id)
+    if role is not RoomRole.SPECIALIST:
+        raise InvalidInput("only the consult's specialist amends the report", field="case_id")
+    body = consults.amend_report(actor, case.id, reason, fields)
+    return jsonify(
+        consults.append_event(
+            room.id, "report.amend", body, sender=actor, sender_name=current_user.display_name
+        )
+    )
+
+
+def consults_fields() -> tuple[str, ...]:
+    from telemed.live.protocol import REPORT_FIELDS
+
+    return REPORT_FIELDS
+
+
+@bp.route("/consults/<int:case_id>/transcript")
+@roles_required()
+def transcript(case_id: int):
+    record = consults.transcript(current_actor(), case_id)
+    case, _role = consults.get_consult(current_actor(), case_id)
+    room = db.session.get(ConsultSession, record["room"]) if record["room"] else None
+    return render_template("consults/transcript.html", case=case, room=room, record=record)
+
+
+@bp.route("/consults/<int:case_id>/transcript.json")
+@roles_required()
+def transcript_json(case_id: int):
+    return jsonify(consults.transcript(current_actor(), case_id))

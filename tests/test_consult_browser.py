@@ -1,0 +1,153 @@
+"""Two people in two browsers hold a consult: chat, a shared annotation, a caliper, the
+video call, and the signed report arriving at the grassroots doctor."""
+
+from __future__ import annotations
+
+import pytest
+
+from telemed import fanout
+from telemed.live.server import LiveSettings, LiveThread
+from tests import factories
+from tests import live_support as ls
+from tests.conftest import ServerThread
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+]
+
+
+@pytest.fixture
+def stack(app):
+    """The web app (waitress) and the live server, as ``make run`` has them."""
+    fanout.set_fanout(None)
+    with ls.readers_in_this_thread(), ServerThread(app) as web:
+        settings = LiveSettings.from_app(app, port=0, allowed_origins=(web.url,), redis_url=None)
+        with LiveThread(app, settings) as live:
+            app.config["TELEMED_LIVE_URL"] = f"ws://127.0.0.1:{live.port}/live"
+            yield web, live
+    fanout.set_fanout(None)
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+def signed_in_page(browser, base_url: str, username: str):
+    context = browser.new_context(base_url=base_url, locale="en-US")
+    context.grant_permissions(["camera", "microphone"], origin=base_url)
+    page = context.new_page()
+    page.on("pageerror", lambda e: print("page error", username, e))
+    page.goto("/login")
+    page.fill("#username", username)
+    page.fill("#password", factories.PASSWORD)
+    with page.expect_navigation():
+        page.click("main button[type=submit]")
+    assert "/login" not in page.url, page.inner_text("main")
+    return page
+
+
+def test_two_browsers_hold_a_consult(world, stack, browser):
+    web, _live = stack
+    case = ls.scheduled_consult(world)
+    spec = signed_in_page(browser, web.url, "card1")
+    doctor = signed_in_page(browser, web.url, "gp_ts1")
+    for page in (spec, doctor):
+        page.goto(f"/consults/{case.id}")
+        assert page.locator("#link-state").count() == 1, page.inner_text("main")
+        page.wait_for_selector('#link-state[data-state="online"]', timeout=15000)
+    # Both see each other.
+    spec.wait_for_selector(f'#participants li[data-user="{world.user("gp_ts1").id}"]')
+    doctor.wait_for_selector(f'#participants li[data-user="{world.user("card1").id}"]')
+
+    spec.click("#session-start")
+    doctor.wait_for_function("document.getElementById('session-status').textContent === 'live'")
+
+    # Chat both ways.
+    doctor.fill("#chat-input", "The patient is here with me.")
+    doctor.press("#chat-input", "Enter")
+    spec.wait_for_selector("#chat-log li:has-text('The patient is here with me.')")
+    spec.fill("#chat-input", "Good. Please show me the CT.")
+    spec.press("#chat-input", "Enter")
+    doctor.wait_for_selector("#chat-log li:has-text('Please show me the CT.')")
+
+    # The specialist draws an arrow on the image; the doctor's view has it.
+    spec.locator("#image-canvas").scroll_into_view_if_needed()
+    box = spec.locator("#image-canvas").bounding_box()
+    spec.mouse.move(box["x"] + 100, box["y"] + 100)
+    spec.mouse.down()
+    spec.mouse.move(box["x"] + 200, box["y"] + 160)
+    spec.mouse.up()
+    doctor.wait_for_function("window.telemedRoom.state.marks.size === 1")
+    mark = doctor.evaluate("[...window.telemedRoom.state.marks.values()][0]")
+    assert mark["shape"] == "arrow" and mark["by"] == world.user("card1").display_name
+    # The doctor zooms; the specialist follows the presenter.
+    doctor.click("#zoom-in")
+    spec.wait_for_function("window.telemedRoom.state.viewport.zoom > 1.2")
+    # A caliper on the ECG from the doctor reaches the specialist.
+    doctor.locator("#ecg-canvas").scroll_into_view_if_needed()
+    ecg = doctor.locator("#ecg-canvas").bounding_box()
+    doctor.mouse.move(ecg["x"] + 60, ecg["y"] + 50)
+    doctor.mouse.down()
+    doctor.mouse.move(ecg["x"] + 120, ecg["y"] + 50)
+    doctor.mouse.up()
+    spec.wait_for_selector("#calipers li")
+    assert "ms" in spec.inner_text("#calipers li")
+
+    # The video call: WebRTC between the two browsers, signalled through the room.
+    spec.click("#call-start")
+    for page in (spec, doctor):
+        page.wait_for_selector('#call-state[data-state="connected"]', timeout=20000)
+
+    # The report: drafted live by the specialist, seen by the doctor, then signed.
+    spec.fill("textarea[name=findings]", "Exertional ST depression on the ECG.")
+    spec.fill("textarea[name=impression]", "Stable angina pectoris")
+    spec.select_option("select[name=disposition]", "manage_locally")
+    doctor.wait_for_function(
+        "document.querySelector('textarea[name=impression]').value === 'Stable angina pectoris'"
+    )
+    spec.wait_for_function("document.getElementById('report-state').textContent.includes('v1')")
+    spec.click("#report-sign")
+    doctor.wait_for_selector("#signed-report:not([hidden])")
+    assert "Stable angina pectoris" in doctor.inner_text("#signed-report")
+    doctor.wait_for_function("document.getElementById('case-status').textContent === 'reported'")
+    # The bell in the doctor's header rang for the signed report.
+    doctor.wait_for_selector("#notification-bell [data-unread-count]:not([hidden])")
+    assert doctor.get_attribute("#live-bell-list li", "data-kind") == "report_signed"
+
+    # The printable report is there for the doctor.
+    doctor.goto(f"/consults/{case.id}/report")
+    assert "Stable angina pectoris" in doctor.inner_text("article.report")
+
+
+def test_the_page_says_when_it_is_offline_and_reconnects(world, stack, browser, app):
+    web, live = stack
+    case = ls.scheduled_consult(world)
+    doctor = signed_in_page(browser, web.url, "gp_ts1")
+    doctor.goto(f"/consults/{case.id}")
+    doctor.wait_for_selector('#link-state[data-state="online"]', timeout=15000)
+    port = live.port
+    live.stop()  # the live server goes away
+    doctor.wait_for_selector('#link-state[data-state="offline"]', timeout=15000)
+    assert "reconnecting" in doctor.inner_text("#link-state")
+    settings = LiveSettings.from_app(app, port=port, allowed_origins=(web.url,), redis_url=None)
+    with LiveThread(app, settings):
+        doctor.wait_for_selector('#link-state[data-state="online"]', timeout=30000)
+        doctor.fill("#chat-input", "back again")
+        doctor.press("#chat-input", "Enter")
+        doctor.wait_for_selector("#chat-log li:has-text('back again')")

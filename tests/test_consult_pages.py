@@ -1,0 +1,181 @@
+"""The web side of the consult: tickets (session + CSRF), the room page, signing from a
+page, the printable report and the transcript."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from sqlalchemy import select
+
+from telemed import fanout
+from telemed.db import write_intent
+from telemed.domain.case_states import CaseStatus
+from telemed.extensions import db
+from telemed.live.server import LiveSettings, LiveThread
+from telemed.models.cases import Case, Report
+from telemed.models.live import LiveTicket
+from telemed.services import consults
+from telemed.services.context import actor_of
+from tests import factories
+from tests import live_support as ls
+
+
+def browser_login(client, username: str) -> str:
+    """Sign in through the login form; returns the page's CSRF token."""
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
+        r'name="csrf-token" content="([^"]+)"', page
+    )
+    response = client.post(
+        "/login",
+        data={"username": username, "password": factories.PASSWORD, "csrf_token": token.group(1)},
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    page = client.get("/login", follow_redirects=True).get_data(as_text=True)
+    return re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+
+
+@pytest.fixture
+def consult(world):
+    return ls.scheduled_consult(world)
+
+
+def test_ticket_needs_the_session_and_csrf(client, world, consult):
+    url = f"/consults/{consult.id}/ticket"
+    page = client.get("/login").get_data(as_text=True)
+    anonymous = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    refused = client.post(url, headers={"Accept": "application/json", "X-CSRFToken": anonymous})
+    assert refused.status_code == 401
+    csrf = browser_login(client, "gp_ts1")
+    refused = client.post(url, headers={"Accept": "application/json"})
+    assert refused.status_code == 400 and refused.get_json()["error"]["field"] == "csrf_token"
+    granted = client.post(url, headers={"Accept": "application/json", "X-CSRFToken": csrf})
+    assert granted.status_code == 200, granted.get_json()
+    body = granted.get_json()
+    assert body["role"] == "doctor" and body["url"].endswith(f"/live/rooms/{body['room']}")
+    jti = body["ticket"].partition(".")[0]
+    row = db.session.get(LiveTicket, jti)
+    assert row.login_session_id is not None and row.used_at is None
+    assert (row.expires_at - row.created_at).total_seconds() == 60
+
+
+@pytest.mark.parametrize(
+    ("username", "status"),
+    [("gp_ts2", 403), ("card2", 403), ("im1", 404), ("gp_cm1", 404), ("admin", 200)],
+)
+def test_only_participants_get_a_ticket(client, world, consult, username, status):
+    csrf = browser_login(client, username)
+    response = client.post(
+        f"/consults/{consult.id}/ticket",
+        headers={"Accept": "application/json", "X-CSRFToken": csrf},
+    )
+    assert response.status_code == status, response.get_json()
+
+
+def test_no_room_before_the_consult_is_scheduled(client, world):
+    from telemed.domain.case_states import CaseKind
+    from telemed.services import cases
+
+    with write_intent(True):
+        draft = cases.open_case(
+            actor_of(world.user("gp_ts1")),
+            patient_id=world.patients["TS1"][0].id,
+            kind=CaseKind.CONSULT,
+            question="q",
+            target_specialist_id=world.user("card1").id,
+        )
+        db.session.commit()
+    csrf = browser_login(client, "gp_ts1")
+    response = client.post(
+        f"/consults/{draft.id}/ticket", headers={"Accept": "application/json", "X-CSRFToken": csrf}
+    )
+    assert response.status_code == 409 and response.get_json()["error"]["field"] == "status"
+
+
+@pytest.mark.parametrize(
+    ("username", "role", "signs"),
+    [("card1", "specialist", True), ("gp_ts1", "doctor", False), ("admin", "observer", False)],
+)
+def test_room_page_shows_the_parts_for_each_role(client, world, consult, username, role, signs):
+    browser_login(client, username)
+    page = client.get(f"/consults/{consult.id}").get_data(as_text=True)
+    assert f'data-role="{role}"' in page
+    assert ('id="report-sign"' in page) is signs
+    assert ('id="chat-form"' in page) is (role != "observer")
+    assert "live-notifications" in page  # the bell in the header
+
+
+def test_signing_from_the_page_reaches_the_room(app, client, world, consult):
+    """The specialist signs in the web app; the doctor, in the room, sees it at once."""
+    spec = actor_of(world.user("card1"))
+    with write_intent(True):
+        consults.open_room(spec, consult.id)
+        consults.save_report_draft(
+            spec,
+            consult.id,
+            {
+                "findings": "Normal",
+                "impression": "Non-cardiac pain",
+                "disposition": "manage_locally",
+            },
+        )
+        db.session.commit()
+    csrf = browser_login(client, "card1")
+    fanout.set_fanout(None)
+    settings = LiveSettings.from_app(app, port=0, allowed_origins=(ls.ORIGIN,), redis_url=None)
+    with ls.readers_in_this_thread(), LiveThread(app, settings) as live:
+        ticket, room = ls.room_ticket(world.user("gp_ts1"), consult)
+
+        async def scenario():
+            url = f"ws://127.0.0.1:{live.port}/live/rooms/{room}"
+            doctor = await (await ls.LiveClient.open(url, ticket)).joined()
+
+            def sign():
+                with write_intent(True):
+                    return client.post(
+                        f"/consults/{consult.id}/report/sign",
+                        headers={"Accept": "application/json", "X-CSRFToken": csrf},
+                    )
+
+            response = await asyncio.to_thread(sign)
+            assert response.status_code == 200, response.get_json()
+            signed = await doctor.event("report.signed")
+            assert signed["body"]["impression"] == "Non-cardiac pain"
+            assert signed["seq"] == response.get_json()["seq"]
+            await doctor.close()
+
+        asyncio.run(scenario())
+    fanout.set_fanout(None)
+    db.session.expire_all()
+    assert db.session.get(Case, consult.id).status is CaseStatus.REPORTED
+
+
+def test_report_page_and_transcript_keep_every_version(client, world, consult):
+    spec = actor_of(world.user("card1"))
+    with write_intent(True):
+        _case, room, _role = consults.open_room(spec, consult.id)
+        consults.append_event(room.id, "chat", {"text": "Good morning"}, sender=spec)
+        consults.save_report_draft(
+            spec,
+            consult.id,
+            {"impression": "Angina", "disposition": "follow_up", "follow_up_date": "2026-12-01"},
+        )
+        consults.sign_report(spec, consult.id)
+        consults.amend_report(spec, consult.id, "date moved", {"follow_up_date": "2026-12-08"})
+        db.session.commit()
+    browser_login(client, "gp_ts1")
+    page = client.get(f"/consults/{consult.id}/report").get_data(as_text=True)
+    assert page.count('class="report"') == 2
+    assert "2026-12-01" in page and "2026-12-08" in page and "date moved" in page
+    record = client.get(f"/consults/{consult.id}/transcript.json").get_json()
+    assert [e["kind"] for e in record["events"]] == ["chat"]
+    assert [(r["version"], bool(r["signed"])) for r in record["reports"]] == [(1, True), (2, False)]
+    html = client.get(f"/consults/{consult.id}/transcript").get_data(as_text=True)
+    assert "Good morning" in html
+    # The signed version is a Report row like any read's: the FHIR export picks it up.
+    signed = db.session.execute(
+        select(Report).where(Report.case_id == consult.id, Report.signed_at.is_not(None))
+    ).scalar_one()
+    assert signed.version == 1
