@@ -5,12 +5,13 @@ rows in plain Python, independently of the SQL the dashboard runs.
 What happens: cardiology and internal medicine publish outpatient slots (cardiology at
 1/3 down-shared, internal medicine at 1/2 with one green-channel seat per slot) and
 cardiology remote consults; a slot is blocked; grassroots doctors book down-shared seats,
-some cancel; unbooked down-shared seats are released at the 48 h cut-off; after each day
-bookings are checked in, completed or marked no-show; on 16 December cardiology's
-policy rises to 1/2 (so it falls below target from then on); beds change on 20
-December; referrals go up (one green channel, one with an admission) and come back down;
-ECG, imaging and consult cases are answered with known turnarounds. Activity just
-outside the month (late November, early January) must not count.
+some cancel; after each day bookings are checked in or completed and the no-show job
+marks the rest; internal medicine's policy rises to 2/5 at noon on 10 December (it still
+meets it) and cardiology's to 1/2 at midnight on 16 December (so it falls below target
+from then on); the release job returns unbooked down-shared seats at the cut-off; beds
+change on 20 December; referrals go up (one green channel, one with an admission) and
+come back down; ECG, imaging and consult cases are answered with known turnarounds.
+Activity just outside the month (late November, early January) must not count.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, select
 
 from telemed import clock
 from telemed.domain.case_states import CaseKind, CaseStatus
@@ -44,7 +45,16 @@ from telemed.models.scheduling import (
     SlotSeat,
     SlotStatus,
 )
-from telemed.services import beds, booking, cases, policies, publishing, referrals, reports
+from telemed.services import (
+    beds,
+    booking,
+    cases,
+    policies,
+    publishing,
+    quota_release,
+    referrals,
+    reports,
+)
 from telemed.services.context import actor_of
 from tests import factories
 
@@ -66,27 +76,6 @@ class Month:
 
 def _at(frozen: clock.FrozenClock, moment: datetime) -> None:
     frozen.set(moment)
-
-
-def release_due(now: datetime) -> int:
-    """What the release job does at the 48 h cut-off: unbooked down-shared seats of slots
-    starting within the cut-off go back to the hospital pool, stamped ``released_at``."""
-    occupied = exists().where(
-        Booking.seat_id == SlotSeat.id, Booking.status.in_(OCCUPYING_STATUSES)
-    )
-    due = select(Slot.id).where(
-        Slot.status == SlotStatus.OPEN,
-        Slot.starts_at > now,
-        Slot.starts_at <= now + timedelta(hours=48),
-    )
-    result = db.session.execute(
-        update(SlotSeat)
-        .where(SlotSeat.slot_id.in_(due), SlotSeat.pool == Pool.DOWN_SHARED, ~occupied)
-        .values(pool=Pool.HOSPITAL, released_at=now, allotted_institution_id=None)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.expire_all()
-    return result.rowcount or 0
 
 
 def _publish(specialist, *, first, last, weekdays, start, end, seats, down, service=None):
@@ -252,7 +241,7 @@ def _one_day(world, frozen, day, rng, patients, doctors, month: Month, events) -
         db.session.commit()
     # 07:00 the release job.
     _at(frozen, local(day, 7))
-    month.released_seats += release_due(clock.now())
+    month.released_seats += quota_release.release_unbooked_quota(clock.now())["released_seats"]
     db.session.commit()
     # 08:00 grassroots doctors book down-shared seats 3 to 12 days ahead.
     _at(frozen, local(day, 8))
@@ -471,6 +460,16 @@ def _referral_events(world, patients, month: Month) -> dict[date, list]:
         result = referrals.accept_referral(im1, green.id)
         assert result.booking is not None, result.note
         month.notes["green_booking"] = result.booking.id
+
+    # Internal medicine raises its share at noon: that day is split at the change.
+    @on(date(2026, 12, 10), 12)
+    def im_raises_its_share():
+        policies.change_policy(
+            actor_of(world.user("admin")),
+            im.id,
+            reason="2/5 from noon",
+            outpatient_share=Fraction(2, 5),
+        )
 
     @on(date(2026, 12, 12), 9)
     def declined():

@@ -3,10 +3,11 @@ month of activity (tests/activity.py), for the whole consortium and filtered."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 
 import pytest
+from sqlalchemy import select
 
 from telemed import clock
 from telemed.domain.case_states import CaseKind
@@ -246,3 +247,57 @@ def test_only_admins_and_only_their_departments(world, month):
     with pytest.raises(InvalidInput) as refusal:
         dashboard.dashboard(admin, activity.MONTH, institution_id=world.lead.id)
     assert refusal.value.field == "institution_id"
+
+
+def test_nightly_snapshots_give_the_same_figures(world, month):
+    """Past days are read from the nightly quota snapshots; a day split by a policy change
+    (internal medicine's noon change on 10 December) and days without a finished snapshot
+    are counted live. Either way every figure matches the recount."""
+    from telemed import clock as clock_module
+    from telemed.extensions import db
+    from telemed.models.quota import QuotaSnapshot
+    from telemed.services import quota_figures
+
+    admin = actor_of(world.user("admin"))
+    now = clock_module.now()
+    for day in activity.MONTH.each_day():
+        quota_figures.store_snapshot(day, now)
+    db.session.commit()
+    ctx = dashboard.Context(dashboard.scope_for(admin, activity.MONTH))
+    covered = dashboard.snapshot_days(ctx)
+    # Weekends have no slots, so no snapshot rows: they are counted live (and are empty).
+    weekdays = {day for day in activity.MONTH.each_day() if day.weekday() < 5}
+    assert covered == weekdays - {date(2026, 12, 10)}
+    check(dashboard.dashboard(admin, activity.MONTH), activity.MONTH)
+    im = world.departments["IM"].id
+    check(
+        dashboard.dashboard(admin, activity.MONTH, department_id=im),
+        activity.MONTH,
+        department_id=im,
+    )
+
+    # The snapshot is what is read: a changed row changes the figure...
+    row = (
+        db.session.execute(
+            select(QuotaSnapshot).where(
+                QuotaSnapshot.day == date(2026, 12, 2), QuotaSnapshot.department_id == im
+            )
+        )
+        .scalars()
+        .first()
+    )
+    before = dashboard.dashboard(admin, activity.MONTH, department_id=im)
+    row.published_seats += 1
+    db.session.commit()
+    after = dashboard.dashboard(admin, activity.MONTH, department_id=im)
+    assert after.departments[0].seats.outpatient.total == (
+        before.departments[0].seats.outpatient.total + 1
+    )
+    # ...unless it was taken before its day ended: then the day is counted live.
+    row.computed_at = dashboard.local_midnight(date(2026, 12, 2)) + timedelta(hours=12)
+    db.session.commit()
+    assert date(2026, 12, 2) not in dashboard.snapshot_days(ctx)
+    again = dashboard.dashboard(admin, activity.MONTH, department_id=im)
+    assert again.departments[0].seats.outpatient.total == (
+        before.departments[0].seats.outpatient.total
+    )

@@ -29,5 +29,7 @@ class QuotaSnapshot(Base):
     down_shared_seats: Mapped[int] = mapped_column(Integer)
     down_shared_booked_by_members: Mapped[int] = mapped_column(Integer)
     released_seats: Mapped[int] = mapped_column(Integer)
+    # Down-shared seats kept for green-channel referrals (released ones included).
+    green_channel_seats: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     no_shows: Mapped[int] = mapped_column(Integer)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime)

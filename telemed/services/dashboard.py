@@ -25,6 +25,7 @@ Definitions (the tests recount each from the rows):
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -35,6 +36,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import (
     Integer,
+    and_,
     case,
     cast,
     extract,
@@ -45,6 +47,7 @@ from sqlalchemy import (
     select,
 )
 
+from telemed import clock
 from telemed.db import UTCDateTime
 from telemed.domain.access import Actor
 from telemed.domain.beds import AdmissionStatus
@@ -64,6 +67,7 @@ from telemed.extensions import db
 from telemed.models.beds import Admission, BedDay, BedInventory
 from telemed.models.cases import Case
 from telemed.models.consortium import Department, Institution, InstitutionKind
+from telemed.models.quota import QuotaSnapshot
 from telemed.models.referrals import Referral
 from telemed.models.scheduling import (
     Booking,
@@ -421,11 +425,13 @@ class Context:
         return self.bucket_by_day[day]
 
 
-def seat_rows(ctx: Context):
-    """Seats per department, service type and cut."""
+def seat_rows(ctx: Context, ranges: list[tuple[datetime, datetime]] | None = None):
+    """Seats per department, service type and cut, counted from the seats themselves;
+    ``ranges`` narrows the count to those spans of the period (the days no snapshot
+    covers)."""
     cut = cut_of(Slot.starts_at, ctx.cuts).label("idx")
     down = or_(SlotSeat.pool == Pool.DOWN_SHARED, SlotSeat.released_at.is_not(None))
-    return (
+    query = (
         select(
             Slot.department_id,
             Slot.service_type,
@@ -445,6 +451,11 @@ def seat_rows(ctx: Context):
         )
         .group_by(Slot.department_id, Slot.service_type, cut)
     )
+    if ranges is not None and ranges != [(ctx.start, ctx.end)]:
+        query = query.where(
+            or_(*[and_(Slot.starts_at >= lo, Slot.starts_at < hi) for lo, hi in ranges])
+        )
+    return query
 
 
 def booking_rows(ctx: Context):
@@ -480,17 +491,95 @@ def booking_rows(ctx: Context):
     )
 
 
+def snapshot_days(ctx: Context) -> set[date]:
+    """Past days of the period whose seat figures the nightly snapshot holds.
+
+    A day counts when it has ended, its snapshot was taken after it ended (seats of a past
+    day no longer change: releases and blocks happen before a slot starts), and no policy
+    change falls inside it (such a day is split at the change, so it is counted live).
+    """
+    today = clock.now().astimezone(_zone()).date()
+    split = {
+        change.astimezone(_zone()).date()
+        for change in ctx.policies.changes_between(ctx.start, ctx.end)
+        if change != local_midnight(change.astimezone(_zone()).date())
+    }
+    candidates = [d for d in ctx.scope.period.each_day() if d < today and d not in split]
+    if not candidates:
+        return set()
+    taken = db.session.execute(
+        select(QuotaSnapshot.day, func.min(QuotaSnapshot.computed_at))
+        .where(QuotaSnapshot.day >= candidates[0], QuotaSnapshot.day <= candidates[-1])
+        .group_by(QuotaSnapshot.day)
+    ).all()
+    wanted = set(candidates)
+    return {
+        day
+        for day, first_taken in taken
+        if day in wanted and first_taken >= local_midnight(day + timedelta(days=1))
+    }
+
+
+def live_ranges(ctx: Context, covered: set[date]) -> list[tuple[datetime, datetime]]:
+    """The spans of the period not covered by snapshots, as runs of whole days."""
+    ranges: list[tuple[datetime, datetime]] = []
+    run_start: date | None = None
+    days = ctx.scope.period.each_day()
+    for day in [*days, None]:
+        if day is not None and day not in covered:
+            run_start = run_start or day
+            continue
+        if run_start is not None:
+            end_day = day if day is not None else days[-1] + timedelta(days=1)
+            ranges.append((local_midnight(run_start), local_midnight(end_day)))
+            run_start = None
+    return ranges
+
+
 def seat_section(ctx: Context, rows: dict[int, DepartmentRow], trend: list[TrendPoint]):
-    for dept_id, service_type, idx, published, down, released, green in db.session.execute(
-        seat_rows(ctx)
-    ):
+    covered = snapshot_days(ctx)
+    counted: list[tuple] = []
+    if covered:
+        starts = [cut.start for cut in ctx.cuts]
+        for row in db.session.execute(
+            select(
+                QuotaSnapshot.department_id,
+                QuotaSnapshot.service_type,
+                QuotaSnapshot.day,
+                QuotaSnapshot.published_seats,
+                QuotaSnapshot.down_shared_seats,
+                QuotaSnapshot.released_seats,
+                QuotaSnapshot.green_channel_seats,
+            ).where(
+                QuotaSnapshot.department_id.in_(ctx.department_ids),
+                QuotaSnapshot.day >= min(covered),
+                QuotaSnapshot.day <= max(covered),
+            )
+        ):
+            if row.day not in covered:
+                continue
+            # The cut holding the day's start holds the whole day (no change inside it).
+            index = bisect_right(starts, local_midnight(row.day)) - 1
+            counted.append(
+                (
+                    row.department_id,
+                    row.service_type,
+                    ctx.cuts[index].index,
+                    row.published_seats,
+                    row.down_shared_seats,
+                    row.released_seats,
+                    row.green_channel_seats,
+                )
+            )
+    ranges = live_ranges(ctx, covered)
+    if ranges:
+        counted.extend(db.session.execute(seat_rows(ctx, ranges)).all())
+    for dept_id, service_type, idx, published, down, released, green in counted:
         cut = ctx.cut_by_index[idx]
-        targets = []
         if service_type == ServiceType.OUTPATIENT:
             share = ctx.policies.in_force(dept_id, cut.start).outpatient
             part = ShareAgainstTarget(int(published), int(down or 0), share * int(published))
-            targets = [rows[dept_id].seats, trend[cut.bucket].seats]
-            for figures in targets:
+            for figures in (rows[dept_id].seats, trend[cut.bucket].seats):
                 figures.outpatient = figures.outpatient + part
                 figures.released += int(released or 0)
                 figures.green_reserve += int(green or 0)

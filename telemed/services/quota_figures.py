@@ -46,6 +46,7 @@ class DayFigures:
     down_shared_seats: int = 0
     down_shared_booked_by_members: int = 0
     released_seats: int = 0
+    green_channel_seats: int = 0
     no_shows: int = 0
 
 
@@ -72,6 +73,7 @@ def figures_for_day(day: date) -> list[DayFigures]:
                 )
             ),
             func.sum(case((SlotSeat.released_at.is_not(None), 1), else_=0)),
+            func.sum(case((SlotSeat.green_channel.is_(True), 1), else_=0)),
         )
         .join(Slot, Slot.id == SlotSeat.slot_id)
         .where(in_day)
@@ -100,11 +102,12 @@ def figures_for_day(day: date) -> list[DayFigures]:
         .group_by(Slot.department_id, Slot.service_type)
     ).all()
     figures: dict[tuple[int, ServiceType], dict[str, int]] = {}
-    for department_id, service_type, published, down, released in seats:
+    for department_id, service_type, published, down, released, green in seats:
         figures[(department_id, service_type)] = {
             "published_seats": int(published or 0),
             "down_shared_seats": int(down or 0),
             "released_seats": int(released or 0),
+            "green_channel_seats": int(green or 0),
         }
     for department_id, service_type, used_by_members, no_shows in bookings:
         entry = figures.setdefault((department_id, service_type), {})
@@ -136,6 +139,7 @@ def store_snapshot(day: date, now: datetime) -> int:
         row.down_shared_seats = figure.down_shared_seats
         row.down_shared_booked_by_members = figure.down_shared_booked_by_members
         row.released_seats = figure.released_seats
+        row.green_channel_seats = figure.green_channel_seats
         row.no_shows = figure.no_shows
         row.computed_at = now
         rows += 1
