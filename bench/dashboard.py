@@ -677,7 +677,34 @@ RAW = {
 }
 
 
-def measure(app, label: str, repeats: int) -> list[tuple[str, str, tuple, tuple]]:
+SNAPSHOT_SEATS = (
+    "SELECT department_id, service_type, sum(published_seats), sum(down_shared_seats), "
+    "sum(released_seats), sum(green_channel_seats) FROM quota_snapshot "
+    "WHERE day >= :d1 AND day <= :d2 GROUP BY department_id, service_type"
+)
+
+
+def take_snapshots() -> tuple[float, float, float]:
+    """What the nightly job does, for every day of the year: (total s, p50 ms, p95 ms)."""
+    from telemed.services import quota_figures
+
+    taken_at = datetime(YEAR + 1, 1, 2, tzinfo=UTC)
+    runs = []
+    day = date(YEAR, 1, 1)
+    while day.year == YEAR:
+        start = time.perf_counter()
+        quota_figures.store_snapshot(day, taken_at)
+        db.session.commit()
+        runs.append((time.perf_counter() - start) * 1000)
+        day += timedelta(days=1)
+    total = sum(runs) / 1000
+    runs.sort()
+    return total, statistics.median(runs), runs[round(0.95 * (len(runs) - 1))]
+
+
+def measure(
+    app, label: str, repeats: int, *, snapshots: bool = False
+) -> list[tuple[str, str, tuple, tuple]]:
     periods = {
         "month (Jul)": (
             Period(date(YEAR, 7, 1), date(YEAR, 7, 31)),
@@ -693,11 +720,13 @@ def measure(app, label: str, repeats: int) -> list[tuple[str, str, tuple, tuple]
         token = _admin_token()
         client = app.test_client()
         for name, (period, query) in periods.items():
-            results += measure_period(client, token, name, period, query, label, repeats)
+            results += measure_period(
+                client, token, name, period, query, label, repeats, snapshots=snapshots
+            )
     return results
 
 
-def measure_period(client, token, name, period, query, label, repeats):
+def measure_period(client, token, name, period, query, label, repeats, *, snapshots=False):
     from telemed.services import dashboard, dashboard_tables
 
     scope = dashboard.Scope(1, period)
@@ -737,7 +766,11 @@ def measure_period(client, token, name, period, query, label, repeats):
         assert response.status_code == 200, response.status_code
 
     results = []
-    for section, queries in RAW.items():
+    raws = dict(RAW)
+    if snapshots:  # the seats come from the snapshots now, the rest as before
+        raws = {"seats": [SNAPSHOT_SEATS]}
+        name = f"{name} [snapshots]"
+    for section, queries in raws.items():
         results.append(
             (
                 f"{name}: {section}",
@@ -746,7 +779,7 @@ def measure_period(client, token, name, period, query, label, repeats):
                 timed(raw(queries), repeats),
             )
         )
-    every = [sql for queries in RAW.values() for sql in queries]
+    every = [sql for queries in {**RAW, **raws}.values() for sql in queries]
     floor = timed(raw(every), repeats)
     results.append((f"{name}: all figures and tables", label, timed(whole, repeats), floor))
     results.append((f"{name}: page over HTTP", label, timed(page, repeats), floor))
@@ -843,16 +876,24 @@ def main() -> None:
             )
         rows += measure(app, kind, sizes.repeats)
         with app.app_context():
+            total, p50, p95 = take_snapshots()
+            print(
+                f"[{kind}] nightly snapshots for {YEAR}: {total:.1f} s in all, "
+                f"p50 {p50:.1f} ms, p95 {p95:.1f} ms per day",
+                flush=True,
+            )
+        rows += measure(app, kind, sizes.repeats, snapshots=True)
+        with app.app_context():
             db.engine.dispose()
     print()
     print(
-        f"{'view':<40} {'db':<10} {'view p50':>9} {'p95':>9}   {'raw SQL p50':>11} "
+        f"{'view':<52} {'db':<10} {'view p50':>9} {'p95':>9}   {'raw SQL p50':>11} "
         f"{'p95':>9}   {'ratio':>6}"
     )
     for name, kind, view, raw in rows:
         ratio = view[0] / raw[0] if raw[0] else float("inf")
         print(
-            f"{name:<40} {kind:<10} {view[0]:9.1f} {view[1]:9.1f}   {raw[0]:11.1f} "
+            f"{name:<52} {kind:<10} {view[0]:9.1f} {view[1]:9.1f}   {raw[0]:11.1f} "
             f"{raw[1]:9.1f}   x{ratio:5.2f}"
         )
 

@@ -25,7 +25,6 @@ Definitions (the tests recount each from the rows):
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -35,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import (
+    Date,
     Integer,
     and_,
     case,
@@ -536,41 +536,57 @@ def live_ranges(ctx: Context, covered: set[date]) -> list[tuple[datetime, dateti
     return ranges
 
 
+def day_runs(days: set[date]) -> list[tuple[date, date]]:
+    """Consecutive days as (first, last) runs."""
+    runs: list[tuple[date, date]] = []
+    for day in sorted(days):
+        if runs and runs[-1][1] + timedelta(days=1) == day:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
+
+
+def snapshot_seat_rows(ctx: Context, covered: set[date]):
+    """Seats per department, service type and cut, summed from the snapshots of the
+    covered days. A covered day lies whole in one cut: the first whose end falls after
+    the day begins, which on dates is ``day < local date of the cut's end``."""
+    ends = [cut.end.astimezone(_zone()).date() for cut in ctx.cuts]
+    cut = case(
+        *[
+            (QuotaSnapshot.day < literal(end, Date), c.index)
+            for end, c in zip(ends[:-1], ctx.cuts[:-1], strict=True)
+        ],
+        else_=ctx.cuts[-1].index,
+    ).label("idx")
+    return (
+        select(
+            QuotaSnapshot.department_id,
+            QuotaSnapshot.service_type,
+            cut,
+            func.sum(QuotaSnapshot.published_seats),
+            func.sum(QuotaSnapshot.down_shared_seats),
+            func.sum(QuotaSnapshot.released_seats),
+            func.sum(QuotaSnapshot.green_channel_seats),
+        )
+        .where(
+            QuotaSnapshot.department_id.in_(ctx.department_ids),
+            or_(
+                *[
+                    and_(QuotaSnapshot.day >= first, QuotaSnapshot.day <= last)
+                    for first, last in day_runs(covered)
+                ]
+            ),
+        )
+        .group_by(QuotaSnapshot.department_id, QuotaSnapshot.service_type, cut)
+    )
+
+
 def seat_section(ctx: Context, rows: dict[int, DepartmentRow], trend: list[TrendPoint]):
     covered = snapshot_days(ctx)
     counted: list[tuple] = []
     if covered:
-        starts = [cut.start for cut in ctx.cuts]
-        for row in db.session.execute(
-            select(
-                QuotaSnapshot.department_id,
-                QuotaSnapshot.service_type,
-                QuotaSnapshot.day,
-                QuotaSnapshot.published_seats,
-                QuotaSnapshot.down_shared_seats,
-                QuotaSnapshot.released_seats,
-                QuotaSnapshot.green_channel_seats,
-            ).where(
-                QuotaSnapshot.department_id.in_(ctx.department_ids),
-                QuotaSnapshot.day >= min(covered),
-                QuotaSnapshot.day <= max(covered),
-            )
-        ):
-            if row.day not in covered:
-                continue
-            # The cut holding the day's start holds the whole day (no change inside it).
-            index = bisect_right(starts, local_midnight(row.day)) - 1
-            counted.append(
-                (
-                    row.department_id,
-                    row.service_type,
-                    ctx.cuts[index].index,
-                    row.published_seats,
-                    row.down_shared_seats,
-                    row.released_seats,
-                    row.green_channel_seats,
-                )
-            )
+        counted.extend(db.session.execute(snapshot_seat_rows(ctx, covered)).all())
     ranges = live_ranges(ctx, covered)
     if ranges:
         counted.extend(db.session.execute(seat_rows(ctx, ranges)).all())
