@@ -194,6 +194,40 @@ def step(referral_id: int):
 # -- opening -------------------------------------------------------------------------------
 
 
+@bp.app_template_global()
+def referrals_of_case(case_id: int) -> list[Referral]:
+    """Upward referrals opened from a case that the caller may see (for case pages)."""
+    return list(
+        db.session.execute(
+            referrals.referrals_visible_to(current_actor())
+            .where(Referral.case_id == case_id)
+            .order_by(Referral.id)
+        ).scalars()
+    )
+
+
+@bp.route("/referrals/from-case/<int:case_id>", methods=["POST"])
+@roles_required(Role.GRASSROOTS, Role.SPECIALIST)
+def from_case(case_id: int):
+    """Refer the case's patient up from a consult (its report said "refer up"): the
+    requesting doctor, or the consulting specialist on the member side's behalf."""
+    from telemed.services import cases
+
+    actor = current_actor()
+    case = cases.get_case(actor, case_id)
+    referral = referrals.open_upward_referral(
+        actor,
+        patient_id=case.patient_id,
+        case_id=case.id,
+        reason=request.form.get("reason") or case.question,
+        green_channel=_checked("green_channel"),
+        department_id=_form_int("department_id"),
+    )
+    flash(_("Referral sent to the lead hospital."), "ok")
+    return redirect(url_for("referrals.detail", referral_id=referral.id), 303)
+
+
+
 def _lead_departments(actor):
     return [d for d in beds.bed_departments(actor)]
 
