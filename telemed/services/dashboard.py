@@ -425,13 +425,13 @@ class Context:
         return self.bucket_by_day[day]
 
 
-def seat_rows(ctx: Context, ranges: list[tuple[datetime, datetime]] | None = None):
-    """Seats per department, service type and cut, counted from the seats themselves;
-    ``ranges`` narrows the count to those spans of the period (the days no snapshot
-    covers)."""
+def seat_rows(ctx: Context, span: tuple[datetime, datetime] | None = None):
+    """Seats per department, service type and cut, counted from the seats themselves,
+    over the period or over one ``span`` of it (days no snapshot covers)."""
+    lo, hi = span or (ctx.start, ctx.end)
     cut = cut_of(Slot.starts_at, ctx.cuts).label("idx")
     down = or_(SlotSeat.pool == Pool.DOWN_SHARED, SlotSeat.released_at.is_not(None))
-    query = (
+    return (
         select(
             Slot.department_id,
             Slot.service_type,
@@ -444,18 +444,13 @@ def seat_rows(ctx: Context, ranges: list[tuple[datetime, datetime]] | None = Non
         .select_from(Slot)
         .join(SlotSeat, SlotSeat.slot_id == Slot.id)
         .where(
-            Slot.starts_at >= ctx.start,
-            Slot.starts_at < ctx.end,
+            Slot.starts_at >= lo,
+            Slot.starts_at < hi,
             Slot.status == SlotStatus.OPEN,
             Slot.department_id.in_(ctx.department_ids),
         )
         .group_by(Slot.department_id, Slot.service_type, cut)
     )
-    if ranges is not None and ranges != [(ctx.start, ctx.end)]:
-        query = query.where(
-            or_(*[and_(Slot.starts_at >= lo, Slot.starts_at < hi) for lo, hi in ranges])
-        )
-    return query
 
 
 def booking_rows(ctx: Context):
@@ -587,9 +582,9 @@ def seat_section(ctx: Context, rows: dict[int, DepartmentRow], trend: list[Trend
     counted: list[tuple] = []
     if covered:
         counted.extend(db.session.execute(snapshot_seat_rows(ctx, covered)).all())
-    ranges = live_ranges(ctx, covered)
-    if ranges:
-        counted.extend(db.session.execute(seat_rows(ctx, ranges)).all())
+    # One query per uncovered span: each reads its own days through the index.
+    for span in live_ranges(ctx, covered):
+        counted.extend(db.session.execute(seat_rows(ctx, span)).all())
     for dept_id, service_type, idx, published, down, released, green in counted:
         cut = ctx.cut_by_index[idx]
         if service_type == ServiceType.OUTPATIENT:

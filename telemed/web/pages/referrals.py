@@ -227,7 +227,6 @@ def from_case(case_id: int):
     return redirect(url_for("referrals.detail", referral_id=referral.id), 303)
 
 
-
 def _lead_departments(actor):
     return [d for d in beds.bed_departments(actor)]
 
