@@ -14,7 +14,8 @@ beds in force. What it makes:
   so the dashboard flags it), its beds at 1/5 (flagged against 1/4), cardiology at 1/4;
 - admissions on down-shared beds, referrals up (some green channel, one declined, one
   cancelled) and back down, one patient followed all the way;
-- ECG, imaging and consult cases with their turnaround.
+- ECG, imaging and consult cases with their turnaround;
+- the nightly quota snapshots of those past days.
 """
 
 from __future__ import annotations
@@ -81,6 +82,13 @@ def seed_history(
         admin, specialists, grassroots, patient_ids, bookings, admissions, cases, today, rng
     )
     db.session.flush()
+    # What the nightly job would have written for each past day.
+    from telemed.services import quota_figures
+
+    day = first
+    while day < today:
+        quota_figures.store_snapshot(day, clock.now())
+        day += timedelta(days=1)
     return {
         "slots": len(slots),
         "bookings": len(bookings),
