@@ -419,7 +419,7 @@ def _cases(
     ecg_centre,
     rad_centre,
 ):
-    rows, transitions = [], 0
+    rows = []
     start = local(date(YEAR, 1, 1))
     seconds = 365 * 24 * 3600
     for n in range(1, sizes.cases + 1):
@@ -475,7 +475,7 @@ def _cases(
         ],
         rows,
     )
-    return {"cases": count, "case_transitions": transitions}
+    return {"cases": count}
 
 
 def _referrals_and_beds(
