@@ -14,31 +14,15 @@ from telemed.extensions import db
 from telemed.i18n import consortium_zone
 from telemed.models.consortium import User
 from telemed.models.scheduling import Booking, BookingStatus, Slot
-from tests import factories
+from tests import browsing, factories
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
 def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with browsing.launched() as browser:
+        yield browser
 
 
 def sign_in(browser, base_url: str, username: str, **context):
