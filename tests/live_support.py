@@ -15,19 +15,22 @@ from telemed.db import reset_write_intent, set_write_intent, write_intent
 from telemed.domain.case_states import CaseKind, CaseStatus
 from telemed.extensions import db
 from telemed.models.cases import Case
-from telemed.services import accounts, cases, consults
+from telemed.services import accounts, cases, consults, dicom, ecg_files
 from telemed.services.context import actor_of
+from tests import factories
 
 ORIGIN = "http://127.0.0.1:5999"
 _ids = itertools.count(1)
 
 
-def scheduled_consult(world, doctor: str = "gp_ts1", specialist: str = "card1") -> Case:
+def scheduled_consult(
+    world, doctor: str = "gp_ts1", specialist: str = "card1", *, with_files: bool = False
+) -> Case:
     with write_intent(True):
-        return _scheduled_consult(world, doctor, specialist)
+        return _scheduled_consult(world, doctor, specialist, with_files)
 
 
-def _scheduled_consult(world, doctor: str, specialist: str) -> Case:
+def _scheduled_consult(world, doctor: str, specialist: str, with_files: bool) -> Case:
     gp = actor_of(world.user(doctor))
     spec = actor_of(world.user(specialist))
     case = cases.open_case(
@@ -37,6 +40,13 @@ def _scheduled_consult(world, doctor: str, specialist: str) -> Case:
         question="Chest pain on exertion for two weeks; ECG and CT attached.",
         target_specialist_id=world.user(specialist).id,
     )
+    if with_files:  # a CT slice and an aECG, attached while the case is a draft
+        dicom.attach_files(
+            gp, case.id, [("CT_small.dcm", factories.DATA / "dicom" / "CT_small.dcm")]
+        )
+        ecg_files.attach_files(
+            gp, case.id, [("minimum_aecg.xml", factories.DATA / "ecg" / "minimum_aecg.xml")]
+        )
     cases.transition(gp, case.id, CaseStatus.SUBMITTED)
     cases.transition(spec, case.id, CaseStatus.ACCEPTED)
     cases.transition(spec, case.id, CaseStatus.SCHEDULED)

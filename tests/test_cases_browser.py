@@ -10,30 +10,16 @@ import os
 import pytest
 
 from telemed.extensions import db
-from tests import dicom_files, factories
+from tests import browsing, dicom_files, factories
 from tests.ecg import samples as ecg_samples
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
 
 @pytest.fixture
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
+    with browsing.launched() as browser:
+        yield browser
 
 
 def sign_in(page, base: str, username: str) -> None:

@@ -7,21 +7,11 @@ import pytest
 
 from telemed import fanout
 from telemed.live.server import LiveSettings, LiveThread
-from tests import factories
+from tests import browsing, factories
 from tests import live_support as ls
 from tests.conftest import ServerThread
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-]
 
 
 @pytest.fixture
@@ -38,14 +28,8 @@ def stack(app):
 
 @pytest.fixture
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
+    with browsing.launched(*browsing.FAKE_MEDIA) as browser:
         yield browser
-        browser.close()
 
 
 def signed_in_page(browser, base_url: str, username: str):

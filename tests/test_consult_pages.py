@@ -179,3 +179,24 @@ def test_report_page_and_transcript_keep_every_version(client, world, consult):
         select(Report).where(Report.case_id == consult.id, Report.signed_at.is_not(None))
     ).scalar_one()
     assert signed.version == 1
+
+
+def test_the_room_shows_the_cases_frames_and_ecg(client, world):
+    """The room's image and ECG views load the case's own files, rendered by the server."""
+    import html
+    import json
+
+    consult = ls.scheduled_consult(world, with_files=True)
+    browser_login(client, "card1")
+    page = client.get(f"/consults/{consult.id}").get_data(as_text=True)
+    media = json.loads(html.unescape(re.search(r"data-media='([^']*)'", page).group(1)))
+    assert len(media["images"]) == 1
+    frame = media["images"][0]
+    assert frame["pixel_spacing_mm"] == pytest.approx(0.661468)  # CT_small's PixelSpacing
+    assert (frame["columns"], frame["rows"]) == (128, 128)
+    rendered = client.get(frame["url"], headers={"Accept": "image/png"})
+    rendered.close()  # the frame is sent from the render cache as a file
+    assert rendered.status_code == 200 and rendered.mimetype == "image/png"
+    svg = client.get(media["ecg"]["url"])
+    assert svg.status_code == 200 and svg.mimetype == "image/svg+xml"
+    assert media["ecg"]["leads"]

@@ -178,9 +178,11 @@ function frameImage(frame) {
   return img.complete && img.naturalWidth ? img : null;
 }
 
+// Millimetres per canvas pixel: the frame is drawn stretched to the canvas width.
 function pixelSpacing() {
   const info = images[state.viewport.frame || 0];
-  return info && info.pixel_spacing_mm ? info.pixel_spacing_mm : null;
+  if (!info || !info.pixel_spacing_mm) return null;
+  return info.pixel_spacing_mm * (info.columns || canvas.width) / canvas.width;
 }
 
 function drawImage() {

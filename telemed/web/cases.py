@@ -34,6 +34,7 @@ from telemed.extensions import db
 from telemed.models.cases import Case
 from telemed.models.consortium import Department, Institution, Patient, Role, User
 from telemed.services import cases, dicom, ecg_files, reports, scopes
+from telemed.web.pages import consults as consult_pages
 from telemed.web.security import current_actor, roles_required
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
@@ -342,3 +343,63 @@ def ecg_svg(case_id: int, recording_id: int):
     response.headers["Cache-Control"] = "private, max-age=300"
     response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
     return response
+
+
+MAX_ROOM_FRAMES = 500  # the room's frame slider; a larger study is browsed on the case page
+
+
+def _pixel_spacing_mm(instance) -> float | None:
+    """Row spacing in mm from the stored header (PixelSpacing, else ImagerPixelSpacing)."""
+    for tag in ("00280030", "00181164"):
+        values = (instance.header_json.get(tag) or {}).get("Value") or []
+        if values:
+            try:
+                return float(values[0])
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def consult_room_media(case_id: int) -> dict:
+    """The case's files for the consult room: rendered frames in series order, and the
+    first ECG on paper. The room's access check has already passed."""
+    images = []
+    for instance in dicom.instances_of(case_id):
+        if not instance.decodable or not instance.rows:
+            continue
+        series = instance.series_description or instance.modality or instance.series_uid[-8:]
+        for frame in range(1, (instance.number_of_frames or 1) + 1):
+            images.append(
+                {
+                    "url": url_for(
+                        "dicomweb.frame_rendered",
+                        case_id=case_id,
+                        study=instance.study_uid,
+                        series=instance.series_uid,
+                        sop=instance.sop_instance_uid,
+                        frames=str(frame),
+                    ),
+                    "series": series,
+                    "frame": frame,
+                    "columns": instance.columns,
+                    "rows": instance.rows,
+                    "pixel_spacing_mm": _pixel_spacing_mm(instance),
+                }
+            )
+            if len(images) >= MAX_ROOM_FRAMES:
+                break
+        if len(images) >= MAX_ROOM_FRAMES:
+            break
+    recordings = ecg_files.recordings_of(case_id)
+    ecg = None
+    if recordings:
+        first = recordings[0]
+        ecg = {
+            "url": url_for("cases.ecg_svg", case_id=case_id, recording_id=first.id),
+            "duration_ms": int((first.duration_s or 0) * 1000),
+            "leads": first.leads or [],
+        }
+    return {"images": images, "ecg": ecg}
+
+
+consult_pages.register_media_provider(consult_room_media)

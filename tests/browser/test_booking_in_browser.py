@@ -9,35 +9,20 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from telemed.db import write_intent
 from telemed.extensions import db
 from telemed.i18n import consortium_zone
 from telemed.models.consortium import User
 from telemed.models.scheduling import Booking, BookingStatus, Slot
-from tests import factories
+from tests import browsing, factories
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
 def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with browsing.launched() as browser:
+        yield browser
 
 
 def sign_in(browser, base_url: str, username: str, **context):
@@ -129,20 +114,24 @@ def test_an_expired_hold_is_announced_in_the_browser(world, live_http, chromium)
         specialist_id, doctor_id = world.user("card1").id, world.user("gp_ts1").id
         db.session.close()
         doctor = sign_in(chromium, live_http.url, "gp_ts1", locale="en-US")
-        publication = factories.publish(db.session.get(User, specialist_id), seats=3, down_shared=1)
-        db.session.flush()
-        slot_id = (
-            db.session.execute(
-                select(Slot.id)
-                .where(Slot.schedule_id == publication.schedule.id)
-                .order_by(Slot.starts_at)
+        # The open page writes too (its bell asks for a live ticket): take the lock first.
+        with write_intent(True):
+            publication = factories.publish(
+                db.session.get(User, specialist_id), seats=3, down_shared=1
             )
-            .scalars()
-            .first()
-        )
-        hold = booking.hold_seat(actor_of(db.session.get(User, doctor_id)), slot_id)
-        hold_id, expires = hold.id, hold.hold_expires_at
-        db.session.commit()
+            db.session.flush()
+            slot_id = (
+                db.session.execute(
+                    select(Slot.id)
+                    .where(Slot.schedule_id == publication.schedule.id)
+                    .order_by(Slot.starts_at)
+                )
+                .scalars()
+                .first()
+            )
+            hold = booking.hold_seat(actor_of(db.session.get(User, doctor_id)), slot_id)
+            hold_id, expires = hold.id, hold.hold_expires_at
+            db.session.commit()
         db.session.close()
         # Three seconds before the five-minute hold runs out.
         frozen.set(expires - timedelta(seconds=3))

@@ -16,6 +16,7 @@ from flask_babel import Babel
 
 from telemed import PROJECT_ROOT
 from telemed.ecg import read_ecg, render_ecg_svg
+from tests import browsing
 from tests.conftest import ServerThread
 from tests.ecg.samples import (
     DICOM_WAVEFORM,
@@ -26,14 +27,6 @@ from tests.ecg.samples import (
 )
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 def demo_app() -> Flask:
@@ -78,14 +71,8 @@ def server():
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
+    with browsing.launched() as browser:
+        yield browser
 
 
 @pytest.fixture

@@ -145,8 +145,13 @@ def test_on_the_demo_consortium_with_two_web_processes_one_scheduler_acts(app, s
     db.session.rollback()
 
     ports = free_port(), free_port()
-    webs = [
-        spawn(f"web-{port}", flask_command("serve", "--threads", "4"), TELEMED_PORT=str(port))
+    webs = [  # each `flask serve` also runs its own live socket server, on its own port
+        spawn(
+            f"web-{port}",
+            flask_command("serve", "--threads", "4"),
+            TELEMED_PORT=str(port),
+            TELEMED_LIVE_PORT=str(free_port()),
+        )
         for port in ports
     ]
     for port in ports:

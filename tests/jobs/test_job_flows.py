@@ -88,6 +88,20 @@ def slots_of_first_other(world) -> int:
     return slots_of(pub)[0].id
 
 
+def reader_page(client, path: str) -> str:
+    """A page as the ECG reader sees it, signed in through the login form."""
+    import re
+
+    token = re.search(
+        r'name="csrf-token" content="([^"]+)"', client.get("/login").get_data(as_text=True)
+    )
+    client.post(
+        "/login",
+        data={"username": "ecg1", "password": factories.PASSWORD, "csrf_token": token.group(1)},
+    )
+    return client.get(path).get_data(as_text=True)
+
+
 def submit_read(world, priority: Priority, kind=CaseKind.ECG_READ) -> Case:
     gp = actor_of(world.user("gp_ts1"))
     centre = world.departments["ECG" if kind is CaseKind.ECG_READ else "RAD"]
@@ -104,7 +118,7 @@ def submit_read(world, priority: Priority, kind=CaseKind.ECG_READ) -> Case:
     return case
 
 
-def test_a_late_read_escalates_to_the_centres_admin_once(world, scheduler):
+def test_a_late_read_escalates_to_the_centres_admin_once(world, scheduler, client):
     critical = submit_read(world, Priority.CRITICAL)
     urgent = submit_read(world, Priority.URGENT, CaseKind.IMAGING_READ)
     reported = submit_read(world, Priority.CRITICAL)
@@ -131,6 +145,10 @@ def test_a_late_read_escalates_to_the_centres_admin_once(world, scheduler):
     flagged = [item for item in items if item.case.escalated_at is not None]
     assert [item.case.id for item in flagged] == [ids[0]] and flagged[0].overdue
     db.session.rollback()
+    page = reader_page(client, "/cases/worklist")
+    row = page.split(f'data-case="{ids[0]}"')[1].split("</tr>")[0]
+    assert "escalated-flag" in row
+    assert page.count("escalated-flag") == 1
 
     scheduler.advance(timedelta(hours=2))
     wait_for(
