@@ -349,6 +349,9 @@ def _one_case(kind, responders, grassroots, patient_ids, day, low, high, today, 
     minutes = int(low * (high / low) ** rng.random())
     reported = submitted + timedelta(minutes=minutes)
     done = reported < clock.now() and rng.random() > 0.03
+    due = submitted + timedelta(minutes={"critical": 15, "urgent": 120}.get(priority, 1440))
+    if not done and due > clock.now():
+        return None  # the history holds no read still on time: those are today's worklist
     case = Case(
         kind=kind,
         status=CaseStatus.REPORTED
@@ -366,10 +369,13 @@ def _one_case(kind, responders, grassroots, patient_ids, day, low, high, today, 
         submitted_at=submitted,
         claimed_at=submitted + timedelta(minutes=min(2, minutes)),
         reported_at=reported if done else None,
-        due_at=submitted + timedelta(minutes={"critical": 15, "urgent": 120}.get(priority, 1440)),
+        due_at=due,
         created_at=submitted - timedelta(minutes=5),
         updated_at=reported if done else submitted,
     )
+    if not done and case.due_at < clock.now():
+        # Late reads of the past were escalated back then, not by today's deadline job.
+        case.escalated_at = case.due_at
     db.session.add(case)
     db.session.flush()
     steps = [
