@@ -18,6 +18,7 @@ from telemed.live.server import LiveSettings, LiveThread
 from telemed.models.cases import Case, Report
 from telemed.models.live import RoomEvent
 from telemed.models.notifications import Notification
+from telemed.models.referrals import Referral
 from telemed.services import accounts, consults, notifications
 from tests import live_support as ls
 
@@ -515,38 +516,24 @@ def test_report_drafted_and_signed_in_the_room_reaches_the_doctor(world, live, c
     assert note.kind == "report_signed"
 
 
-def test_refer_up_opens_a_green_channel_referral_through_the_hook(world, live, consult):
-    calls = []
-
-    def opener(actor, *, patient_id, case_id, reason, green_channel):
-        calls.append((actor.user_id, patient_id, case_id, reason, green_channel))
-        return 77
-
-    consults.set_upward_referral_opener(opener)
-    try:
-
-        async def scenario():
-            spec = await enter(live, world, consult, "card1")
-            await spec.request(
-                "report.draft", {"impression": "Unstable angina", "disposition": "refer_up"}
-            )
-            await spec.request("report.sign")
-            signed = await spec.event("report.signed")
-            assert (signed["body"]["referral"], signed["body"]["pending"]) == (77, False)
-            await spec.close()
-
-        asyncio.run(scenario())
-    finally:
-        consults.set_upward_referral_opener(None)
-    assert calls == [
-        (
-            world.user("card1").id,
-            world.patients["TS1"][0].id,
-            consult.id,
-            "Unstable angina",
-            True,
+def test_refer_up_opens_a_green_channel_referral(world, live, consult):
+    async def scenario():
+        spec = await enter(live, world, consult, "card1")
+        await spec.request(
+            "report.draft", {"impression": "Unstable angina", "disposition": "refer_up"}
         )
-    ]
+        await spec.request("report.sign")
+        signed = await spec.event("report.signed")
+        await spec.close()
+        return signed["body"]["referral"]
+
+    referral_id = asyncio.run(scenario())
+    with write_intent(False):
+        referral = db.session.get(Referral, referral_id)
+        assert referral.patient_id == world.patients["TS1"][0].id
+        assert referral.case_id == consult.id and referral.reason == "Unstable angina"
+        assert referral.green_channel and referral.direction.value == "up"
+        db.session.rollback()
 
 
 def test_the_record_is_append_only(world, live, consult):

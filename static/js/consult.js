@@ -379,13 +379,13 @@ function showSigned(body) {
     p.textContent = `${name.replace("_", " ")}: ${body[name]}`;
     box.append(p);
   }
-  if (body.pending) {
+  if (body.referral) {
+    const link = document.createElement("a");
+    link.href = `/referrals/${body.referral}`;
+    link.dataset.referral = String(body.referral);
+    link.textContent = `Upward referral ${body.referral} opened (green channel).`;
     const p = document.createElement("p");
-    p.textContent = "Upward referral (green channel): to be opened by the referrals service.";
-    box.append(p);
-  } else if (body.referral) {
-    const p = document.createElement("p");
-    p.textContent = `Upward referral ${body.referral} opened (green channel).`;
+    p.append(link);
     box.append(p);
   }
 }

@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,7 +31,7 @@ from telemed.models.accounts import LoginSession
 from telemed.models.cases import Case, Disposition, Report
 from telemed.models.consortium import User
 from telemed.models.live import ConsultSession, LiveTicket, RoomEvent, RoomStatus
-from telemed.services import audit, reports
+from telemed.services import audit, referrals, reports
 from telemed.services.cases import get_case, move_case
 from telemed.services.context import actor_of
 
@@ -439,46 +438,18 @@ def end_session(actor: Actor, room: ConsultSession) -> dict[str, Any]:
     return {"ended_at": room.ended_at.isoformat()}
 
 
-# "Refer up" opens an upward referral with the green channel. The referral model belongs to
-# the consortium view (services/referrals.py); this hook is the one call made into it.
-UpwardReferralOpener = Callable[..., Any]
-_referral_opener: UpwardReferralOpener | None = None
-
-
-def set_upward_referral_opener(opener: UpwardReferralOpener | None) -> None:
-    global _referral_opener
-    _referral_opener = opener
-
-
-def _find_referral_opener() -> UpwardReferralOpener | None:
-    if _referral_opener is not None:
-        return _referral_opener
-    try:
-        from telemed.services import referrals  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return getattr(referrals, "open_upward_referral", None)
-
-
 def refer_up(actor: Actor, case: Case, report: Report) -> dict[str, Any]:
-    """Open the upward referral a signed "refer up" report asks for, in the same transaction.
-
-    The call: ``open_upward_referral(actor, patient_id=, case_id=, reason=,
-    green_channel=True)`` returning the referral (or its id).
-    """
-    opener = _find_referral_opener()
-    reason = report.impression or case.question
-    if opener is None:
-        # Kept visible: the report page and the record say the referral is still to open.
-        log.warning("case %s: refer up signed but no referral service is installed", case.id)
-        audit.record(actor, "refer_up_pending", "case", case.id, detail={"report": report.id})
-        return {"referral": None, "pending": True}
-    referral = opener(
-        actor, patient_id=case.patient_id, case_id=case.id, reason=reason, green_channel=True
+    """Open the green-channel upward referral a signed "refer up" report asks for, in the
+    same transaction as the signature."""
+    referral = referrals.open_upward_referral(
+        actor,
+        patient_id=case.patient_id,
+        case_id=case.id,
+        reason=report.impression or case.question,
+        green_channel=True,
     )
-    referral_id = getattr(referral, "id", referral)
-    audit.record(actor, "refer_up", "case", case.id, detail={"referral": referral_id})
-    return {"referral": referral_id, "pending": False}
+    audit.record(actor, "refer_up", "case", case.id, detail={"referral": referral.id})
+    return {"referral": referral.id}
 
 
 def save_report_draft(actor: Actor, case_id: int, fields: dict[str, Any]) -> dict[str, Any]:
