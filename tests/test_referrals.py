@@ -21,7 +21,7 @@ from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telemed.extensions import db
 from telemed.models.notifications import Notification
 from telemed.models.scheduling import Booking, Slot, SlotSeat
-from telemed.services import beds, booking, cases, policies, referrals, reports
+from telemed.services import beds, booking, cases, policies, publishing, referrals, reports
 from telemed.services.context import actor_of
 from tests import factories
 
@@ -414,3 +414,45 @@ def test_booking_cannot_take_green_seats_without_the_referral(world, frozen_cloc
     )
     db.session.commit()
     assert db.session.get(Booking, made.id).seat.green_channel
+
+
+def test_a_referral_follows_its_booking_through_reschedule_cancel_and_block(world, frozen_clock):
+    gp, card1 = actor_of(world.user("gp_ts1")), actor_of(world.user("card1"))
+    up = referrals.open_upward_referral(
+        gp,
+        patient_id=world.patients["TS1"][0].id,
+        reason="exertional dyspnoea",
+        department_id=world.departments["CARD"].id,
+    )
+    referrals.accept_referral(card1, up.id)
+    pub = factories.publish(world.user("card1"), days_ahead=5, seats=3, down_shared=1)
+    db.session.commit()
+    first, second, third = (
+        db.session.execute(
+            select(Slot.id).where(Slot.schedule_id == pub.schedule.id).order_by(Slot.starts_at)
+        )
+        .scalars()
+        .all()[:3]
+    )
+    made = referrals.book_referral_seat(gp, up.id, first)
+    moved = booking.reschedule_booking(gp, made.id, second)
+    db.session.commit()
+    assert up.status is ReferralStatus.SCHEDULED and up.booking_id == moved.id
+
+    booking.cancel_booking(gp, moved.id, "family cannot travel that day")
+    db.session.commit()
+    assert up.status is ReferralStatus.ACCEPTED and up.booking_id is None
+    assert up.transitions[-1].note == "booking cancelled: family cannot travel that day"
+
+    again = referrals.book_referral_seat(gp, up.id, third)  # accepted again: bookable anew
+    db.session.commit()
+    assert up.status is ReferralStatus.SCHEDULED and up.booking_id == again.id
+    publishing.block_slot(card1, third, "surgery")
+    db.session.commit()
+    assert up.status is ReferralStatus.ACCEPTED and up.booking_id is None
+    assert history(up)[-4:] == [
+        ("accepted", "scheduled"),
+        ("scheduled", "accepted"),
+        ("accepted", "scheduled"),
+        ("scheduled", "accepted"),
+    ]

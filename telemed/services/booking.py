@@ -551,6 +551,14 @@ def read_booking(actor: Actor, booking_id: int) -> Booking:
 
 
 def cancel_booking(actor: Actor, booking_id: int, reason: str | None = None) -> Booking:
+    from telemed.services import referrals  # late: referrals books seats through this module
+
+    booking = _cancel(actor, booking_id, reason)
+    referrals.booking_fell_through(booking)
+    return booking
+
+
+def _cancel(actor: Actor, booking_id: int, reason: str | None) -> Booking:
     reason = _check_reason(reason)
     booking = scopes.get_booking(actor, booking_id, for_update=True)
     slot = booking.slot
@@ -583,13 +591,16 @@ def cancel_booking(actor: Actor, booking_id: int, reason: str | None = None) -> 
 def reschedule_booking(
     actor: Actor, booking_id: int, new_slot_id: int, reason: str | None = None
 ) -> Booking:
-    """Move a booking to another slot, atomically: the old seat is kept if the new one fails."""
+    """Move a booking to another slot, atomically: the old seat is kept if the new one fails.
+    A referral scheduled on the old booking follows it to the new one."""
+    from telemed.services import referrals
+
     old = scopes.get_booking(actor, booking_id, for_update=True)
     if old.status is not BookingStatus.BOOKED or old.patient_id is None:
         raise Conflict(f"booking {old.id} is {old.status.value}", field="booking_id")
     if new_slot_id == old.slot_id:
         raise InvalidInput("the new slot is the booking's current slot", field="slot_id")
-    cancel_booking(actor, old.id, reason=reason or "rescheduled")
+    _cancel(actor, old.id, reason=reason or "rescheduled")
     new = book_slot(
         actor,
         patient_id=old.patient_id,
@@ -598,6 +609,7 @@ def reschedule_booking(
         rescheduled_from_id=old.id,
     )
     audit.record(actor, "reschedule", "booking", new.id, detail={"from": old.id})
+    referrals.booking_moved(old, new)
     return new
 
 

@@ -406,6 +406,8 @@ def publish_schedule(actor: Actor, req: ScheduleRequest) -> Publication:
 
 def block_slot(actor: Actor, slot_id: int, reason: str) -> list[Booking]:
     """Block a slot (leave, surgery): its bookings are cancelled and the bookers told."""
+    from telemed.services import referrals  # late: referrals imports the booking services
+
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("give a reason for blocking the slot", field="reason")
@@ -435,6 +437,7 @@ def block_slot(actor: Actor, slot_id: int, reason: str) -> list[Booking]:
         booking.cancelled_by_id = actor.user_id
         booking.cancel_reason = f"slot blocked: {reason}"
         audit.record(actor, "cancel", "booking", booking.id, detail={"reason": "slot blocked"})
+        referrals.booking_fell_through(booking)
         booker = db.session.get(User, booking.booked_by_id)
         if booker is not None:
             zone = ZoneInfo(_consortium_zone())

@@ -597,6 +597,35 @@ def admission_discharged(actor: Actor, admission: Admission) -> None:
         )
 
 
+def _referral_of_booking(booking: Booking) -> Referral | None:
+    return db.session.execute(
+        select(Referral).where(Referral.booking_id == booking.id)
+    ).scalar_one_or_none()
+
+
+def booking_fell_through(booking: Booking) -> None:
+    """The seat of a scheduled referral was cancelled (by the booker, or the slot was
+    blocked): the referral is accepted again, free to be booked anew."""
+    referral = _referral_of_booking(booking)
+    if referral is not None and referral.status is ReferralStatus.SCHEDULED:
+        referral.booking_id = None
+        _move(
+            None,
+            referral,
+            ReferralStatus.ACCEPTED,
+            note=f"booking cancelled: {booking.cancel_reason}"
+            if booking.cancel_reason
+            else "booking cancelled",
+            side=ReferralSide.SYSTEM,
+        )
+
+
+def booking_moved(old: Booking, new: Booking) -> None:
+    referral = _referral_of_booking(old)
+    if referral is not None:
+        referral.booking_id = new.id
+
+
 # -- downward ----------------------------------------------------------------------------
 
 
