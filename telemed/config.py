@@ -7,6 +7,7 @@ only environment variables, never code.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -60,6 +61,33 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_ice_servers(name: str) -> list[dict[str, object]]:
+    """WebRTC ICE servers as the browser's RTCIceServer list, in JSON:
+    ``[{"urls": "stun:stun.example.org"}, {"urls": ["turn:turn.example.org"],
+    "username": "u", "credential": "p"}]``. Without them calls connect on the same network
+    only; across NATs a TURN server relays."""
+    raw = env(name)
+    if raw is None:
+        return []
+    try:
+        servers = json.loads(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"{PREFIX}{name} must be a JSON list: {exc}") from exc
+    if not isinstance(servers, list):
+        raise RuntimeError(f"{PREFIX}{name} must be a JSON list of ICE servers")
+    for index, server in enumerate(servers):
+        urls = server.get("urls") if isinstance(server, dict) else None
+        urls = [urls] if isinstance(urls, str) else urls
+        if not urls or not all(
+            isinstance(u, str) and u.split(":", 1)[0] in {"stun", "stuns", "turn", "turns"}
+            for u in urls
+        ):
+            raise RuntimeError(
+                f"{PREFIX}{name}[{index}] needs 'urls': stun:, stuns:, turn: or turns: URLs"
+            )
+    return servers
+
+
 def load_secret_key(instance_path: Path) -> str:
     """Use TELEMED_SECRET_KEY, else a key generated once into the instance folder."""
     configured = env("SECRET_KEY")
@@ -101,6 +129,7 @@ def build_config(instance_path: Path) -> dict[str, object]:
         # Origins the live server accepts sockets from; empty: the web app's own origins
         # on 127.0.0.1 and localhost (TELEMED_PORT).
         "TELEMED_ALLOWED_ORIGINS": env_list("ALLOWED_ORIGINS", []),
+        "TELEMED_ICE_SERVERS": env_ice_servers("ICE_SERVERS"),
         "TELEMED_LIVE_MAX_MESSAGE_BYTES": env_int("LIVE_MAX_MESSAGE_BYTES", 64 * 1024),
         "TELEMED_LIVE_RATE_PER_SECOND": env_int("LIVE_RATE_PER_SECOND", 40),
         "TELEMED_LIVE_BURST": env_int("LIVE_BURST", 80),

@@ -4,12 +4,14 @@ page, the printable report and the transcript."""
 from __future__ import annotations
 
 import asyncio
+import html
+import json
 import re
 
 import pytest
 from sqlalchemy import select
 
-from telemed import fanout
+from telemed import config, fanout
 from telemed.db import write_intent
 from telemed.domain.case_states import CaseStatus
 from telemed.extensions import db
@@ -200,3 +202,36 @@ def test_the_room_shows_the_cases_frames_and_ecg(client, world):
     svg = client.get(media["ecg"]["url"])
     assert svg.status_code == 200 and svg.mimetype == "image/svg+xml"
     assert media["ecg"]["leads"]
+
+
+def test_the_room_page_hands_the_configured_ice_servers_to_the_call(app, client, world, consult):
+    servers = [
+        {"urls": "stun:stun.example.org:3478"},
+        {"urls": ["turn:turn.example.org"], "username": "telemed", "credential": "s3cret"},
+    ]
+    app.config["TELEMED_ICE_SERVERS"] = servers
+    browser_login(client, "gp_ts1")
+    page = client.get(f"/consults/{consult.id}").get_data(as_text=True)
+    found = re.search(r"data-ice-servers='([^']*)'", page)
+    assert found is not None
+    assert json.loads(html.unescape(found.group(1))) == servers
+
+
+@pytest.mark.parametrize(
+    ("raw", "accepted"),
+    [
+        ('[{"urls": "stun:stun.example.org"}]', True),
+        ('[{"urls": ["turns:t.example.org:5349"], "username": "u", "credential": "p"}]', True),
+        ('{"urls": "stun:stun.example.org"}', False),  # not a list
+        ('[{"urls": "https://stun.example.org"}]', False),  # not an ICE URL
+        ('[{"username": "u"}]', False),  # no urls
+        ("[stun:stun.example.org]", False),  # not JSON
+    ],
+)
+def test_ice_servers_setting_is_checked_at_start(monkeypatch, raw, accepted):
+    monkeypatch.setenv("TELEMED_ICE_SERVERS", raw)
+    if accepted:
+        assert config.env_ice_servers("ICE_SERVERS") == json.loads(raw)
+    else:
+        with pytest.raises(RuntimeError, match="TELEMED_ICE_SERVERS"):
+            config.env_ice_servers("ICE_SERVERS")

@@ -431,7 +431,7 @@ function otherParticipant() {
 async function ensurePeer(conn) {
   peerConn = conn;
   if (pc) return pc;
-  pc = new RTCPeerConnection({ iceServers: window.TELEMED_ICE_SERVERS || [] });
+  pc = new RTCPeerConnection({ iceServers: JSON.parse(root.dataset.iceServers || "[]") });
   pc.onicecandidate = (e) => {
     if (e.candidate) socket.send("signal.ice", { to: peerConn, candidate: e.candidate.toJSON() });
   };
