@@ -21,6 +21,7 @@ from telemed.domain.referral_states import Direction, ReferralStatus
 from telemed.models.referrals import Referral
 from telemed.services import referrals
 from telemed.web.fhir import bp
+from telemed.web.fhir.search import Search, SearchError, page, searchset
 from telemed.web.fhir.wire import instant, resource_response
 from telemed.web.security import current_actor
 
@@ -28,6 +29,7 @@ DIRECTION_SYSTEM = "urn:telemed:referral-direction"
 STATUS_SYSTEM = "urn:telemed:referral-status"
 GREEN_SYSTEM = "urn:telemed:green-channel"
 SNOMED = "http://snomed.info/sct"
+REFERRAL_CODE = "3457005"  # SNOMED CT: patient referral
 
 FHIR_STATUS = {
     ReferralStatus.REQUESTED: "active",
@@ -158,3 +160,42 @@ def service_request(referral: Referral) -> dict[str, Any]:
 def referral_request(referral_id: int):
     referral = referrals.read_referral(current_actor(), referral_id)
     return resource_response(service_request(referral))
+
+
+def asks_for_referrals(search: Search) -> bool:
+    """``category=3457005`` (patient referral) or a direction ``_tag`` turns a
+    ServiceRequest search to referrals; the two id spaces are searched one at a time."""
+    tokens = search.tokens("category")
+    if tokens is None:
+        return search.tokens("_tag") is not None
+    wanted = [t.system in (None, SNOMED) and t.code == REFERRAL_CODE for t in tokens]
+    if any(wanted) and not all(wanted):
+        raise SearchError(
+            f"category: search referrals ({REFERRAL_CODE}) and cases separately",
+            field="category",
+        )
+    return all(wanted)
+
+
+def search(search: Search) -> dict[str, Any]:
+    """Referrals in the caller's scope by patient, FHIR status and direction tag."""
+    query = referrals.referrals_visible_to(current_actor())
+    patients = search.ids("patient")
+    if patients is not None:
+        query = query.where(Referral.patient_id.in_(patients))
+    wanted = search.tokens("status")
+    if wanted is not None:
+        codes = {t.code for t in wanted}
+        unknown = codes - set(FHIR_STATUS.values())
+        if unknown:
+            raise SearchError(f"unknown code {sorted(unknown)[0]!r} for status", field="status")
+        query = query.where(
+            Referral.status.in_([ours for ours, fhir in FHIR_STATUS.items() if fhir in codes])
+        )
+    if search.tokens("code") is not None:
+        raise SearchError("code names case kinds; referrals are searched by _tag", field="code")
+    directions = search.codes("_tag", DIRECTION_SYSTEM, {d.value: d for d in Direction})
+    if directions is not None:
+        query = query.where(Referral.direction.in_(directions))
+    total, found = page(query, search, Referral.created_at.desc(), Referral.id.desc())
+    return searchset(search, total, [service_request(r) for r in found])

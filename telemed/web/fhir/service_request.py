@@ -13,16 +13,15 @@ from typing import Any
 
 from flask import jsonify, request
 from flask_login import login_required
-from sqlalchemy import func, select
 
 from telemed.domain.case_states import CaseKind, CaseStatus, Priority
 from telemed.errors import InvalidInput
 from telemed.extensions import db
 from telemed.models.cases import Case
 from telemed.services import cases
-from telemed.web.fhir import bp
+from telemed.web.fhir import bp, referral_request
 from telemed.web.fhir.registry import ResourceDefinition, SearchParam, register
-from telemed.web.fhir.search import SearchError, parse_search, searchset
+from telemed.web.fhir.search import SearchError, page, parse_search, searchset
 from telemed.web.fhir.wire import numeric_id, resource_response
 from telemed.web.security import current_actor
 
@@ -36,6 +35,7 @@ KIND_DISPLAY = {
     CaseKind.IMAGING_READ: "Remote imaging read",
 }
 # SNOMED CT categories: consultation, imaging, electrocardiographic procedure.
+SNOMED = "http://snomed.info/sct"
 KIND_CATEGORY = {
     CaseKind.CONSULT: ("11429006", "Consultation"),
     CaseKind.ECG_READ: ("29303009", "Electrocardiographic procedure"),
@@ -81,9 +81,7 @@ def to_fhir(case: Case) -> dict[str, Any]:
         "extension": [{"url": DICOMWEB_EXTENSION, "valueUrl": dicomweb_root(case.id)}],
         "status": STATUS[case.status],
         "intent": "order",
-        "category": [
-            {"coding": [{"system": "http://snomed.info/sct", "code": code, "display": display}]}
-        ],
+        "category": [{"coding": [{"system": SNOMED, "code": code, "display": display}]}],
         "code": {
             "coding": [
                 {
@@ -160,6 +158,17 @@ RESOURCE = register(
             SearchParam("patient", "reference", "Patient/<id>.", targets=("Patient",)),
             SearchParam("status", "token", "draft, active, completed or revoked."),
             SearchParam("code", "token", f"{KIND_SYSTEM}: consult, ecg_read, imaging_read."),
+            SearchParam(
+                "category",
+                "token",
+                "SNOMED CT: 11429006 consults, 29303009 ECG reads, 363679005 imaging reads; "
+                "3457005 (patient referral) searches the two-way referrals instead.",
+            ),
+            SearchParam(
+                "_tag",
+                "token",
+                f"{referral_request.DIRECTION_SYSTEM}|up or |down: referrals of that direction.",
+            ),
         ),
     )
 )
@@ -184,6 +193,10 @@ def _reference_id(raw: str, resource_type: str, field: str) -> int:
 @login_required
 def search_service_requests():
     search = parse_search(RESOURCE)
+    if referral_request.asks_for_referrals(search):
+        return resource_response(referral_request.search(search))
+    if search.tokens("_tag") is not None:
+        raise SearchError("_tag applies to referrals (category 3457005)", field="_tag")
     query = cases.cases_visible_to(current_actor())
     refs = search.refs("patient")
     if refs is not None:
@@ -203,14 +216,12 @@ def search_service_requests():
             raise SearchError(
                 "unknown code for code: use consult, ecg_read or imaging_read", field="code"
             ) from None
-    total = db.session.execute(
-        select(func.count()).select_from(query.order_by(None).subquery())
-    ).scalar_one()
-    found = db.session.execute(
-        query.order_by(Case.created_at.desc(), Case.id.desc())
-        .limit(search.count)
-        .offset(search.offset)
-    ).scalars()
+    categories = search.codes(
+        "category", SNOMED, {code: kind for kind, (code, _display) in KIND_CATEGORY.items()}
+    )
+    if categories is not None:
+        query = query.where(Case.kind.in_(categories))
+    total, found = page(query, search, Case.created_at.desc(), Case.id.desc())
     return resource_response(searchset(search, total, [to_fhir(case) for case in found]))
 
 
