@@ -79,7 +79,7 @@ def prepare(database_url: str | None, instance: Path, rooms: int, idle_rooms: in
     upgrade()
     world = factories.build_world()
     db.session.commit()
-    cases = [_scheduled_consult(world, "gp_ts1", "card1") for _ in range(rooms + idle_rooms)]
+    cases = [_scheduled_consult(world, "gp_ts1", "card1", False) for _ in range(rooms + idle_rooms)]
     case_ids = [c.id for c in cases]
     return app, world, case_ids, url
 
