@@ -6,8 +6,8 @@
 Both servers run as their own processes on this machine and get the same load from one
 client process: ``rooms`` rooms of ``per-room`` clients, each client sending ``rate`` chat
 messages a second for ``seconds`` seconds. The real server checks a ticket per socket,
-stores every message in the database with its sequence number (one transaction each)
-before it fans out, and acknowledges it; the bare server only relays each frame to the
+stores every message in the database with its sequence number (by group commit: what is
+queued goes in one transaction) before it fans out, and acknowledges it; the bare server only relays each frame to the
 other sockets of the room. Printed: messages delivered per second (to the other clients),
 p50 and p99 latency from send to delivery, the ratios, and the resident memory each
 server adds per idle connection at ``idle`` connections.
