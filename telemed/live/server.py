@@ -214,6 +214,7 @@ class LiveServer:
                 await asyncio.wait_for(self._server.wait_closed(), timeout=5)
         await self.subscriber.close()
         self.store.close()
+        log.info("live server %s stopped; group commit: %s", self.node, self.records.stats)
 
     async def run_until(self, stop: asyncio.Event) -> None:
         await self.start()
