@@ -71,7 +71,12 @@ class GroupCommit:
             self._wake.clear()
             while self._queue:
                 count = min(self.limit, len(self._queue))
-                await self._commit([self._queue.popleft() for _ in range(count)])
+                batch = [self._queue.popleft() for _ in range(count)]
+                try:
+                    await self._commit(batch)
+                except Exception as error:  # the writer must outlive a bug; no sender hangs
+                    log.exception("group commit failed")
+                    self._answer(batch, [error] * len(batch))
 
     async def _commit(self, batch: list[_Queued]) -> None:
         events = [queued.event for queued in batch]
@@ -87,7 +92,11 @@ class GroupCommit:
             outcomes = [await self._store_alone(event) for event in events]
         self.stats.batches += 1
         self.stats.largest = max(self.stats.largest, len(batch))
-        # Answered in the batch's order: each room's senders wake in sequence order.
+        self._answer(batch, outcomes)
+
+    @staticmethod
+    def _answer(batch: list[_Queued], outcomes: list[Outcome]) -> None:
+        # In the batch's order: each room's senders wake in sequence order.
         for queued, outcome in zip(batch, outcomes, strict=True):
             if queued.answer.done():
                 continue  # its sender's handler is gone (the server is stopping)

@@ -180,6 +180,7 @@ class LiveServer:
         self.subscriber: ChannelSubscriber = channel_subscriber(self.settings.redis_url)
         self._server: Server | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._writer: asyncio.Task | None = None
         self._conn_ids = itertools.count(1)
         self.port: int | None = None
 
@@ -202,7 +203,7 @@ class LiveServer:
         sockets = list(self._server.sockets)
         self.port = sockets[0].getsockname()[1] if sockets else s.port
         self._spawn(self._sweep_forever())
-        self._spawn(self.records.run())
+        self._writer = asyncio.create_task(self.records.run(), name="live-group-commit")
         log.info("live server %s listening on %s:%s", self.node, s.host, self.port)
 
     async def stop(self) -> None:
@@ -212,6 +213,9 @@ class LiveServer:
             self._server.close(code=protocol.CLOSE_SHUTDOWN, reason="server stopping; reconnect")
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), timeout=5)
+        if self._writer is not None:
+            # Only now: the handlers above waited for the answers to what they had queued.
+            self._writer.cancel()
         await self.subscriber.close()
         self.store.close()
         log.info("live server %s stopped; group commit: %s", self.node, self.records.stats)
