@@ -137,6 +137,7 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "TELEMED_LIVE_PING_INTERVAL": env_int("LIVE_PING_INTERVAL", 20),
         "TELEMED_LIVE_PING_TIMEOUT": env_int("LIVE_PING_TIMEOUT", 20),
         "TELEMED_LIVE_SWEEP_SECONDS": env_int("LIVE_SWEEP_SECONDS", 60),
+        "TELEMED_LIVE_BATCH_LIMIT": env_int("LIVE_BATCH_LIMIT", 500),
         "TELEMED_STORAGE_DIR": str(storage_root),
         "TELEMED_MAX_UPLOAD_BYTES": env_int("MAX_UPLOAD_BYTES", 2 * 1024**3),
         # DICOM decoding runs in worker processes with these limits (telemed/imaging/).

@@ -6,14 +6,17 @@ import asyncio
 import contextlib
 import itertools
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from telemed import fanout
 from telemed.db import reset_write_intent, set_write_intent, write_intent
 from telemed.domain.case_states import CaseKind, CaseStatus
 from telemed.extensions import db
+from telemed.live.server import LiveSettings, LiveThread
 from telemed.models.cases import Case
 from telemed.services import accounts, cases, consults, dicom, ecg_files
 from telemed.services.context import actor_of
@@ -178,6 +181,31 @@ def readers_in_this_thread():
     finally:
         db.session.rollback()
         reset_write_intent(token)
+
+
+@contextlib.contextmanager
+def serving(app, **overrides) -> Iterator[LiveThread]:
+    """The live server on a thread of this process with the in-process fan-out; its
+    sockets at ``.url``."""
+    fanout.set_fanout(None)
+    settings = LiveSettings.from_app(
+        app, port=0, allowed_origins=(ORIGIN,), redis_url=None, **overrides
+    )
+    with readers_in_this_thread(), LiveThread(app, settings) as thread:
+        thread.url = f"ws://127.0.0.1:{thread.port}/live"
+        yield thread
+    fanout.set_fanout(None)
+
+
+def room_url(live: LiveThread, room: int) -> str:
+    return f"{live.url}/rooms/{room}"
+
+
+async def enter(live: LiveThread, world, case, username: str, last_seq: int = 0) -> LiveClient:
+    """``username`` in the consult's room, replay done."""
+    ticket, room = room_ticket(world.user(username), case)
+    client = await LiveClient.open(room_url(live, room), ticket, last_seq=last_seq)
+    return await client.joined()
 
 
 def free_port() -> int:

@@ -9,49 +9,28 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from telemed import fanout
 from telemed.db import write_intent
 from telemed.domain.case_states import CaseStatus
 from telemed.extensions import db
 from telemed.live import protocol
-from telemed.live.server import LiveSettings, LiveThread
 from telemed.models.cases import Case, Report
 from telemed.models.live import RoomEvent
 from telemed.models.notifications import Notification
 from telemed.models.referrals import Referral
 from telemed.services import accounts, consults, notifications
 from tests import live_support as ls
-
-
-def _serve(app, **overrides):
-    settings = LiveSettings.from_app(
-        app, port=0, allowed_origins=(ls.ORIGIN,), redis_url=None, **overrides
-    )
-    return LiveThread(app, settings)
+from tests.live_support import enter, room_url
 
 
 @pytest.fixture
 def live(app):
-    fanout.set_fanout(None)
-    with ls.readers_in_this_thread(), _serve(app) as thread:
-        thread.url = f"ws://127.0.0.1:{thread.port}/live"
+    with ls.serving(app) as thread:
         yield thread
-    fanout.set_fanout(None)
 
 
 @pytest.fixture
 def consult(world, live):
     return ls.scheduled_consult(world)
-
-
-def room_url(live, room: int) -> str:
-    return f"{live.url}/rooms/{room}"
-
-
-async def enter(live, world, case, username: str, last_seq: int = 0) -> ls.LiveClient:
-    ticket, room = ls.room_ticket(world.user(username), case)
-    client = await ls.LiveClient.open(room_url(live, room), ticket, last_seq=last_seq)
-    return await client.joined()
 
 
 # -- who gets in ---------------------------------------------------------------------------
@@ -322,12 +301,7 @@ def test_a_resent_message_is_stored_once(world, live, consult):
 def test_a_slow_client_is_told_to_resync_and_the_room_goes_on(app, world):
     """The reader stops reading; the sender floods it with large (ephemeral) offers. Its
     bounded queue fills, it is closed with 4409, and it catches up by replay."""
-    fanout.set_fanout(None)
-    with (
-        ls.readers_in_this_thread(),
-        _serve(app, client_queue=8, rate_per_second=10_000, burst=10_000) as server,
-    ):
-        server.url = f"ws://127.0.0.1:{server.port}/live"
+    with ls.serving(app, client_queue=8, rate_per_second=10_000, burst=10_000) as server:
         case = ls.scheduled_consult(world)
 
         async def scenario():
@@ -350,16 +324,10 @@ def test_a_slow_client_is_told_to_resync_and_the_room_goes_on(app, world):
             await b2.close()
 
         asyncio.run(scenario())
-    fanout.set_fanout(None)
 
 
 def test_message_size_and_rate_limits(app, world):
-    fanout.set_fanout(None)
-    with (
-        ls.readers_in_this_thread(),
-        _serve(app, rate_per_second=1, burst=5, max_message_bytes=8192) as server,
-    ):
-        server.url = f"ws://127.0.0.1:{server.port}/live"
+    with ls.serving(app, rate_per_second=1, burst=5, max_message_bytes=8192) as server:
         case = ls.scheduled_consult(world)
 
         async def scenario():
@@ -377,7 +345,6 @@ def test_message_size_and_rate_limits(app, world):
             assert (code, reason) == (protocol.CLOSE_RATE, "too many messages")
 
         asyncio.run(scenario())
-    fanout.set_fanout(None)
 
 
 # -- signing out, notifications --------------------------------------------------------------

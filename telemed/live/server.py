@@ -1,10 +1,11 @@
 """The live-consult socket server (websockets, asyncio).
 
 One process holds many rooms; several processes may serve the same room. What a room
-says goes to the database first (one transaction per record message, in a worker
-thread), then to this process's sockets in sequence order, and as a nudge on
-``room:<id>`` to the other processes, which fill any gap from the database. The database
-is the truth; Redis only notifies.
+says goes to the database first (in a worker thread: chat, marks and calipers of all
+rooms many to a transaction by group commit, report and session messages one each), then
+to this process's sockets in sequence order, and as a nudge on ``room:<id>`` to the other
+processes, which fill any gap from the database. The database is the truth; Redis only
+notifies.
 
 Paths: ``/live/rooms/<room id>`` (a consult room) and ``/live/user`` (the user's own
 notifications). The first message is ``hello`` with a ticket from the web app.
@@ -34,6 +35,7 @@ from websockets.exceptions import ConnectionClosed
 from telemed.errors import TelemedError
 from telemed.fanout import ChannelSubscriber, channel_subscriber, get_fanout
 from telemed.live import protocol
+from telemed.live.group_commit import GroupCommit
 from telemed.live.protocol import ProtocolError
 from telemed.live.store import Store
 from telemed.services import consults
@@ -59,6 +61,7 @@ class LiveSettings:
     ping_timeout: float = 20.0
     hello_timeout: float = 10.0
     sweep_seconds: float = 60.0
+    batch_limit: int = 500
 
     @classmethod
     def from_app(cls, app: Flask, **overrides: Any) -> LiveSettings:
@@ -76,6 +79,7 @@ class LiveSettings:
             "ping_interval": float(config.get("TELEMED_LIVE_PING_INTERVAL", 20)),
             "ping_timeout": float(config.get("TELEMED_LIVE_PING_TIMEOUT", 20)),
             "sweep_seconds": float(config.get("TELEMED_LIVE_SWEEP_SECONDS", 60)),
+            "batch_limit": int(config.get("TELEMED_LIVE_BATCH_LIMIT", 500)),
         }
         values.update(overrides)
         return cls(**values)
@@ -168,6 +172,7 @@ class LiveServer:
         self.app = app
         self.settings = settings or LiveSettings.from_app(app)
         self.store = Store(app)
+        self.records = GroupCommit(self.store, self.settings.batch_limit)
         self.node = secrets.token_hex(4)
         self.rooms: dict[int, Room] = {}
         self._room_ready: dict[int, asyncio.Future] = {}
@@ -175,6 +180,7 @@ class LiveServer:
         self.subscriber: ChannelSubscriber = channel_subscriber(self.settings.redis_url)
         self._server: Server | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._writer: asyncio.Task | None = None
         self._conn_ids = itertools.count(1)
         self.port: int | None = None
 
@@ -197,6 +203,7 @@ class LiveServer:
         sockets = list(self._server.sockets)
         self.port = sockets[0].getsockname()[1] if sockets else s.port
         self._spawn(self._sweep_forever())
+        self._writer = asyncio.create_task(self.records.run(), name="live-group-commit")
         log.info("live server %s listening on %s:%s", self.node, s.host, self.port)
 
     async def stop(self) -> None:
@@ -206,8 +213,12 @@ class LiveServer:
             self._server.close(code=protocol.CLOSE_SHUTDOWN, reason="server stopping; reconnect")
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), timeout=5)
+        if self._writer is not None:
+            # Only now: the handlers above waited for the answers to what they had queued.
+            self._writer.cancel()
         await self.subscriber.close()
         self.store.close()
+        log.info("live server %s stopped; group commit: %s", self.node, self.records.stats)
 
     async def run_until(self, stop: asyncio.Event) -> None:
         await self.start()
@@ -419,25 +430,7 @@ class LiveServer:
         assert room is not None
         kind = send.kind
         if kind.record:
-            try:
-                frame = await self.store.write(
-                    consults.apply_record_message,
-                    client.entry,
-                    kind.name,
-                    send.body,
-                    send.client_id,
-                )
-            except IntegrityError:
-                # Stored before (its ack was lost): answer with the stored event.
-                frame = await self.store.read(
-                    consults.stored_reply,
-                    client.entry.room_id,
-                    client.entry.user_id,
-                    send.client_id,
-                )
-                if frame is None:
-                    raise
-                frame["duplicate"] = True
+            frame = await self._store_record(client.entry, send)
             ack = {"type": "ack", "seq": frame["seq"]}
             if send.client_id is not None:
                 ack["id"] = send.client_id
@@ -468,6 +461,28 @@ class LiveServer:
         else:
             self._deliver_local(room, encode(frame), skip=client.conn)
         self._publish_room(room.id, {"type": "relay", "frame": frame})
+
+    async def _store_record(self, entry: Entry, send: protocol.Send) -> dict[str, Any]:
+        """Store a record message; its frame once committed. Chat, marks and calipers go
+        with the next group commit; a message with effects (report, session state) locks
+        its case and runs services that may refuse it, so it has a transaction of its own."""
+        name = send.kind.name
+        try:
+            if name in consults.EFFECT_KINDS:
+                return await self.store.write(
+                    consults.apply_record_message, entry, name, send.body, send.client_id
+                )
+            event = consults.plain_message(entry, name, send.body, send.client_id)
+            return await self.records.store_event(event)
+        except IntegrityError:
+            # Stored before (its ack was lost): answer with the stored event.
+            frame = await self.store.read(
+                consults.stored_reply, entry.room_id, entry.user_id, send.client_id
+            )
+            if frame is None:
+                raise
+            frame["duplicate"] = True
+            return frame
 
     # -- delivery ----------------------------------------------------------------------
 

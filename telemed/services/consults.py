@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -283,31 +285,63 @@ def still_allowed(entries: list[tuple[str | None, int, int | None]]) -> set[tupl
 
 def event_frame(event: RoomEvent, sender_name: str | None = None) -> dict[str, Any]:
     """A stored event as clients receive it (live, replayed, or in the transcript)."""
+    return _frame(
+        event.seq,
+        event.kind,
+        event.payload,
+        event.created_at,
+        event.sender_id,
+        sender_name,
+        event.client_msg_id,
+    )
+
+
+def _frame(
+    seq: int,
+    kind: str,
+    payload: dict[str, Any],
+    at: datetime,
+    sender_id: int | None,
+    sender_name: str | None,
+    client_msg_id: str | None,
+) -> dict[str, Any]:
     frame: dict[str, Any] = {
         "type": "event",
-        "seq": event.seq,
-        "kind": event.kind,
-        "body": event.payload,
-        "at": event.created_at.isoformat(),
-        "sender": event.sender_id,
+        "seq": seq,
+        "kind": kind,
+        "body": payload,
+        "at": at.isoformat(),
+        "sender": sender_id,
     }
     if sender_name is not None:
         frame["sender_name"] = sender_name
-    if event.client_msg_id:
-        frame["id"] = event.client_msg_id
+    if client_msg_id:
+        frame["id"] = client_msg_id
     return frame
 
 
-# Built once: the hot path of every record message is these two statements and a commit.
+@dataclass(frozen=True)
+class NewEvent:
+    """A record event to store: where, what, and from whom."""
+
+    room_id: int
+    kind: str
+    payload: dict[str, Any]
+    sender: Actor | None = None
+    sender_name: str | None = None
+    client_msg_id: str | None = None
+
+
+# Built once: the hot path of record messages is these two statements and a commit.
 _rooms = ConsultSession.__table__
 _events = RoomEvent.__table__
-_TAKE_SEQ = (
+_TAKE_SEQS = (
     update(_rooms)
     .where(_rooms.c.id == bindparam("room"))
-    .values(next_seq=_rooms.c.next_seq + 1)
+    .values(next_seq=_rooms.c.next_seq + bindparam("count"))
     .returning(_rooms.c.next_seq)
 )
-_TAKE_SEQ_UNLESS_ENDED = _TAKE_SEQ.where(_rooms.c.status != RoomStatus.ENDED.value)
+_TAKE_SEQS_UNLESS_ENDED = _TAKE_SEQS.where(_rooms.c.status != RoomStatus.ENDED.value)
 _INSERT_EVENT = insert(_events)
 
 
@@ -321,47 +355,74 @@ def append_event(
     client_msg_id: str | None = None,
     unless_ended: bool = False,
 ) -> dict[str, Any]:
-    """Store one record message with the room's next sequence number; after the commit a
-    nudge goes out on ``room:<id>``.
+    """Store one record message with the room's next sequence number (see
+    :func:`append_events`); a room whose session has ended refuses it with a Conflict."""
+    event = NewEvent(room_id, kind, payload, sender, sender_name, client_msg_id)
+    return _stored_or_raise(append_events([event], unless_ended=unless_ended))
 
-    The number is taken by one conditional UPDATE ... RETURNING, which holds the room's
-    row until commit: writers of one room (in any process) take turns, so numbers are
-    dense and commit in order, and a reader that sees N has everything below N. With
-    ``unless_ended`` the same statement refuses a room whose session has ended.
+
+def _stored_or_raise(results: list[dict[str, Any] | Conflict]) -> dict[str, Any]:
+    (stored,) = results
+    if isinstance(stored, Conflict):
+        raise stored
+    return stored
+
+
+def append_events(
+    events: Sequence[NewEvent], *, unless_ended: bool = False
+) -> list[dict[str, Any] | Conflict]:
+    """Store record events with their rooms' next sequence numbers, in the caller's
+    transaction; after the commit a nudge per event goes out on ``room:<id>``. Returns,
+    in the order given, each event's frame, or a Conflict for an event whose room refused.
+
+    Each room's numbers are taken by one conditional UPDATE ... RETURNING that adds how
+    many events the room gets, and holds the room's row until commit: writers of one room
+    (in any process) take turns, so numbers are dense and commit in order, and a reader
+    that sees N has everything below N. With ``unless_ended`` the same statement refuses
+    a room whose session has ended (or that no longer exists). Rooms are taken in id
+    order, the same in every writer, so two writers never wait for each other in a cycle.
     """
+    counts = Counter(event.room_id for event in events)
+    statement = _TAKE_SEQS_UNLESS_ENDED if unless_ended else _TAKE_SEQS
     connection = db.session.connection()
-    statement = _TAKE_SEQ_UNLESS_ENDED if unless_ended else _TAKE_SEQ
-    seq = connection.execute(statement, {"room": room_id}).scalar_one_or_none()
-    if seq is None:
-        raise Conflict("the session has ended", field="kind")
+    next_seq: dict[int, int] = {}
+    for room_id in sorted(counts):
+        top = connection.execute(
+            statement, {"room": room_id, "count": counts[room_id]}
+        ).scalar_one_or_none()
+        if top is not None:
+            next_seq[room_id] = top - counts[room_id]  # the first number this room gets
     now = clock.now()
-    sender_id = sender.user_id if sender else None
-    connection.execute(
-        _INSERT_EVENT,
-        {
-            "session_id": room_id,
-            "seq": seq - 1,
-            "kind": kind,
-            "sender_id": sender_id,
-            "client_msg_id": client_msg_id,
-            "payload": payload,
-            "created_at": now,
-        },
-    )
-    frame: dict[str, Any] = {
-        "type": "event",
-        "seq": seq - 1,
-        "kind": kind,
-        "body": payload,
-        "at": now.isoformat(),
-        "sender": sender_id,
-    }
-    if sender_name is not None:
-        frame["sender_name"] = sender_name
-    if client_msg_id:
-        frame["id"] = client_msg_id
-    publish_after_commit(db.session, f"room:{room_id}", {"type": "room_event", "event": frame})
-    return frame
+    rows: list[dict[str, Any]] = []
+    results: list[dict[str, Any] | Conflict] = []
+    for event in events:
+        seq = next_seq.get(event.room_id)
+        if seq is None:
+            results.append(Conflict("the session has ended", field="kind"))
+            continue
+        next_seq[event.room_id] = seq + 1
+        sender_id = event.sender.user_id if event.sender else None
+        rows.append(
+            {
+                "session_id": event.room_id,
+                "seq": seq,
+                "kind": event.kind,
+                "sender_id": sender_id,
+                "client_msg_id": event.client_msg_id,
+                "payload": event.payload,
+                "created_at": now,
+            }
+        )
+        frame = _frame(
+            seq, event.kind, event.payload, now, sender_id, event.sender_name, event.client_msg_id
+        )
+        publish_after_commit(
+            db.session, f"room:{event.room_id}", {"type": "room_event", "event": frame}
+        )
+        results.append(frame)
+    if rows:
+        connection.execute(_INSERT_EVENT, rows)  # one executemany for the whole batch
+    return results
 
 
 def stored_reply(room_id: int, sender_id: int, client_msg_id: str) -> dict[str, Any] | None:
@@ -489,6 +550,23 @@ EFFECT_KINDS = frozenset(
 )
 
 
+def plain_message(
+    entry: Entry, kind: str, body: dict[str, Any], client_msg_id: str | None
+) -> NewEvent:
+    """A record message without effects (chat, marks, calipers) as the event it is."""
+    if kind in EFFECT_KINDS:
+        raise ValueError(f"{kind} changes more than the record; see apply_record_message")
+    return NewEvent(entry.room_id, kind, body, entry.actor, entry.display_name, client_msg_id)
+
+
+def append_plain_messages(events: Sequence[NewEvent]) -> list[dict[str, Any] | Conflict]:
+    """Plain record messages, any number of rooms, in the caller's one transaction (the
+    live server's group commit). The sender's part was checked when the socket joined
+    (and is re-checked by the sweep); the room's row says whether it has ended, so a
+    message for an ended room gets a Conflict and the others are stored."""
+    return append_events(events, unless_ended=True)
+
+
 def apply_record_message(
     entry: Entry, kind: str, body: dict[str, Any], client_msg_id: str | None
 ) -> dict[str, Any]:
@@ -499,17 +577,8 @@ def apply_record_message(
     unique index; the caller then answers with :func:`stored_reply`.
     """
     if kind not in EFFECT_KINDS:
-        # Chat, marks, calipers: the sender's part was checked when the socket joined
-        # (and is re-checked by the sweep); the room's row says whether it has ended.
-        return append_event(
-            entry.room_id,
-            kind,
-            body,
-            sender=entry.actor,
-            sender_name=entry.display_name,
-            client_msg_id=client_msg_id,
-            unless_ended=True,
-        )
+        event = plain_message(entry, kind, body, client_msg_id)
+        return _stored_or_raise(append_plain_messages([event]))
     from telemed.live.protocol import KINDS
 
     spec = KINDS[kind]
