@@ -41,7 +41,6 @@ from telemed.services.cases import get_case, register_file_counter, side_of
 
 # A file up to this size is read, checked and stored from memory (no spooled copy).
 IN_MEMORY_BYTES = 8 * 1024**2
-ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 INDEX_FIELDS = (
     "study_uid",
@@ -193,7 +192,7 @@ def _prepare_one(source: Path | bytes, filename: str) -> FileOutcome:
 def _is_zip(source: Path | bytes) -> bool:
     if isinstance(source, Path):
         return safezip.is_zip(source)
-    return bytes(source[:4]) in ZIP_MAGIC
+    return bytes(source[:4]) in safezip.MAGIC
 
 
 def prepare(source: Path | bytes, filename: str) -> Prepared:
@@ -262,7 +261,7 @@ def record(actor: Actor, case: Case, prepared: Prepared) -> list[FileOutcome]:
         # Another request attached one of them meanwhile: one at a time, so the rest stay.
         rows = _add_one_by_one(actor, case, rows)
     for outcome, instance in rows:
-        outcome.instance_id = instance.id
+        outcome.instance_id = known[instance.sop_instance_uid] = instance.id
         audit.record(
             actor,
             "attach",
