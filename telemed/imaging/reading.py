@@ -282,6 +282,8 @@ def _index(
     data element that ends the file."""
     from pydicom.pixels import pixel_array
 
+    # First, while every element is still raw: the JSON is then built from the raw bytes.
+    body = header_json(header)
     meta = getattr(header, "file_meta", None)
     transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     if not transfer_syntax:
@@ -355,5 +357,5 @@ def _index(
         "header_patient_id": _text(header, "PatientID", 64),
         "decodable": decodable,
         "notes": "; ".join(notes) or None,
-        "header_json": header_json(header),
+        "header_json": body,
     }

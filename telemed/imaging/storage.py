@@ -83,7 +83,7 @@ class ContentStore:
             temp.unlink(missing_ok=True)
             raise
 
-    def put_dicom_bytes(self, data) -> tuple[str, int]:
+    def put_dicom_bytes(self, data: bytes) -> tuple[str, int]:
         """Store a DICOM Part 10 file held in memory, preamble zeroed as by ``put_dicom``.
         The address is known before writing, so content already stored is not rewritten."""
         body = memoryview(data)[PREAMBLE:]
@@ -101,8 +101,11 @@ class ContentStore:
                 out.write(body)
                 out.flush()
                 os.fsync(out.fileno())
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(temp, final)
+            try:
+                os.replace(temp, final)
+            except FileNotFoundError:  # the first object under this prefix
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(temp, final)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise

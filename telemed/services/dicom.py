@@ -147,7 +147,30 @@ def check_may_attach(actor: Actor, case: Case) -> None:
         )
 
 
-def _prepare_one(source: Path | bytes, filename: str) -> FileOutcome:
+def _in_process(data: bytes, filename: str) -> FileOutcome | None:
+    """Check and store a file held in memory without a worker, or None when it needs one."""
+    try:
+        index = reading.inspect_native(data, reading.Limits(**pixel_limits()))
+    except reading.Refused as error:
+        return FileOutcome(filename, "refused", str(error))
+    if index is None:
+        return None
+    sha, stored_size = store().put_dicom_bytes(data)
+    return FileOutcome(filename, "stored", index=index, sha256=sha, size_bytes=stored_size)
+
+
+def prepare_in_process(data: bytes, filename: str) -> Prepared | None:
+    """``prepare`` for a file in memory when no worker is needed; None when one is (or the
+    file is a zip). Callers with many files settle these first, then the rest in parallel."""
+    if len(data) > min(IN_MEMORY_BYTES, current_app.config["TELEMED_MAX_UPLOAD_BYTES"]):
+        return None
+    if _is_zip(data):
+        return None
+    outcome = _in_process(data, filename)
+    return None if outcome is None else Prepared([outcome])
+
+
+def _prepare_one(source: Path | bytes, filename: str, *, in_process: bool = True) -> FileOutcome:
     """Check and store one file, given as a path or as its bytes."""
     size = source.stat().st_size if isinstance(source, Path) else len(source)
     limit = current_app.config["TELEMED_MAX_UPLOAD_BYTES"]
@@ -156,15 +179,9 @@ def _prepare_one(source: Path | bytes, filename: str) -> FileOutcome:
     data = source if not isinstance(source, Path) else None
     if data is None and size <= IN_MEMORY_BYTES:
         data = source.read_bytes()  # type: ignore[union-attr]
+    if data is not None and in_process and (outcome := _in_process(data, filename)):
+        return outcome
     content = store()
-    if data is not None:
-        try:
-            index = reading.inspect_native(data, reading.Limits(**pixel_limits()))
-        except reading.Refused as error:
-            return FileOutcome(filename, "refused", str(error))
-        if index is not None:
-            sha, stored_size = content.put_dicom_bytes(data)
-            return FileOutcome(filename, "stored", index=index, sha256=sha, size_bytes=stored_size)
     # The worker reads the file: compressed data, large headers, anything not proven above.
     spooled = None
     if isinstance(source, Path):
@@ -195,9 +212,10 @@ def _is_zip(source: Path | bytes) -> bool:
     return bytes(source[:4]) in safezip.MAGIC
 
 
-def prepare(source: Path | bytes, filename: str) -> Prepared:
+def prepare(source: Path | bytes, filename: str, *, in_process: bool = True) -> Prepared:
     """Check and store one uploaded file, or every entry of an uploaded zip. No database.
-    ``source`` is the file's path or, for a file already in memory, its bytes."""
+    ``source`` is the file's path or, for a file already in memory, its bytes;
+    ``in_process=False`` when ``prepare_in_process`` already found it needs a worker."""
     prepared = Prepared()
     if _is_zip(source):
         content = store()
@@ -222,7 +240,7 @@ def prepare(source: Path | bytes, filename: str) -> Prepared:
         finally:
             content.remove_tree(staging)
         return prepared
-    prepared.outcomes.append(_prepare_one(source, filename))
+    prepared.outcomes.append(_prepare_one(source, filename, in_process=in_process))
     return prepared
 
 

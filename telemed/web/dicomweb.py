@@ -672,25 +672,40 @@ def store_instances(case_id: int, study: str | None = None):
 def _check_parts(
     body, parts: list[tuple[str, tuple[int, int] | str]], staging: Path | None
 ) -> list[list[dicom.FileOutcome]]:
+    """Each part's outcomes, in order. Parts the server checks itself go one after another
+    (they hold the interpreter); those that need a worker go in parallel, one per worker."""
     app = current_app._get_current_object()
-
-    def check(numbered: tuple[int, tuple[str, tuple[int, int] | str]]) -> list[dicom.FileOutcome]:
-        number, (name, part) = numbered
+    checked: list[list[dicom.FileOutcome] | None] = []
+    for name, part in parts:
         if isinstance(part, str):
-            return [dicom.FileOutcome(name, "refused", part)]
+            checked.append([dicom.FileOutcome(name, "refused", part)])
+            continue
+        start, end = part
+        in_memory = isinstance(body, bytes) or end - start <= dicom.IN_MEMORY_BYTES
+        prepared = dicom.prepare_in_process(body[start:end], name) if in_memory else None
+        checked.append(prepared.outcomes if prepared is not None else None)
+    left = [number for number, outcomes in enumerate(checked) if outcomes is None]
+
+    def check(number: int) -> list[dicom.FileOutcome]:
+        name, part = parts[number]
+        assert not isinstance(part, str)
         with app.app_context():
             source = _part_source(body, part, staging, number)
             try:
-                return dicom.prepare(source, name).outcomes
+                return dicom.prepare(source, name, in_process=False).outcomes
             finally:
                 if isinstance(source, Path):
                     source.unlink(missing_ok=True)
 
-    # As many files at once as there are decoding workers.
-    if len(parts) > 1:
-        with ThreadPoolExecutor(max_workers=app.config["TELEMED_DICOM_WORKERS"]) as pool:
-            return list(pool.map(check, enumerate(parts, start=1)))
-    return [check(numbered) for numbered in enumerate(parts, start=1)]
+    workers = app.config["TELEMED_DICOM_WORKERS"]
+    if len(left) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for number, outcomes in zip(left, pool.map(check, left), strict=True):
+                checked[number] = outcomes
+    else:
+        for number in left:
+            checked[number] = check(number)
+    return [outcomes or [] for outcomes in checked]
 
 
 def _stow_response(case_id: int, outcomes: list[dicom.FileOutcome]) -> Response:
