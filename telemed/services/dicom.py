@@ -15,6 +15,8 @@ import json
 import secrets
 import zipfile
 from collections import defaultdict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -147,27 +149,40 @@ def check_may_attach(actor: Actor, case: Case) -> None:
         )
 
 
-def _in_process(data: bytes, filename: str) -> FileOutcome | None:
-    """Check and store a file held in memory without a worker, or None when it needs one."""
+def _check_in_process(data: bytes, filename: str, limits: reading.Limits) -> FileOutcome | None:
+    """A file held in memory checked without a worker: "stored" (not written yet, no address)
+    or "refused"; None when a worker must read it."""
     try:
-        index = reading.inspect_native(data, reading.Limits(**pixel_limits()))
+        index = reading.inspect_native(data, limits)
     except reading.Refused as error:
         return FileOutcome(filename, "refused", str(error))
     if index is None:
         return None
-    sha, stored_size = store().put_dicom_bytes(data)
-    return FileOutcome(filename, "stored", index=index, sha256=sha, size_bytes=stored_size)
+    return FileOutcome(filename, "stored", index=index)
 
 
-def prepare_in_process(data: bytes, filename: str) -> Prepared | None:
-    """``prepare`` for a file in memory when no worker is needed; None when one is (or the
-    file is a zip). Callers with many files settle these first, then the rest in parallel."""
-    if len(data) > min(IN_MEMORY_BYTES, current_app.config["TELEMED_MAX_UPLOAD_BYTES"]):
-        return None
-    if _is_zip(data):
-        return None
-    outcome = _in_process(data, filename)
-    return None if outcome is None else Prepared([outcome])
+def prepare_in_process(files: Iterable[tuple[str, bytes]]) -> list[FileOutcome | None]:
+    """``prepare`` for files in memory that need no worker: each one's outcome, or None when
+    it needs one (or is a zip); callers send those to ``prepare`` with ``in_process=False``.
+    The checks run one after another (they hold the interpreter); storing them (hash,
+    write, fsync, which do not) overlaps the next checks in a thread. ``files`` may be a
+    generator: only the files being checked or stored are held at once."""
+    content = store()
+    limits = reading.Limits(**pixel_limits())
+    largest = min(IN_MEMORY_BYTES, current_app.config["TELEMED_MAX_UPLOAD_BYTES"])
+    results: list[FileOutcome | None] = []
+    with ThreadPoolExecutor(max_workers=1) as storing:
+        pending = []
+        for filename, data in files:
+            outcome = None
+            if len(data) <= largest and not _is_zip(data):
+                outcome = _check_in_process(data, filename, limits)
+            if outcome is not None and outcome.status == "stored":
+                pending.append((outcome, storing.submit(content.put_dicom_bytes, data)))
+            results.append(outcome)
+        for outcome, stored in pending:
+            outcome.sha256, outcome.size_bytes = stored.result()
+    return results
 
 
 def _prepare_one(source: Path | bytes, filename: str, *, in_process: bool = True) -> FileOutcome:
@@ -179,9 +194,13 @@ def _prepare_one(source: Path | bytes, filename: str, *, in_process: bool = True
     data = source if not isinstance(source, Path) else None
     if data is None and size <= IN_MEMORY_BYTES:
         data = source.read_bytes()  # type: ignore[union-attr]
-    if data is not None and in_process and (outcome := _in_process(data, filename)):
-        return outcome
     content = store()
+    if data is not None and in_process:
+        outcome = _check_in_process(data, filename, reading.Limits(**pixel_limits()))
+        if outcome is not None and outcome.status == "stored":
+            outcome.sha256, outcome.size_bytes = content.put_dicom_bytes(data)
+        if outcome is not None:
+            return outcome
     # The worker reads the file: compressed data, large headers, anything not proven above.
     spooled = None
     if isinstance(source, Path):

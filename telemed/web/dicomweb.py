@@ -675,15 +675,17 @@ def _check_parts(
     """Each part's outcomes, in order. Parts the server checks itself go one after another
     (they hold the interpreter); those that need a worker go in parallel, one per worker."""
     app = current_app._get_current_object()
-    checked: list[list[dicom.FileOutcome] | None] = []
-    for name, part in parts:
+    checked: list[list[dicom.FileOutcome] | None] = [None] * len(parts)
+    small: list[int] = []
+    for number, (name, part) in enumerate(parts):
         if isinstance(part, str):
-            checked.append([dicom.FileOutcome(name, "refused", part)])
-            continue
-        start, end = part
-        in_memory = isinstance(body, bytes) or end - start <= dicom.IN_MEMORY_BYTES
-        prepared = dicom.prepare_in_process(body[start:end], name) if in_memory else None
-        checked.append(prepared.outcomes if prepared is not None else None)
+            checked[number] = [dicom.FileOutcome(name, "refused", part)]
+        elif isinstance(body, bytes) or part[1] - part[0] <= dicom.IN_MEMORY_BYTES:
+            small.append(number)
+    in_memory = ((parts[n][0], body[parts[n][1][0] : parts[n][1][1]]) for n in small)
+    for number, outcome in zip(small, dicom.prepare_in_process(in_memory), strict=True):
+        if outcome is not None:
+            checked[number] = [outcome]
     left = [number for number, outcomes in enumerate(checked) if outcomes is None]
 
     def check(number: int) -> list[dicom.FileOutcome]:
