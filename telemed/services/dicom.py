@@ -10,13 +10,14 @@ header is checked in process (``reading.inspect_native``), anything else by a wo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -171,15 +172,26 @@ def prepare_in_process(files: Iterable[tuple[str, bytes]]) -> list[FileOutcome |
     limits = reading.Limits(**pixel_limits())
     largest = min(IN_MEMORY_BYTES, current_app.config["TELEMED_MAX_UPLOAD_BYTES"])
     results: list[FileOutcome | None] = []
-    with ThreadPoolExecutor(max_workers=1) as storing:
-        pending = []
+    with contextlib.ExitStack() as stack:
+        storing: ThreadPoolExecutor | None = None  # started for a second file, not one
+        first: tuple[FileOutcome, bytes] | None = None
+        pending: list[tuple[FileOutcome, Future[tuple[str, int]]]] = []
         for filename, data in files:
             outcome = None
             if len(data) <= largest and not _is_zip(data):
                 outcome = _check_in_process(data, filename, limits)
-            if outcome is not None and outcome.status == "stored":
-                pending.append((outcome, storing.submit(content.put_dicom_bytes, data)))
             results.append(outcome)
+            if outcome is None or outcome.status != "stored":
+                continue
+            if first is None:
+                first = (outcome, data)
+                continue
+            if storing is None:
+                storing = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+            pending.append((outcome, storing.submit(content.put_dicom_bytes, data)))
+        if first is not None:
+            outcome, data = first
+            outcome.sha256, outcome.size_bytes = content.put_dicom_bytes(data)
         for outcome, stored in pending:
             outcome.sha256, outcome.size_bytes = stored.result()
     return results

@@ -597,7 +597,12 @@ def _read_body(staging: Path | None) -> bytes | Path:
     """The request body: in memory up to BODY_IN_MEMORY bytes, else spooled to a file."""
     length = request.content_length
     if length is not None and length <= BODY_IN_MEMORY:
-        return request.stream.read()
+        # Asked for in one piece: the stream's own readall copies 64 KB at a time.
+        chunks = []
+        while length > 0 and (chunk := request.stream.read(length)):
+            chunks.append(chunk)
+            length -= len(chunk)
+        return b"".join(chunks)
     assert staging is not None
     body = staging / "body"
     with open(body, "wb") as out:
