@@ -199,3 +199,35 @@ def test_a_header_with_unusual_values_serialises_like_pydicom():
     expected = pydicom.dcmread(pydicom.filebase.DicomBytesIO(data)).to_json_dict()
     for tag in ("00080008", "00281050", "00080081", "00100010", "00200032", "00280030"):
         assert header[tag] == expected[tag]
+
+
+def test_a_batch_in_memory_keeps_its_order_whichever_path_each_file_takes(app, tmp_path):
+    series = [p.read_bytes() for p in dicom_files.ct_series(tmp_path / "ct", 4)]
+    archive = dicom_files.zip_of(tmp_path / "two.zip", {"a.dcm": series[0], "b.dcm": series[1]})
+    files = {
+        "ct-1": series[0],
+        "jpeg": dicom_files.sample("JPEG-LL.dcm").read_bytes(),  # a worker decodes it
+        "ct-3": series[2],
+        "zip": archive.read_bytes(),  # expanded, its entries checked
+        "pixels": dicom_files.short_pixels(tmp_path / "pixels.dcm").read_bytes(),
+        "ct-4": series[3],
+        "text": b"not DICOM at all",
+    }
+    loads = [(name, (lambda data=data: data)) for name, data in files.items()]
+    results = dicom.prepare_in_memory(loads)
+    assert [[o.filename for o in outcomes] for outcomes in results] == [
+        ["ct-1"],
+        ["jpeg"],
+        ["ct-3"],
+        ["zip:a.dcm", "zip:b.dcm"],
+        ["pixels"],
+        ["ct-4"],
+        ["text"],
+    ]
+    statuses = [o.status for outcomes in results for o in outcomes]
+    assert statuses == ["stored"] * 5 + ["refused", "stored", "refused"]
+    for outcomes in results:
+        for outcome in outcomes:
+            if outcome.status == "stored":
+                path = dicom.store().path_of(outcome.sha256)
+                assert path.stat().st_size == outcome.size_bytes

@@ -10,13 +10,13 @@ header is checked in process (``reading.inspect_native``), anything else by a wo
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import secrets
+import threading
 import zipfile
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -162,37 +162,56 @@ def _check_in_process(data: bytes, filename: str, limits: reading.Limits) -> Fil
     return FileOutcome(filename, "stored", index=index)
 
 
-def prepare_in_process(files: Iterable[tuple[str, bytes]]) -> list[FileOutcome | None]:
-    """``prepare`` for files in memory that need no worker: each one's outcome, or None when
-    it needs one (or is a zip); callers send those to ``prepare`` with ``in_process=False``.
-    The checks run one after another (they hold the interpreter); storing them (hash,
-    write, fsync, which do not) overlaps the next checks in a thread. ``files`` may be a
-    generator: only the files being checked or stored are held at once."""
+def prepare_in_memory(files: Sequence[tuple[str, Callable[[], bytes]]]) -> list[list[FileOutcome]]:
+    """``prepare`` for many files that fit in memory (each one's bytes come from its
+    ``load``, only when its turn comes), with both cores at work: this thread checks files
+    in process one after another (that holds the interpreter) while one thread per worker
+    takes the next file to a worker process. A file the in-process check leaves to a worker
+    (compressed, a zip...) goes to one from here. What this thread checked is stored (hash,
+    write, fsync: no interpreter lock) by one more thread. The outcomes are in order."""
+    app = current_app._get_current_object()
     content = store()
     limits = reading.Limits(**pixel_limits())
-    largest = min(IN_MEMORY_BYTES, current_app.config["TELEMED_MAX_UPLOAD_BYTES"])
-    results: list[FileOutcome | None] = []
-    with contextlib.ExitStack() as stack:
-        storing: ThreadPoolExecutor | None = None  # started for a second file, not one
-        first: tuple[FileOutcome, bytes] | None = None
-        pending: list[tuple[FileOutcome, Future[tuple[str, int]]]] = []
-        for filename, data in files:
+    largest = min(IN_MEMORY_BYTES, app.config["TELEMED_MAX_UPLOAD_BYTES"])
+    results: list[list[FileOutcome]] = [[] for _ in files]
+    order = iter(range(len(files)))
+    taking = threading.Lock()
+
+    def take() -> int | None:
+        with taking:
+            return next(order, None)
+
+    def by_worker(number: int, data: bytes) -> None:
+        with app.app_context():
+            results[number] = prepare(data, files[number][0], in_process=False).outcomes
+
+    def helper() -> None:
+        while (number := take()) is not None:
+            by_worker(number, files[number][1]())
+
+    helpers = app.config["TELEMED_DICOM_WORKERS"] if len(files) > 1 else 0
+    with ThreadPoolExecutor(max_workers=helpers + 1) as pool:
+        running = [pool.submit(helper) for _ in range(helpers)]
+        storing: list[tuple[FileOutcome, Future[tuple[str, int]]]] = []
+        while (number := take()) is not None:
+            name, load = files[number]
+            data = load()
             outcome = None
             if len(data) <= largest and not _is_zip(data):
-                outcome = _check_in_process(data, filename, limits)
-            results.append(outcome)
-            if outcome is None or outcome.status != "stored":
+                outcome = _check_in_process(data, name, limits)
+            if outcome is None:
+                by_worker(number, data)
                 continue
-            if first is None:
-                first = (outcome, data)
+            results[number] = [outcome]
+            if outcome.status != "stored":
                 continue
-            if storing is None:
-                storing = stack.enter_context(ThreadPoolExecutor(max_workers=1))
-            pending.append((outcome, storing.submit(content.put_dicom_bytes, data)))
-        if first is not None:
-            outcome, data = first
-            outcome.sha256, outcome.size_bytes = content.put_dicom_bytes(data)
-        for outcome, stored in pending:
+            if helpers:
+                storing.append((outcome, pool.submit(content.put_dicom_bytes, data)))
+            else:
+                outcome.sha256, outcome.size_bytes = content.put_dicom_bytes(data)
+        for done in running:
+            done.result()
+        for outcome, stored in storing:
             outcome.sha256, outcome.size_bytes = stored.result()
     return results
 
@@ -246,7 +265,7 @@ def _is_zip(source: Path | bytes) -> bool:
 def prepare(source: Path | bytes, filename: str, *, in_process: bool = True) -> Prepared:
     """Check and store one uploaded file, or every entry of an uploaded zip. No database.
     ``source`` is the file's path or, for a file already in memory, its bytes;
-    ``in_process=False`` when ``prepare_in_process`` already found it needs a worker."""
+    ``in_process=False`` when it is known to need a worker."""
     prepared = Prepared()
     if _is_zip(source):
         content = store()

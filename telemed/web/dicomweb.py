@@ -14,7 +14,7 @@ import mmap
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
@@ -677,8 +677,9 @@ def store_instances(case_id: int, study: str | None = None):
 def _check_parts(
     body, parts: list[tuple[str, tuple[int, int] | str]], staging: Path | None
 ) -> list[list[dicom.FileOutcome]]:
-    """Each part's outcomes, in order. Parts the server checks itself go one after another
-    (they hold the interpreter); those that need a worker go in parallel, one per worker."""
+    """Each part's outcomes, in order. Parts that fit in memory go to
+    ``dicom.prepare_in_memory``; larger ones (of a spooled body) are written to files and
+    read by the workers in parallel."""
     app = current_app._get_current_object()
     checked: list[list[dicom.FileOutcome] | None] = [None] * len(parts)
     small: list[int] = []
@@ -687,10 +688,13 @@ def _check_parts(
             checked[number] = [dicom.FileOutcome(name, "refused", part)]
         elif isinstance(body, bytes) or part[1] - part[0] <= dicom.IN_MEMORY_BYTES:
             small.append(number)
-    in_memory = ((parts[n][0], body[parts[n][1][0] : parts[n][1][1]]) for n in small)
-    for number, outcome in zip(small, dicom.prepare_in_process(in_memory), strict=True):
-        if outcome is not None:
-            checked[number] = [outcome]
+
+    def loader(start: int, end: int) -> Callable[[], bytes]:
+        return lambda: body[start:end]
+
+    in_memory = [(parts[n][0], loader(*parts[n][1])) for n in small]
+    for number, outcomes in zip(small, dicom.prepare_in_memory(in_memory), strict=True):
+        checked[number] = outcomes
     left = [number for number, outcomes in enumerate(checked) if outcomes is None]
 
     def check(number: int) -> list[dicom.FileOutcome]:
