@@ -1,13 +1,20 @@
 """Reading one DICOM file: refuse what is hostile or broken, index what is sound.
 
-Runs inside the limited worker process (worker.py): a file that makes pydicom or a codec
-misbehave costs that process, never the server. Every refusal is a :class:`Refused` whose
-message says what is wrong with the file, in words a user can act on.
+:func:`inspect` runs inside the limited worker process (worker.py): a file that makes
+pydicom or a codec misbehave costs that process, never the server. :func:`inspect_native`
+runs in the server for the common case that needs no codec and little parsing: native
+(uncompressed) little-endian data whose pixel data element ends the file and whose header
+before it is at most ``HEADER_IN_PROCESS`` bytes. Only that bounded header is parsed; the
+pixel data is checked from its element's length, never read. Anything else (compressed,
+a large header, a layout it cannot prove) goes to the worker. Every refusal is a
+:class:`Refused` whose message says what is wrong with the file, in words a user can act on.
 """
 
 from __future__ import annotations
 
+import io
 import re
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +35,13 @@ NATIVE_SYNTAXES = {
 
 
 DEFER_BYTES = 64 * 1024
+# In-process reading: native little-endian syntaxes, a header of at most this many bytes.
+HEADER_IN_PROCESS = 128 * 1024
+IN_PROCESS_SYNTAXES = {"1.2.840.10008.1.2": True, "1.2.840.10008.1.2.1": False}  # implicit?
+PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+TRAILING_PADDING_TAG = b"\xfc\xff\xfc\xff"
+# warnings.catch_warnings is process-wide: in-process reads take turns (each is short).
+_reading = threading.RLock()
 
 
 def _native_pixel_length(ds, path: Path) -> tuple[int, bool]:
@@ -67,7 +81,11 @@ def _int(ds, keyword: str) -> int | None:
 
 def check_preamble(path: Path) -> list[str]:
     with open(path, "rb") as handle:
-        head = handle.read(PREAMBLE + 4)
+        return check_head(handle.read(PREAMBLE + 4))
+
+
+def check_head(head: bytes) -> list[str]:
+    """Refuse a file without the DICM marker or with a polyglot preamble; notes to keep."""
     if len(head) < PREAMBLE + 4 or head[PREAMBLE:] != b"DICM":
         raise Refused("not a DICOM file (no 'DICM' marker after a 128-byte preamble)")
     preamble = head[:PREAMBLE]
@@ -81,11 +99,11 @@ def check_preamble(path: Path) -> list[str]:
     return []
 
 
-def _read(path: Path, **kwargs):
+def _read(path, **kwargs):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    with warnings.catch_warnings(record=True) as caught:
+    with _reading, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             ds = pydicom.dcmread(path, **kwargs)
@@ -157,40 +175,15 @@ def decoder_problem(transfer_syntax: str) -> str | None:
 
 def header_json(ds) -> dict[str, Any]:
     """The header as DICOM JSON, without bulk data (pixel data, overlays, large blobs)."""
+    from telemed.imaging.dicom_json import dataset_json
 
-    def drop(_element) -> str:
-        return ""
-
-    header = ds  # the caller's dataset: pixel and overlay data are dropped from it
-    tags = list(header.keys())  # iterating a Dataset itself yields elements, not tags
-    for tag in [t for t in tags if t.group == 0x7FE0 or (t.group & 0xFF00) == 0x6000]:
-        del header[tag]
-    try:
-        body = header.to_json_dict(bulk_data_threshold=8192, bulk_data_element_handler=drop)
-    except (TypeError, ValueError):
-        # A malformed value somewhere: keep what serialises, element by element.
-        body = {}
-        for element in header:
-            try:
-                body.update(
-                    _single(element, bulk_data_threshold=8192, bulk_data_element_handler=drop)
-                )
-            except (TypeError, ValueError):
-                continue
-    for key in [k for k, v in body.items() if v.get("BulkDataURI") == ""]:
-        del body[key]
+    with _reading, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a malformed value is left out, not an error
+        body = dataset_json(ds)
     meta = getattr(ds, "file_meta", None)
     if meta is not None and "TransferSyntaxUID" in meta:
         body["00020010"] = {"vr": "UI", "Value": [str(meta.TransferSyntaxUID)]}
     return body
-
-
-def _single(element, **kwargs) -> dict[str, Any]:
-    from pydicom.dataset import Dataset
-
-    one = Dataset()
-    one.add(element)
-    return one.to_json_dict(**kwargs)
 
 
 def _date(value: str | None) -> str | None:
@@ -200,15 +193,97 @@ def _date(value: str | None) -> str | None:
 
 
 def inspect(path: str, limits: Limits | None = None) -> dict[str, Any]:
-    """Check one file and return its index entry; raises :class:`Refused`."""
-    from pydicom.pixels import pixel_array
-
-    limits = limits or Limits()
+    """Check one file and return its index entry; raises :class:`Refused`. Worker only."""
     path_obj = Path(path)
     notes = check_preamble(path_obj)
     # One pass over the file, large values deferred (not loaded): sizes are checked from
     # the header before any pixel is decoded, and a truncated file shows here.
-    header = full = _read(path_obj, defer_size=DEFER_BYTES)
+    header = _read(path_obj, defer_size=DEFER_BYTES)
+    return _index(header, limits or Limits(), notes, path_obj)
+
+
+def _ends_data(data, end: int, implicit: bool) -> bool:
+    """Whether nothing but an optional Data Set Trailing Padding element follows ``end``."""
+    size = len(data)
+    if end == size:
+        return True
+    head = bytes(data[end : end + 12])
+    if not head.startswith(TRAILING_PADDING_TAG):
+        return False
+    if implicit:
+        return end + 8 + int.from_bytes(head[4:8], "little") == size
+    return head[4:8] == b"OB\x00\x00" and end + 12 + int.from_bytes(head[8:12], "little") == size
+
+
+def _native_pixel_data_at_end(data) -> tuple[int, int, bool] | None:
+    """Where a pixel data element that ends ``data`` (but for trailing padding) starts, its
+    value's length, and whether it is in implicit VR; None when no such element starts in
+    the header window. Only a candidate: the header before it must still parse to exactly
+    that position."""
+    window = min(len(data), HEADER_IN_PROCESS + PREAMBLE + 4)
+    position = data.rfind(PIXEL_DATA_TAG, PREAMBLE + 4, window)
+    while position != -1:
+        head = bytes(data[position : position + 12])
+        if head[4:6] in (b"OW", b"OB") and head[6:8] == b"\x00\x00":
+            length = int.from_bytes(head[8:12], "little")
+            if _ends_data(data, position + 12 + length, implicit=False):
+                return position, length, False
+        length = int.from_bytes(head[4:8], "little")
+        if _ends_data(data, position + 8 + length, implicit=True):
+            return position, length, True
+        position = data.rfind(PIXEL_DATA_TAG, PREAMBLE + 4, position)
+    return None
+
+
+def _ends_at(header, position: int) -> bool:
+    """Whether the last element read ends exactly at ``position`` (nothing cut short)."""
+    if not header._dict:
+        return False
+    last = next(reversed(header._dict.values()))
+    length, tell = getattr(last, "length", None), getattr(last, "value_tell", None)
+    if type(last).__name__ == "RawDataElement" and length != 0xFFFFFFFF and tell is not None:
+        return tell + length == position
+    return False
+
+
+def inspect_native(data, limits: Limits | None = None) -> dict[str, Any] | None:
+    """Check one file held in memory without a worker, when that is safe and cheap (see the
+    module's docstring). Raises :class:`Refused` for a file that is refused; returns None
+    when the worker must read it."""
+    notes = check_head(bytes(data[: PREAMBLE + 4]))
+    found = _native_pixel_data_at_end(data)
+    if found is None:
+        return None
+    position, length, implicit = found
+    try:
+        # The header alone, bounded: at most HEADER_IN_PROCESS bytes are parsed.
+        header = _read(io.BytesIO(bytes(data[:position])))
+    except Exception:  # Refused or anything odd: the worker gives the verdict on this header
+        return None
+    meta = getattr(header, "file_meta", None)
+    syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    if IN_PROCESS_SYNTAXES.get(syntax) is not implicit or not _ends_at(header, position):
+        return None
+    with _reading, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # as in the worker: odd values are indexed, not errors
+        return _index(header, limits or Limits(), notes, None, pixel_length=length)
+
+
+def _index(
+    header,
+    limits: Limits,
+    notes: list[str],
+    path: Path | None,
+    *,
+    pixel_length: int | None = None,
+) -> dict[str, Any]:
+    """Check a header (and the pixel data it declares) and build the index entry. ``path``
+    is the file (worker); in process, ``pixel_length`` is the proven length of the pixel
+    data element that ends the file."""
+    from pydicom.pixels import pixel_array
+
+    # First, while every element is still raw: the JSON is then built from the raw bytes.
+    body = header_json(header)
     meta = getattr(header, "file_meta", None)
     transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     if not transfer_syntax:
@@ -223,10 +298,14 @@ def inspect(path: str, limits: Limits | None = None) -> dict[str, Any]:
     if has_pixels:
         _check_size(header, limits)
     decodable = True
-    if "PixelData" in full:
-        declared = declared_pixel_bytes(full)
+    if pixel_length is not None or "PixelData" in header:
+        declared = declared_pixel_bytes(header)
         if transfer_syntax in NATIVE_SYNTAXES:
-            stored, complete = _native_pixel_length(full, path_obj)
+            if pixel_length is not None:
+                stored, complete = pixel_length, True
+            else:
+                assert path is not None
+                stored, complete = _native_pixel_length(header, path)
             if stored < declared or not complete:
                 have = stored if complete else "fewer"
                 raise Refused(
@@ -237,10 +316,11 @@ def inspect(path: str, limits: Limits | None = None) -> dict[str, Any]:
         if problem is None and transfer_syntax in NATIVE_SYNTAXES:
             # Native data needs no codec: its length was checked; its layout is checked here
             # rather than by decoding (which would parse the whole file a second time).
-            problem = _native_layout_problem(full)
+            problem = _native_layout_problem(header)
         elif problem is None:
+            assert path is not None  # compressed data is only ever read in the worker
             try:
-                pixel_array(path, index=0)  # one frame: proves the codec, bounds memory
+                pixel_array(str(path), index=0)  # one frame: proves the codec, bounds memory
             except MemoryError:
                 raise
             except Exception as error:  # any codec failure: stored but flagged
@@ -277,5 +357,5 @@ def inspect(path: str, limits: Limits | None = None) -> dict[str, Any]:
         "header_patient_id": _text(header, "PatientID", 64),
         "decodable": decodable,
         "notes": "; ".join(notes) or None,
-        "header_json": header_json(header),
+        "header_json": body,
     }

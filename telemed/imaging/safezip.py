@@ -36,9 +36,12 @@ class ZipRefused(Exception):
     """The whole archive is refused (unreadable, too many entries, a bomb)."""
 
 
+MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+
+
 def is_zip(path: Path) -> bool:
     with open(path, "rb") as handle:
-        return handle.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
+        return handle.read(4) in MAGIC
 
 
 def entry_problem(info: zipfile.ZipInfo) -> str | None:

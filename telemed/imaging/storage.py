@@ -83,6 +83,34 @@ class ContentStore:
             temp.unlink(missing_ok=True)
             raise
 
+    def put_dicom_bytes(self, data: bytes) -> tuple[str, int]:
+        """Store a DICOM Part 10 file held in memory, preamble zeroed as by ``put_dicom``.
+        The address is known before writing, so content already stored is not rewritten."""
+        body = memoryview(data)[PREAMBLE:]
+        digest = hashlib.sha256(bytes(PREAMBLE))
+        digest.update(body)
+        sha = digest.hexdigest()
+        final = self.path_of(sha)
+        size = PREAMBLE + len(body)
+        if final.exists():
+            return sha, size
+        temp = self.temp_file(".part")
+        try:
+            with open(temp, "wb") as out:
+                out.write(bytes(PREAMBLE))
+                out.write(body)
+                out.flush()
+                os.fsync(out.fileno())
+            try:
+                os.replace(temp, final)
+            except FileNotFoundError:  # the first object under this prefix
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(temp, final)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return sha, size
+
     def put_dicom(self, source: Path) -> tuple[str, int]:
         """Store a DICOM Part 10 file with its 128-byte preamble zeroed (CVE-2019-11687:
         a preamble may carry an executable or TIFF header that makes the file a polyglot)."""

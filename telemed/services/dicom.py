@@ -2,8 +2,10 @@
 pages and DICOMweb read, renders with a cache, and de-identified export.
 
 Ingesting is split in two so heavy work stays outside the write transaction: ``prepare``
-checks and stores files (worker process, content store; no database), ``record`` writes
-the index rows (flush only). ``attach_files`` does both for callers that hold no lock.
+checks and stores files (content store; no database), ``record`` writes the index rows of
+a whole batch at once (flush only). ``attach_files`` does both for callers that hold no
+lock. A file of up to ``IN_MEMORY_BYTES`` is handled in memory: native data with a small
+header is checked in process (``reading.inspect_native``), anything else by a worker.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import threading
 import zipfile
 from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -27,7 +32,7 @@ from telemed.domain.case_states import EDITABLE, Side
 from telemed.domain.dicom_identity import identity_warnings
 from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telemed.extensions import db
-from telemed.imaging import safezip
+from telemed.imaging import reading, safezip
 from telemed.imaging.deidentify import UidMap
 from telemed.imaging.storage import ContentStore
 from telemed.imaging.worker import TaskError, WorkerFailed, WorkerLimits, pool_for
@@ -36,6 +41,9 @@ from telemed.models.case_files import DicomInstance
 from telemed.models.cases import Case
 from telemed.services import audit
 from telemed.services.cases import get_case, register_file_counter, side_of
+
+# A file up to this size is read, checked and stored from memory (no spooled copy).
+IN_MEMORY_BYTES = 8 * 1024**2
 
 INDEX_FIELDS = (
     "study_uid",
@@ -142,31 +150,133 @@ def check_may_attach(actor: Actor, case: Case) -> None:
         )
 
 
-def _prepare_one(path: Path, filename: str) -> FileOutcome:
-    size = path.stat().st_size
+def _check_in_process(data: bytes, filename: str, limits: reading.Limits) -> FileOutcome | None:
+    """A file held in memory checked without a worker: "stored" (not written yet, no address)
+    or "refused"; None when a worker must read it."""
+    try:
+        index = reading.inspect_native(data, limits)
+    except reading.Refused as error:
+        return FileOutcome(filename, "refused", str(error))
+    if index is None:
+        return None
+    return FileOutcome(filename, "stored", index=index)
+
+
+def prepare_in_memory(files: Sequence[tuple[str, Callable[[], bytes]]]) -> list[list[FileOutcome]]:
+    """``prepare`` for many files that fit in memory (each one's bytes come from its
+    ``load``, only when its turn comes), with both cores at work: this thread checks files
+    in process one after another (that holds the interpreter) while one thread per worker
+    takes the next file to a worker process. A file the in-process check leaves to a worker
+    (compressed, a zip...) goes to one from here. What this thread checked is stored (hash,
+    write, fsync: no interpreter lock) by one more thread. The outcomes are in order."""
+    app = current_app._get_current_object()
+    content = store()
+    limits = reading.Limits(**pixel_limits())
+    largest = min(IN_MEMORY_BYTES, app.config["TELEMED_MAX_UPLOAD_BYTES"])
+    results: list[list[FileOutcome]] = [[] for _ in files]
+    order = iter(range(len(files)))
+    taking = threading.Lock()
+
+    def take() -> int | None:
+        with taking:
+            return next(order, None)
+
+    def by_worker(number: int, data: bytes) -> None:
+        with app.app_context():
+            results[number] = prepare(data, files[number][0], in_process=False).outcomes
+
+    def helper() -> None:
+        while (number := take()) is not None:
+            by_worker(number, files[number][1]())
+
+    helpers = app.config["TELEMED_DICOM_WORKERS"] if len(files) > 1 else 0
+    with ThreadPoolExecutor(max_workers=helpers + 1) as pool:
+        running = [pool.submit(helper) for _ in range(helpers)]
+        storing: list[tuple[FileOutcome, Future[tuple[str, int]]]] = []
+        while (number := take()) is not None:
+            name, load = files[number]
+            data = load()
+            outcome = None
+            if len(data) <= largest and not _is_zip(data):
+                outcome = _check_in_process(data, name, limits)
+            if outcome is None:
+                by_worker(number, data)
+                continue
+            results[number] = [outcome]
+            if outcome.status != "stored":
+                continue
+            if helpers:
+                storing.append((outcome, pool.submit(content.put_dicom_bytes, data)))
+            else:
+                outcome.sha256, outcome.size_bytes = content.put_dicom_bytes(data)
+        for done in running:
+            done.result()
+        for outcome, stored in storing:
+            outcome.sha256, outcome.size_bytes = stored.result()
+    return results
+
+
+def _prepare_one(source: Path | bytes, filename: str, *, in_process: bool = True) -> FileOutcome:
+    """Check and store one file, given as a path or as its bytes."""
+    size = source.stat().st_size if isinstance(source, Path) else len(source)
     limit = current_app.config["TELEMED_MAX_UPLOAD_BYTES"]
     if size > limit:
         return FileOutcome(filename, "refused", f"the file is over the {limit} byte limit")
+    data = source if not isinstance(source, Path) else None
+    if data is None and size <= IN_MEMORY_BYTES:
+        data = source.read_bytes()  # type: ignore[union-attr]
+    content = store()
+    if data is not None and in_process:
+        outcome = _check_in_process(data, filename, reading.Limits(**pixel_limits()))
+        if outcome is not None and outcome.status == "stored":
+            outcome.sha256, outcome.size_bytes = content.put_dicom_bytes(data)
+        if outcome is not None:
+            return outcome
+    # The worker reads the file: compressed data, large headers, anything not proven above.
+    spooled = None
+    if isinstance(source, Path):
+        path = source
+    else:
+        path = spooled = content.temp_file(".dcm")
+        path.write_bytes(source)
     try:
-        index = workers().call("inspect", path=str(path), limits=pixel_limits())
-    except TaskError as error:
-        reason = error.message if error.kind == "refused" else f"unreadable ({error.message})"
-        return FileOutcome(filename, "refused", reason)
-    except WorkerFailed as error:
-        return FileOutcome(filename, "refused", f"reading the file {error}")
-    sha, stored_size = store().put_dicom(path)
+        try:
+            index = workers().call("inspect", path=str(path), limits=pixel_limits())
+        except TaskError as error:
+            reason = error.message if error.kind == "refused" else f"unreadable ({error.message})"
+            return FileOutcome(filename, "refused", reason)
+        except WorkerFailed as error:
+            return FileOutcome(filename, "refused", f"reading the file {error}")
+        sha, stored_size = (
+            content.put_dicom_bytes(data) if data is not None else content.put_dicom(path)
+        )
+    finally:
+        if spooled is not None:
+            spooled.unlink(missing_ok=True)
     return FileOutcome(filename, "stored", index=index, sha256=sha, size_bytes=stored_size)
 
 
-def prepare(path: Path, filename: str) -> Prepared:
-    """Check and store one uploaded file, or every entry of an uploaded zip. No database."""
+def _is_zip(source: Path | bytes) -> bool:
+    if isinstance(source, Path):
+        return safezip.is_zip(source)
+    return bytes(source[:4]) in safezip.MAGIC
+
+
+def prepare(source: Path | bytes, filename: str, *, in_process: bool = True) -> Prepared:
+    """Check and store one uploaded file, or every entry of an uploaded zip. No database.
+    ``source`` is the file's path or, for a file already in memory, its bytes;
+    ``in_process=False`` when it is known to need a worker."""
     prepared = Prepared()
-    if safezip.is_zip(path):
+    if _is_zip(source):
         content = store()
         staging = content.temp_dir()
         try:
+            if not isinstance(source, Path):
+                archive = staging / "archive.zip"
+                archive.write_bytes(source)
+                source = archive
             try:
-                expanded = safezip.expand(path, staging)
+                expanded = safezip.expand(source, staging)
             except safezip.ZipRefused as error:
                 prepared.outcomes.append(FileOutcome(filename, "refused", str(error)))
                 return prepared
@@ -180,46 +290,92 @@ def prepare(path: Path, filename: str) -> Prepared:
         finally:
             content.remove_tree(staging)
         return prepared
-    prepared.outcomes.append(_prepare_one(path, filename))
+    prepared.outcomes.append(_prepare_one(source, filename, in_process=in_process))
     return prepared
 
 
 def record(actor: Actor, case: Case, prepared: Prepared) -> list[FileOutcome]:
-    """Index what ``prepare`` stored; a SOP instance the case already has is a duplicate."""
+    """Index what ``prepare`` stored, the whole batch in one flush; a SOP instance the case
+    already has (or that came earlier in the batch) is a duplicate."""
+    fresh: list[FileOutcome] = []
     for outcome in prepared.outcomes:
-        if outcome.status != "stored" or outcome.index is None:
-            if outcome.status == "refused":
-                audit.record(
-                    actor,
-                    "attach",
-                    "dicom_file",
-                    case.id,
-                    outcome=AuditOutcome.REFUSED,
-                    detail={"file": outcome.filename, "reason": outcome.reason},
-                    in_transaction=False,
-                )
-            continue
-        sop = outcome.index["sop_instance_uid"]
-        existing = db.session.execute(
-            select(DicomInstance.id).where(
-                DicomInstance.case_id == case.id, DicomInstance.sop_instance_uid == sop
+        if outcome.status == "stored" and outcome.index is not None:
+            fresh.append(outcome)
+        elif outcome.status == "refused":
+            audit.record(
+                actor,
+                "attach",
+                "dicom_file",
+                case.id,
+                outcome=AuditOutcome.REFUSED,
+                detail={"file": outcome.filename, "reason": outcome.reason},
+                in_transaction=False,
             )
-        ).scalar_one_or_none()
-        if existing is not None:
-            outcome.status, outcome.instance_id = "duplicate", existing
+    known = _existing_instances(case.id, [o.index["sop_instance_uid"] for o in fresh])  # type: ignore[index]
+    rows: list[tuple[FileOutcome, DicomInstance]] = []
+    for outcome in fresh:
+        sop = outcome.index["sop_instance_uid"]  # type: ignore[index]
+        if sop in known:
+            outcome.status, outcome.instance_id = "duplicate", known[sop]
             outcome.reason = "this SOP instance is already attached"
             continue
-        values = {key: outcome.index[key] for key in INDEX_FIELDS}
-        study_date = outcome.index.get("study_date")
-        instance = DicomInstance(
-            case_id=case.id,
-            study_date=date.fromisoformat(study_date) if study_date else None,
-            sha256=outcome.sha256,
-            size_bytes=outcome.size_bytes,
-            original_filename=outcome.filename[:300],
-            uploaded_by_id=actor.user_id,
-            **values,
+        known[sop] = None  # a second copy in this batch is a duplicate of the first
+        rows.append((outcome, _instance_row(actor, case, outcome)))
+    try:
+        with db.session.begin_nested():
+            db.session.add_all([row for _outcome, row in rows])
+            db.session.flush()
+    except IntegrityError:
+        # Another request attached one of them meanwhile: one at a time, so the rest stay.
+        rows = _add_one_by_one(actor, case, rows)
+    for outcome, instance in rows:
+        outcome.instance_id = known[instance.sop_instance_uid] = instance.id
+        audit.record(
+            actor,
+            "attach",
+            "dicom_instance",
+            instance.id,
+            detail={"case": case.id, "file": outcome.filename, "sop": instance.sop_instance_uid},
         )
+    for outcome in fresh:
+        if outcome.status == "duplicate" and outcome.instance_id is None:
+            outcome.instance_id = known.get(outcome.index["sop_instance_uid"])  # type: ignore[index]
+    return prepared.outcomes
+
+
+def _existing_instances(case_id: int, sops: list[str]) -> dict[str, int | None]:
+    known: dict[str, int | None] = {}
+    for start in range(0, len(sops), 500):
+        chunk = sops[start : start + 500]
+        rows = db.session.execute(
+            select(DicomInstance.sop_instance_uid, DicomInstance.id).where(
+                DicomInstance.case_id == case_id, DicomInstance.sop_instance_uid.in_(chunk)
+            )
+        )
+        known.update((sop, instance_id) for sop, instance_id in rows)
+    return known
+
+
+def _instance_row(actor: Actor, case: Case, outcome: FileOutcome) -> DicomInstance:
+    index = outcome.index or {}
+    study_date = index.get("study_date")
+    return DicomInstance(
+        case_id=case.id,
+        study_date=date.fromisoformat(study_date) if study_date else None,
+        sha256=outcome.sha256,
+        size_bytes=outcome.size_bytes,
+        original_filename=outcome.filename[:300],
+        uploaded_by_id=actor.user_id,
+        **{key: index[key] for key in INDEX_FIELDS},
+    )
+
+
+def _add_one_by_one(
+    actor: Actor, case: Case, rows: list[tuple[FileOutcome, DicomInstance]]
+) -> list[tuple[FileOutcome, DicomInstance]]:
+    added = []
+    for outcome, _failed in rows:
+        instance = _instance_row(actor, case, outcome)  # a fresh row: the failed one is spent
         try:
             with db.session.begin_nested():
                 db.session.add(instance)
@@ -227,15 +383,8 @@ def record(actor: Actor, case: Case, prepared: Prepared) -> list[FileOutcome]:
         except IntegrityError:  # the same instance arrived concurrently
             outcome.status, outcome.reason = "duplicate", "this SOP instance is already attached"
             continue
-        outcome.instance_id = instance.id
-        audit.record(
-            actor,
-            "attach",
-            "dicom_instance",
-            instance.id,
-            detail={"case": case.id, "file": outcome.filename, "sop": sop},
-        )
-    return prepared.outcomes
+        added.append((outcome, instance))
+    return added
 
 
 def attach_files(actor: Actor, case_id: int, files: list[tuple[str, Path]]) -> list[FileOutcome]:

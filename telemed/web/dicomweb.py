@@ -8,12 +8,13 @@ content store; renders come from the render cache.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
@@ -40,6 +41,8 @@ DICOM_JSON = "application/dicom+json"
 EXPLICIT_LITTLE = "1.2.840.10008.1.2.1"
 CHUNK = 1024 * 1024
 FAILURE_PROCESSING = 0xC000
+# A STOW-RS body up to this size is read into memory; a larger one is spooled to a file.
+BODY_IN_MEMORY = 16 * 1024**2
 
 
 class NotAcceptable(TelemedError):
@@ -560,43 +563,66 @@ def _boundary() -> str:
     return match.group(1)
 
 
-def split_multipart(body: Path, boundary: str, staging: Path) -> list[tuple[str, Path | str]]:
-    """Each part of a multipart body, written to its own file (or the reason it is bad)."""
+def split_multipart(body, boundary: str) -> list[tuple[str, tuple[int, int] | str]]:
+    """Where each part's content lies in a multipart body (bytes or an mmap), or the reason
+    the part is bad."""
     delimiter = b"--" + boundary.encode()
-    parts: list[tuple[str, Path | str]] = []
-    if body.stat().st_size == 0:
-        return parts
-    with open(body, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        position = m.find(delimiter)
-        number = 0
-        while position != -1:
-            start = position + len(delimiter)
-            if m[start : start + 2] == b"--":
-                break
-            number += 1
-            following = m.find(b"\r\n" + delimiter, start)
-            if following == -1:
-                parts.append((f"part {number}", "the part has no closing boundary"))
-                break
-            header_end = m.find(b"\r\n\r\n", start, following)
-            name = f"part {number}"
-            if header_end == -1:
-                parts.append((name, "the part has no headers"))
+    parts: list[tuple[str, tuple[int, int] | str]] = []
+    position = body.find(delimiter)
+    number = 0
+    while position != -1:
+        start = position + len(delimiter)
+        if body[start : start + 2] == b"--":
+            break
+        number += 1
+        following = body.find(b"\r\n" + delimiter, start)
+        if following == -1:
+            parts.append((f"part {number}", "the part has no closing boundary"))
+            break
+        header_end = body.find(b"\r\n\r\n", start, following)
+        name = f"part {number}"
+        if header_end == -1:
+            parts.append((name, "the part has no headers"))
+        else:
+            headers = bytes(body[start:header_end]).decode("latin-1").lower()
+            if "content-type" in headers and "application/dicom" not in headers:
+                parts.append((name, "the part is not application/dicom"))
             else:
-                headers = m[start:header_end].decode("latin-1").lower()
-                if "content-type" in headers and "application/dicom" not in headers:
-                    parts.append((name, "the part is not application/dicom"))
-                else:
-                    target = staging / f"{number:06d}.dcm"
-                    with open(target, "wb") as out:
-                        cursor = header_end + 4
-                        while cursor < following:
-                            end = min(cursor + CHUNK, following)
-                            out.write(m[cursor:end])
-                            cursor = end
-                    parts.append((name, target))
-            position = following + 2
+                parts.append((name, (header_end + 4, following)))
+        position = following + 2
     return parts
+
+
+def _read_body(staging: Path | None) -> bytes | Path:
+    """The request body: in memory up to BODY_IN_MEMORY bytes, else spooled to a file."""
+    length = request.content_length
+    if length is not None and length <= BODY_IN_MEMORY:
+        # Asked for in one piece: the stream's own readall copies 64 KB at a time.
+        chunks = []
+        while length > 0 and (chunk := request.stream.read(length)):
+            chunks.append(chunk)
+            length -= len(chunk)
+        return b"".join(chunks)
+    assert staging is not None
+    body = staging / "body"
+    with open(body, "wb") as out:
+        while chunk := request.stream.read(CHUNK):
+            out.write(chunk)
+    return body
+
+
+def _part_source(body, span: tuple[int, int], staging: Path | None, number: int) -> bytes | Path:
+    """One part: its bytes when the body is in memory or the part is small, else its own
+    file in ``staging`` (the body was spooled there)."""
+    start, end = span
+    if isinstance(body, bytes) or end - start <= dicom.IN_MEMORY_BYTES:
+        return body[start:end]
+    assert staging is not None
+    spill = staging / f"{number:06d}.dcm"
+    with open(spill, "wb") as out:
+        for cursor in range(start, end, CHUNK):
+            out.write(body[cursor : min(cursor + CHUNK, end)])
+    return spill
 
 
 @bp.route("/studies", methods=["POST"])
@@ -610,48 +636,87 @@ def store_instances(case_id: int, study: str | None = None):
     dicom.check_may_attach(actor, case)
     db.session.commit()  # no database lock while the body is read and the files checked
     content = dicom.store()
-    staging = content.temp_dir()
+    length = request.content_length
+    staging = content.temp_dir() if length is None or length > BODY_IN_MEMORY else None
     try:
-        body = staging / "body"
-        with open(body, "wb") as out:
-            while chunk := request.stream.read(CHUNK):
-                out.write(chunk)
-        prepared = dicom.Prepared()
-        parts = split_multipart(body, boundary, staging)
-        body.unlink()
-        app = current_app._get_current_object()
-
-        def check(item: tuple[str, Path | str]) -> list[dicom.FileOutcome]:
-            name, part = item
-            if isinstance(part, str):
-                return [dicom.FileOutcome(name, "refused", part)]
-            with app.app_context():
-                return dicom.prepare(part, name).outcomes
-
-        # As many files at once as there are decoding workers.
-        if len(parts) > 1:
-            with ThreadPoolExecutor(max_workers=app.config["TELEMED_DICOM_WORKERS"]) as pool:
-                checked = list(pool.map(check, parts))
-        else:
-            checked = [check(part) for part in parts]
-        for outcomes in checked:
-            for outcome in outcomes:
-                if (
-                    study
-                    and outcome.index
-                    and outcome.index["study_uid"] != study
-                    and outcome.status == "stored"
-                ):
-                    outcome.status = "refused"
-                    outcome.reason = f"the instance belongs to study {outcome.index['study_uid']}"
-                prepared.outcomes.append(outcome)
+        body = _read_body(staging)
+        with contextlib.ExitStack() as stack:
+            if isinstance(body, Path):
+                handle = stack.enter_context(open(body, "rb"))
+                size = os.fstat(handle.fileno()).st_size
+                view = (
+                    stack.enter_context(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
+                    if size
+                    else b""
+                )
+            else:
+                view = body
+            checked = _check_parts(view, split_multipart(view, boundary), staging)
     finally:
-        content.remove_tree(staging)
+        if staging is not None:
+            content.remove_tree(staging)
+    prepared = dicom.Prepared()
+    for outcomes in checked:
+        for outcome in outcomes:
+            if (
+                study
+                and outcome.index
+                and outcome.index["study_uid"] != study
+                and outcome.status == "stored"
+            ):
+                outcome.status = "refused"
+                outcome.reason = f"the instance belongs to study {outcome.index['study_uid']}"
+            prepared.outcomes.append(outcome)
     set_write_intent(True)
     case = _case(case_id)
     dicom.check_may_attach(actor, case)
     outcomes = dicom.record(actor, case, prepared)
     return _stow_response(case.id, outcomes)
+
+
+def _check_parts(
+    body, parts: list[tuple[str, tuple[int, int] | str]], staging: Path | None
+) -> list[list[dicom.FileOutcome]]:
+    """Each part's outcomes, in order. Parts that fit in memory go to
+    ``dicom.prepare_in_memory``; larger ones (of a spooled body) are written to files and
+    read by the workers in parallel."""
+    app = current_app._get_current_object()
+    checked: list[list[dicom.FileOutcome] | None] = [None] * len(parts)
+    small: list[int] = []
+    for number, (name, part) in enumerate(parts):
+        if isinstance(part, str):
+            checked[number] = [dicom.FileOutcome(name, "refused", part)]
+        elif isinstance(body, bytes) or part[1] - part[0] <= dicom.IN_MEMORY_BYTES:
+            small.append(number)
+
+    def loader(start: int, end: int) -> Callable[[], bytes]:
+        return lambda: body[start:end]
+
+    in_memory = [(parts[n][0], loader(*parts[n][1])) for n in small]
+    for number, outcomes in zip(small, dicom.prepare_in_memory(in_memory), strict=True):
+        checked[number] = outcomes
+    left = [number for number, outcomes in enumerate(checked) if outcomes is None]
+
+    def check(number: int) -> list[dicom.FileOutcome]:
+        name, part = parts[number]
+        assert not isinstance(part, str)
+        with app.app_context():
+            source = _part_source(body, part, staging, number)
+            try:
+                return dicom.prepare(source, name, in_process=False).outcomes
+            finally:
+                if isinstance(source, Path):
+                    source.unlink(missing_ok=True)
+
+    workers = app.config["TELEMED_DICOM_WORKERS"]
+    if len(left) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for number, outcomes in zip(left, pool.map(check, left), strict=True):
+                checked[number] = outcomes
+    else:
+        for number in left:
+            checked[number] = check(number)
+    return [outcomes or [] for outcomes in checked]
 
 
 def _stow_response(case_id: int, outcomes: list[dicom.FileOutcome]) -> Response:
