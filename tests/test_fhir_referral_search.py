@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import select
-
 from telemed.domain.case_states import CaseKind
-from telemed.extensions import db
-from telemed.models.scheduling import Slot
 from telemed.services import cases, referrals
 from telemed.services.context import actor_of
 from tests import factories
-from tests.fhir_support import fhir_client, ids, outcome
+from tests.fhir_support import fhir_client, ids, outcome, slot_ids
 
 REFERRAL = "http://snomed.info/sct|3457005"
 DIRECTION = "urn:telemed:referral-direction"
@@ -33,13 +29,7 @@ def referral_world(world):
     )
     referrals.accept_referral(card1, up.id)
     pub = factories.publish(world.user("card1"), days_ahead=2, seats=3, down_shared=1)
-    first_slot = (
-        db.session.execute(
-            select(Slot.id).where(Slot.schedule_id == pub.schedule.id).order_by(Slot.starts_at)
-        )
-        .scalars()
-        .first()
-    )
+    first_slot = slot_ids(pub.schedule.id)[0]
     referrals.book_referral_seat(gp_ts1, up.id, first_slot)
     referrals.complete_referral(card1, up.id, note="seen")
     down = referrals.open_downward_referral(

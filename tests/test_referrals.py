@@ -24,6 +24,7 @@ from telemed.models.scheduling import Booking, Slot, SlotSeat
 from telemed.services import beds, booking, cases, policies, publishing, referrals, reports
 from telemed.services.context import actor_of
 from tests import factories
+from tests.fhir_support import slot_ids
 
 TODAY = date(2026, 11, 23)
 
@@ -427,13 +428,7 @@ def test_a_referral_follows_its_booking_through_reschedule_cancel_and_block(worl
     referrals.accept_referral(card1, up.id)
     pub = factories.publish(world.user("card1"), days_ahead=5, seats=3, down_shared=1)
     db.session.commit()
-    first, second, third = (
-        db.session.execute(
-            select(Slot.id).where(Slot.schedule_id == pub.schedule.id).order_by(Slot.starts_at)
-        )
-        .scalars()
-        .all()[:3]
-    )
+    first, second, third = slot_ids(pub.schedule.id)[:3]
     made = referrals.book_referral_seat(gp, up.id, first)
     moved = booking.reschedule_booking(gp, made.id, second)
     db.session.commit()

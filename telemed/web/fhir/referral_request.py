@@ -183,15 +183,9 @@ def search(search: Search) -> dict[str, Any]:
     patients = search.ids("patient")
     if patients is not None:
         query = query.where(Referral.patient_id.in_(patients))
-    wanted = search.tokens("status")
-    if wanted is not None:
-        codes = {t.code for t in wanted}
-        unknown = codes - set(FHIR_STATUS.values())
-        if unknown:
-            raise SearchError(f"unknown code {sorted(unknown)[0]!r} for status", field="status")
-        query = query.where(
-            Referral.status.in_([ours for ours, fhir in FHIR_STATUS.items() if fhir in codes])
-        )
+    statuses = search.ours_for("status", FHIR_STATUS)
+    if statuses is not None:
+        query = query.where(Referral.status.in_(statuses))
     if search.tokens("code") is not None:
         raise SearchError("code names case kinds; referrals are searched by _tag", field="code")
     directions = search.codes("_tag", DIRECTION_SYSTEM, {d.value: d for d in Direction})

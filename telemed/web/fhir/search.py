@@ -120,6 +120,18 @@ class Search:
             found.append(meaning[token.code])
         return list(dict.fromkeys(found))
 
+    def ours_for(self, name: str, fhir_of: Mapping[T, str]) -> list[T] | None:
+        """Our values whose FHIR code (``fhir_of``, many to one) was asked for; a code
+        none of them maps to is a 400."""
+        tokens = self.tokens(name)
+        if tokens is None:
+            return None
+        wanted = {token.code for token in tokens}
+        unknown = wanted - set(fhir_of.values())
+        if unknown:
+            raise SearchError(f"unknown code {sorted(unknown)[0]!r} for {name}", field=name)
+        return [ours for ours, code in fhir_of.items() if code in wanted]
+
     def plain_codes(self, name: str, system: str) -> list[str] | None:
         """Codes given for ``system`` (or without a system); None when any code will do."""
         tokens = self.tokens(name)

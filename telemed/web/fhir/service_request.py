@@ -201,13 +201,9 @@ def search_service_requests():
     refs = search.refs("patient")
     if refs is not None:
         query = query.where(Case.patient_id.in_([_ref_id(r.id) for r in refs]))
-    statuses = search.tokens("status")
+    statuses = search.ours_for("status", STATUS)
     if statuses is not None:
-        wanted = {t.code for t in statuses}
-        unknown = wanted - set(STATUS.values())
-        if unknown:
-            raise SearchError(f"unknown code {sorted(unknown)[0]!r} for status", field="status")
-        query = query.where(Case.status.in_([c for c, fhir in STATUS.items() if fhir in wanted]))
+        query = query.where(Case.status.in_(statuses))
     kinds = search.tokens("code")
     if kinds is not None:
         try:
