@@ -27,7 +27,7 @@ def main() -> None:
     from telemed import create_app
     from telemed.domain.case_states import CaseKind
     from telemed.extensions import db
-    from telemed.runner import RECV_BYTES
+    from telemed.runner import RECV_BYTES, freeze_startup_objects
     from telemed.services import cases
     from telemed.services.context import actor_of
     from tests import factories
@@ -55,6 +55,7 @@ def main() -> None:
             "pid": os.getpid(),
         }
     (work / "server.json").write_text(json.dumps(info))
+    freeze_startup_objects()
     serve(app, host="127.0.0.1", port=port, threads=8, recv_bytes=RECV_BYTES, _quiet=True)
 
 

@@ -201,7 +201,12 @@ def test_a_header_with_unusual_values_serialises_like_pydicom():
         assert header[tag] == expected[tag]
 
 
-def test_a_batch_in_memory_keeps_its_order_whichever_path_each_file_takes(app, tmp_path):
+@pytest.mark.parametrize("in_flight", [1, dicom.IN_FLIGHT])
+def test_a_batch_in_memory_keeps_its_order_whichever_path_each_file_takes(
+    app, tmp_path, monkeypatch, in_flight
+):
+    # One file handed on at a time must still finish (each one done frees the next).
+    monkeypatch.setattr(dicom, "IN_FLIGHT", in_flight)
     series = [p.read_bytes() for p in dicom_files.ct_series(tmp_path / "ct", 4)]
     archive = dicom_files.zip_of(tmp_path / "two.zip", {"a.dcm": series[0], "b.dcm": series[1]})
     files = {

@@ -150,6 +150,14 @@ def check_may_attach(actor: Actor, case: Case) -> None:
         )
 
 
+# Threads that store the checked files of a batch (hash, write, fsync: the interpreter lock
+# is released), so that the fsyncs overlap the checking of the next files.
+STORING_THREADS = 4
+# Files of a batch handed on (to be stored, or to a worker) and not yet done, at most: this
+# bounds the memory a batch of a spooled body holds (each file is at most IN_MEMORY_BYTES).
+IN_FLIGHT = 8
+
+
 def _check_in_process(data: bytes, filename: str, limits: reading.Limits) -> FileOutcome | None:
     """A file held in memory checked without a worker: "stored" (not written yet, no address)
     or "refused"; None when a worker must read it."""
@@ -164,55 +172,61 @@ def _check_in_process(data: bytes, filename: str, limits: reading.Limits) -> Fil
 
 def prepare_in_memory(files: Sequence[tuple[str, Callable[[], bytes]]]) -> list[list[FileOutcome]]:
     """``prepare`` for many files that fit in memory (each one's bytes come from its
-    ``load``, only when its turn comes), with both cores at work: this thread checks files
-    in process one after another (that holds the interpreter) while one thread per worker
-    takes the next file to a worker process. A file the in-process check leaves to a worker
-    (compressed, a zip...) goes to one from here. What this thread checked is stored (hash,
-    write, fsync: no interpreter lock) by one more thread. The outcomes are in order."""
+    ``load``, only when its turn comes). This thread checks each file's header in process;
+    a file that needs the whole-file check (compressed, a zip, a large header) goes to a
+    worker from a helper thread, one per worker, while this thread goes on; what is checked
+    is stored by a pool of threads. On 2 cores this beats parsing headers in the workers
+    too: the header is cheap to parse, and a worker's answer costs this process as much to
+    decode. The outcomes are in order."""
     app = current_app._get_current_object()
     content = store()
     limits = reading.Limits(**pixel_limits())
     largest = min(IN_MEMORY_BYTES, app.config["TELEMED_MAX_UPLOAD_BYTES"])
     results: list[list[FileOutcome]] = [[] for _ in files]
-    order = iter(range(len(files)))
-    taking = threading.Lock()
+    if len(files) == 1:
+        name, load = files[0]
+        results[0] = prepare(load(), name).outcomes
+        return results
+    in_flight = threading.BoundedSemaphore(IN_FLIGHT)
 
-    def take() -> int | None:
-        with taking:
-            return next(order, None)
+    def by_worker(data: bytes, name: str) -> list[FileOutcome]:
+        try:
+            with app.app_context():
+                return prepare(data, name, in_process=False).outcomes
+        finally:
+            in_flight.release()
 
-    def by_worker(number: int, data: bytes) -> None:
-        with app.app_context():
-            results[number] = prepare(data, files[number][0], in_process=False).outcomes
+    def stored(data: bytes) -> tuple[str, int]:
+        try:
+            return content.put_dicom_bytes(data)
+        finally:
+            in_flight.release()
 
-    def helper() -> None:
-        while (number := take()) is not None:
-            by_worker(number, files[number][1]())
-
-    helpers = app.config["TELEMED_DICOM_WORKERS"] if len(files) > 1 else 0
-    with ThreadPoolExecutor(max_workers=helpers + 1) as pool:
-        running = [pool.submit(helper) for _ in range(helpers)]
-        storing: list[tuple[FileOutcome, Future[tuple[str, int]]]] = []
-        while (number := take()) is not None:
-            name, load = files[number]
+    whole: list[tuple[int, Future[list[FileOutcome]]]] = []
+    storing: list[tuple[FileOutcome, Future[tuple[str, int]]]] = []
+    helpers = max(app.config["TELEMED_DICOM_WORKERS"], 1)
+    with (
+        ThreadPoolExecutor(max_workers=STORING_THREADS) as storer,
+        ThreadPoolExecutor(max_workers=helpers) as to_workers,
+    ):
+        for number, (name, load) in enumerate(files):
             data = load()
             outcome = None
             if len(data) <= largest and not _is_zip(data):
                 outcome = _check_in_process(data, name, limits)
+            if outcome is not None and outcome.status != "stored":
+                results[number] = [outcome]
+                continue
+            in_flight.acquire()
             if outcome is None:
-                by_worker(number, data)
-                continue
-            results[number] = [outcome]
-            if outcome.status != "stored":
-                continue
-            if helpers:
-                storing.append((outcome, pool.submit(content.put_dicom_bytes, data)))
+                whole.append((number, to_workers.submit(by_worker, data, name)))
             else:
-                outcome.sha256, outcome.size_bytes = content.put_dicom_bytes(data)
-        for done in running:
-            done.result()
-        for outcome, stored in storing:
-            outcome.sha256, outcome.size_bytes = stored.result()
+                results[number] = [outcome]
+                storing.append((outcome, storer.submit(stored, data)))
+        for number, outcomes in whole:
+            results[number] = outcomes.result()
+        for outcome, address in storing:
+            outcome.sha256, outcome.size_bytes = address.result()
     return results
 
 
