@@ -29,7 +29,7 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy.exc import IntegrityError
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
 from telemed.errors import TelemedError
@@ -95,28 +95,47 @@ def encode(frame: dict[str, Any]) -> str:
     return json.dumps(frame, separators=(",", ":"), default=str, ensure_ascii=False)
 
 
+# Write straight through while a socket's write buffer holds at most this many bytes (the
+# connection's own high-water mark, websockets' default write_limit).
+WRITE_THROUGH_BYTES = 2**15
+
+
 class Outbox:
-    """A client's bounded queue of encoded frames; replays may exceed the bound."""
+    """A client's frames on their way out, in order. A frame goes to the socket at once
+    (``broadcast`` to this one connection: written now, no task switch) unless frames are
+    already waiting or the socket's write buffer is over ``WRITE_THROUGH_BYTES``; then it
+    waits here, at most ``limit`` of them (replays may exceed the bound), and the client's
+    writer task (``drain``) sends them with backpressure."""
 
-    __slots__ = ("event", "items", "limit")
+    __slots__ = ("event", "items", "limit", "ws")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, ws: ServerConnection, limit: int) -> None:
+        self.ws = ws
         self.items: deque[str] = deque()
         self.event = asyncio.Event()
         self.limit = limit
 
     def push(self, data: str, *, force: bool = False) -> bool:
+        if not self.items:
+            transport = self.ws.transport
+            if transport is not None and transport.get_write_buffer_size() <= WRITE_THROUGH_BYTES:
+                broadcast((self.ws,), data)  # a closing socket is skipped: it is going away
+                return True
         if not force and len(self.items) >= self.limit:
             return False
         self.items.append(data)
         self.event.set()
         return True
 
-    async def pop(self) -> str:
-        while not self.items:
-            self.event.clear()
-            await self.event.wait()
-        return self.items.popleft()
+    async def drain(self) -> None:
+        """The writer: sends what waits, oldest first. A frame leaves ``items`` only once
+        sent, so what is pushed meanwhile queues behind it."""
+        while True:
+            while not self.items:
+                self.event.clear()
+                await self.event.wait()
+            await self.ws.send(self.items[0])
+            self.items.popleft()
 
 
 class TokenBucket:
@@ -273,7 +292,7 @@ class LiveServer:
             ws=ws,
             conn=f"{self.node}-{next(self._conn_ids)}",
             entry=entry,
-            outbox=Outbox(self.settings.client_queue),
+            outbox=Outbox(ws, self.settings.client_queue),
             bucket=TokenBucket(self.settings.rate_per_second, self.settings.burst),
         )
         writer = asyncio.create_task(self._write(client))
@@ -295,11 +314,8 @@ class LiveServer:
             await self._unregister(client)
 
     async def _write(self, client: Client) -> None:
-        try:
-            while True:
-                await client.ws.send(await client.outbox.pop())
-        except (ConnectionClosed, asyncio.CancelledError):
-            pass
+        with contextlib.suppress(ConnectionClosed, asyncio.CancelledError):
+            await client.outbox.drain()
 
     def _close_soon(self, client: Client, code: int, reason: str) -> None:
         if client.closing:
