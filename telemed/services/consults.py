@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from telemed import clock
@@ -383,15 +383,7 @@ def append_events(
     order, the same in every writer, so two writers never wait for each other in a cycle.
     """
     counts = Counter(event.room_id for event in events)
-    statement = _TAKE_SEQS_UNLESS_ENDED if unless_ended else _TAKE_SEQS
-    connection = db.session.connection()
-    next_seq: dict[int, int] = {}
-    for room_id in sorted(counts):
-        top = connection.execute(
-            statement, {"room": room_id, "count": counts[room_id]}
-        ).scalar_one_or_none()
-        if top is not None:
-            next_seq[room_id] = top - counts[room_id]  # the first number this room gets
+    next_seq = _take_seqs(counts, unless_ended=unless_ended)
     now = clock.now()
     rows: list[dict[str, Any]] = []
     results: list[dict[str, Any] | Conflict] = []
@@ -421,8 +413,35 @@ def append_events(
         )
         results.append(frame)
     if rows:
-        connection.execute(_INSERT_EVENT, rows)  # one executemany for the whole batch
+        db.session.connection().execute(_INSERT_EVENT, rows)  # one executemany for the batch
     return results
+
+
+def _take_seqs(counts: Counter[int], *, unless_ended: bool) -> dict[int, int]:
+    """The first sequence number each room of ``counts`` gets (rooms that refused are left
+    out), taking ``counts[room]`` numbers from each. One room: one statement. Several: their
+    rows are locked in id order (so writers of overlapping rooms never wait for each other
+    in a cycle; SQLite has one writer anyway), then one UPDATE ... RETURNING takes every
+    room's numbers, two round trips however many rooms a group commit carries."""
+    connection = db.session.connection()
+    if len(counts) == 1:
+        ((room_id, count),) = counts.items()
+        statement = _TAKE_SEQS_UNLESS_ENDED if unless_ended else _TAKE_SEQS
+        top = connection.execute(statement, {"room": room_id, "count": count}).scalar_one_or_none()
+        return {} if top is None else {room_id: top - count}
+    rooms = sorted(counts)
+    connection.execute(
+        select(_rooms.c.id).where(_rooms.c.id.in_(rooms)).order_by(_rooms.c.id).with_for_update()
+    )
+    taking = (
+        update(_rooms)
+        .where(_rooms.c.id.in_(rooms))
+        .values(next_seq=_rooms.c.next_seq + case(dict(counts), value=_rooms.c.id))
+        .returning(_rooms.c.id, _rooms.c.next_seq)
+    )
+    if unless_ended:
+        taking = taking.where(_rooms.c.status != RoomStatus.ENDED.value)
+    return {room_id: top - counts[room_id] for room_id, top in connection.execute(taking)}
 
 
 def stored_reply(room_id: int, sender_id: int, client_msg_id: str) -> dict[str, Any] | None:
