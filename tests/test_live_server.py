@@ -326,6 +326,36 @@ def test_a_slow_client_is_told_to_resync_and_the_room_goes_on(app, world):
         asyncio.run(scenario())
 
 
+def test_a_congested_socket_gets_every_frame_in_order(app, world):
+    """Frames go straight to a socket until its write buffer fills; then they wait in its
+    queue. The reader stops reading while 6 MB of offers pile up, then reads on: every
+    offer arrives, in the order sent, and the socket stays open."""
+    with ls.serving(app, rate_per_second=10_000, burst=10_000) as server:
+        case = ls.scheduled_consult(world)
+
+        async def scenario():
+            a = await enter(server, world, case, "card1")
+            b = await enter(server, world, case, "gp_ts1")
+            b.ws.transport.pause_reading()
+            pad = "x" * 30_000
+            for number in range(200):
+                await a.send("signal.offer", {"to": b.welcome["conn"], "sdp": f"v={number} {pad}"})
+            ack = await a.request("chat", {"text": "after the offers"})
+            b.ws.transport.resume_reading()
+            seen = []
+            while len(seen) < 200:
+                frame = await b.until(lambda f: f.get("kind") in ("signal.offer", "chat"))
+                if frame["kind"] == "signal.offer":
+                    seen.append(int(frame["body"]["sdp"].split()[0][2:]))
+            assert seen == list(range(200))
+            event = await b.event("chat")
+            assert event["seq"] == ack["seq"] and not b.ws.transport.is_closing()
+            await a.close()
+            await b.close()
+
+        asyncio.run(scenario())
+
+
 def test_message_size_and_rate_limits(app, world):
     with ls.serving(app, rate_per_second=1, burst=5, max_message_bytes=8192) as server:
         case = ls.scheduled_consult(world)
