@@ -11,14 +11,14 @@ PO_FILES := $(wildcard telemed/translations/*/LC_MESSAGES/messages.po)
 MO_FILES := $(PO_FILES:.po=.mo)
 JS_FILES := $(wildcard static/js/*.js static/css/*.css) static/build.mjs
 
-.PHONY: run test deps lint format assets translations messages browser bench clean
+.PHONY: run test deps lint format assets translations messages test-tools bench clean
 
 run: deps
 	$(FLASK) db upgrade
 	$(FLASK) demo seed
 	$(FLASK) serve
 
-test: deps browser
+test: deps test-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 deps: $(STAMPS)/python assets translations
@@ -52,12 +52,18 @@ messages: $(STAMPS)/python
 	$(BIN)/pybabel update -i telemed/translations/messages.pot -d telemed/translations \
 	  --no-fuzzy-matching --ignore-obsolete
 
-# Browser tests drive Debian's Chromium; install it when it is missing.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing Debian's chromium for the browser tests"; \
+# The browser tests drive Debian's Chromium and the call's TURN test runs a real coturn:
+# install whichever is missing (command:package).
+TEST_TOOLS := chromium:chromium turnserver:coturn
+
+test-tools:
+	@missing=""; for tool in $(TEST_TOOLS); do \
+	  command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian's$$missing for the tests"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 lint: $(STAMPS)/python
 	$(BIN)/ruff check .

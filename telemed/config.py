@@ -88,6 +88,28 @@ def env_ice_servers(name: str) -> list[dict[str, object]]:
     return servers
 
 
+def env_turn(name: str) -> dict[str, object]:
+    """A TURN server that takes time-limited credentials (coturn's ``use-auth-secret``):
+    its URLs (comma-separated turn: or turns: URLs), the secret it shares with telemed,
+    and how long a credential lasts (seconds, 5 minutes to 7 days). URLs and secret come
+    together or not at all."""
+    urls = env_list(f"{name}_URLS", [])
+    secret = env(f"{name}_SECRET")
+    ttl = env_int(f"{name}_TTL_S", 12 * 3600)
+    if bool(urls) != bool(secret):
+        raise RuntimeError(f"{PREFIX}{name}_URLS and {PREFIX}{name}_SECRET go together")
+    for url in urls:
+        if url.split(":", 1)[0] not in {"turn", "turns"}:
+            raise RuntimeError(f"{PREFIX}{name}_URLS: {url!r} is not a turn: or turns: URL")
+    if not 300 <= ttl <= 7 * 24 * 3600:
+        raise RuntimeError(f"{PREFIX}{name}_TTL_S must be between 300 and 604800 seconds")
+    return {
+        f"{PREFIX}{name}_URLS": urls,
+        f"{PREFIX}{name}_SECRET": secret,
+        f"{PREFIX}{name}_TTL_S": ttl,
+    }
+
+
 def load_secret_key(instance_path: Path) -> str:
     """Use TELEMED_SECRET_KEY, else a key generated once into the instance folder."""
     configured = env("SECRET_KEY")
@@ -130,6 +152,7 @@ def build_config(instance_path: Path) -> dict[str, object]:
         # on 127.0.0.1 and localhost (TELEMED_PORT).
         "TELEMED_ALLOWED_ORIGINS": env_list("ALLOWED_ORIGINS", []),
         "TELEMED_ICE_SERVERS": env_ice_servers("ICE_SERVERS"),
+        **env_turn("TURN"),
         "TELEMED_LIVE_MAX_MESSAGE_BYTES": env_int("LIVE_MAX_MESSAGE_BYTES", 64 * 1024),
         "TELEMED_LIVE_RATE_PER_SECOND": env_int("LIVE_RATE_PER_SECOND", 40),
         "TELEMED_LIVE_BURST": env_int("LIVE_BURST", 80),

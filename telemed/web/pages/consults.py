@@ -15,7 +15,7 @@ from telemed.domain.live_rules import RoomRole
 from telemed.errors import InvalidInput
 from telemed.extensions import db
 from telemed.models.live import ConsultSession
-from telemed.services import audit, consults, reports
+from telemed.services import audit, consults, ice, reports
 from telemed.web.security import current_actor, roles_required
 
 bp = Blueprint("consults", __name__)
@@ -72,6 +72,7 @@ def room(case_id: int):
         versions=reports.versions(case.id),
         media=media_of(case.id),
         live_url=live_base_url(),
+        ice_servers=ice.ice_servers_for(actor.user_id),
     )
 
 
