@@ -58,6 +58,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["local_name"] = local_name
     app.jinja_env.add_extension("jinja2.ext.do")
 
-    from telemed.web.assets import asset_url
+    from telemed.web.assets import asset_url, cache_fingerprinted
 
     app.jinja_env.globals["asset_url"] = asset_url
+    app.after_request(cache_fingerprinted)

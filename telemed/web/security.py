@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
@@ -76,7 +76,22 @@ def init_app(app: Flask) -> None:
 
         return redirect(url_for("auth.login", next=request.full_path))
 
+    app.after_request(protective_headers)
     app.register_error_handler(CSRFError, _csrf_error)
+
+
+def protective_headers(response: Response) -> Response:
+    """Every answer may carry patient data, so unless its route says otherwise (renders and
+    static files set their own) it is never kept in a cache: clinic computers are shared,
+    and a back button must not show the last doctor's patient. Pages are never framed
+    (clickjacking) and never sniffed into another type."""
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")  # URLs name cases and patients
+    if "Cache-Control" not in headers:
+        headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _csrf_error(error: CSRFError):

@@ -1,0 +1,43 @@
+"""Headers every answer carries: patient data is never cached, pages are never framed
+and never sniffed; fingerprinted bundles are cached for good."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests import factories
+
+DIST = Path(__file__).resolve().parent.parent / "static" / "dist"
+
+
+def test_pages_and_api_answers_with_patient_data_are_never_stored(client, world):
+    patient = world.patients["TS1"][0]
+    token = factories.token_for(world.user("gp_ts1"))
+    answers = {
+        "login page": client.get("/login"),
+        "api": client.get(
+            f"/api/patients/{patient.id}", headers={"Authorization": f"Bearer {token}"}
+        ),
+        "fhir": client.get(
+            f"/fhir/Patient/{patient.id}", headers={"Authorization": f"Bearer {token}"}
+        ),
+        "refusal": client.get("/api/patients/999999", headers={"Authorization": f"Bearer {token}"}),
+    }
+    for name, response in answers.items():
+        assert response.headers["Cache-Control"] == "no-store", name
+        assert response.headers["X-Content-Type-Options"] == "nosniff", name
+        assert response.headers["X-Frame-Options"] == "DENY", name
+        assert response.headers["Referrer-Policy"] == "same-origin", name
+    assert answers["api"].status_code == 200 and answers["fhir"].status_code == 200
+    assert answers["refusal"].status_code == 404
+
+
+def test_fingerprinted_bundles_are_cached_for_a_year_and_the_manifest_is_not(client):
+    bundle = next(p for p in sorted(DIST.glob("*.js")) if "-" in p.stem)
+    cached = client.get(f"/static/dist/{bundle.name}")
+    assert cached.status_code == 200
+    assert cached.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    cached.close()
+    manifest = client.get("/static/dist/manifest.json")
+    assert "immutable" not in manifest.headers.get("Cache-Control", "")
+    manifest.close()
