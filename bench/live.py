@@ -254,6 +254,16 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _empty(database_url: str) -> bool:
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(database_url)
+    try:
+        return not inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rooms", type=int, default=100)
@@ -270,6 +280,11 @@ def main() -> None:
 
     from tests.live_support import free_port
 
+    if args.database_url and not _empty(args.database_url):
+        sys.exit(
+            f"{args.database_url} already holds tables: bench/live.py builds its own "
+            "consortium and needs an empty database"
+        )
     instance = Path(tempfile.mkdtemp(prefix="bench-live-"))
     idle_rooms = max(1, -(-args.idle // 20))
     _app, world, case_ids, db_url = prepare(args.database_url, instance, args.rooms, idle_rooms)
