@@ -1,9 +1,10 @@
 // Bundles each page script in static/js/ (and the npm packages it imports) into
 // static/dist/, fingerprinted, with a manifest.json the templates read.
 import { build } from "esbuild";
-import { readdirSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { basename, dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const source = join(here, "js");
@@ -43,4 +44,12 @@ for (const [file, info] of Object.entries(result.metafile.outputs)) {
   }
 }
 writeFileSync(join(out, "manifest.json"), JSON.stringify(manifest, null, 2));
+
+// A gzipped copy beside each script and style sheet, for the proxy to send as it is
+// (nginx gzip_static, docs/deployment.md): compressed once at build time, at the best level.
+for (const file of Object.keys(result.metafile.outputs)) {
+  if (/\.(js|css)$/.test(file)) {
+    writeFileSync(`${file}.gz`, gzipSync(readFileSync(file), { level: 9 }));
+  }
+}
 console.log(`built ${Object.keys(manifest).length} bundles into static/dist/`);

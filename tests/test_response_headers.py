@@ -3,6 +3,7 @@ and never sniffed; fingerprinted bundles are cached for good."""
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 from tests import factories
@@ -41,3 +42,21 @@ def test_fingerprinted_bundles_are_cached_for_a_year_and_the_manifest_is_not(cli
     manifest = client.get("/static/dist/manifest.json")
     assert "immutable" not in manifest.headers.get("Cache-Control", "")
     manifest.close()
+
+
+def test_bundles_go_gzipped_to_browsers_that_take_gzip(client):
+    bundles = [p for p in DIST.rglob("*") if p.suffix in (".js", ".css")]
+    assert bundles and all(p.with_name(p.name + ".gz").is_file() for p in bundles)
+    largest = max(bundles, key=lambda p: p.stat().st_size)
+    url = f"/static/dist/{largest.relative_to(DIST).as_posix()}"
+    packed = client.get(url, headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert packed.status_code == 200 and packed.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in packed.headers["Vary"]
+    assert packed.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    body = packed.get_data()
+    packed.close()
+    assert gzip.decompress(body) == largest.read_bytes()
+    assert len(body) < largest.stat().st_size / 2
+    plain = client.get(url)
+    assert "Content-Encoding" not in plain.headers and plain.get_data() == largest.read_bytes()
+    plain.close()

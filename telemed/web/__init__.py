@@ -58,7 +58,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["local_name"] = local_name
     app.jinja_env.add_extension("jinja2.ext.do")
 
-    from telemed.web.assets import asset_url, cache_fingerprinted
+    from telemed.web.assets import asset_url, cache_fingerprinted, send_precompressed
 
     app.jinja_env.globals["asset_url"] = asset_url
+    app.before_request(send_precompressed)
     app.after_request(cache_fingerprinted)

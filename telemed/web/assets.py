@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import mimetypes
 import re
 from functools import cache
 from pathlib import Path
 
-from flask import Response, current_app, request, url_for
+from flask import Response, current_app, request, send_file, url_for
 
 
 @cache
@@ -26,6 +27,26 @@ def asset_url(name: str) -> str:
 
 # static/build.mjs names every bundle, chunk and asset "<name>-<content hash>".
 _FINGERPRINTED = re.compile(r"^/static/dist/.+-[A-Z0-9]{8}\.[a-z0-9.]+$")
+
+
+def send_precompressed() -> Response | None:
+    """A fingerprinted bundle as the gzipped copy the build wrote beside it, to a browser
+    that takes gzip (a third of the bytes on a rural link); None lets the static route
+    answer."""
+    if not _FINGERPRINTED.match(request.path) or "gzip" not in request.headers.get(
+        "Accept-Encoding", ""
+    ):
+        return None
+    name = request.path.removeprefix("/static/dist/")
+    dist = (Path(current_app.static_folder or "") / "dist").resolve()
+    packed = (dist / f"{name}.gz").resolve()
+    if dist not in packed.parents or not packed.is_file():
+        return None
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    response = send_file(packed, mimetype=kind, conditional=True, etag=True)
+    response.headers["Content-Encoding"] = "gzip"
+    response.headers["Vary"] = "Accept-Encoding"
+    return response
 
 
 def cache_fingerprinted(response: Response) -> Response:
