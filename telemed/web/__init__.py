@@ -10,7 +10,10 @@ from telemed.i18n import local_time
 
 def init_app(app: Flask) -> None:
     from telemed.web import boundary, errors, security
+    from telemed.web.ids import IdConverter
 
+    # Before any route is added: every <int:...> is bounded to what the databases hold.
+    app.url_map.converters["int"] = IdConverter
     boundary.init_app(app)
     security.init_app(app)
     errors.init_app(app)

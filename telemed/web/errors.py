@@ -7,6 +7,7 @@ import logging
 
 from flask import Flask, jsonify, render_template, request
 from marshmallow import ValidationError as SchemaError
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
 from telemed.errors import TelemedError, TooManyRequests
@@ -79,6 +80,17 @@ def init_app(app: Flask) -> None:
         if error.code == 405:
             return response[0], 405, {"Allow": ", ".join(error.valid_methods or [])}
         return response
+
+    @app.errorhandler(OverflowError)
+    @app.errorhandler(DataError)
+    def _out_of_range(error: Exception):
+        from telemed.web.ids import MAX_ID, out_of_range_field
+
+        field = out_of_range_field()
+        if field is None:
+            return _unexpected(error)
+        message = f"{field}: the number is out of range (at most {MAX_ID})"
+        return error_response(400, "invalid_input", message, field=field)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
