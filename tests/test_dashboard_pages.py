@@ -118,9 +118,12 @@ def test_bad_dashboard_input_names_the_field(world, client):
     headers = factories.bearer(factories.token_for(world.user("admin")))
     for args, field in (
         ({"period": "year"}, "period"),
-        ({"period": "custom", "first": "2026-12-01"}, "first"),
-        ({"period": "custom", "first": "2026-12-31", "last": "2026-12-01"}, "first"),
+        ({"period": "custom", "first": "2026-12-01"}, "last"),
+        ({"period": "custom", "first": "2026-12-31", "last": "2026-12-01"}, "last"),
         ({"anchor": "tomorrow"}, "anchor"),
+        ({"anchor": "9999-12-31"}, "anchor"),  # a week around it would leave the calendar
+        ({"period": "week", "anchor": "0001-01-01"}, "anchor"),
+        ({"period": "custom", "first": "1999-12-31", "last": "2000-01-06"}, "first"),
         ({"department_id": "x"}, "department_id"),
         ({"department_id": "999"}, "department_id"),
         ({"what": "slots"}, "what"),
@@ -132,6 +135,12 @@ def test_bad_dashboard_input_names_the_field(world, client):
         assert response.status_code in (404, 422), (args, response.status_code)
         assert response.get_json()["error"]["field"] == field, args
     assert client.get("/admin/dashboard/nothing.csv", headers=headers).status_code == 404
+    for args, field in (({"anchor": "9999-12-31"}, "anchor"), ({"period": "month"}, None)):
+        response = client.get("/api/dashboard", query_string=args, headers=headers)
+        if field is None:
+            assert response.status_code == 200
+        else:
+            assert response.status_code == 422 and response.get_json()["error"]["field"] == field
 
 
 def test_only_admins_see_the_dashboard(world, client):

@@ -25,6 +25,28 @@ class Granularity(enum.StrEnum):
     MONTH = "month"
 
 
+# The days figures can be asked for: far wider than any activity, and clear of the
+# calendar's ends (a week or a month around date.max would overflow).
+EARLIEST_DAY = date(2000, 1, 1)
+LATEST_DAY = date(2099, 12, 31)
+
+
+class PeriodError(ValueError):
+    """A period that cannot be: ``field`` is the request's field at fault."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _within_years(day: date, field: str) -> None:
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise PeriodError(
+            f"{field} must fall between {EARLIEST_DAY.isoformat()} and {LATEST_DAY.isoformat()}",
+            field,
+        )
+
+
 @dataclass(frozen=True)
 class Period:
     """Local calendar days from ``first`` to ``last``, both included."""
@@ -33,10 +55,12 @@ class Period:
     last: date
 
     def __post_init__(self) -> None:
+        for name in ("first", "last"):
+            _within_years(getattr(self, name), name)
         if self.last < self.first:
-            raise ValueError("the period ends before it starts")
+            raise PeriodError("the period ends before it starts", "last")
         if self.days > MAX_PERIOD_DAYS:
-            raise ValueError(f"a period covers at most {MAX_PERIOD_DAYS} days")
+            raise PeriodError(f"a period covers at most {MAX_PERIOD_DAYS} days", "last")
 
     @property
     def days(self) -> int:
@@ -87,16 +111,20 @@ class Period:
 
 def parse_period(kind: str, anchor: date, first: date | None, last: date | None) -> Period:
     """The period a dashboard request names: the week or month holding ``anchor``, or a
-    custom range."""
+    custom range. Raises :class:`PeriodError` naming the field at fault."""
+    if kind in ("week", "month"):
+        _within_years(anchor, "anchor")
     if kind == "week":
         return Period.week_of(anchor)
     if kind == "month":
         return Period.month_of(anchor)
     if kind == "custom":
         if first is None or last is None:
-            raise ValueError("a custom period needs its first and last day")
+            raise PeriodError(
+                "a custom period needs its first and last day", "last" if first else "first"
+            )
         return Period(first, last)
-    raise ValueError(f"period must be week, month or custom, not {kind!r}")
+    raise PeriodError(f"period must be week, month or custom, not {kind!r}", "period")
 
 
 def nearest_rank(p: Fraction, n: int) -> int:

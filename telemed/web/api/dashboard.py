@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from telemed import clock
-from telemed.domain.figures import parse_period
+from telemed.domain.figures import PeriodError, parse_period
 from telemed.errors import InvalidInput
 from telemed.i18n import consortium_zone
 from telemed.models.consortium import Role
@@ -38,8 +38,8 @@ def read(query: dict):
         period = parse_period(
             query["period"], query.get("anchor") or today, query.get("first"), query.get("last")
         )
-    except ValueError as exc:
-        raise InvalidInput(str(exc), field="first") from None
+    except PeriodError as exc:
+        raise InvalidInput(str(exc), field=exc.field) from None
     board = dashboard.dashboard(
         current_actor(),
         period,

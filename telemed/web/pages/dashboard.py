@@ -11,7 +11,7 @@ from flask import Blueprint, Response, render_template, request, url_for
 from flask_babel import gettext as _
 
 from telemed import clock
-from telemed.domain.figures import Period, parse_period
+from telemed.domain.figures import Period, PeriodError, parse_period
 from telemed.errors import InvalidInput, NotFound
 from telemed.i18n import consortium_zone
 from telemed.models.consortium import Role
@@ -53,8 +53,8 @@ def request_filters() -> dict[str, Any]:
     first, last = _date("first"), _date("last")
     try:
         period = parse_period(kind, anchor, first, last)
-    except ValueError as exc:
-        raise InvalidInput(str(exc), field="first" if kind == "custom" else "period") from None
+    except PeriodError as exc:
+        raise InvalidInput(str(exc), field=exc.field) from None
     return {
         "period": period,
         "kind": kind,
