@@ -143,6 +143,26 @@ def test_bad_dashboard_input_names_the_field(world, client):
             assert response.status_code == 422 and response.get_json()["error"]["field"] == field
 
 
+def test_a_single_day_for_one_department_is_counted(world, month, client):
+    """One day holds one policy cut and one trend bucket: their index is a constant, which
+    must not be grouped by as a column position."""
+    headers = factories.bearer(factories.token_for(world.user("admin")))
+    department = world.departments["CARD"].id
+    for args in (
+        {"period": "custom", "first": "2026-12-07", "last": "2026-12-07"},
+        {
+            "period": "custom",
+            "first": "2026-12-07",
+            "last": "2026-12-07",
+            "department_id": department,
+        },
+        {"period": "week", "anchor": "2026-12-07", "department_id": department},
+    ):
+        response = client.get("/api/dashboard", query_string=args, headers=headers)
+        assert response.status_code == 200, (args, response.get_data(as_text=True)[:300])
+        assert response.get_json()["tables"]["departments"]["rows"], args
+
+
 def test_only_admins_see_the_dashboard(world, client):
     # Its own test: the app fixture's app context (and so flask.g) outlives a request in
     # the test client, so one test speaks as one user.

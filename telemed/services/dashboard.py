@@ -42,7 +42,6 @@ from sqlalchemy import (
     extract,
     func,
     literal,
-    literal_column,
     or_,
     select,
 )
@@ -248,6 +247,12 @@ def cuts_of(period: Period, buckets: list[Period], policies: PolicyBook) -> list
     return result
 
 
+def _constant_over(column, value: int):
+    """``value`` as an expression over ``column``: grouped by, a bare integer would be read
+    as the position of a selected column (SQLite refuses 0; 1 would group by the first)."""
+    return case((column.is_(None), value), else_=value)
+
+
 def cut_of(column, cuts: list[Cut]):
     """The index of the cut a timestamp falls in, as a CASE over the cut ends.
 
@@ -255,7 +260,7 @@ def cut_of(column, cuts: list[Cut]):
     well and serves from an index) and group by this expression.
     """
     if len(cuts) == 1:
-        return literal_column(str(cuts[0].index), Integer)
+        return _constant_over(column, cuts[0].index)
     return case(
         *[(column < literal(cut.end, UTCDateTime), cut.index) for cut in cuts[:-1]],
         else_=cuts[-1].index,
@@ -271,7 +276,7 @@ def bucket_of(column, cuts: list[Cut]):
         else:
             ends.append((cut.end, cut.bucket))
     if len(ends) == 1:
-        return literal_column(str(ends[0][1]), Integer)
+        return _constant_over(column, ends[0][1])
     return case(
         *[(column < literal(end, UTCDateTime), bucket) for end, bucket in ends[:-1]],
         else_=ends[-1][1],
