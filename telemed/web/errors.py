@@ -84,13 +84,20 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(OverflowError)
     @app.errorhandler(DataError)
     def _out_of_range(error: Exception):
-        from telemed.web.ids import MAX_ID, out_of_range_field
+        from telemed.web.input_limits import MAX_ID, out_of_range_field
 
-        field = out_of_range_field()
+        # Only a request's integer that the database cannot hold; any other overflow (a
+        # date past the calendar...) is a bug to see, not a user's mistake.
+        text = str(error)
+        if isinstance(error, OverflowError):
+            too_big = "int too large" in text  # SQLite binding a Python int
+        else:
+            too_big = "out of range" in text  # PostgreSQL: "integer out of range"
+        field = out_of_range_field() if too_big else None
         if field is None:
             return _unexpected(error)
         message = f"{field}: the number is out of range (at most {MAX_ID})"
-        return error_response(400, "invalid_input", message, field=field)
+        return error_response(422, "invalid_input", message, field=field)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):

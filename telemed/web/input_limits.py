@@ -1,4 +1,9 @@
-"""What a number in a request may be. Ids (and most integer columns) are INTEGER: 32 bits
+"""What numbers and text in a request may be.
+
+Text: no NUL character anywhere (query, form or JSON): PostgreSQL cannot store one, and no
+field has a use for it; such a request is refused before it reaches a view.
+
+Numbers: ids (and most integer columns) are INTEGER: 32 bits
 on PostgreSQL, which answers a larger value with "integer out of range"; SQLite holds 64
 bits and refuses a larger Python int with an OverflowError.
 
@@ -14,6 +19,8 @@ from typing import Any
 
 from flask import request
 from werkzeug.routing import IntegerConverter
+
+from telemed.errors import InvalidInput
 
 MAX_ID = 2**31 - 1  # INTEGER on PostgreSQL
 
@@ -40,14 +47,14 @@ def _magnitude(value: Any) -> int:
     return 0
 
 
-def _numbers(value: Any, path: str):
-    """Every (dotted path, value) of a JSON document."""
+def _leaves(value: Any, path: str):
+    """Every (dotted path, leaf value) of a JSON document."""
     if isinstance(value, dict):
         for key, item in value.items():
-            yield from _numbers(item, f"{path}.{key}" if path else str(key))
+            yield from _leaves(item, f"{path}.{key}" if path else str(key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _numbers(item, f"{path}[{index}]")
+            yield from _leaves(item, f"{path}[{index}]")
     else:
         yield path or "body", value
 
@@ -63,9 +70,21 @@ def out_of_range_field() -> str | None:
         ),
     ]
     if request.is_json:
-        candidates.extend(_numbers(request.get_json(silent=True), ""))
+        candidates.extend(_leaves(request.get_json(silent=True), ""))
     name, size = None, 0
     for field, value in candidates:
         if _magnitude(value) > size:
             name, size = field, _magnitude(value)
     return name
+
+
+def refuse_nul() -> None:
+    """``before_request``: a NUL character in any field is refused, naming the field."""
+    for source in (request.args, request.form):
+        for name, value in source.items(multi=True):
+            if "\x00" in value:
+                raise InvalidInput(f"{name} contains a NUL character", field=name)
+    if request.is_json:
+        for name, value in _leaves(request.get_json(silent=True), ""):
+            if isinstance(value, str) and "\x00" in value:
+                raise InvalidInput(f"{name} contains a NUL character", field=name)
