@@ -375,12 +375,13 @@ def append_events(
     transaction; after the commit a nudge per event goes out on ``room:<id>``. Returns,
     in the order given, each event's frame, or a Conflict for an event whose room refused.
 
-    Each room's numbers are taken by one conditional UPDATE ... RETURNING that adds how
-    many events the room gets, and holds the room's row until commit: writers of one room
-    (in any process) take turns, so numbers are dense and commit in order, and a reader
-    that sees N has everything below N. With ``unless_ended`` the same statement refuses
-    a room whose session has ended (or that no longer exists). Rooms are taken in id
-    order, the same in every writer, so two writers never wait for each other in a cycle.
+    The rooms' numbers are taken by a conditional UPDATE ... RETURNING that adds how many
+    events each room gets (``_take_seqs``), and the rooms' rows stay locked until commit:
+    writers of one room (in any process) take turns, so numbers are dense and commit in
+    order, and a reader that sees N has everything below N. With ``unless_ended`` the same
+    statement refuses a room whose session has ended (or that no longer exists). Rows are
+    locked in id order, the same in every writer, so two writers never wait for each other
+    in a cycle.
     """
     counts = Counter(event.room_id for event in events)
     next_seq = _take_seqs(counts, unless_ended=unless_ended)
