@@ -45,7 +45,6 @@ def send_precompressed() -> Response | None:
     kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
     response = send_file(packed, mimetype=kind, conditional=True, etag=True)
     response.headers["Content-Encoding"] = "gzip"
-    response.headers["Vary"] = "Accept-Encoding"
     return response
 
 
@@ -54,4 +53,5 @@ def cache_fingerprinted(response: Response) -> Response:
     never ask again: on a slow rural link each page then costs no round trip per script."""
     if response.status_code == 200 and _FINGERPRINTED.match(request.path):
         response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        response.vary.add("Accept-Encoding")  # a shared cache keeps both forms apart
     return response
