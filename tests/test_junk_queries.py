@@ -1,6 +1,6 @@
-"""Every GET route of the app, pages and APIs alike, in every role, with a query string
-of junk (huge, negative, malformed, out-of-calendar values under the names the routes
-read): each answers without a server error."""
+"""Every route of the app, pages and APIs alike, in every role, given junk (huge, negative,
+malformed, out-of-calendar values under the names the routes read): GET routes as a query
+string, POST routes as a form and as JSON. Each answers without a server error."""
 
 from __future__ import annotations
 
@@ -39,11 +39,35 @@ JUNK = {
 }
 
 
-def get_routes(app) -> list[tuple[str, str]]:
+FORM_JUNK = {
+    **JUNK,
+    "reason": "x" * 100_000,
+    "name": "Wang\x00Wu",
+    "patient_id": "99999999999999999999",
+    "slot_id": "-1",
+    "seats": "1e9",
+    "starts": "2026-99-99",
+    "end": "-1",
+    "weekdays": "9",
+    "valid_from": "9999-12-31",
+    "valid_until": "0001-01-01",
+    "cut_off_hours": "-99999999999",
+    "window_days": "99999999999999999999",
+    "department_id": "abc",
+    "kind": "\u202e",
+    "nights": "0",
+    "total_beds": "999999999999",
+    "birth_date": "2999-01-01",
+    "national_id": "X" * 40,
+    "follow_up_on": "1900-01-01",
+}
+
+
+def get_routes(app, method: str = "GET") -> list[tuple[str, str]]:
     routes = []
     with app.test_request_context():
         for rule in app.url_map.iter_rules():
-            if "GET" not in rule.methods or rule.endpoint == "static":
+            if method not in rule.methods or rule.endpoint == "static":
                 continue
             # Path ids and UIDs that exist in no case: the route still parses its query.
             values = {
@@ -69,4 +93,19 @@ def test_no_get_route_fails_on_any_query(app, world, query):
             if response.status_code >= 500:
                 failures.append(f"{username} {url} ({endpoint}): {response.status_code}")
             response.close()
+    assert not failures, "\n".join(failures)
+
+
+def test_no_post_route_fails_on_junk_forms_or_json(app, world):
+    routes = get_routes(app, "POST")
+    assert len(routes) > 50
+    failures = []
+    for username in ROLES:
+        headers = factories.bearer(factories.token_for(world.user(username)))
+        for endpoint, url in routes:
+            for body in ({"data": {}}, {"data": FORM_JUNK}, {"json": FORM_JUNK}):
+                response = app.test_client().post(url, headers=headers, **body)
+                if response.status_code >= 500:
+                    failures.append(f"{username} {url} ({endpoint}) {list(body)}: 500")
+                response.close()
     assert not failures, "\n".join(failures)
