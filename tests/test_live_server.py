@@ -4,6 +4,7 @@ ordering, replay, slow clients, sign-out, and the signed report reaching the doc
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 
 import pytest
@@ -377,6 +378,38 @@ def test_message_size_and_rate_limits(app, world):
         asyncio.run(scenario())
 
 
+def test_a_flooding_client_is_closed_at_once_and_its_backlog_dropped(app, world):
+    """Forty chats in one write: more than the connection's incoming queue holds, so the
+    server stops reading the socket. The five the burst allows are recorded; the rest are
+    dropped unread, and the close handshake completes (the server reads on to the
+    client's close frame) instead of hanging until the close timeout."""
+    with ls.serving(app, rate_per_second=0.001, burst=5) as server:
+        case = ls.scheduled_consult(world)
+
+        async def scenario():
+            fast = await enter(server, world, case, "gp_ts1")
+            for number in range(40):
+                message = {
+                    "type": "send",
+                    "id": f"f{number}",
+                    "kind": "chat",
+                    "body": {"text": f"flood {number}"},
+                }
+                fast.ws.protocol.send_text(json.dumps(message).encode())
+            fast.ws.transport.write(b"".join(fast.ws.protocol.data_to_send()))
+            return await fast.closed(timeout=5)
+
+        assert asyncio.run(scenario()) == (protocol.CLOSE_RATE, "too many messages")
+        texts = (
+            db.session.execute(
+                select(RoomEvent.payload).where(RoomEvent.kind == "chat").order_by(RoomEvent.seq)
+            )
+            .scalars()
+            .all()
+        )
+        assert [body["text"] for body in texts] == [f"flood {n}" for n in range(5)]
+
+
 # -- signing out, notifications --------------------------------------------------------------
 
 
@@ -410,6 +443,42 @@ def test_signing_out_closes_that_logins_sockets(app, world, live, consult):
         await a.close()
 
     asyncio.run(scenario())
+
+
+def test_what_a_signed_out_socket_says_before_it_hears_the_close_is_dropped(
+    app, world, live, consult
+):
+    """The server has started closing a signed-out login's socket, but the client has not
+    read the close yet and sends a chat: it is not recorded, and the close completes."""
+    doctor = world.user("gp_ts1")
+    gone = ls.login(doctor)
+    ticket, room = ls.room_ticket(doctor, consult, gone)
+    user_id = doctor.id
+
+    async def closing_on_server() -> bool:
+        return any(c.closing for c in live.server.users.get(user_id, ()))
+
+    async def scenario():
+        b = await (await ls.LiveClient.open(room_url(live, room), ticket)).joined()
+        assert (await b.request("chat", {"text": "before signing out"}))["type"] == "ack"
+        b.ws.transport.pause_reading()  # it will not see the close frame until resumed
+        await in_other_thread(app, lambda: accounts.revoke_login_session(gone))
+        for _ in range(500):
+            if await asyncio.to_thread(live.call, closing_on_server):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the server never began closing the signed-out socket")
+        await b.send("chat", {"text": "after signing out"})
+        b.ws.transport.resume_reading()
+        assert await b.closed(timeout=5) == (protocol.CLOSE_UNAUTHENTICATED, "signed out")
+
+    asyncio.run(scenario())
+    db.session.rollback()  # a read begun before the scenario would not see its writes
+    chats = db.session.execute(
+        select(RoomEvent.payload).where(RoomEvent.session_id == room, RoomEvent.kind == "chat")
+    ).scalars()
+    assert [chat["text"] for chat in chats] == ["before signing out"]
 
 
 def test_losing_access_closes_the_socket_at_the_next_sweep(app, world, live, consult):

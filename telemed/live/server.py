@@ -91,6 +91,18 @@ def default_origins(config) -> list[str]:
     return [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
 
 
+async def close_reading(ws: ServerConnection, code: int, reason: str) -> None:
+    """Close with ``code`` while reading, and dropping, what the client already sent.
+    Unread messages beyond the connection's queue pause reading, and a paused socket
+    would not see the client's close frame: the handshake would hang until the close
+    timeout, and the client's reconnect with it."""
+    closing = asyncio.ensure_future(ws.close(code, reason))
+    with contextlib.suppress(ConnectionClosed):
+        async for _dropped in ws:
+            pass
+    await closing
+
+
 def encode(frame: dict[str, Any]) -> str:
     return json.dumps(frame, separators=(",", ":"), default=str, ensure_ascii=False)
 
@@ -257,18 +269,20 @@ class LiveServer:
     async def handle(self, ws: ServerConnection) -> None:
         origin = ws.request.headers.get("Origin") if ws.request else None
         if origin not in self.settings.allowed_origins:
-            await ws.close(protocol.CLOSE_FORBIDDEN, f"origin {origin or '(none)'} not allowed")
+            await close_reading(
+                ws, protocol.CLOSE_FORBIDDEN, f"origin {origin or '(none)'} not allowed"
+            )
             return
         path = ws.request.path.split("?", 1)[0] if ws.request else ""
         room_match = ROOM_PATH.match(path)
         if room_match is None and USER_PATH.match(path) is None:
-            await ws.close(protocol.CLOSE_WRONG_ROOM, "no such room")
+            await close_reading(ws, protocol.CLOSE_WRONG_ROOM, "no such room")
             return
         room_id = int(room_match.group(1)) if room_match else None
         try:
             raw = await asyncio.wait_for(ws.recv(), timeout=self.settings.hello_timeout)
         except TimeoutError:
-            await ws.close(protocol.CLOSE_HELLO_TIMEOUT, "no hello in time")
+            await close_reading(ws, protocol.CLOSE_HELLO_TIMEOUT, "no hello in time")
             return
         except ConnectionClosed:
             return
@@ -280,13 +294,13 @@ class LiveServer:
                 if error.code == "unauthenticated"
                 else protocol.CLOSE_PROTOCOL
             )
-            await ws.close(code, error.message)
+            await close_reading(ws, code, error.message)
             return
         ip = ws.remote_address[0] if ws.remote_address else None
         try:
             entry = await self.store.write(consults.consume_ticket, hello.ticket, room_id, _ip=ip)
         except TicketRefused as refusal:
-            await ws.close(refusal.code, refusal.reason)
+            await close_reading(ws, refusal.code, refusal.reason)
             return
         client = Client(
             ws=ws,
@@ -318,6 +332,8 @@ class LiveServer:
             await client.outbox.drain()
 
     def _close_soon(self, client: Client, code: int, reason: str) -> None:
+        """Start the closing handshake. The client's read loop goes on reading, and drops,
+        what it sent meanwhile: see :func:`close_reading`."""
         if client.closing:
             return
         client.closing = True
@@ -334,9 +350,9 @@ class LiveServer:
 
     async def _read_user_socket(self, client: Client) -> None:
         async for _raw in client.ws:
-            if not client.bucket.take():
-                await client.ws.close(protocol.CLOSE_RATE, "too many messages")
-                return  # the user socket only listens; anything sent is ignored
+            # The user socket only listens: anything sent is dropped, but counted.
+            if not client.closing and not client.bucket.take():
+                self._close_soon(client, protocol.CLOSE_RATE, "too many messages")
 
     def _on_user_message(self, user_id: int, message: dict[str, Any]) -> None:
         clients = self.users.get(user_id, ())
@@ -427,9 +443,11 @@ class LiveServer:
 
     async def _read_room_socket(self, client: Client) -> None:
         async for raw in client.ws:
+            if client.closing:
+                continue  # refused or signed out: nothing more it says is acted on
             if not client.bucket.take():
-                await client.ws.close(protocol.CLOSE_RATE, "too many messages")
-                return
+                self._close_soon(client, protocol.CLOSE_RATE, "too many messages")
+                continue
             message = _json(raw)
             client_id = message.get("id") if isinstance(message, dict) else None
             try:
