@@ -628,6 +628,9 @@ def test_a_missed_nudge_is_filled_from_the_database(app, world, live, consult):
     async def scenario():
         doctor = await enter(live, world, consult, "gp_ts1")
         room = doctor.welcome["room"]
+        # The server records the doctor's arrival after the replay: wait for it, so that
+        # no event of its own falls between the two below.
+        await doctor.event("presence.join")
 
         def write(text, nudge):
             consults.append_event(room, "chat", {"text": text}, sender=spec_actor)
