@@ -35,8 +35,10 @@ const result = await build({
 });
 
 const manifest = {};
+const pages = new Set(entries.map((entry) => relative(process.cwd(), entry)));
 for (const [file, info] of Object.entries(result.metafile.outputs)) {
-  if (!info.entryPoint) continue;
+  // Modules a page imports on demand are entry points to esbuild too: only pages are named.
+  if (!info.entryPoint || !pages.has(info.entryPoint)) continue;
   const logical = basename(info.entryPoint).replace(/\.js$/, "") + (file.endsWith(".css") ? ".css" : ".js");
   manifest[logical] = relative(out, file);
   if (info.cssBundle) {
@@ -44,6 +46,8 @@ for (const [file, info] of Object.entries(result.metafile.outputs)) {
   }
 }
 writeFileSync(join(out, "manifest.json"), JSON.stringify(manifest, null, 2));
+// What each output imports, statically or on demand: bench/page_weight.py reads it.
+writeFileSync(join(out, "metafile.json"), JSON.stringify(result.metafile));
 
 // A gzipped copy beside each script and style sheet, for the proxy to send as it is
 // (nginx gzip_static, docs/deployment.md): compressed once at build time, at the best level.

@@ -72,9 +72,23 @@ def test_doctor_uploads_a_ct_series_and_the_radiologist_views_it(
     doctor.wait_for_selector("#ecg-upload-results li.stored", timeout=30_000)
     assert "waveform_ecg.dcm: read" in doctor.inner_text("#ecg-upload-results")
 
+    # The sending side's page shows the series' thumbnail but fetches neither the viewer's
+    # code nor the slices until asked (a slow link does not pay for what it just sent).
+    fetched: list[str] = []
+    doctor.on("request", lambda request: fetched.append(request.url))
     doctor.goto(case_url)
+    doctor.wait_for_load_state("networkidle")
     assert doctor.locator("#series-list .series").count() == 1
     assert "12 instances" in doctor.inner_text("#series-list")
+    assert any("/rendered?" in url for url in fetched), "the thumbnail is shown"
+    assert not [url for url in fetched if "/dwv" in url or url.endswith("/instances/")]
+    assert not [url for url in fetched if "/instances/" in url and "/rendered" not in url]
+    assert doctor.get_attribute("#viewer", "data-loaded") is None
+    doctor.click("#series-list .open-series")
+    doctor.wait_for_selector("#viewer[data-loaded='1']", timeout=60_000)
+    assert doctor.get_attribute("#viewer", "data-error") is None
+    assert any("/dwv" in url for url in fetched)
+    assert len([u for u in fetched if "/instances/" in u and "/rendered" not in u]) == 12
     doctor.click("button[data-to=submitted]")
     doctor.wait_for_load_state("networkidle")
     assert doctor.get_attribute("#case-status", "data-status") == "submitted"

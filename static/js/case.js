@@ -1,12 +1,14 @@
 // The case page: resumable uploads (Uppy + tus) and the DICOM viewer (dwv) reading the
 // case's DICOMweb. Instances are asked for in Explicit VR Little Endian, so the server
 // decodes compressed syntaxes and the browser needs no codecs.
-import Uppy from "@uppy/core";
-import Dashboard from "@uppy/dashboard";
-import Tus from "@uppy/tus";
+//
+// The uploader and the viewer are most of this page's weight, and a series is many
+// megabytes: the uploader's code comes only to a page that can attach files, the viewer's
+// and the series only when a series is opened. The reading side's page opens the first
+// series by itself (data-autoload); the requesting side, often on a slow rural link, sees
+// the thumbnails and opens a series when it wants to.
 import "@uppy/core/css/style.min.css";
 import "@uppy/dashboard/css/style.min.css";
-import { App, AppOptions, ViewConfig, ToolConfig, WindowLevel } from "dwv";
 import { csrfToken } from "./_common.js";
 import "../css/case.css";
 
@@ -30,7 +32,16 @@ function resultItem(list, text, refused) {
   list.appendChild(item);
 }
 
-function mountUploader(element, resultsList) {
+async function uploaderModules() {
+  const [core, dashboard, tus] = await Promise.all([
+    import("@uppy/core"),
+    import("@uppy/dashboard"),
+    import("@uppy/tus"),
+  ]);
+  return { Uppy: core.default, Dashboard: dashboard.default, Tus: tus.default };
+}
+
+function mountUploader(element, resultsList, { Uppy, Dashboard, Tus }) {
   const purpose = element.dataset.purpose;
   const uppy = new Uppy({
     id: `uploader-${purpose}`,
@@ -100,7 +111,8 @@ function mountUploader(element, resultsList) {
 
 // -- viewer -------------------------------------------------------------------------------
 
-function mountViewer(viewer) {
+// Builds the viewer with the dwv module; returns the function that opens a series.
+function mountViewer(viewer, { App, AppOptions, ViewConfig, ToolConfig, WindowLevel }) {
   const root = viewer.dataset.dicomweb;
   const status = document.getElementById("viewer-status");
   const slider = document.getElementById("frame-slider");
@@ -217,10 +229,6 @@ function mountViewer(viewer) {
   }
 
   function openSeries(item) {
-    if (item.dataset.decodable !== "1") {
-      status.textContent = "This series is stored but cannot be displayed here.";
-      return;
-    }
     const sops = item.dataset.instances.split(",");
     const base = `${root}/studies/${item.dataset.study}/series/${item.dataset.series}/instances/`;
     app.reset();
@@ -243,19 +251,53 @@ function mountViewer(viewer) {
     );
   }
 
-  const items = document.querySelectorAll("#series-list .series");
-  for (const item of items) {
-    item.querySelector(".open-series").addEventListener("click", () => openSeries(item));
-  }
-  const first = Array.from(items).find((item) => item.dataset.decodable === "1");
-  if (first) openSeries(first);
   window.addEventListener("resize", () => app.onResize());
   window.telemedViewer = { app, current: () => currentDataId };
+  return openSeries;
+}
+
+function offerSeries(viewer) {
+  const status = document.getElementById("viewer-status");
+  let mounted = null; // the viewer, once its module has come
+  function open(item) {
+    if (item.dataset.decodable !== "1") {
+      status.textContent = "This series is stored but cannot be displayed here.";
+      return;
+    }
+    status.textContent = "Loading the viewer…";
+    mounted ??= import("dwv").then((dwv) => mountViewer(viewer, dwv));
+    mounted.then(
+      (openSeries) => openSeries(item),
+      (error) => {
+        mounted = null; // offline for a moment: the next click tries again
+        status.textContent = `Could not load the viewer: ${error.message || error}`;
+      },
+    );
+  }
+  const items = Array.from(document.querySelectorAll("#series-list .series"));
+  for (const item of items) {
+    item.querySelector(".open-series").addEventListener("click", () => open(item));
+  }
+  const first = items.find((item) => item.dataset.decodable === "1");
+  if (first && viewer.dataset.autoload === "1") open(first);
 }
 
 const uploader = document.getElementById("uploader");
-if (uploader) mountUploader(uploader, document.getElementById("upload-results"));
 const ecgUploader = document.getElementById("ecg-uploader");
-if (ecgUploader) mountUploader(ecgUploader, document.getElementById("ecg-upload-results"));
+if (uploader || ecgUploader) {
+  uploaderModules().then(
+    (modules) => {
+      if (uploader) mountUploader(uploader, document.getElementById("upload-results"), modules);
+      if (ecgUploader) {
+        mountUploader(ecgUploader, document.getElementById("ecg-upload-results"), modules);
+      }
+    },
+    (error) => {
+      for (const element of [uploader, ecgUploader]) {
+        if (element) element.textContent = `Could not load the uploader: ${error.message || error}. Reload the page to try again.`;
+      }
+    },
+  );
+}
 const viewer = document.getElementById("viewer");
-if (viewer) mountViewer(viewer);
+if (viewer) offerSeries(viewer);

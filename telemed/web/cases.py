@@ -193,6 +193,9 @@ def detail(case_id: int):
         and case.kind.is_read
         and case.status is CaseStatus.SUBMITTED,
         can_attach=side is Side.REQUESTER and case.status is CaseStatus.DRAFT,
+        # The reader's page shows the first series at once; the requester (who sent the
+        # images, perhaps over a slow link) opens one when wanted.
+        open_first_series=side is Side.RESPONDER,
         can_report=side is Side.RESPONDER
         and case.status in reports.SIGNABLE_STATES[case.kind]
         and case.assigned_to_id in (None, actor.user_id),
