@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from telemed import fanout
+from telemed.db import write_intent
+from telemed.extensions import db
 from telemed.live.server import LiveSettings, LiveThread
 from tests import browsing, factories
 from tests import live_support as ls
@@ -32,8 +34,8 @@ def browser():
         yield browser
 
 
-def signed_in_page(browser, base_url: str, username: str):
-    context = browser.new_context(base_url=base_url, locale="en-US")
+def signed_in_page(browser, base_url: str, username: str, locale: str = "en-US"):
+    context = browser.new_context(base_url=base_url, locale=locale)
     context.grant_permissions(["camera", "microphone"], origin=base_url)
     page = context.new_page()
     page.on("pageerror", lambda e: print("page error", username, e))
@@ -135,3 +137,21 @@ def test_the_page_says_when_it_is_offline_and_reconnects(world, stack, browser, 
         doctor.fill("#chat-input", "back again")
         doctor.press("#chat-input", "Enter")
         doctor.wait_for_selector("#chat-log li:has-text('back again')")
+
+
+def test_the_rooms_own_words_come_in_the_pages_language(world, stack, browser):
+    """What the script writes (link state, the image note) is in the page's language."""
+    web, _live = stack
+    case = ls.scheduled_consult(world)
+    with write_intent(True):
+        world.user("gp_ts1").locale = "zh_Hans"  # the test users are set to English
+        db.session.commit()
+    chinese = signed_in_page(browser, web.url, "gp_ts1", locale="zh-CN")
+    english = signed_in_page(browser, web.url, "card1")
+    for page in (chinese, english):
+        page.goto(f"/consults/{case.id}")
+        page.wait_for_selector('#link-state[data-state="online"]', timeout=15000)
+    assert chinese.inner_text("#link-state") == "在线"
+    assert chinese.inner_text("#image-note").startswith("本病例尚无可显示的图像帧")
+    assert english.inner_text("#link-state") == "online"
+    assert english.inner_text("#image-note").startswith("No rendered frames for this case yet")

@@ -24,3 +24,17 @@ export async function api(method, url, body, extraHeaders = {}) {
   }
   return data;
 }
+
+// The page's words in its language: the JSON the template wrote with ui_text(), by key,
+// with %(name)s placeholders filled from ``values``.
+let words = null;
+export function t(key, values = {}) {
+  if (words === null) {
+    const element = document.getElementById("ui-text");
+    words = element ? JSON.parse(element.textContent) : {};
+  }
+  const text = words[key] ?? key;
+  return text
+    .replace(/%\((\w+)\)s/g, (_, name) => String(values[name] ?? ""))
+    .replace(/%%/g, "%");
+}

@@ -9,7 +9,7 @@
 // the thumbnails and opens a series when it wants to.
 import "@uppy/core/css/style.min.css";
 import "@uppy/dashboard/css/style.min.css";
-import { csrfToken } from "./_common.js";
+import { csrfToken, t } from "./_common.js";
 import "../css/case.css";
 
 // Window/level presets by modality (centre, width in HU for CT).
@@ -54,10 +54,7 @@ function mountUploader(element, resultsList, { Uppy, Dashboard, Tus }) {
     height: 260,
     proudlyDisplayPoweredByUppy: false,
     showProgressDetails: true,
-    note:
-      purpose === "dicom"
-        ? "DICOM files or a zip of the study folder"
-        : "DICOM waveform, HL7 aECG (.xml), WFDB (.hea + .dat) or CSV",
+    note: purpose === "dicom" ? t("dicom_note") : t("ecg_note"),
   });
   uppy.use(Tus, {
     endpoint: element.dataset.endpoint,
@@ -101,7 +98,7 @@ function mountUploader(element, resultsList, { Uppy, Dashboard, Tus }) {
     if (result.successful.length) {
       const reload = document.createElement("a");
       reload.href = window.location.pathname;
-      reload.textContent = "Show the new files";
+      reload.textContent = t("show_new_files");
       reload.id = "show-new-files";
       resultsList.appendChild(reload);
     }
@@ -171,18 +168,18 @@ function mountViewer(viewer, { App, AppOptions, ViewConfig, ToolConfig, WindowLe
   app.addEventListener("loaditem", syncSlider);
   app.addEventListener("loadend", () => {
     syncSlider();
-    if (!viewer.dataset.error) status.textContent = "Loaded.";
+    if (!viewer.dataset.error) status.textContent = t("loaded");
     viewer.dataset.loaded = "1";
   });
   app.addEventListener("positionchange", syncSlider);
   app.addEventListener("error", (event) => {
     const reason = (event.error && event.error.message) || event.message || String(event.error);
-    status.textContent = `Could not load: ${reason}`;
+    status.textContent = t("load_failed", { reason });
     viewer.dataset.error = reason;
     console.warn("viewer error", reason, event.source && event.source.url);
   });
   app.addEventListener("loadprogress", (event) => {
-    status.textContent = `Loading… ${Math.round(event.loaded || 0)}%`;
+    status.textContent = t("loading_percent", { percent: Math.round(event.loaded || 0) });
   });
 
   slider.addEventListener("input", () => {
@@ -233,7 +230,7 @@ function mountViewer(viewer, { App, AppOptions, ViewConfig, ToolConfig, WindowLe
     const base = `${root}/studies/${item.dataset.study}/series/${item.dataset.series}/instances/`;
     app.reset();
     viewer.dataset.loaded = "";
-    status.textContent = "Loading…";
+    status.textContent = t("loading");
     for (const other of document.querySelectorAll("#series-list .series")) {
       other.classList.toggle("active", other === item);
     }
@@ -261,16 +258,16 @@ function offerSeries(viewer) {
   let mounted = null; // the viewer, once its module has come
   function open(item) {
     if (item.dataset.decodable !== "1") {
-      status.textContent = "This series is stored but cannot be displayed here.";
+      status.textContent = t("undisplayable");
       return;
     }
-    status.textContent = "Loading the viewer…";
+    status.textContent = t("viewer_loading");
     mounted ??= import("dwv").then((dwv) => mountViewer(viewer, dwv));
     mounted.then(
       (openSeries) => openSeries(item),
       (error) => {
         mounted = null; // offline for a moment: the next click tries again
-        status.textContent = `Could not load the viewer: ${error.message || error}`;
+        status.textContent = t("viewer_failed", { reason: error.message || error });
       },
     );
   }
@@ -294,7 +291,7 @@ if (uploader || ecgUploader) {
     },
     (error) => {
       for (const element of [uploader, ecgUploader]) {
-        if (element) element.textContent = `Could not load the uploader: ${error.message || error}. Reload the page to try again.`;
+        if (element) element.textContent = t("uploader_failed", { reason: error.message || error });
       }
     },
   );

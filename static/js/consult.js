@@ -2,6 +2,7 @@
 // annotations, calipers), the video call (WebRTC, signalled through the room) and the
 // report editor. Everything that belongs to the record arrives as numbered events; the
 // page rebuilds its state from them, so a reconnect (replay) or a reload shows the same.
+import { t } from "./_common.js";
 import { LiveSocket } from "./_live.js";
 
 const root = document.getElementById("consult-room");
@@ -26,7 +27,10 @@ const socket = new LiveSocket({
   onState: (s, reason) => {
     linkState.dataset.state = s;
     linkState.textContent =
-      s === "online" ? "online" : s === "connecting" ? "connecting…" : s === "closed" ? `closed: ${reason}` : `offline — reconnecting${reason ? " (" + reason + ")" : ""}`;
+      s === "online" ? t("online")
+        : s === "connecting" ? t("connecting")
+          : s === "closed" ? t("closed", { reason })
+            : reason ? t("offline_because", { reason }) : t("offline");
   },
   onFrame: handle,
 });
@@ -93,7 +97,7 @@ function applyEvent(event) {
     case "report.draft":
     case "report.amend":
       fillReport(body);
-      $("report-state").textContent = `draft v${body.version} saved`;
+      $("report-state").textContent = t("draft_saved", { version: body.version });
       $("signed-report").hidden = state.signed === null;
       setReportEditable(role === "specialist");
       break;
@@ -162,8 +166,8 @@ const ctx = canvas.getContext("2d");
 const images = media.images || [];
 const loaded = new Map();
 $("image-note").textContent = images.length
-  ? `${images.length} frame(s)`
-  : "No rendered frames for this case yet; marks and viewport still sync.";
+  ? t("frames", { count: images.length })
+  : t("no_frames");
 
 function frameImage(frame) {
   const info = images[frame];
@@ -370,20 +374,20 @@ function showSigned(body) {
   box.hidden = false;
   box.replaceChildren();
   const title = document.createElement("h3");
-  title.textContent = `Signed report v${body.version}`;
+  title.textContent = t("signed_title", { version: body.version });
   box.append(title);
   for (const name of ["findings", "impression", "advice", "disposition", "follow_up_date"]) {
     if (!body[name]) continue;
     const p = document.createElement("p");
     p.dataset.field = name;
-    p.textContent = `${name.replace("_", " ")}: ${body[name]}`;
+    p.textContent = `${t(name)}: ${body[name]}`;
     box.append(p);
   }
   if (body.referral) {
     const link = document.createElement("a");
     link.href = `/referrals/${body.referral}`;
     link.dataset.referral = String(body.referral);
-    link.textContent = `Upward referral ${body.referral} opened (green channel).`;
+    link.textContent = t("referral_opened", { referral: body.referral });
     const p = document.createElement("p");
     p.append(link);
     box.append(p);
@@ -437,7 +441,7 @@ async function ensurePeer(conn) {
   };
   pc.ontrack = (e) => { $("remote-video").srcObject = e.streams[0]; };
   pc.onconnectionstatechange = () => {
-    callState.textContent = `call ${pc ? pc.connectionState : "ended"}`;
+    callState.textContent = t("call_state", { state: pc ? pc.connectionState : t("call_ended") });
     callState.dataset.state = pc ? pc.connectionState : "ended";
   };
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
@@ -452,7 +456,7 @@ function hangup() {
     pc.close();
   }
   pc = null;
-  callState.textContent = "No call";
+  callState.textContent = t("no_call");
   callState.dataset.state = "ended";
 }
 
@@ -473,19 +477,19 @@ async function onSignal(frame) {
       hangup();
     }
   } catch (error) {
-    callState.textContent = `call error: ${error.message}`;
+    callState.textContent = t("call_error", { reason: error.message });
   }
 }
 
 if ($("call-start")) {
   $("call-start").addEventListener("click", async () => {
     const conn = otherParticipant();
-    if (!conn) { callState.textContent = "Nobody to call yet"; return; }
+    if (!conn) { callState.textContent = t("nobody_to_call"); return; }
     const peer = await ensurePeer(conn);
     const offer = await peer.createOffer();
     await peer.setLocalDescription(offer);
     socket.send("signal.offer", { to: conn, sdp: offer.sdp });
-    callState.textContent = "calling…";
+    callState.textContent = t("calling");
   });
   $("call-hangup").addEventListener("click", () => {
     if (peerConn) socket.send("signal.hangup", { to: peerConn });

@@ -65,5 +65,9 @@ def init_app(app: Flask) -> None:
     from telemed.web.assets import asset_url, cache_fingerprinted, send_precompressed
 
     app.jinja_env.globals["asset_url"] = asset_url
+
+    from telemed.web.ui_text import ui_text
+
+    app.jinja_env.globals["ui_text"] = ui_text
     app.before_request(send_precompressed)
     app.after_request(cache_fingerprinted)

@@ -1,0 +1,62 @@
+"""Words the page scripts write into the page, translated on the server.
+
+A page that needs them carries its script's words as JSON (``{{ ui_text('case') }}`` in
+its template); ``t(key, values)`` in ``static/js/_common.js`` looks a word up by its key
+and fills ``%(name)s`` placeholders. So the scripts speak the page's language, and the
+words are extracted and translated with every other string (``make messages``).
+"""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from jinja2.utils import htmlsafe_json_dumps
+from markupsafe import Markup
+
+UI_TEXT = {
+    "case": {
+        "dicom_note": _l("DICOM files or a zip of the study folder"),
+        "ecg_note": _l("DICOM waveform, HL7 aECG (.xml), WFDB (.hea + .dat) or CSV"),
+        "show_new_files": _l("Show the new files"),
+        "uploader_failed": _l(
+            "Could not load the uploader: %(reason)s. Reload the page to try again."
+        ),
+        "viewer_loading": _l("Loading the viewer…"),
+        "viewer_failed": _l("Could not load the viewer: %(reason)s"),
+        "undisplayable": _l("This series is stored but cannot be displayed here."),
+        "loading": _l("Loading…"),
+        "loading_percent": _l("Loading… %(percent)s%%"),
+        "loaded": _l("Loaded."),
+        "load_failed": _l("Could not load: %(reason)s"),
+    },
+    "consult": {
+        "online": _l("online"),
+        "connecting": _l("Connecting…"),
+        "closed": _l("closed: %(reason)s"),
+        "offline": _l("offline — reconnecting"),
+        "offline_because": _l("offline — reconnecting (%(reason)s)"),
+        "draft_saved": _l("draft v%(version)s saved"),
+        "frames": _l("%(count)s frame(s)"),
+        "no_frames": _l("No rendered frames for this case yet; marks and viewport still sync."),
+        "signed_title": _l("Signed report v%(version)s"),
+        "findings": _l("Findings"),
+        "impression": _l("Impression"),
+        "advice": _l("Advice"),
+        "disposition": _l("Disposition"),
+        "follow_up_date": _l("Follow-up date"),
+        "referral_opened": _l("Upward referral %(referral)s opened (green channel)."),
+        "call_state": _l("call %(state)s"),
+        "call_ended": _l("ended"),
+        "no_call": _l("No call"),
+        "call_error": _l("call error: %(reason)s"),
+        "nobody_to_call": _l("Nobody to call yet"),
+        "calling": _l("calling…"),
+    },
+}
+
+
+def ui_text(page: str) -> Markup:
+    """The ``<script>`` element holding ``page``'s words in the request's language."""
+    words = {key: str(text) for key, text in UI_TEXT[page].items()}
+    # HTML-safe JSON: "<", ">", "&" and "'" escaped, so no word can end the element early.
+    body = htmlsafe_json_dumps(words, ensure_ascii=False)
+    return Markup('<script type="application/json" id="ui-text">{}</script>').format(body)
