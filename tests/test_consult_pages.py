@@ -235,3 +235,19 @@ def test_ice_servers_setting_is_checked_at_start(monkeypatch, raw, accepted):
     else:
         with pytest.raises(RuntimeError, match="TELEMED_ICE_SERVERS"):
             config.env_ice_servers("ICE_SERVERS")
+
+
+def test_a_chinese_case_page_gives_its_scripts_chinese_words(client, world):
+    """The ECG paper's labels and the case script's words come in the reader's language."""
+    import json
+
+    case = ls.scheduled_consult(world, with_files=True)
+    with write_intent(True):
+        world.user("card1").locale = "zh_Hans"  # the test users are set to English
+        db.session.commit()
+    browser_login(client, "card1")
+    page = client.get(f"/cases/{case.id}").get_data(as_text=True)
+    assert 'data-label-speed="走纸速度"' in page
+    assert 'data-label-loading="正在加载心电图…"' in page
+    words = re.search(r'<script type="application/json" id="ui-text">(.*?)</script>', page)
+    assert json.loads(words.group(1))["viewer_loading"] == "正在加载阅片器…"
