@@ -157,3 +157,31 @@ def test_doctor_uploads_a_ct_series_and_the_radiologist_views_it(
     doctor.goto(case_url)
     assert "Suspected lung cancer." in doctor.inner_text("#report")
     assert "CRITICAL FINDING" in doctor.inner_text("#report")
+
+
+def test_a_chinese_doctors_uploader_speaks_chinese(app, world, live_http, browser):
+    """Uppy's own words come from its Chinese locale on a Chinese page."""
+    from telemed.db import write_intent
+    from telemed.domain.case_states import CaseKind
+    from telemed.services import cases
+    from telemed.services.context import actor_of
+
+    with write_intent(True):
+        doctor_user = world.user("gp_ts1")
+        doctor_user.locale = "zh_Hans"  # the test users are set to English
+        case = cases.open_case(
+            actor_of(doctor_user),
+            patient_id=world.patients["TS1"][0].id,
+            kind=CaseKind.CONSULT,
+            question="胸痛两周",
+            target_specialist_id=world.user("card1").id,
+        )
+        case_id = case.id
+        db.session.commit()
+    db.session.remove()
+    page = browser.new_context(locale="zh-CN").new_page()
+    sign_in(page, live_http.url, "gp_ts1")
+    page.goto(f"{live_http.url}/cases/{case_id}")
+    page.wait_for_selector("#uploader .uppy-Dashboard-AddFiles-title")
+    assert "将文件拖拽到这里" in page.inner_text("#uploader .uppy-Dashboard-AddFiles-title")
+    assert "将文件拖拽到这里" in page.inner_text("#ecg-uploader .uppy-Dashboard-AddFiles-title")

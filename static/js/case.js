@@ -33,18 +33,26 @@ function resultItem(list, text, refused) {
 }
 
 async function uploaderModules() {
-  const [core, dashboard, tus] = await Promise.all([
+  const chinese = document.documentElement.lang.startsWith("zh");
+  const [core, dashboard, tus, locale] = await Promise.all([
     import("@uppy/core"),
     import("@uppy/dashboard"),
     import("@uppy/tus"),
+    chinese ? import("@uppy/locales/lib/zh_CN.js") : null, // Uppy speaks English by itself
   ]);
-  return { Uppy: core.default, Dashboard: dashboard.default, Tus: tus.default };
+  return {
+    Uppy: core.default,
+    Dashboard: dashboard.default,
+    Tus: tus.default,
+    locale: locale ? locale.default : undefined,
+  };
 }
 
-function mountUploader(element, resultsList, { Uppy, Dashboard, Tus }) {
+function mountUploader(element, resultsList, { Uppy, Dashboard, Tus, locale }) {
   const purpose = element.dataset.purpose;
   const uppy = new Uppy({
     id: `uploader-${purpose}`,
+    ...(locale ? { locale } : {}),
     autoProceed: false,
     meta: { case_id: element.dataset.case, purpose },
   });
