@@ -62,7 +62,8 @@ def test_two_browsers_hold_a_consult(world, stack, browser):
     doctor.wait_for_selector(f'#participants li[data-user="{world.user("card1").id}"]')
 
     spec.click("#session-start")
-    doctor.wait_for_function("document.getElementById('session-status').textContent === 'live'")
+    doctor.wait_for_selector('#session-status[data-status="live"]')
+    assert doctor.inner_text("#session-status") == "live"
 
     # Chat both ways.
     doctor.fill("#chat-input", "The patient is here with me.")
@@ -111,7 +112,7 @@ def test_two_browsers_hold_a_consult(world, stack, browser):
     spec.click("#report-sign")
     doctor.wait_for_selector("#signed-report:not([hidden])")
     assert "Stable angina pectoris" in doctor.inner_text("#signed-report")
-    doctor.wait_for_function("document.getElementById('case-status').textContent === 'reported'")
+    doctor.wait_for_selector('#case-status[data-status="reported"]')
     # The bell in the doctor's header rang for the signed report.
     doctor.wait_for_selector("#notification-bell [data-unread-count]:not([hidden])")
     assert doctor.get_attribute("#live-bell-list li", "data-kind") == "report_signed"
@@ -152,6 +153,7 @@ def test_the_rooms_own_words_come_in_the_pages_language(world, stack, browser):
         page.goto(f"/consults/{case.id}")
         page.wait_for_selector('#link-state[data-state="online"]', timeout=15000)
     assert chinese.inner_text("#link-state") == "在线"
+    assert chinese.inner_text("#session-status") == "已排期"  # its code in data-status
     assert chinese.inner_text("#image-note").startswith("本病例尚无可显示的图像帧")
     assert english.inner_text("#link-state") == "online"
     assert english.inner_text("#image-note").startswith("No rendered frames for this case yet")

@@ -10,6 +10,13 @@ const role = root.dataset.role;
 const media = JSON.parse(root.dataset.media || "{}");
 const $ = (id) => document.getElementById(id);
 
+// A status shown by its word in the page's language; its code stays in data-status.
+function showStatus(id, code) {
+  const element = $(id);
+  element.dataset.status = code;
+  element.textContent = t(`${id === "case-status" ? "case" : "session"}_${code}`);
+}
+
 const state = {
   conn: null,
   participants: new Map(), // conn -> {conn, user, name, role}
@@ -106,14 +113,14 @@ function applyEvent(event) {
       fillReport(body);
       showSigned(body);
       setReportEditable(false);
-      $("case-status").textContent = "reported";
+      showStatus("case-status", "reported");
       break;
     case "session.started":
-      $("session-status").textContent = "live";
-      $("case-status").textContent = "in_session";
+      showStatus("session-status", "live");
+      showStatus("case-status", "in_session");
       break;
     case "session.ended":
-      $("session-status").textContent = "ended";
+      showStatus("session-status", "ended");
       break;
   }
 }

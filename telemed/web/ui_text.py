@@ -29,6 +29,10 @@ UI_TEXT = {
         "load_failed": _l("Could not load: %(reason)s"),
     },
     "consult": {
+        "session_live": _l("live"),
+        "session_ended": _l("ended"),
+        "case_in_session": _l("in session"),
+        "case_reported": _l("reported"),
         "online": _l("online"),
         "connecting": _l("Connecting…"),
         "closed": _l("closed: %(reason)s"),
