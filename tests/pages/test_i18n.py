@@ -104,3 +104,25 @@ def test_a_signed_in_users_choice_is_kept_on_the_account(app, world, signed_in):
 def test_an_english_browser_gets_english_before_signing_in(app):
     page = PageClient(app).get("/login", headers={"Accept-Language": "en-GB,en;q=0.8"})
     assert "<h1>Sign in</h1>" in text_of(page)
+
+
+def test_a_referrals_status_is_a_word_of_the_readers_language(app, world, signed_in):
+    from telemed.services import referrals
+    from telemed.services.context import actor_of
+
+    referral = referrals.open_upward_referral(
+        actor_of(world.user("gp_ts1")),
+        patient_id=world.patients["TS1"][0].id,
+        department_id=world.departments["CARD"].id,
+        reason="exertional chest pain",
+    )
+    world.user("gp_ts1").locale = "zh_Hans"
+    db.session.commit()
+    path = f"/referrals/{referral.id}"
+    chinese = text_of(signed_in("gp_ts1").get(path))
+    assert 'data-status="requested"' in chinese
+    assert '<dd data-testid="status">已请求</dd>' in chinese
+    english = text_of(signed_in("card1").get(path))
+    assert '<dd data-testid="status">requested</dd>' in english
+    listing = text_of(signed_in("gp_ts1").get("/referrals"))
+    assert '<td data-status="requested">已请求</td>' in listing

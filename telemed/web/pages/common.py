@@ -23,6 +23,7 @@ from wtforms import (
 )
 from wtforms.validators import ValidationError
 
+from telemed.domain.referral_states import ReferralStatus
 from telemed.errors import TelemedError
 from telemed.i18n import consortium_zone
 from telemed.models.consortium import InstitutionKind, Role, Sex
@@ -169,6 +170,15 @@ LABELS: dict[type[enum.Enum], dict[enum.Enum, object]] = {
         ServiceType.REMOTE_CONSULT: _l("Remote consult"),
     },
     Pool: {Pool.DOWN_SHARED: _l("down-shared"), Pool.HOSPITAL: _l("hospital pool")},
+    ReferralStatus: {
+        ReferralStatus.REQUESTED: _l("requested"),
+        ReferralStatus.ACCEPTED: _l("accepted"),
+        ReferralStatus.DECLINED: _l("declined"),
+        ReferralStatus.CANCELLED: _l("cancelled"),
+        ReferralStatus.SCHEDULED: _l("scheduled"),
+        ReferralStatus.COMPLETED: _l("completed"),
+        ReferralStatus.FOLLOWED_UP: _l("followed up"),
+    },
     SlotStatus: {SlotStatus.OPEN: _l("open"), SlotStatus.BLOCKED: _l("blocked")},
     WaitlistStatus: {
         WaitlistStatus.WAITING: _l("waiting"),
