@@ -152,6 +152,10 @@ def test_the_rooms_own_words_come_in_the_pages_language(world, stack, browser):
     for page in (chinese, english):
         page.goto(f"/consults/{case.id}")
         page.wait_for_selector('#link-state[data-state="online"]', timeout=15000)
+    chinese.wait_for_selector('#participants li[data-role="specialist"]')
+    english.wait_for_selector('#participants li[data-role="doctor"]')
+    assert "(专家)" in chinese.inner_text('#participants li[data-role="specialist"]')
+    assert "(requesting doctor)" in english.inner_text('#participants li[data-role="doctor"]')
     assert chinese.inner_text("#link-state") == "在线"
     assert chinese.inner_text("#session-status") == "已排期"  # its code in data-status
     assert chinese.inner_text("#image-note").startswith("本病例尚无可显示的图像帧")

@@ -136,7 +136,8 @@ function renderParticipants() {
     seen.add(key);
     const item = document.createElement("li");
     item.dataset.user = who.user;
-    item.textContent = `${who.name} (${who.role})`;
+    item.dataset.role = who.role;
+    item.textContent = `${who.name} (${t(`role_${who.role}`)})`;
     list.append(item);
   }
 }
