@@ -28,6 +28,17 @@ def test_every_word_a_script_asks_for_is_there(page, script):
     assert asked - set(UI_TEXT[page]) == set()
 
 
+def test_the_words_the_room_looks_up_by_code_are_there():
+    """consult.js builds these keys from codes: every status and role has its word."""
+    from telemed.domain.case_states import CaseStatus
+    from telemed.domain.live_rules import RoomRole
+    from telemed.models.live import RoomStatus
+
+    wanted = {f"session_{s.value}" for s in RoomStatus}
+    wanted |= {f"case_{s.value}" for s in CaseStatus} | {f"role_{r.value}" for r in RoomRole}
+    assert wanted - set(UI_TEXT["consult"]) == set()
+
+
 def words_in(markup: str) -> dict[str, str]:
     body = re.fullmatch(r'<script type="application/json" id="ui-text">(.*)</script>', markup)
     assert body, markup[:200]

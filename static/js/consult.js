@@ -11,10 +11,10 @@ const media = JSON.parse(root.dataset.media || "{}");
 const $ = (id) => document.getElementById(id);
 
 // A status shown by its word in the page's language; its code stays in data-status.
-function showStatus(id, code) {
+function showStatus(id, kind, code) {
   const element = $(id);
   element.dataset.status = code;
-  element.textContent = t(`${id === "case-status" ? "case" : "session"}_${code}`);
+  element.textContent = t(`${kind}_${code}`);
 }
 
 const state = {
@@ -113,14 +113,14 @@ function applyEvent(event) {
       fillReport(body);
       showSigned(body);
       setReportEditable(false);
-      showStatus("case-status", "reported");
+      showStatus("case-status", "case", "reported");
       break;
     case "session.started":
-      showStatus("session-status", "live");
-      showStatus("case-status", "in_session");
+      showStatus("session-status", "session", "live");
+      showStatus("case-status", "case", "in_session");
       break;
     case "session.ended":
-      showStatus("session-status", "ended");
+      showStatus("session-status", "session", "ended");
       break;
   }
 }

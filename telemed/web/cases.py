@@ -35,6 +35,7 @@ from telemed.models.cases import Case
 from telemed.models.consortium import Department, Institution, Patient, Role, User
 from telemed.services import cases, dicom, ecg_files, reports, scopes
 from telemed.web.pages import consults as consult_pages
+from telemed.web.pages.common import LABELS
 from telemed.web.security import current_actor, roles_required
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
@@ -44,18 +45,7 @@ KIND_LABELS = {
     CaseKind.ECG_READ: _l("ECG read"),
     CaseKind.IMAGING_READ: _l("Imaging read"),
 }
-STATUS_LABELS = {
-    CaseStatus.DRAFT: _l("draft"),
-    CaseStatus.SUBMITTED: _l("submitted"),
-    CaseStatus.ACCEPTED: _l("accepted"),
-    CaseStatus.DECLINED: _l("declined"),
-    CaseStatus.SCHEDULED: _l("scheduled"),
-    CaseStatus.IN_SESSION: _l("in session"),
-    CaseStatus.CLAIMED: _l("claimed"),
-    CaseStatus.REPORTED: _l("reported"),
-    CaseStatus.CLOSED: _l("closed"),
-    CaseStatus.CANCELLED: _l("cancelled"),
-}
+STATUS_LABELS = LABELS[CaseStatus]
 PRIORITY_LABELS = {
     Priority.ROUTINE: _l("routine"),
     Priority.URGENT: _l("urgent"),

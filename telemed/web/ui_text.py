@@ -12,6 +12,10 @@ from flask_babel import lazy_gettext as _l
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 
+from telemed.domain.case_states import CaseStatus
+from telemed.models.live import RoomStatus
+from telemed.web.pages.common import LABELS
+
 UI_TEXT = {
     "case": {
         "dicom_note": _l("DICOM files or a zip of the study folder"),
@@ -29,10 +33,9 @@ UI_TEXT = {
         "load_failed": _l("Could not load: %(reason)s"),
     },
     "consult": {
-        "session_live": _l("live"),
-        "session_ended": _l("ended"),
-        "case_in_session": _l("in session"),
-        "case_reported": _l("reported"),
+        # Statuses by their code, in the words the pages use (``|label``).
+        **{f"session_{s.value}": label for s, label in LABELS[RoomStatus].items()},
+        **{f"case_{s.value}": label for s, label in LABELS[CaseStatus].items()},
         "role_specialist": _l("specialist"),
         "role_doctor": _l("requesting doctor"),
         "role_observer": _l("observer"),

@@ -23,10 +23,12 @@ from wtforms import (
 )
 from wtforms.validators import ValidationError
 
+from telemed.domain.case_states import CaseStatus
 from telemed.domain.referral_states import ReferralStatus
 from telemed.errors import TelemedError
 from telemed.i18n import consortium_zone
 from telemed.models.consortium import InstitutionKind, Role, Sex
+from telemed.models.live import RoomStatus
 from telemed.models.scheduling import BookingStatus, Pool, ServiceType, SlotStatus, WaitlistStatus
 
 # -- fields whose parse errors speak the page's language ------------------------------------
@@ -170,6 +172,23 @@ LABELS: dict[type[enum.Enum], dict[enum.Enum, object]] = {
         ServiceType.REMOTE_CONSULT: _l("Remote consult"),
     },
     Pool: {Pool.DOWN_SHARED: _l("down-shared"), Pool.HOSPITAL: _l("hospital pool")},
+    CaseStatus: {
+        CaseStatus.DRAFT: _l("draft"),
+        CaseStatus.SUBMITTED: _l("submitted"),
+        CaseStatus.ACCEPTED: _l("accepted"),
+        CaseStatus.DECLINED: _l("declined"),
+        CaseStatus.SCHEDULED: _l("scheduled"),
+        CaseStatus.IN_SESSION: _l("in session"),
+        CaseStatus.CLAIMED: _l("claimed"),
+        CaseStatus.REPORTED: _l("reported"),
+        CaseStatus.CLOSED: _l("closed"),
+        CaseStatus.CANCELLED: _l("cancelled"),
+    },
+    RoomStatus: {
+        RoomStatus.SCHEDULED: _l("scheduled"),
+        RoomStatus.LIVE: _l("live"),
+        RoomStatus.ENDED: _l("ended"),
+    },
     ReferralStatus: {
         ReferralStatus.REQUESTED: _l("requested"),
         ReferralStatus.ACCEPTED: _l("accepted"),

@@ -14,7 +14,7 @@ from flask_login import current_user
 from telemed.domain.live_rules import RoomRole
 from telemed.errors import InvalidInput
 from telemed.extensions import db
-from telemed.models.live import ConsultSession
+from telemed.models.live import ConsultSession, RoomStatus
 from telemed.services import audit, consults, ice, reports
 from telemed.web.security import current_actor, roles_required
 
@@ -68,6 +68,7 @@ def room(case_id: int):
         "consults/room.html",
         case=case,
         room=room,
+        session_status=room.status if room else RoomStatus.SCHEDULED,
         role=role,
         versions=reports.versions(case.id),
         media=media_of(case.id),
