@@ -28,8 +28,8 @@ def main() -> None:
     from telemed.domain.case_states import CaseKind
     from telemed.extensions import db
     from telemed.runner import RECV_BYTES, freeze_startup_objects
-    from telemed.services import cases
-    from telemed.services.context import actor_of
+    from telemed.services.accounts.context import actor_of
+    from telemed.services.cases import cases
     from tests import factories
 
     app = create_app()

@@ -120,8 +120,9 @@ def build_fixture(app, *, race_clients: int, race_seats: int, sustained_patients
     from telemed.extensions import db
     from telemed.models import Department, Institution, Patient, Role, Slot, User
     from telemed.models.scheduling import ServiceType
-    from telemed.services import accounts, publishing
-    from telemed.services.context import actor_of
+    from telemed.services.accounts import accounts
+    from telemed.services.accounts.context import actor_of
+    from telemed.services.scheduling import publishing
 
     with app.app_context():
         demo.seed()
@@ -451,8 +452,12 @@ def run_search(app, server: Server, fixture: Fixture, repeats: int, days_filled:
     from telemed.extensions import db
     from telemed.models import Slot, User
     from telemed.models.scheduling import Pool
-    from telemed.services.booking import Availability, SlotFilter, slot_availability_query
-    from telemed.services.context import actor_of
+    from telemed.services.accounts.context import actor_of
+    from telemed.services.scheduling.booking import (
+        Availability,
+        SlotFilter,
+        slot_availability_query,
+    )
 
     headers = {"Authorization": f"Bearer {fixture.token}"}
     rng = random.Random(7)

@@ -686,7 +686,7 @@ SNAPSHOT_SEATS = (
 
 def take_snapshots() -> tuple[float, float, float]:
     """What the nightly job does, for every day of the year: (total s, p50 ms, p95 ms)."""
-    from telemed.services import quota_figures
+    from telemed.services.consortium import quota_figures
 
     taken_at = datetime(YEAR + 1, 1, 2, tzinfo=UTC)
     runs = []
@@ -727,7 +727,7 @@ def measure(
 
 
 def measure_period(client, token, name, period, query, label, repeats, *, snapshots=False):
-    from telemed.services import dashboard, dashboard_tables
+    from telemed.services.consortium import dashboard, dashboard_tables
 
     scope = dashboard.Scope(1, period)
     start, end = dashboard.bounds(period)
@@ -788,7 +788,7 @@ def measure_period(client, token, name, period, query, label, repeats, *, snapsh
 
 def _admin_token() -> str:
     from telemed.models.consortium import User
-    from telemed.services import accounts
+    from telemed.services.accounts import accounts
 
     admin = db.session.execute(
         text("SELECT id FROM user_account WHERE username = 'admin'")

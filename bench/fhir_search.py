@@ -36,8 +36,9 @@ from telemed.extensions import db
 from telemed.i18n import consortium_zone
 from telemed.models.consortium import Role, User
 from telemed.models.scheduling import ServiceType, Slot
-from telemed.services import accounts, publishing
-from telemed.services.context import actor_of
+from telemed.services.accounts import accounts
+from telemed.services.accounts.context import actor_of
+from telemed.services.scheduling import publishing
 
 
 def publish_more(weeks: int) -> None:

@@ -87,8 +87,8 @@ def prepare(database_url: str | None, instance: Path, rooms: int, idle_rooms: in
 
 def issue_tickets(world, case_ids: list[int], per_room: int) -> list[tuple[int, list[str]]]:
     from telemed.extensions import db
-    from telemed.services import consults
-    from telemed.services.context import actor_of
+    from telemed.services.accounts.context import actor_of
+    from telemed.services.consults import consults
 
     # The specialist, the doctor, and the doctor's second screen (both may chat).
     people = [world.user("card1"), world.user("gp_ts1"), world.user("gp_ts1")]

@@ -35,7 +35,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _init_extensions(app)
 
     from telemed import cli, web
+    from telemed.services.wiring import connect_areas
 
+    connect_areas()
     web.init_app(app)
     cli.init_app(app)
     return app

@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from telemed.extensions import db
 from telemed.models.consortium import User
-from telemed.services import accounts
-from telemed.services.context import Origin, set_origin
+from telemed.services.accounts import accounts
+from telemed.services.accounts.context import Origin, set_origin
 
 token_cli = AppGroup("token", help="API tokens for integrations.")
 users_cli = AppGroup("users", help="User accounts.")

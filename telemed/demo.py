@@ -28,9 +28,10 @@ from telemed.models.consortium import (
     User,
 )
 from telemed.models.scheduling import ServiceType
-from telemed.services import accounts, booking, patients, publishing
-from telemed.services.context import actor_of
-from telemed.services.patients import ID_CHECK, ID_WEIGHTS
+from telemed.services.accounts import accounts, patients
+from telemed.services.accounts.context import actor_of
+from telemed.services.accounts.patients import ID_CHECK, ID_WEIGHTS
+from telemed.services.scheduling import booking, publishing
 
 
 @dataclass(frozen=True)

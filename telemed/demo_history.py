@@ -83,7 +83,7 @@ def seed_history(
     )
     db.session.flush()
     # What the nightly job would have written for each past day.
-    from telemed.services import quota_figures
+    from telemed.services.consortium import quota_figures
 
     day = first
     while day < today:

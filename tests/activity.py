@@ -45,17 +45,10 @@ from telemed.models.scheduling import (
     SlotSeat,
     SlotStatus,
 )
-from telemed.services import (
-    beds,
-    booking,
-    cases,
-    policies,
-    publishing,
-    quota_release,
-    referrals,
-    reports,
-)
-from telemed.services.context import actor_of
+from telemed.services.accounts.context import actor_of
+from telemed.services.cases import cases, reports
+from telemed.services.consortium import beds, referrals
+from telemed.services.scheduling import booking, policies, publishing, quota_release
 from tests import factories
 
 ZONE = ZoneInfo("Asia/Shanghai")

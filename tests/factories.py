@@ -23,8 +23,9 @@ from telemed.models.consortium import (
     User,
 )
 from telemed.models.scheduling import ServiceType
-from telemed.services import accounts, publishing
-from telemed.services.context import actor_of
+from telemed.services.accounts import accounts
+from telemed.services.accounts.context import actor_of
+from telemed.services.scheduling import publishing
 
 PASSWORD = "correct horse battery staple"
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -187,7 +188,7 @@ DATA = Path(__file__).resolve().parent / "data"
 def attach_sample_file(user: User, case) -> None:
     """Attach a real file of the kind the case needs: a small aECG or a CT slice."""
     from telemed.domain.case_states import CaseKind
-    from telemed.services import dicom, ecg_files
+    from telemed.services.cases import dicom, ecg_files
 
     actor = actor_of(user)
     if case.kind is CaseKind.ECG_READ:

@@ -18,8 +18,10 @@ from telemed.domain.case_states import CaseKind, CaseStatus
 from telemed.extensions import db
 from telemed.live.server import LiveSettings, LiveThread
 from telemed.models.cases import Case
-from telemed.services import accounts, cases, consults, dicom, ecg_files
-from telemed.services.context import actor_of
+from telemed.services.accounts import accounts
+from telemed.services.accounts.context import actor_of
+from telemed.services.cases import cases, dicom, ecg_files
+from telemed.services.consults import consults
 from tests import factories
 
 ORIGIN = "http://127.0.0.1:5999"

@@ -67,7 +67,7 @@ def test_login_rejects_open_redirects(world, client):
 
 
 def test_bearer_tokens_work_until_revoked(world, client):
-    from telemed.services import accounts
+    from telemed.services.accounts import accounts
 
     token = factories.token_for(world.user("card1"))
     headers = factories.bearer(token)

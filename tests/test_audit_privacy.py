@@ -101,8 +101,8 @@ def test_bookings_and_views_are_audited_with_origin(world, client):
     "statement", ["UPDATE audit_event SET action = 'x'", "DELETE FROM audit_event"]
 )
 def test_the_audit_log_is_append_only(world, statement):
-    from telemed.services import audit
-    from telemed.services.context import actor_of
+    from telemed.services.accounts import audit
+    from telemed.services.accounts.context import actor_of
 
     audit.record(actor_of(world.user("admin")), "view", "patient", 1)
     db.session.commit()

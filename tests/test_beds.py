@@ -16,8 +16,8 @@ from telemed.domain.beds import AdmissionStatus, Stay, first_free_bed
 from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telemed.extensions import db
 from telemed.models.beds import Admission, BedDay
-from telemed.services import beds
-from telemed.services.context import actor_of
+from telemed.services.accounts.context import actor_of
+from telemed.services.consortium import beds
 from tests import factories
 
 TODAY = date(2026, 11, 23)

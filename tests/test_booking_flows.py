@@ -11,8 +11,8 @@ from telemed.errors import Conflict, Forbidden, NotFound
 from telemed.extensions import db
 from telemed.models import Booking, BookingStatus, Notification, Slot, WaitlistEntry
 from telemed.models.scheduling import Pool, WaitlistStatus
-from telemed.services import booking
-from telemed.services.context import actor_of
+from telemed.services.accounts.context import actor_of
+from telemed.services.scheduling import booking
 from tests import factories
 
 

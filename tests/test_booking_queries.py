@@ -10,9 +10,10 @@ import pytest
 from telemed.errors import InvalidInput
 from telemed.extensions import db
 from telemed.models.scheduling import Pool, ServiceType
-from telemed.services import booking, patients, publishing
-from telemed.services.booking import Availability, SlotFilter
-from telemed.services.context import actor_of
+from telemed.services.accounts import patients
+from telemed.services.accounts.context import actor_of
+from telemed.services.scheduling import booking, publishing
+from telemed.services.scheduling.booking import Availability, SlotFilter
 from tests import factories
 from tests.fhir_support import slot_ids
 

@@ -163,8 +163,8 @@ def test_a_chinese_doctors_uploader_speaks_chinese(app, world, live_http, browse
     """Uppy's own words come from its Chinese locale on a Chinese page."""
     from telemed.db import write_intent
     from telemed.domain.case_states import CaseKind
-    from telemed.services import cases
-    from telemed.services.context import actor_of
+    from telemed.services.accounts.context import actor_of
+    from telemed.services.cases import cases
 
     with write_intent(True):
         doctor_user = world.user("gp_ts1")

@@ -9,8 +9,8 @@ from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from telemed.extensions import db
-from telemed.services import dicom
-from telemed.services.context import actor_of
+from telemed.services.accounts.context import actor_of
+from telemed.services.cases import dicom
 from telemed.web.fhir.service_request import DICOMWEB_EXTENSION, KIND_SYSTEM
 from tests import dicom_files, factories
 

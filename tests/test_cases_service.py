@@ -13,8 +13,8 @@ from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telemed.extensions import db
 from telemed.models.cases import Case, CaseTransition, Report
 from telemed.models.notifications import Notification
-from telemed.services import cases, reports
-from telemed.services.context import actor_of
+from telemed.services.accounts.context import actor_of
+from telemed.services.cases import cases, reports
 from tests import factories
 
 
@@ -182,7 +182,7 @@ def test_signed_report_is_immutable_and_amendments_are_versions(world):
 
 def test_consult_with_booking_is_scheduled_on_accept(world):
     from telemed.models.scheduling import ServiceType
-    from telemed.services import booking
+    from telemed.services.scheduling import booking
 
     pub = factories.publish(
         world.user("card1"), service_type=ServiceType.REMOTE_CONSULT, seats=1, weeks=1

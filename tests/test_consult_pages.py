@@ -18,8 +18,8 @@ from telemed.extensions import db
 from telemed.live.server import LiveSettings, LiveThread
 from telemed.models.cases import Case, Report
 from telemed.models.live import LiveTicket
-from telemed.services import consults
-from telemed.services.context import actor_of
+from telemed.services.accounts.context import actor_of
+from telemed.services.consults import consults
 from tests import factories
 from tests import live_support as ls
 
@@ -78,7 +78,7 @@ def test_only_participants_get_a_ticket(client, world, consult, username, status
 
 def test_no_room_before_the_consult_is_scheduled(client, world):
     from telemed.domain.case_states import CaseKind
-    from telemed.services import cases
+    from telemed.services.cases import cases
 
     with write_intent(True):
         draft = cases.open_case(

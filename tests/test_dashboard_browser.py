@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from telemed import clock
 from telemed.extensions import db
-from telemed.services import cases
+from telemed.services.cases import cases
 from tests import activity, factories
 from tests.browsing import launched
 

@@ -14,8 +14,9 @@ from telemed.domain.case_states import CaseKind
 from telemed.domain.figures import Period
 from telemed.domain.referral_states import Direction
 from telemed.errors import Forbidden, InvalidInput
-from telemed.services import cases, dashboard
-from telemed.services.context import actor_of
+from telemed.services.accounts.context import actor_of
+from telemed.services.cases import cases
+from telemed.services.consortium import dashboard
 from tests import activity
 
 
@@ -256,7 +257,7 @@ def test_nightly_snapshots_give_the_same_figures(world, month):
     from telemed import clock as clock_module
     from telemed.extensions import db
     from telemed.models.quota import QuotaSnapshot
-    from telemed.services import quota_figures
+    from telemed.services.consortium import quota_figures
 
     admin = actor_of(world.user("admin"))
     now = clock_module.now()

@@ -11,8 +11,9 @@ import pytest
 from flask_babel import force_locale
 
 from telemed import clock
-from telemed.services import cases, dashboard, dashboard_tables
-from telemed.services.context import actor_of
+from telemed.services.accounts.context import actor_of
+from telemed.services.cases import cases
+from telemed.services.consortium import dashboard, dashboard_tables
 from tests import activity, factories
 
 

@@ -13,8 +13,8 @@ from telemed.extensions import db
 from telemed.models.consortium import User
 from telemed.models.quota import QuotaSnapshot
 from telemed.models.referrals import Referral
-from telemed.services import dashboard, referrals
-from telemed.services.context import actor_of
+from telemed.services.accounts.context import actor_of
+from telemed.services.consortium import dashboard, referrals
 from tests import factories
 
 

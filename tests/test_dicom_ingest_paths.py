@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from telemed.extensions import db
 from telemed.imaging import reading
 from telemed.models.audit import AuditEvent
-from telemed.services import dicom
-from telemed.services.context import actor_of
+from telemed.services.accounts.context import actor_of
+from telemed.services.cases import dicom
 from telemed.web import dicomweb
 from tests import dicom_files, factories
 from tests.test_dicom_service import open_imaging_case

@@ -11,8 +11,8 @@ from telemed.domain.case_states import CaseKind, CaseStatus
 from telemed.errors import Conflict, Forbidden, NotFound
 from telemed.extensions import db
 from telemed.imaging.storage import sha256_of
-from telemed.services import cases, dicom
-from telemed.services.context import actor_of
+from telemed.services.accounts.context import actor_of
+from telemed.services.cases import cases, dicom
 from tests import dicom_files
 
 

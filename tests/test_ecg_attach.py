@@ -10,8 +10,8 @@ import pytest
 
 from telemed.domain.case_states import CaseKind, CaseStatus
 from telemed.extensions import db
-from telemed.services import cases, ecg_files
-from telemed.services.context import actor_of
+from telemed.services.accounts.context import actor_of
+from telemed.services.cases import cases, ecg_files
 from tests import factories
 from tests.ecg import samples
 

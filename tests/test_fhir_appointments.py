@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from telemed.extensions import db
 from telemed.models.scheduling import OCCUPYING_STATUSES, Booking, BookingStatus
-from telemed.services import booking, publishing
-from telemed.services.context import actor_of
+from telemed.services.accounts.context import actor_of
+from telemed.services.scheduling import booking, publishing
 from tests import factories
 from tests.fhir_support import (
     appointment,

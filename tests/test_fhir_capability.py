@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from telemed.extensions import db
-from telemed.services import accounts
+from telemed.services.accounts import accounts
 from telemed.web.fhir.registry import definitions
 from tests.fhir_support import FhirClient, fhir_client, outcome, validated
 

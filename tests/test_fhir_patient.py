@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from telemed.extensions import db
 from telemed.models.audit import AuditEvent
 from telemed.models.consortium import Patient
-from telemed.services.patients import ID_CHECK, ID_WEIGHTS
+from telemed.services.accounts.patients import ID_CHECK, ID_WEIGHTS
 from tests import factories
 from tests.fhir_support import fhir_client, ids, link, outcome, resources, validated
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from telemed.domain.case_states import CaseKind
-from telemed.services import cases, referrals
-from telemed.services.context import actor_of
+from telemed.services.accounts.context import actor_of
+from telemed.services.cases import cases
+from telemed.services.consortium import referrals
 from tests import factories
 from tests.fhir_support import fhir_client, ids, outcome, slot_ids
 

@@ -9,8 +9,8 @@ import pytest
 from telemed.extensions import db
 from telemed.models.consortium import Consortium, Institution, InstitutionKind, Role
 from telemed.models.scheduling import ServiceType
-from telemed.services import booking, publishing
-from telemed.services.context import actor_of
+from telemed.services.accounts.context import actor_of
+from telemed.services.scheduling import booking, publishing
 from tests import factories
 from tests.fhir_support import fhir_client, ids, link, outcome, resources, slot_ids, validated
 

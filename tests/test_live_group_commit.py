@@ -20,8 +20,8 @@ from telemed.db import write_intent
 from telemed.extensions import db
 from telemed.live.group_commit import GroupCommit
 from telemed.models.live import ConsultSession, RoomEvent
-from telemed.services import consults
-from telemed.services.context import actor_of
+from telemed.services.accounts.context import actor_of
+from telemed.services.consults import consults
 from tests import live_support as ls
 
 

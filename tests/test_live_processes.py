@@ -13,7 +13,7 @@ from websockets.exceptions import ConnectionClosed
 from telemed import fanout
 from telemed.extensions import db
 from telemed.models.live import RoomEvent
-from telemed.services import notifications
+from telemed.services.notices import notifications
 from tests import live_support as ls
 from tests.conftest import TEST_REDIS_URL
 

@@ -18,7 +18,9 @@ from telemed.models.cases import Case, Report
 from telemed.models.live import RoomEvent
 from telemed.models.notifications import Notification
 from telemed.models.referrals import Referral
-from telemed.services import accounts, consults, notifications
+from telemed.services.accounts import accounts
+from telemed.services.consults import consults
+from telemed.services.notices import notifications
 from tests import live_support as ls
 from tests.live_support import enter, room_url
 
@@ -621,7 +623,7 @@ def test_a_missed_nudge_is_filled_from_the_database(app, world, live, consult):
     """Event N is committed without its nudge (as if Redis lost it); when N+1's nudge
     comes, the live server reads N from the database first: in order, nothing missing."""
     from telemed.events import _PENDING_KEY
-    from telemed.services.context import actor_of
+    from telemed.services.accounts.context import actor_of
 
     spec_actor = actor_of(world.user("card1"))
 

@@ -12,8 +12,8 @@ from telemed.errors import Forbidden, InvalidInput
 from telemed.extensions import db
 from telemed.models import Booking, BookingStatus, Notification, Schedule, Slot, SlotSeat
 from telemed.models.scheduling import Pool, ServiceType, SlotStatus
-from telemed.services import booking, policies, publishing
-from telemed.services.context import actor_of
+from telemed.services.accounts.context import actor_of
+from telemed.services.scheduling import booking, policies, publishing
 from tests import factories
 
 

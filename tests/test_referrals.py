@@ -21,8 +21,10 @@ from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telemed.extensions import db
 from telemed.models.notifications import Notification
 from telemed.models.scheduling import Booking, Slot, SlotSeat
-from telemed.services import beds, booking, cases, policies, publishing, referrals, reports
-from telemed.services.context import actor_of
+from telemed.services.accounts.context import actor_of
+from telemed.services.cases import cases, reports
+from telemed.services.consortium import beds, referrals
+from telemed.services.scheduling import booking, policies, publishing
 from tests import factories
 from tests.fhir_support import slot_ids
 
@@ -363,7 +365,7 @@ def test_policy_default_allotments_apply_when_publishing(world, frozen_clock):
     db.session.commit()
     first = factories.local_today() + timedelta(days=3)
     specialist = actor_of(world.user("card1"))
-    from telemed.services import publishing
+    from telemed.services.scheduling import publishing
 
     def request(allotments, down=None, start=time(9, 0)):
         return publishing.ScheduleRequest(

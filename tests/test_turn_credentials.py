@@ -23,7 +23,7 @@ from aioice.stun import TransactionFailed
 from aioice.turn import create_turn_endpoint
 
 from telemed import config
-from telemed.services import ice
+from telemed.services.consults import ice
 from tests import live_support as ls
 from tests.test_consult_pages import browser_login
 
@@ -38,7 +38,7 @@ def ice_servers_on_page(client, case_id: int) -> list[dict]:
 
 
 def expected_password(username: str) -> str:
-    # The TURN REST API scheme, computed here independently of telemed.services.ice.
+    # The TURN REST API scheme, computed here independently of telemed.services.consults.ice.
     return base64.b64encode(hmac.new(SECRET.encode(), username.encode(), "sha1").digest()).decode()
 
 

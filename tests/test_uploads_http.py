@@ -248,7 +248,7 @@ def test_session_calls_need_the_csrf_header(app, world, client):
 def test_unfinished_uploads_expire(app, draft, client, frozen_clock):
     from datetime import timedelta
 
-    from telemed.services.case_uploads import expire_stale_uploads, partial_path
+    from telemed.services.cases.case_uploads import expire_stale_uploads, partial_path
 
     case_id, token = draft
     response = client.post(

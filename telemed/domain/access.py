@@ -1,6 +1,6 @@
 """Who may see and do what, as predicates on plain values.
 
-Scoped database queries (services/scopes.py) express the same rules in SQL; these
+Scoped database queries (services/accounts/scopes.py) express the same rules in SQL; these
 predicates answer for one object already in hand.
 """
 

@@ -22,16 +22,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
 from flask_babel import lazy_gettext as _l
 
-from telemed.services import (
-    audit,
-    booking,
-    cleanup,
-    no_shows,
-    quota_figures,
-    quota_release,
-    read_deadlines,
-    reminders,
-)
+from telemed.services import cleanup
+from telemed.services.accounts import audit
+from telemed.services.cases import read_deadlines
+from telemed.services.consortium import quota_figures
+from telemed.services.scheduling import booking, no_shows, quota_release, reminders
 
 # Interval triggers count from a fixed anchor, so runs fall on whole minutes and hours
 # and a restarted scheduler computes the same times as the one before it.

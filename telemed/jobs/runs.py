@@ -28,8 +28,8 @@ from telemed.jobs import lease, outbox
 from telemed.jobs.definitions import JOBS, JobContext, JobSpec
 from telemed.models.jobs import JobRun, JobRunStatus
 from telemed.notifier import current_notifier
-from telemed.services import audit
-from telemed.services.context import Origin, set_origin
+from telemed.services.accounts import audit
+from telemed.services.accounts.context import Origin, set_origin
 
 log = logging.getLogger(__name__)
 

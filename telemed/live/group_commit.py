@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from telemed.live.store import Store
-from telemed.services import consults
-from telemed.services.consults import NewEvent
+from telemed.services.consults import consults
+from telemed.services.consults.consults import NewEvent
 
 log = logging.getLogger(__name__)
 

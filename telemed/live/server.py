@@ -38,8 +38,8 @@ from telemed.live import protocol
 from telemed.live.group_commit import GroupCommit
 from telemed.live.protocol import ProtocolError
 from telemed.live.store import Store
-from telemed.services import consults
-from telemed.services.consults import Entry, TicketRefused
+from telemed.services.consults import consults
+from telemed.services.consults.consults import Entry, TicketRefused
 
 log = logging.getLogger(__name__)
 

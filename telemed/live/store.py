@@ -19,7 +19,7 @@ from flask import Flask
 
 from telemed.db import write_intent
 from telemed.extensions import db
-from telemed.services.context import Origin, set_origin
+from telemed.services.accounts.context import Origin, set_origin
 
 T = TypeVar("T")
 

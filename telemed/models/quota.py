@@ -1,7 +1,7 @@
 """Nightly snapshots of the quota figures, one row per department, day and service type.
 
 The dashboard reads these for past days instead of recounting a million seats; the
-figures are computed in SQL by services/quota_figures.py, which also answers for today.
+figures are computed in SQL by services/consortium/quota_figures.py, which also answers for today.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from telemed.extensions import db
 from telemed.models.accounts import LoginAttempt, LoginSession
 from telemed.models.idempotency import IdempotencyRecord
 from telemed.models.live import LiveTicket
-from telemed.services import case_uploads
+from telemed.services.cases import case_uploads
 
 log = logging.getLogger(__name__)
 

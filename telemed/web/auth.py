@@ -15,7 +15,7 @@ from wtforms.validators import DataRequired, Length
 from telemed.errors import TooManyRequests
 from telemed.extensions import db
 from telemed.i18n import LOCALE_COOKIE, LOCALES
-from telemed.services import accounts
+from telemed.services.accounts import accounts
 
 bp = Blueprint("auth", __name__)
 

@@ -3,7 +3,7 @@
 Handlers and services only flush. Here the request's transaction ends; events queued
 with ``publish_after_commit`` leave only after a successful commit (telemed/events.py),
 and audit events that the transaction could not carry are written last
-(services/audit.py).
+(services/accounts/audit.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from telemed.db import set_write_intent
 from telemed.extensions import db
-from telemed.services import audit
-from telemed.services.context import Origin, set_origin
+from telemed.services.accounts import audit
+from telemed.services.accounts.context import Origin, set_origin
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Case pages: open a case, attach files, submit; the reading centres' worklist; the case
 page with its files, viewer, report and history; file downloads and de-identified export.
-Every view of a file is audited (services/dicom.py)."""
+Every view of a file is audited (services/cases/dicom.py)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ from telemed.errors import InvalidInput, TelemedError
 from telemed.extensions import db
 from telemed.models.cases import Case
 from telemed.models.consortium import Department, Institution, Patient, Role, User
-from telemed.services import cases, dicom, ecg_files, reports, scopes
+from telemed.services.accounts import scopes
+from telemed.services.cases import cases, dicom, ecg_files, reports
 from telemed.web.pages import consults as consult_pages
 from telemed.web.pages.common import LABELS
 from telemed.web.security import current_actor, roles_required
@@ -290,7 +291,7 @@ def ecg_file(case_id: int, recording_id: int):
         original = recording.originals[int(request.args.get("part", 0))]
     except (ValueError, IndexError):
         raise InvalidInput("part names one of the recording's files", field="part") from None
-    from telemed.services import audit
+    from telemed.services.accounts import audit
 
     audit.record(
         actor,
@@ -321,7 +322,7 @@ def ecg_svg(case_id: int, recording_id: int):
     except ValueError:
         raise InvalidInput("speed, gain and start are numbers", field="speed") from None
     svg = ecg_files.render_svg(recording, speed=speed, gain=gain, start=start)
-    from telemed.services import audit
+    from telemed.services.accounts import audit
 
     audit.record(
         actor,

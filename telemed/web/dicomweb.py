@@ -31,8 +31,8 @@ from telemed.extensions import db
 from telemed.imaging.rendering import parse_window
 from telemed.models.case_files import DicomInstance
 from telemed.models.cases import Case
-from telemed.services import dicom
-from telemed.services.cases import get_case
+from telemed.services.cases import dicom
+from telemed.services.cases.cases import get_case
 from telemed.web.security import current_actor
 
 bp = Blueprint("dicomweb", __name__, url_prefix="/cases/<int:case_id>/dicomweb")

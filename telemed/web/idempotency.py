@@ -1,7 +1,7 @@
 """``Idempotency-Key`` for any view: the first response is stored and replayed to retries.
 
 Shared by the JSON API and FHIR so that both honour the header the same way; the
-claim-and-store logic lives in services/idempotency.py.
+claim-and-store logic lives in services/accounts/idempotency.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from flask import Response, make_response, request
 from flask_login import current_user
 
-from telemed.services import idempotency
+from telemed.services.accounts import idempotency
 
 ReplayHook = Callable[[Response], None]
 

@@ -14,8 +14,8 @@ from telemed.domain.access import Actor
 from telemed.errors import Forbidden
 from telemed.extensions import csrf, login_manager
 from telemed.models.consortium import Role, User
-from telemed.services import accounts
-from telemed.services.context import actor_of
+from telemed.services.accounts import accounts
+from telemed.services.accounts.context import actor_of
 
 P = ParamSpec("P")
 R = TypeVar("R")

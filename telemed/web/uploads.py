@@ -36,9 +36,9 @@ from telemed.domain.access import Actor
 from telemed.errors import Conflict, InvalidInput, NotFound, TelemedError
 from telemed.extensions import db
 from telemed.models.case_files import UploadSession
-from telemed.services import dicom, ecg_files
-from telemed.services.case_uploads import partial_path
-from telemed.services.cases import get_case
+from telemed.services.cases import dicom, ecg_files
+from telemed.services.cases.case_uploads import partial_path
+from telemed.services.cases.cases import get_case
 from telemed.web.security import current_actor
 
 bp = Blueprint("uploads", __name__, url_prefix="/uploads")

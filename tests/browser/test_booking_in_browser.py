@@ -105,8 +105,8 @@ def test_an_expired_hold_is_announced_in_the_browser(world, live_http, chromium)
     from datetime import UTC, datetime
 
     from telemed import clock
-    from telemed.services import booking
-    from telemed.services.context import actor_of
+    from telemed.services.accounts.context import actor_of
+    from telemed.services.scheduling import booking
 
     frozen = clock.FrozenClock(datetime.now(UTC))
     clock.use(frozen)  # the server threads read the same clock

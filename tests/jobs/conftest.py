@@ -13,7 +13,7 @@ from telemed import clock
 from telemed.db import write_intent
 from telemed.extensions import db
 from telemed.jobs.service import JobService
-from telemed.services.context import Origin, set_origin
+from telemed.services.accounts.context import Origin, set_origin
 from tests.jobs.processes import Process, SharedClock, process_env
 
 WAIT_SECONDS = 60

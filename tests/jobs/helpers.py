@@ -6,8 +6,8 @@ from sqlalchemy import select
 
 from telemed.extensions import db
 from telemed.models.scheduling import Booking, Pool, Slot, SlotSeat
-from telemed.services import booking as booking_service
-from telemed.services.context import actor_of
+from telemed.services.accounts.context import actor_of
+from telemed.services.scheduling import booking as booking_service
 from tests import factories
 
 

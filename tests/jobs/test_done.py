@@ -30,8 +30,9 @@ from telemed.models.scheduling import (
     Slot,
     SlotSeat,
 )
-from telemed.services import booking, cases
-from telemed.services.context import Origin, actor_of, set_origin
+from telemed.services.accounts.context import Origin, actor_of, set_origin
+from telemed.services.cases import cases
+from telemed.services.scheduling import booking
 from tests.jobs.processes import (
     flask_command,
     free_port,

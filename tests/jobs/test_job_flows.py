@@ -16,8 +16,11 @@ from telemed.models.jobs import JobRun, JobRunStatus
 from telemed.models.notifications import Notification
 from telemed.models.quota import QuotaSnapshot
 from telemed.models.scheduling import Booking, BookingStatus, Pool, ServiceType, WaitlistEntry
-from telemed.services import booking, cases, cleanup, quota_figures, quota_release
-from telemed.services.context import actor_of
+from telemed.services import cleanup
+from telemed.services.accounts.context import actor_of
+from telemed.services.cases import cases
+from telemed.services.consortium import quota_figures
+from telemed.services.scheduling import booking, quota_release
 from tests import factories
 from tests.jobs.conftest import wait_for, writing
 from tests.jobs.helpers import book, publish_one_day, slots_of
@@ -178,7 +181,7 @@ def test_a_late_read_escalates_to_the_centres_admin_once(world, scheduler, clien
 
 
 def test_read_deadlines_follow_the_reading_centres_policy(world, fast_jobs, frozen_clock):
-    from telemed.services import policies
+    from telemed.services.scheduling import policies
 
     policies.change_policy(
         actor_of(world.user("admin")),
@@ -202,7 +205,7 @@ def test_the_nightly_snapshot_records_yesterdays_quota_figures(world, scheduler)
     quota_release.release_unbooked_quota(scheduler.clock.current)
     db.session.commit()
     scheduler.clock.set(day_slots[-1].ends_at + timedelta(hours=2))
-    from telemed.services import no_shows
+    from telemed.services.scheduling import no_shows
 
     no_shows.mark_no_shows(scheduler.clock.current)
     db.session.commit()

@@ -14,9 +14,9 @@ from telemed.models.attendance import BookingSuspension
 from telemed.models.audit import AuditEvent
 from telemed.models.notifications import Notification
 from telemed.models.scheduling import BookingStatus
-from telemed.services import booking as booking_service
-from telemed.services import consortium_policies, no_shows
-from telemed.services.context import Origin, actor_of, set_origin
+from telemed.services.accounts.context import Origin, actor_of, set_origin
+from telemed.services.scheduling import booking as booking_service
+from telemed.services.scheduling import consortium_policies, no_shows
 from tests import factories
 from tests.jobs.helpers import book, slots_of
 

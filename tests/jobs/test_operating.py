@@ -144,7 +144,7 @@ def test_serve_starts_the_scheduler_unless_the_process_opts_out(app, world, fast
 
 
 def test_reading_centres_set_their_read_deadlines_on_the_policy_page(app, world, client):
-    from telemed.services import policies
+    from telemed.services.scheduling import policies
 
     sign_in(client, "admin")
     ecg, cardiology = world.departments["ECG"], world.departments["CARD"]

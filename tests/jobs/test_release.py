@@ -13,8 +13,8 @@ from telemed.errors import Conflict
 from telemed.extensions import db
 from telemed.models.audit import AuditEvent
 from telemed.models.scheduling import OCCUPYING_STATUSES, Booking, Pool, SlotSeat
-from telemed.services import booking, policies, quota_release
-from telemed.services.context import Origin, actor_of, set_origin
+from telemed.services.accounts.context import Origin, actor_of, set_origin
+from telemed.services.scheduling import booking, policies, quota_release
 from tests.jobs.helpers import book, publish_one_day, seats_of, slots_of
 
 

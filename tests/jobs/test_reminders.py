@@ -19,8 +19,8 @@ from telemed.extensions import db
 from telemed.jobs import outbox
 from telemed.models.notifications import Notification, NotificationDelivery
 from telemed.notifier import LogNotifier, SmtpNotifier, SmtpSettings, current_notifier
-from telemed.services import consortium_policies, reminders
-from telemed.services.context import Origin, actor_of, set_origin
+from telemed.services.accounts.context import Origin, actor_of, set_origin
+from telemed.services.scheduling import consortium_policies, reminders
 from tests.jobs.helpers import book, publish_one_day, slots_of
 
 START = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
@@ -125,7 +125,7 @@ def test_reminders_follow_the_consortium_policy(world, frozen_clock):
 
 
 def test_cancelled_bookings_get_no_reminder(world, frozen_clock):
-    from telemed.services import booking as booking_service
+    from telemed.services.scheduling import booking as booking_service
 
     slot = slots_of(publish_one_day(world))[0]
     booking = book(world, "gp_ts1", world.patients["TS1"][0], slot)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from telemed.extensions import db
 from telemed.models.scheduling import DepartmentPolicy
-from telemed.services import policies
+from telemed.services.scheduling import policies
 from tests.pages.conftest import text_of
 
 SETTINGS = {

@@ -3,7 +3,7 @@ member institution; both are versioned like every other setting."""
 
 from __future__ import annotations
 
-from telemed.services import policies
+from telemed.services.scheduling import policies
 from tests.pages.conftest import text_of
 from tests.pages.test_admin_pages import SETTINGS
 

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from telemed.extensions import db
 from telemed.models.notifications import Notification
 from telemed.models.scheduling import Booking, BookingStatus
-from telemed.services import booking
-from telemed.services.context import actor_of
+from telemed.services.accounts.context import actor_of
+from telemed.services.scheduling import booking
 from tests import factories
 from tests.pages.conftest import slot_ids, text_of
 

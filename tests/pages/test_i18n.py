@@ -107,8 +107,8 @@ def test_an_english_browser_gets_english_before_signing_in(app):
 
 
 def test_a_referrals_status_is_a_word_of_the_readers_language(app, world, signed_in):
-    from telemed.services import referrals
-    from telemed.services.context import actor_of
+    from telemed.services.accounts.context import actor_of
+    from telemed.services.consortium import referrals
 
     referral = referrals.open_upward_referral(
         actor_of(world.user("gp_ts1")),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from telemed.extensions import db
-from telemed.services.notifications import notify
+from telemed.services.notices.notifications import notify
 from tests.pages.conftest import text_of
 
 

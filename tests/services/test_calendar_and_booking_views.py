@@ -12,8 +12,9 @@ from sqlalchemy import select
 from telemed.errors import Forbidden, NotFound
 from telemed.extensions import db
 from telemed.models.scheduling import BookingStatus, Pool, Slot, SlotStatus
-from telemed.services import booking, booking_views, calendar, notifications, policies, publishing
-from telemed.services.context import actor_of
+from telemed.services.accounts.context import actor_of
+from telemed.services.notices import notifications
+from telemed.services.scheduling import booking, booking_views, calendar, policies, publishing
 from tests import factories
 
 

@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from telemed.models.consortium import Role
-from telemed.services import consortium_policies
+from telemed.services.scheduling import consortium_policies
 from telemed.web.security import current_actor, roles_required
 
 blp = Blueprint(

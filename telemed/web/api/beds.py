@@ -8,7 +8,8 @@ from flask_smorest import Blueprint
 
 from telemed.domain.beds import AdmissionStatus
 from telemed.models.consortium import Role
-from telemed.services import beds, scopes
+from telemed.services.accounts import scopes
+from telemed.services.consortium import beds
 from telemed.web.api.referral_schemas import (
     AdmissionAcceptIn,
     AdmissionIn,

@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from telemed.models.consortium import Role
 from telemed.models.scheduling import BookingStatus, ServiceType
-from telemed.services import booking
+from telemed.services.scheduling import booking
 from telemed.web.api import idempotent
 from telemed.web.api.schemas import (
     BookingIn,

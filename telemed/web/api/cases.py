@@ -13,7 +13,7 @@ from telemed import clock
 from telemed.domain.case_states import CaseKind, CaseStatus, Priority
 from telemed.models.cases import Case, Report
 from telemed.models.consortium import Role
-from telemed.services import cases, dicom, ecg_files, reports
+from telemed.services.cases import cases, dicom, ecg_files, reports
 from telemed.web.api.schemas import PageQuery
 from telemed.web.security import current_actor, roles_required
 

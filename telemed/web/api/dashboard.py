@@ -10,7 +10,7 @@ from telemed.domain.figures import PeriodError, parse_period
 from telemed.errors import InvalidInput
 from telemed.i18n import consortium_zone
 from telemed.models.consortium import Role
-from telemed.services import dashboard, dashboard_tables
+from telemed.services.consortium import dashboard, dashboard_tables
 from telemed.web.security import current_actor, roles_required
 
 blp = Blueprint("api_dashboard", __name__, url_prefix="/api", description="Consortium dashboard")

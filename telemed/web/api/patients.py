@@ -7,7 +7,7 @@ from flask_login import login_required
 from flask_smorest import Blueprint
 
 from telemed.models.consortium import Role
-from telemed.services import patients
+from telemed.services.accounts import patients
 from telemed.web.api.schemas import PatientIn, PatientOut, PatientPage, PatientQuery
 from telemed.web.security import current_actor, roles_required
 

@@ -11,7 +11,8 @@ from telemed.domain.downshare import parse_share
 from telemed.errors import InvalidInput
 from telemed.extensions import db
 from telemed.models.consortium import Department, Institution, Role, User
-from telemed.services import policies, scopes
+from telemed.services.accounts import scopes
+from telemed.services.scheduling import policies
 from telemed.web.api.schemas import DepartmentOut, InstitutionOut, PolicyIn, PolicyOut, UserOut
 from telemed.web.security import current_actor, roles_required
 

@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 
 from telemed.domain.referral_states import Direction, ReferralStatus
 from telemed.models.consortium import Role
-from telemed.services import referrals
+from telemed.services.consortium import referrals
 from telemed.web.api.referral_schemas import (
     AcceptanceOut,
     AcceptIn,

@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 
 from telemed.models.consortium import Role
 from telemed.models.scheduling import ServiceType
-from telemed.services import booking, publishing
+from telemed.services.scheduling import booking, publishing
 from telemed.web.api.schemas import (
     BlockIn,
     BookingOut,

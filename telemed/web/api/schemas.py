@@ -7,7 +7,7 @@ from marshmallow import ValidationError as SchemaError
 
 from telemed.models.consortium import Sex
 from telemed.models.scheduling import BookingStatus, ServiceType
-from telemed.services.booking import MAX_REASON
+from telemed.services.scheduling.booking import MAX_REASON
 
 TEXT_500 = validate.Length(max=500)
 

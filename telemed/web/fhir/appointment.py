@@ -32,9 +32,9 @@ from telemed.errors import Conflict, NotFound, TelemedError
 from telemed.extensions import db
 from telemed.models.consortium import Patient, User
 from telemed.models.scheduling import Booking, BookingStatus, Slot
-from telemed.services import booking as bookings
-from telemed.services import scopes
-from telemed.services.booking import MAX_REASON
+from telemed.services.accounts import scopes
+from telemed.services.scheduling import booking as bookings
+from telemed.services.scheduling.booking import MAX_REASON
 from telemed.web.fhir import bp, codes, practitioner
 from telemed.web.fhir import patient as patients
 from telemed.web.fhir.registry import ResourceDefinition, SearchParam, register

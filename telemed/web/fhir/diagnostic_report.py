@@ -19,12 +19,13 @@ from telemed.errors import NotFound
 from telemed.extensions import db
 from telemed.models.audit import AuditOutcome
 from telemed.models.cases import Case, Report
-from telemed.services import audit, cases
+from telemed.services.accounts import audit
+from telemed.services.cases import cases
 from telemed.web.fhir import bp
 from telemed.web.fhir.registry import ResourceDefinition, SearchParam, register
 from telemed.web.fhir.search import parse_search, searchset
-from telemed.web.fhir.service_request import _instant, _ref_id, fhir_response
-from telemed.web.fhir.wire import numeric_id, resource_response
+from telemed.web.fhir.service_request import fhir_response
+from telemed.web.fhir.wire import numeric_id, resource_response, searched_id, utc_instant
 from telemed.web.security import current_actor
 
 CRITICAL_EXTENSION = "https://telemed.example.org/fhir/StructureDefinition/critical-finding"
@@ -47,7 +48,7 @@ def to_fhir(report: Report, case: Case) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
         "id": str(report.id),
-        "meta": {"versionId": str(report.version), "lastUpdated": _instant(report.signed_at)},
+        "meta": {"versionId": str(report.version), "lastUpdated": utc_instant(report.signed_at)},
         "extension": [{"url": CRITICAL_EXTENSION, "valueBoolean": bool(report.critical)}],
         "basedOn": [{"reference": f"ServiceRequest/{case.id}"}],
         "status": "amended" if report.amends_id else "final",
@@ -64,8 +65,8 @@ def to_fhir(report: Report, case: Case) -> dict[str, Any]:
         ],
         "code": {"coding": [{"system": "http://loinc.org", "code": code, "display": code_display}]},
         "subject": {"reference": f"Patient/{case.patient_id}"},
-        "issued": _instant(report.signed_at),
-        "effectiveDateTime": _instant(case.submitted_at or case.created_at),
+        "issued": utc_instant(report.signed_at),
+        "effectiveDateTime": utc_instant(case.submitted_at or case.created_at),
         "performer": [{"reference": f"Practitioner/{report.signed_by_id}"}],
         "conclusion": report.impression,
     }
@@ -153,10 +154,10 @@ def search_diagnostic_reports():
     query = _signed_reports(current_actor())
     based_on = search.refs("based-on")
     if based_on is not None:
-        query = query.where(Report.case_id.in_([_ref_id(r.id) for r in based_on]))
+        query = query.where(Report.case_id.in_([searched_id(r.id) for r in based_on]))
     patients = search.refs("patient")
     if patients is not None:
-        query = query.where(Case.patient_id.in_([_ref_id(r.id) for r in patients]))
+        query = query.where(Case.patient_id.in_([searched_id(r.id) for r in patients]))
     total = db.session.execute(
         select(func.count()).select_from(query.order_by(None).subquery())
     ).scalar_one()

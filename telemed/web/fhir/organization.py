@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from telemed.models.consortium import Institution, InstitutionKind
-from telemed.services import scopes
+from telemed.services.accounts import scopes
 from telemed.web.fhir import bp, codes
 from telemed.web.fhir.registry import ResourceDefinition, SearchParam, register
 from telemed.web.fhir.search import page, parse_search, searchset, string_condition

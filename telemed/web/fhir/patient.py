@@ -16,7 +16,7 @@ from datetime import date
 from typing import Any
 
 from telemed.models.consortium import Patient, Sex
-from telemed.services import patients
+from telemed.services.accounts import patients
 from telemed.web.fhir import bp, codes
 from telemed.web.fhir.registry import ResourceDefinition, SearchParam, register
 from telemed.web.fhir.search import SearchError, parse_search, searchset

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.orm import selectinload
 
 from telemed.models.consortium import User
-from telemed.services import scopes
+from telemed.services.accounts import scopes
 from telemed.web.fhir import bp, codes
 from telemed.web.fhir.registry import ResourceDefinition, SearchParam, register
 from telemed.web.fhir.search import page, parse_search, searchset, string_condition

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from telemed.models.consortium import Department, Role, User
-from telemed.services import scopes
+from telemed.services.accounts import scopes
 from telemed.web.fhir import bp, codes, organization, practitioner
 from telemed.web.fhir.registry import ResourceDefinition, SearchParam, register
 from telemed.web.fhir.search import page, parse_search, searchset

@@ -19,7 +19,7 @@ from typing import Any
 
 from telemed.domain.referral_states import Direction, ReferralStatus
 from telemed.models.referrals import Referral
-from telemed.services import referrals
+from telemed.services.consortium import referrals
 from telemed.web.fhir import bp
 from telemed.web.fhir.search import Search, SearchError, page, searchset
 from telemed.web.fhir.wire import instant, resource_response

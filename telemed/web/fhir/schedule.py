@@ -16,7 +16,7 @@ from sqlalchemy.orm import selectinload
 
 from telemed.models.consortium import Department
 from telemed.models.scheduling import Schedule, ServiceType
-from telemed.services import scopes
+from telemed.services.accounts import scopes
 from telemed.web.fhir import bp, codes, practitioner
 from telemed.web.fhir.registry import ResourceDefinition, SearchParam, register
 from telemed.web.fhir.search import page, parse_search, searchset

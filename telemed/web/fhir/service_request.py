@@ -18,11 +18,11 @@ from telemed.domain.case_states import CaseKind, CaseStatus, Priority
 from telemed.errors import InvalidInput
 from telemed.extensions import db
 from telemed.models.cases import Case
-from telemed.services import cases
+from telemed.services.cases import cases
 from telemed.web.fhir import bp, referral_request
 from telemed.web.fhir.registry import ResourceDefinition, SearchParam, register
 from telemed.web.fhir.search import SearchError, page, parse_search, searchset
-from telemed.web.fhir.wire import numeric_id, resource_response
+from telemed.web.fhir.wire import numeric_id, resource_response, searched_id, utc_instant
 from telemed.web.security import current_actor
 
 FHIR_JSON = "application/fhir+json"
@@ -64,10 +64,6 @@ def fhir_response(body: dict[str, Any], status: int = 200):
     return response
 
 
-def _instant(value) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
 def dicomweb_root(case_id: int) -> str:
     return f"{request.host_url.rstrip('/')}/cases/{case_id}/dicomweb"
 
@@ -77,7 +73,7 @@ def to_fhir(case: Case) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "ServiceRequest",
         "id": str(case.id),
-        "meta": {"lastUpdated": _instant(case.updated_at or case.created_at)},
+        "meta": {"lastUpdated": utc_instant(case.updated_at or case.created_at)},
         "extension": [{"url": DICOMWEB_EXTENSION, "valueUrl": dicomweb_root(case.id)}],
         "status": STATUS[case.status],
         "intent": "order",
@@ -94,7 +90,7 @@ def to_fhir(case: Case) -> dict[str, Any]:
         },
         "priority": PRIORITY[case.priority],
         "subject": {"reference": f"Patient/{case.patient_id}"},
-        "authoredOn": _instant(case.created_at),
+        "authoredOn": utc_instant(case.created_at),
         "requester": {
             "reference": f"Practitioner/{case.requested_by_id}",
             "display": case.requested_by.display_name,
@@ -139,9 +135,9 @@ def to_fhir(case: Case) -> dict[str, Any]:
             }
         ]
     if case.submitted_at is not None:
-        resource["occurrencePeriod"] = {"start": _instant(case.submitted_at)}
+        resource["occurrencePeriod"] = {"start": utc_instant(case.submitted_at)}
         if case.reported_at is not None:
-            resource["occurrencePeriod"]["end"] = _instant(case.reported_at)
+            resource["occurrencePeriod"]["end"] = utc_instant(case.reported_at)
     return resource
 
 
@@ -200,7 +196,7 @@ def search_service_requests():
     query = cases.cases_visible_to(current_actor())
     refs = search.refs("patient")
     if refs is not None:
-        query = query.where(Case.patient_id.in_([_ref_id(r.id) for r in refs]))
+        query = query.where(Case.patient_id.in_([searched_id(r.id) for r in refs]))
     statuses = search.ours_for("status", STATUS)
     if statuses is not None:
         query = query.where(Case.status.in_(statuses))
@@ -219,10 +215,6 @@ def search_service_requests():
         query = query.where(Case.kind.in_(categories))
     total, found = page(query, search, Case.created_at.desc(), Case.id.desc())
     return resource_response(searchset(search, total, [to_fhir(case) for case in found]))
-
-
-def _ref_id(value: str) -> int:
-    return int(value) if value.isdigit() and len(value) < 18 else -1
 
 
 def _from_fhir(body: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ counts seats is a FHIR Slot with the id ``<slot id>-<pool>`` (``42-down-shared``
   ``urn:telemed:slot-free-seats``; when booking a free Slot would still be refused
   (its pool opens later: the early-access window), ``comment`` says why.
 
-The availability is the one services/booking.py computes for the JSON API, so a Slot
+The availability is the one services/scheduling/booking.py computes for the JSON API, so a Slot
 shown free is exactly a seat ``book_slot`` may claim. ``Appointment.slot`` may name
 ``Slot/<id>-<pool>`` or ``Slot/<id>`` (meaning the caller's own pool).
 """
@@ -32,8 +32,9 @@ from telemed.errors import NotFound
 from telemed.extensions import db
 from telemed.models.consortium import Department
 from telemed.models.scheduling import Pool, ServiceType, SlotStatus
-from telemed.services import booking, scopes
-from telemed.services.booking import Availability, SlotAvailability, SlotFilter
+from telemed.services.accounts import scopes
+from telemed.services.scheduling import booking
+from telemed.services.scheduling.booking import Availability, SlotAvailability, SlotFilter
 from telemed.web.fhir import bp, codes
 from telemed.web.fhir.registry import ResourceDefinition, SearchParam, register
 from telemed.web.fhir.search import parse_search, searchset

@@ -44,6 +44,11 @@ def instant(moment: datetime) -> str:
     return moment.astimezone(consortium_zone()).isoformat(timespec="seconds")
 
 
+def utc_instant(moment: datetime | None) -> str | None:
+    """A FHIR instant in UTC (``Z``), or None for a moment not yet reached."""
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
 def meta(last_updated: datetime | None = None, **extra: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if last_updated is not None:
@@ -214,6 +219,11 @@ def numeric_id(value: str, what: str, field: str | None = None) -> int:
     if not value.isdigit() or len(value) > 18:
         raise NotFound(f"{what}/{value} not found", field=field)
     return int(value)
+
+
+def searched_id(value: str) -> int:
+    """A database id from a searched reference's id; anything else matches nothing."""
+    return int(value) if value.isdigit() and len(value) < 18 else -1
 
 
 @contextmanager

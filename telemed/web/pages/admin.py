@@ -17,7 +17,8 @@ from telemed.domain.downshare import parse_share
 from telemed.errors import InvalidInput
 from telemed.extensions import db
 from telemed.models.consortium import Department, Institution, Role
-from telemed.services import policies, scopes
+from telemed.services.accounts import scopes
+from telemed.services.scheduling import policies
 from telemed.web.pages.common import Range, WholeNumberField, attach_error, page, required_message
 from telemed.web.security import current_actor, roles_required
 

@@ -25,8 +25,9 @@ from telemed.errors import Conflict, InvalidInput, NotFound
 from telemed.extensions import db
 from telemed.models.consortium import Department, Institution, Role, User
 from telemed.models.scheduling import BookingStatus, Pool, ServiceType, SlotStatus
-from telemed.services import booking, booking_views, patients, scopes
-from telemed.services.booking import MAX_REASON, MAX_SEARCH_DAYS
+from telemed.services.accounts import patients, scopes
+from telemed.services.scheduling import booking, booking_views
+from telemed.services.scheduling.booking import MAX_REASON, MAX_SEARCH_DAYS
 from telemed.web.pages.common import (
     ChoiceField,
     LocalDateField,

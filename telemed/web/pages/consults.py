@@ -15,7 +15,9 @@ from telemed.domain.live_rules import RoomRole
 from telemed.errors import InvalidInput
 from telemed.extensions import db
 from telemed.models.live import ConsultSession, RoomStatus
-from telemed.services import audit, consults, ice, reports
+from telemed.services.accounts import audit
+from telemed.services.cases import reports
+from telemed.services.consults import consults, ice
 from telemed.web.security import current_actor, roles_required
 
 bp = Blueprint("consults", __name__)

@@ -15,7 +15,7 @@ from telemed.domain.figures import Period, PeriodError, parse_period
 from telemed.errors import InvalidInput, NotFound
 from telemed.i18n import consortium_zone
 from telemed.models.consortium import Role
-from telemed.services import dashboard, dashboard_drill, dashboard_tables
+from telemed.services.consortium import dashboard, dashboard_drill, dashboard_tables
 from telemed.web.security import current_actor, roles_required
 
 bp = Blueprint("dashboard", __name__, url_prefix="/admin/dashboard")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, g, redirect, request, url_for
 from flask_login import current_user
 
-from telemed.services import notifications
+from telemed.services.notices import notifications
 from telemed.web.pages.common import page, safe_path
 from telemed.web.security import current_actor, roles_required
 

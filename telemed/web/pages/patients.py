@@ -19,8 +19,8 @@ from telemed.domain.masking import mask_national_id, mask_phone
 from telemed.errors import Conflict, InvalidInput
 from telemed.i18n import consortium_zone
 from telemed.models.consortium import Role, Sex
-from telemed.services import patients
-from telemed.services.patients import PHONE_FORMAT, national_id_is_valid
+from telemed.services.accounts import patients
+from telemed.services.accounts.patients import PHONE_FORMAT, national_id_is_valid
 from telemed.web.pages.common import (
     ChoiceField,
     LocalDateField,

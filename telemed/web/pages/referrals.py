@@ -22,8 +22,10 @@ from telemed.extensions import db
 from telemed.i18n import consortium_zone
 from telemed.models.consortium import Institution, InstitutionKind, Patient, Role, User
 from telemed.models.referrals import Referral
-from telemed.services import beds, booking, referrals, scopes
-from telemed.services.dashboard_tables import local_name
+from telemed.services.accounts import scopes
+from telemed.services.consortium import beds, referrals
+from telemed.services.consortium.dashboard_tables import local_name
+from telemed.services.scheduling import booking
 from telemed.web.security import current_actor, roles_required
 
 bp = Blueprint("referrals", __name__)
@@ -211,7 +213,7 @@ def referrals_of_case(case_id: int) -> list[Referral]:
 def from_case(case_id: int):
     """Refer the case's patient up from a consult (its report said "refer up"): the
     requesting doctor, or the consulting specialist on the member side's behalf."""
-    from telemed.services import cases
+    from telemed.services.cases import cases
 
     actor = current_actor()
     case = cases.get_case(actor, case_id)

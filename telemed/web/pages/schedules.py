@@ -22,8 +22,9 @@ from telemed.extensions import db
 from telemed.i18n import consortium_zone
 from telemed.models.consortium import Institution, Role
 from telemed.models.scheduling import ServiceType
-from telemed.services import calendar as calendar_views
-from telemed.services import policies, publishing, scopes
+from telemed.services.accounts import scopes
+from telemed.services.scheduling import calendar as calendar_views
+from telemed.services.scheduling import policies, publishing
 from telemed.web.pages.common import (
     WEEKDAY_LABELS,
     CheckboxesField,

@@ -1,0 +1,663 @@
+"""DICOM of cases: attaching files (single, many, zipped study folders), the index the
+pages and DICOMweb read, renders with a cache, and de-identified export.
+
+Ingesting is split in two so heavy work stays outside the write transaction: ``prepare``
+checks and stores files (content store; no database), ``record`` writes the index rows of
+a whole batch at once (flush only). ``attach_files`` does both for callers that hold no
+lock. A file of up to ``IN_MEMORY_BYTES`` is handled in memory: native data with a small
+header is checked in process (``reading.inspect_native``), anything else by a worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import threading
+import zipfile
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from telemed.domain.access import Actor
+from telemed.domain.case_states import EDITABLE, Side
+from telemed.domain.dicom_identity import identity_warnings
+from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound
+from telemed.extensions import db
+from telemed.imaging import reading, safezip
+from telemed.imaging.deidentify import UidMap
+from telemed.imaging.storage import ContentStore
+from telemed.imaging.worker import TaskError, WorkerFailed, WorkerLimits, pool_for
+from telemed.models.audit import AuditOutcome
+from telemed.models.case_files import DicomInstance
+from telemed.models.cases import Case
+from telemed.services.accounts import audit
+from telemed.services.cases.cases import get_case, register_file_counter, side_of
+
+# A file up to this size is read, checked and stored from memory (no spooled copy).
+IN_MEMORY_BYTES = 8 * 1024**2
+
+INDEX_FIELDS = (
+    "study_uid",
+    "series_uid",
+    "sop_instance_uid",
+    "sop_class_uid",
+    "modality",
+    "body_part",
+    "study_time",
+    "study_description",
+    "series_description",
+    "accession_number",
+    "series_number",
+    "instance_number",
+    "number_of_frames",
+    "transfer_syntax_uid",
+    "rows",
+    "columns",
+    "photometric",
+    "header_patient_name",
+    "header_patient_id",
+    "decodable",
+    "notes",
+    "header_json",
+)
+
+
+def count_instances(case_id: int) -> int:
+    return db.session.execute(
+        select(func.count()).select_from(DicomInstance).where(DicomInstance.case_id == case_id)
+    ).scalar_one()
+
+
+register_file_counter("dicom", count_instances)
+
+
+# -- infrastructure ----------------------------------------------------------------------
+
+
+def store() -> ContentStore:
+    return ContentStore(current_app.config["TELEMED_STORAGE_DIR"])
+
+
+def workers():
+    config = current_app.config
+    limits = WorkerLimits(
+        memory_bytes=config["TELEMED_DICOM_WORKER_MEMORY_MB"] * 1024**2,
+        cpu_seconds=config["TELEMED_DICOM_WORKER_CPU_S"],
+        timeout_seconds=float(config["TELEMED_DICOM_WORKER_TIMEOUT_S"]),
+    )
+    return pool_for(limits, size=config["TELEMED_DICOM_WORKERS"])
+
+
+def pixel_limits() -> dict[str, int]:
+    return {"max_pixel_bytes": current_app.config["TELEMED_DICOM_MAX_PIXEL_MB"] * 1024**2}
+
+
+# -- attaching ------------------------------------------------------------------------------
+
+
+@dataclass
+class FileOutcome:
+    """What became of one uploaded file (or one entry of an uploaded zip)."""
+
+    filename: str
+    status: str  # stored, duplicate, refused, skipped
+    reason: str | None = None
+    index: dict[str, Any] | None = None
+    sha256: str | None = None
+    size_bytes: int = 0
+    instance_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"filename": self.filename, "status": self.status}
+        if self.reason:
+            body["reason"] = self.reason
+        if self.index:
+            body["sop_instance_uid"] = self.index["sop_instance_uid"]
+            body["series_uid"] = self.index["series_uid"]
+            body["study_uid"] = self.index["study_uid"]
+            if self.index.get("notes"):
+                body["notes"] = self.index["notes"]
+        if self.instance_id is not None:
+            body["instance_id"] = self.instance_id
+        return body
+
+
+@dataclass
+class Prepared:
+    outcomes: list[FileOutcome] = field(default_factory=list)
+
+    @property
+    def stored(self) -> list[FileOutcome]:
+        return [o for o in self.outcomes if o.status in ("stored", "duplicate")]
+
+
+def check_may_attach(actor: Actor, case: Case) -> None:
+    if side_of(actor, case) is not Side.REQUESTER:
+        raise Forbidden("only the requesting institution attaches files to its case")
+    if case.status not in EDITABLE:
+        raise Conflict(
+            f"case {case.id} is {case.status.value}; files can only be attached to a draft",
+            field="files",
+        )
+
+
+# Threads that store the checked files of a batch (hash, write, fsync: the interpreter lock
+# is released), so that the fsyncs overlap the checking of the next files.
+STORING_THREADS = 4
+# Files of a batch handed on (to be stored, or to a worker) and not yet done, at most: this
+# bounds the memory a batch of a spooled body holds (each file is at most IN_MEMORY_BYTES).
+IN_FLIGHT = 8
+
+
+def _check_in_process(data: bytes, filename: str, limits: reading.Limits) -> FileOutcome | None:
+    """A file held in memory checked without a worker: "stored" (not written yet, no address)
+    or "refused"; None when a worker must read it."""
+    try:
+        index = reading.inspect_native(data, limits)
+    except reading.Refused as error:
+        return FileOutcome(filename, "refused", str(error))
+    if index is None:
+        return None
+    return FileOutcome(filename, "stored", index=index)
+
+
+def prepare_in_memory(files: Sequence[tuple[str, Callable[[], bytes]]]) -> list[list[FileOutcome]]:
+    """``prepare`` for many files that fit in memory (each one's bytes come from its
+    ``load``, only when its turn comes). This thread checks each file's header in process;
+    a file that needs the whole-file check (compressed, a zip, a large header) goes to a
+    worker from a helper thread, one per worker, while this thread goes on; what is checked
+    is stored by a pool of threads. On 2 cores this beats parsing headers in the workers
+    too: the header is cheap to parse, and a worker's answer costs this process as much to
+    decode. The outcomes are in order."""
+    app = current_app._get_current_object()
+    content = store()
+    limits = reading.Limits(**pixel_limits())
+    largest = min(IN_MEMORY_BYTES, app.config["TELEMED_MAX_UPLOAD_BYTES"])
+    results: list[list[FileOutcome]] = [[] for _ in files]
+    if len(files) == 1:
+        name, load = files[0]
+        results[0] = prepare(load(), name).outcomes
+        return results
+    in_flight = threading.BoundedSemaphore(IN_FLIGHT)
+
+    def by_worker(data: bytes, name: str) -> list[FileOutcome]:
+        try:
+            with app.app_context():
+                return prepare(data, name, in_process=False).outcomes
+        finally:
+            in_flight.release()
+
+    def stored(data: bytes) -> tuple[str, int]:
+        try:
+            return content.put_dicom_bytes(data)
+        finally:
+            in_flight.release()
+
+    whole: list[tuple[int, Future[list[FileOutcome]]]] = []
+    storing: list[tuple[FileOutcome, Future[tuple[str, int]]]] = []
+    helpers = max(app.config["TELEMED_DICOM_WORKERS"], 1)
+    with (
+        ThreadPoolExecutor(max_workers=STORING_THREADS) as storer,
+        ThreadPoolExecutor(max_workers=helpers) as to_workers,
+    ):
+        for number, (name, load) in enumerate(files):
+            data = load()
+            outcome = None
+            if len(data) <= largest and not _is_zip(data):
+                outcome = _check_in_process(data, name, limits)
+            if outcome is not None and outcome.status != "stored":
+                results[number] = [outcome]
+                continue
+            in_flight.acquire()
+            if outcome is None:
+                whole.append((number, to_workers.submit(by_worker, data, name)))
+            else:
+                results[number] = [outcome]
+                storing.append((outcome, storer.submit(stored, data)))
+        for number, outcomes in whole:
+            results[number] = outcomes.result()
+        for outcome, address in storing:
+            outcome.sha256, outcome.size_bytes = address.result()
+    return results
+
+
+def _prepare_one(source: Path | bytes, filename: str, *, in_process: bool = True) -> FileOutcome:
+    """Check and store one file, given as a path or as its bytes."""
+    size = source.stat().st_size if isinstance(source, Path) else len(source)
+    limit = current_app.config["TELEMED_MAX_UPLOAD_BYTES"]
+    if size > limit:
+        return FileOutcome(filename, "refused", f"the file is over the {limit} byte limit")
+    data = source if not isinstance(source, Path) else None
+    if data is None and size <= IN_MEMORY_BYTES:
+        data = source.read_bytes()  # type: ignore[union-attr]
+    content = store()
+    if data is not None and in_process:
+        outcome = _check_in_process(data, filename, reading.Limits(**pixel_limits()))
+        if outcome is not None and outcome.status == "stored":
+            outcome.sha256, outcome.size_bytes = content.put_dicom_bytes(data)
+        if outcome is not None:
+            return outcome
+    # The worker reads the file: compressed data, large headers, anything not proven above.
+    spooled = None
+    if isinstance(source, Path):
+        path = source
+    else:
+        path = spooled = content.temp_file(".dcm")
+        path.write_bytes(source)
+    try:
+        try:
+            index = workers().call("inspect", path=str(path), limits=pixel_limits())
+        except TaskError as error:
+            reason = error.message if error.kind == "refused" else f"unreadable ({error.message})"
+            return FileOutcome(filename, "refused", reason)
+        except WorkerFailed as error:
+            return FileOutcome(filename, "refused", f"reading the file {error}")
+        sha, stored_size = (
+            content.put_dicom_bytes(data) if data is not None else content.put_dicom(path)
+        )
+    finally:
+        if spooled is not None:
+            spooled.unlink(missing_ok=True)
+    return FileOutcome(filename, "stored", index=index, sha256=sha, size_bytes=stored_size)
+
+
+def _is_zip(source: Path | bytes) -> bool:
+    if isinstance(source, Path):
+        return safezip.is_zip(source)
+    return bytes(source[:4]) in safezip.MAGIC
+
+
+def prepare(source: Path | bytes, filename: str, *, in_process: bool = True) -> Prepared:
+    """Check and store one uploaded file, or every entry of an uploaded zip. No database.
+    ``source`` is the file's path or, for a file already in memory, its bytes;
+    ``in_process=False`` when it is known to need a worker."""
+    prepared = Prepared()
+    if _is_zip(source):
+        content = store()
+        staging = content.temp_dir()
+        try:
+            if not isinstance(source, Path):
+                archive = staging / "archive.zip"
+                archive.write_bytes(source)
+                source = archive
+            try:
+                expanded = safezip.expand(source, staging)
+            except safezip.ZipRefused as error:
+                prepared.outcomes.append(FileOutcome(filename, "refused", str(error)))
+                return prepared
+            for name, reason in expanded.refused:
+                prepared.outcomes.append(FileOutcome(f"{filename}:{name}", "refused", reason))
+            for name, reason in expanded.skipped:
+                prepared.outcomes.append(FileOutcome(f"{filename}:{name}", "skipped", reason))
+            for name, staged in expanded.files:
+                prepared.outcomes.append(_prepare_one(staged, f"{filename}:{name}"))
+                staged.unlink(missing_ok=True)
+        finally:
+            content.remove_tree(staging)
+        return prepared
+    prepared.outcomes.append(_prepare_one(source, filename, in_process=in_process))
+    return prepared
+
+
+def record(actor: Actor, case: Case, prepared: Prepared) -> list[FileOutcome]:
+    """Index what ``prepare`` stored, the whole batch in one flush; a SOP instance the case
+    already has (or that came earlier in the batch) is a duplicate."""
+    fresh: list[FileOutcome] = []
+    for outcome in prepared.outcomes:
+        if outcome.status == "stored" and outcome.index is not None:
+            fresh.append(outcome)
+        elif outcome.status == "refused":
+            audit.record(
+                actor,
+                "attach",
+                "dicom_file",
+                case.id,
+                outcome=AuditOutcome.REFUSED,
+                detail={"file": outcome.filename, "reason": outcome.reason},
+                in_transaction=False,
+            )
+    known = _existing_instances(case.id, [o.index["sop_instance_uid"] for o in fresh])  # type: ignore[index]
+    rows: list[tuple[FileOutcome, DicomInstance]] = []
+    for outcome in fresh:
+        sop = outcome.index["sop_instance_uid"]  # type: ignore[index]
+        if sop in known:
+            outcome.status, outcome.instance_id = "duplicate", known[sop]
+            outcome.reason = "this SOP instance is already attached"
+            continue
+        known[sop] = None  # a second copy in this batch is a duplicate of the first
+        rows.append((outcome, _instance_row(actor, case, outcome)))
+    try:
+        with db.session.begin_nested():
+            db.session.add_all([row for _outcome, row in rows])
+            db.session.flush()
+    except IntegrityError:
+        # Another request attached one of them meanwhile: one at a time, so the rest stay.
+        rows = _add_one_by_one(actor, case, rows)
+    for outcome, instance in rows:
+        outcome.instance_id = known[instance.sop_instance_uid] = instance.id
+        audit.record(
+            actor,
+            "attach",
+            "dicom_instance",
+            instance.id,
+            detail={"case": case.id, "file": outcome.filename, "sop": instance.sop_instance_uid},
+        )
+    for outcome in fresh:
+        if outcome.status == "duplicate" and outcome.instance_id is None:
+            outcome.instance_id = known.get(outcome.index["sop_instance_uid"])  # type: ignore[index]
+    return prepared.outcomes
+
+
+def _existing_instances(case_id: int, sops: list[str]) -> dict[str, int | None]:
+    known: dict[str, int | None] = {}
+    for start in range(0, len(sops), 500):
+        chunk = sops[start : start + 500]
+        rows = db.session.execute(
+            select(DicomInstance.sop_instance_uid, DicomInstance.id).where(
+                DicomInstance.case_id == case_id, DicomInstance.sop_instance_uid.in_(chunk)
+            )
+        )
+        known.update((sop, instance_id) for sop, instance_id in rows)
+    return known
+
+
+def _instance_row(actor: Actor, case: Case, outcome: FileOutcome) -> DicomInstance:
+    index = outcome.index or {}
+    study_date = index.get("study_date")
+    return DicomInstance(
+        case_id=case.id,
+        study_date=date.fromisoformat(study_date) if study_date else None,
+        sha256=outcome.sha256,
+        size_bytes=outcome.size_bytes,
+        original_filename=outcome.filename[:300],
+        uploaded_by_id=actor.user_id,
+        **{key: index[key] for key in INDEX_FIELDS},
+    )
+
+
+def _add_one_by_one(
+    actor: Actor, case: Case, rows: list[tuple[FileOutcome, DicomInstance]]
+) -> list[tuple[FileOutcome, DicomInstance]]:
+    added = []
+    for outcome, _failed in rows:
+        instance = _instance_row(actor, case, outcome)  # a fresh row: the failed one is spent
+        try:
+            with db.session.begin_nested():
+                db.session.add(instance)
+                db.session.flush()
+        except IntegrityError:  # the same instance arrived concurrently
+            outcome.status, outcome.reason = "duplicate", "this SOP instance is already attached"
+            continue
+        added.append((outcome, instance))
+    return added
+
+
+def attach_files(actor: Actor, case_id: int, files: list[tuple[str, Path]]) -> list[FileOutcome]:
+    """Check, store and index uploaded files of a case (service tests, CLI)."""
+    case = get_case(actor, case_id)
+    check_may_attach(actor, case)
+    outcomes: list[FileOutcome] = []
+    for filename, path in files:
+        outcomes.extend(record(actor, case, prepare(path, filename)))
+    return outcomes
+
+
+# -- reading the index ------------------------------------------------------------------------
+
+
+def instances_of(case_id: int) -> list[DicomInstance]:
+    return list(
+        db.session.execute(
+            select(DicomInstance)
+            .where(DicomInstance.case_id == case_id)
+            .order_by(
+                DicomInstance.study_uid,
+                DicomInstance.series_number,
+                DicomInstance.series_uid,
+                DicomInstance.instance_number,
+                DicomInstance.id,
+            )
+        ).scalars()
+    )
+
+
+@dataclass
+class SeriesSummary:
+    series_uid: str
+    study_uid: str
+    modality: str | None
+    description: str | None
+    number: int | None
+    body_part: str | None
+    instances: list[DicomInstance]
+
+    @property
+    def frames(self) -> int:
+        return sum(i.number_of_frames for i in self.instances)
+
+    @property
+    def undecodable(self) -> int:
+        return sum(1 for i in self.instances if not i.decodable)
+
+
+@dataclass
+class StudySummary:
+    study_uid: str
+    study_date: date | None
+    description: str | None
+    header_patient_name: str | None
+    header_patient_id: str | None
+    series: list[SeriesSummary]
+    warnings: list[str]
+
+
+def studies_of(case: Case) -> list[StudySummary]:
+    by_study: dict[str, dict[str, list[DicomInstance]]] = defaultdict(lambda: defaultdict(list))
+    for instance in instances_of(case.id):
+        by_study[instance.study_uid][instance.series_uid].append(instance)
+    patient = case.patient
+    studies = []
+    for study_uid, series_map in by_study.items():
+        first = next(iter(series_map.values()))[0]
+        warnings: list[str] = []
+        for instances in series_map.values():
+            for instance in instances:
+                for warning in identity_warnings(
+                    patient.name,
+                    [patient.national_id or ""],
+                    instance.header_patient_name,
+                    instance.header_patient_id,
+                ):
+                    if warning not in warnings:
+                        warnings.append(warning)
+        series = [
+            SeriesSummary(
+                uid,
+                study_uid,
+                items[0].modality,
+                items[0].series_description,
+                items[0].series_number,
+                items[0].body_part,
+                items,
+            )
+            for uid, items in series_map.items()
+        ]
+        series.sort(key=lambda s: (s.number is None, s.number or 0, s.series_uid))
+        studies.append(
+            StudySummary(
+                study_uid,
+                first.study_date,
+                first.study_description,
+                first.header_patient_name,
+                first.header_patient_id,
+                series,
+                warnings,
+            )
+        )
+    return studies
+
+
+def get_instance(actor: Actor, case_id: int, instance_id: int) -> tuple[Case, DicomInstance]:
+    case = get_case(actor, case_id)
+    instance = db.session.execute(
+        select(DicomInstance).where(
+            DicomInstance.id == instance_id, DicomInstance.case_id == case.id
+        )
+    ).scalar_one_or_none()
+    if instance is None:
+        raise NotFound(f"file {instance_id} not found")
+    return case, instance
+
+
+def audit_file_view(actor: Actor, instance: DicomInstance, how: str) -> None:
+    audit.record(
+        actor,
+        "view",
+        "dicom_instance",
+        instance.id,
+        detail={"case": instance.case_id, "how": how},
+        in_transaction=False,
+    )
+
+
+def audit_file_views(actor: Actor, case_id: int, instance_ids: list[int], how: str) -> None:
+    """One event for a request that showed many files (a series retrieved, its metadata),
+    naming every one of them."""
+    if len(instance_ids) == 1:
+        entity: int | None = instance_ids[0]
+    else:
+        entity = None
+    audit.record(
+        actor,
+        "view",
+        "dicom_instance",
+        entity,
+        detail={"case": case_id, "how": how, "instances": instance_ids},
+        in_transaction=False,
+    )
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+
+def rendered_frame(
+    instance: DicomInstance,
+    *,
+    frame: int,
+    media_type: str,
+    window: dict[str, Any] | None,
+    quality: int,
+    viewport: tuple[int, int] | None,
+) -> Path:
+    """The cached render of one frame (zero-based), made by a worker on a miss."""
+    if not instance.decodable:
+        why = instance.notes or "the file holds no image to show"
+        raise Conflict(
+            f"{instance.original_filename or instance.sop_instance_uid}: {why}", field="frame"
+        )
+    if not 0 <= frame < instance.number_of_frames:
+        raise NotFound(
+            f"frame {frame + 1} not found (the instance has {instance.number_of_frames})"
+        )
+    params = json.dumps(
+        {"m": media_type, "w": window, "q": quality, "v": viewport}, sort_keys=True
+    ).encode()
+    key = hashlib.sha256(params).hexdigest()[:16]
+    content = store()
+    extension = "jpg" if media_type == "image/jpeg" else "png"
+    folder = content.area("renders") / instance.sha256[:2] / instance.sha256
+    target = folder / f"{frame}-{key}.{extension}"
+    if target.exists():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        workers().call(
+            "render",
+            path=str(content.path_of(instance.sha256)),
+            out=str(target),
+            frame=frame,
+            media_type=media_type,
+            window=window,
+            quality=quality,
+            viewport=list(viewport) if viewport else None,
+        )
+    except (TaskError, WorkerFailed) as error:
+        raise Conflict(f"frame {frame + 1} could not be rendered: {error}", field="frame") from None
+    return target
+
+
+def explicit_little_copy(instance: DicomInstance) -> Path:
+    """A decompressed copy (Explicit VR Little Endian) for viewers that lack codecs."""
+    content = store()
+    original = content.path_of(instance.sha256)
+    if instance.transfer_syntax_uid == "1.2.840.10008.1.2.1":
+        return original
+    if not instance.decodable:
+        raise Conflict(f"{instance.sop_instance_uid}: {instance.notes}")
+    target = content.area("transcoded") / f"{instance.sha256}.dcm"
+    if not target.exists():
+        try:
+            workers().call("transcode", path=str(original), out=str(target))
+        except (TaskError, WorkerFailed) as error:
+            raise Conflict(f"the instance could not be decompressed: {error}") from None
+    return target
+
+
+# -- de-identified export ------------------------------------------------------------------------
+
+
+def export_deidentified(actor: Actor, case_id: int, study_uid: str) -> Path:
+    """A zip of the study de-identified (PS3.15 basic profile); the caller deletes it."""
+    case = get_case(actor, case_id)
+    instances = [i for i in instances_of(case.id) if i.study_uid == study_uid]
+    if not instances:
+        raise NotFound(f"study {study_uid} not found", field="study_uid")
+    content = store()
+    secret = secrets.token_bytes(16)
+    uids = UidMap(secret)  # the worker derives the same UIDs from the same secret
+    pseudonym = f"CASE{case.id}-{secrets.token_hex(3).upper()}"
+    archive = content.temp_file(".zip")
+    work = content.temp_dir()
+    try:
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+            for number, instance in enumerate(instances, start=1):
+                target = work / f"{number:05d}.dcm"
+                try:
+                    workers().call(
+                        "deidentify",
+                        path=str(content.path_of(instance.sha256)),
+                        out=str(target),
+                        secret=secret.hex(),
+                        pseudonym=pseudonym,
+                    )
+                except (TaskError, WorkerFailed) as error:
+                    raise InvalidInput(
+                        f"{instance.original_filename}: cannot be de-identified ({error})",
+                        field="study_uid",
+                    ) from None
+                series = uids(instance.series_uid)[-12:]
+                bundle.write(target, f"{pseudonym}/S{series}/IM{number:05d}.dcm")
+                target.unlink()
+    except BaseException:
+        archive.unlink(missing_ok=True)
+        raise
+    finally:
+        content.remove_tree(work)
+    audit.record(
+        actor,
+        "export_deidentified",
+        "dicom_study",
+        study_uid,
+        detail={"case": case.id, "instances": len(instances)},
+        in_transaction=False,
+    )
+    return archive
