@@ -13,6 +13,8 @@ const out = join(here, "dist");
 const entries = readdirSync(source)
   .filter((name) => name.endsWith(".js") && !name.startsWith("_"))
   .map((name) => join(source, name));
+// The one stylesheet is fingerprinted too, so every page may keep it for a year.
+entries.push(join(here, "css", "telemed.css"));
 
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
@@ -39,7 +41,7 @@ const pages = new Set(entries.map((entry) => relative(process.cwd(), entry)));
 for (const [file, info] of Object.entries(result.metafile.outputs)) {
   // Modules a page imports on demand are entry points to esbuild too: only pages are named.
   if (!info.entryPoint || !pages.has(info.entryPoint)) continue;
-  const logical = basename(info.entryPoint).replace(/\.js$/, "") + (file.endsWith(".css") ? ".css" : ".js");
+  const logical = basename(info.entryPoint).replace(/\.(js|css)$/, "") + (file.endsWith(".css") ? ".css" : ".js");
   manifest[logical] = relative(out, file);
   if (info.cssBundle) {
     manifest[logical.replace(/\.js$/, ".css")] = relative(out, info.cssBundle);

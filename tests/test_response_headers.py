@@ -4,6 +4,7 @@ and never sniffed; fingerprinted bundles are cached for good."""
 from __future__ import annotations
 
 import gzip
+import re
 from pathlib import Path
 
 from tests import factories
@@ -60,3 +61,24 @@ def test_bundles_go_gzipped_to_browsers_that_take_gzip(client):
     plain = client.get(url)
     assert "Content-Encoding" not in plain.headers and plain.get_data() == largest.read_bytes()
     plain.close()
+
+
+def test_small_answers_are_sent_as_they_are(client, world):
+    token = factories.token_for(world.user("gp_ts1"))
+    small = client.get(
+        "/api/patients/999999",
+        headers={"Authorization": f"Bearer {token}", "Accept-Encoding": "gzip"},
+    )
+    assert small.status_code == 404 and len(small.get_data()) < 1024
+    assert "Content-Encoding" not in small.headers
+    assert small.get_json()["error"]["code"]
+
+
+def test_the_stylesheet_is_fingerprinted_and_cached_for_good(client):
+    page = client.get("/login").get_data(as_text=True)
+    href = re.search(r'<link rel="stylesheet" href="([^"]+)"', page).group(1)
+    assert re.match(r"^/static/dist/telemed-[A-Z0-9]{8}\.css$", href), href
+    sheet = client.get(href)
+    assert sheet.status_code == 200 and sheet.mimetype == "text/css"
+    assert sheet.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    sheet.close()

@@ -62,7 +62,12 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["local_name"] = local_name
     app.jinja_env.add_extension("jinja2.ext.do")
 
-    from telemed.web.assets import asset_url, cache_fingerprinted, send_precompressed
+    from telemed.web.assets import (
+        asset_url,
+        cache_fingerprinted,
+        compress_text,
+        send_precompressed,
+    )
 
     app.jinja_env.globals["asset_url"] = asset_url
 
@@ -71,3 +76,4 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["ui_text"] = ui_text
     app.before_request(send_precompressed)
     app.after_request(cache_fingerprinted)
+    app.after_request(compress_text)

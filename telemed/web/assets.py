@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import mimetypes
 import re
+import secrets
 from functools import cache
 from pathlib import Path
 
@@ -54,4 +57,62 @@ def cache_fingerprinted(response: Response) -> Response:
     if response.status_code == 200 and _FINGERPRINTED.match(request.path):
         response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
         response.vary.add("Accept-Encoding")  # a shared cache keeps both forms apart
+    return response
+
+
+# Text the app writes per request, compressed on the fly for browsers that take gzip:
+# a page's HTML is 3-5 times smaller, which on a 2 Mbit/s link with 300 ms round trips is
+# the difference between one and several congestion windows.
+_COMPRESSIBLE = frozenset(
+    {
+        "text/html",
+        "text/css",
+        "text/csv",
+        "text/plain",
+        "text/javascript",
+        "application/javascript",
+        "application/json",
+        "application/fhir+json",
+        "application/dicom+json",
+        "application/problem+json",
+        "image/svg+xml",
+    }
+)
+COMPRESS_MIN_BYTES = 1024
+# Heal-the-BREACH: a gzip file name of random length in every answer, so the compressed
+# length of a page no longer tells an observer how well their injected text matched a
+# secret on it (the CSRF token).
+_MAX_PADDING = 100
+
+
+def gzip_with_random_padding(body: bytes) -> bytes:
+    name = secrets.token_hex(secrets.randbelow(_MAX_PADDING // 2 + 1))
+    out = io.BytesIO()
+    with gzip.GzipFile(filename=name, mode="wb", fileobj=out, mtime=0, compresslevel=6) as z:
+        z.write(body)
+    return out.getvalue()
+
+
+def compress_text(response: Response) -> Response:
+    """gzip a text answer the app built in memory, when the client accepts gzip."""
+    if response.mimetype not in _COMPRESSIBLE:
+        return response
+    response.vary.add("Accept-Encoding")
+    if (
+        response.direct_passthrough
+        or response.is_streamed
+        or response.status_code in (204, 206, 304)
+        or response.status_code < 200
+        or "Content-Encoding" in response.headers
+        or not request.accept_encodings["gzip"]
+    ):
+        return response
+    body = response.get_data()
+    if len(body) < COMPRESS_MIN_BYTES:
+        return response
+    response.set_data(gzip_with_random_padding(body))
+    response.headers["Content-Encoding"] = "gzip"
+    etag, weak = response.get_etag()
+    if etag and not weak:  # the bytes differ from the identity form's
+        response.set_etag(etag, weak=True)
     return response
