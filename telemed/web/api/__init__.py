@@ -6,13 +6,33 @@ from flask import Flask, request
 from flask_smorest import Api
 
 from telemed.errors import InvalidInput
+from telemed.web.api.schemas import Error
 from telemed.web.idempotency import idempotent  # noqa: F401  (views import it from here)
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
+API_DESCRIPTION = """telemed's JSON API.
+
+Sign in with a bearer token (`Authorization: Bearer tmd_...`) or the web app's login
+session (writes then need the CSRF token). Without either, or with a token that is not
+valid, the answer is 401 with `WWW-Authenticate: Bearer`.
+
+Every error, whatever its status, is one JSON shape (the `Error` schema, the `default`
+response of every operation):
+
+    {"error": {"code": "conflict", "message": "...", "field": "slot_id", "detail": {...}}}
+
+`code` is stable and machine-readable, `message` is for people, `field` names the input
+to blame when one is (absent otherwise), and `detail` says more when there is more (for
+`invalid_input`, `detail.errors` holds every field's messages)."""
+
+
 class TelemedApi(Api):
-    """flask-smorest without its app-wide error handler: web/errors.py owns errors."""
+    """flask-smorest without its app-wide error handler: web/errors.py owns errors, and
+    the spec documents the shape it answers with."""
+
+    ERROR_SCHEMA = Error
 
     def _register_error_handlers(self) -> None:
         return None
@@ -37,10 +57,9 @@ def init_api(app: Flask) -> None:
     api.init_app(
         app,
         spec_kwargs={
-            "info": {
-                "description": "telemed's JSON API. Errors are "
-                '{"error": {"code", "message", "field"}}.'
-            },
+            "info": {"description": API_DESCRIPTION},
+            # Relative: the API is served by the web app it describes, wherever that runs.
+            "servers": [{"url": "/", "description": "the web app serving this document"}],
             "components": {
                 "securitySchemes": {
                     "bearer": {"type": "http", "scheme": "bearer"},
