@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from flask import Flask, request
+from flask_login import current_user
 from flask_smorest import Api
 
 from telemed.errors import InvalidInput
+from telemed.extensions import login_manager
 from telemed.web.api.schemas import Error
 from telemed.web.idempotency import idempotent  # noqa: F401  (views import it from here)
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+SPEC_PATH = "/api/openapi.json"
 
 
 API_DESCRIPTION = """telemed's JSON API.
@@ -36,6 +39,16 @@ class TelemedApi(Api):
 
     def _register_error_handlers(self) -> None:
         return None
+
+
+def require_sign_in():
+    """Every operation needs a caller: say 401 before reading any input, so nobody learns
+    what a body should hold before being signed in. The spec itself is public."""
+    if not request.path.startswith("/api/") or request.path == SPEC_PATH:
+        return None
+    if current_user.is_authenticated:
+        return None
+    return login_manager.unauthorized()
 
 
 def require_json_body() -> None:
@@ -74,6 +87,7 @@ def init_api(app: Flask) -> None:
     from telemed.web.api import dashboard as dashboard_api
     from telemed.web.api import referrals as referrals_api
 
+    app.before_request(require_sign_in)
     app.before_request(require_json_body)
     for module in (
         reference,
