@@ -131,3 +131,21 @@ def test_a_generated_client_reads_every_kind_of_refusal(live_http, world, genera
     assert invalid.parsed.error.detail["errors"] == {
         "json": {"slot_id": ["give either slot_id or hold_id"]}
     }
+
+
+def test_a_generated_client_reads_a_case_with_its_history(live_http, world, generated):
+    from tests import live_support as ls
+
+    case = ls.scheduled_consult(world)
+    client_module = generated("client")
+    read_case = generated("api.api_cases.read_case")
+    token = factories.token_for(world.user("gp_ts1"))
+    with client_module.AuthenticatedClient(
+        base_url=live_http.url, token=token, raise_on_unexpected_status=True
+    ) as client:
+        read = read_case.sync(case_id=case.id, client=client)
+    assert read.status.value == "scheduled"
+    assert read.dicomweb == f"/cases/{case.id}/dicomweb"
+    steps = [(step.from_, step.to.value) for step in read.history]
+    assert steps[0] == (None, "draft")  # a nullable enum: null parses as None
+    assert steps[-1][1] == "scheduled" and steps[-1][0].value == "accepted"
