@@ -122,6 +122,25 @@ def test_non_participants_are_refused_in_json(client, world, consult, username, 
     assert page.status_code == status and page.get_json()["error"]["code"] == code
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/consults/{id}/report/sign"),
+        ("POST", "/consults/{id}/report/amend"),
+        ("GET", "/consults/{id}/transcript.json"),
+    ],
+)
+def test_the_rooms_other_json_routes_answer_programs_in_json(client, world, consult, method, path):
+    url = path.format(id=consult.id)
+    stranger = client.open(url, method=method, headers={"Authorization": "Bearer tmd_nope"})
+    assert stranger.status_code == 401 and stranger.mimetype == "application/json"
+    assert stranger.headers["WWW-Authenticate"].startswith("Bearer")
+    token = factories.token_for(world.user("im1"))  # another department: not even visible
+    body = {"reason": "typo"} if method == "POST" else None
+    outsider = client.open(url, method=method, headers=factories.bearer(token), json=body)
+    assert outsider.status_code == 404 and outsider.get_json()["error"]["code"] == "not_found"
+
+
 def test_no_room_before_the_consult_is_scheduled(client, world):
     from telemed.domain.case_states import CaseKind
     from telemed.services.cases import cases

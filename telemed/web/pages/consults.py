@@ -120,6 +120,7 @@ def report(case_id: int):
 
 
 @bp.route("/consults/<int:case_id>/report/sign", methods=["POST"])
+@answers_json
 @roles_required()
 def sign(case_id: int):
     """Sign from the web app: the same record event as a ``report.sign`` room message."""
@@ -128,6 +129,7 @@ def sign(case_id: int):
 
 
 @bp.route("/consults/<int:case_id>/report/amend", methods=["POST"])
+@answers_json
 @roles_required()
 def amend(case_id: int):
     data = request.get_json(silent=True) or {}
@@ -163,6 +165,7 @@ def transcript(case_id: int):
 
 
 @bp.route("/consults/<int:case_id>/transcript.json")
+@answers_json
 @roles_required()
 def transcript_json(case_id: int):
     return jsonify(consults.transcript(current_actor(), case_id))
