@@ -76,6 +76,71 @@ def test_only_participants_get_a_ticket(client, world, consult, username, status
     assert response.status_code == status, response.get_json()
 
 
+def test_a_program_gets_a_ticket_with_its_bearer_token(client, world, consult):
+    token = factories.token_for(world.user("card1"))
+    response = client.post(f"/consults/{consult.id}/ticket", headers=factories.bearer(token))
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    body = response.get_json()
+    assert body["role"] == "specialist" and body["room"] > 0
+    row = db.session.get(LiveTicket, body["ticket"].partition(".")[0])
+    assert row.login_session_id is None  # not tied to a login: only the token's user
+    user = client.post("/live-ticket", headers=factories.bearer(token))
+    assert user.status_code == 200 and user.get_json()["url"].endswith("/live/user")
+
+
+@pytest.mark.parametrize("path", ["/consults/{id}/ticket", "/live-ticket"])
+def test_a_bad_bearer_token_on_a_ticket_is_a_json_401_with_a_challenge(
+    client, world, consult, path
+):
+    response = client.post(
+        path.format(id=consult.id),
+        headers={"Authorization": "Bearer tmd_not-a-token", "Accept": "text/html"},
+    )
+    assert response.status_code == 401
+    assert response.mimetype == "application/json"
+    assert response.get_json()["error"]["code"] == "unauthorized"
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="telemed", error="invalid_token"'
+    assert "Location" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("username", "status", "code"),
+    [("gp_ts2", 403, "forbidden"), ("card2", 403, "forbidden"), ("im1", 404, "not_found")],
+)
+def test_non_participants_are_refused_in_json(client, world, consult, username, status, code):
+    # No Accept header at all, as a script's default: still JSON, not the HTML error page.
+    token = factories.token_for(world.user(username))
+    response = client.post(f"/consults/{consult.id}/ticket", headers=factories.bearer(token))
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    assert response.get_json()["error"]["code"] == code
+    # A browser's session gets the same JSON (the room page's script reads it).
+    csrf = browser_login(client, username)
+    page = client.post(
+        f"/consults/{consult.id}/ticket", headers={"X-CSRFToken": csrf, "Accept": "text/html"}
+    )
+    assert page.status_code == status and page.get_json()["error"]["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/consults/{id}/report/sign"),
+        ("POST", "/consults/{id}/report/amend"),
+        ("GET", "/consults/{id}/transcript.json"),
+    ],
+)
+def test_the_rooms_other_json_routes_answer_programs_in_json(client, world, consult, method, path):
+    url = path.format(id=consult.id)
+    stranger = client.open(url, method=method, headers={"Authorization": "Bearer tmd_nope"})
+    assert stranger.status_code == 401 and stranger.mimetype == "application/json"
+    assert stranger.headers["WWW-Authenticate"].startswith("Bearer")
+    token = factories.token_for(world.user("im1"))  # another department: not even visible
+    body = {"reason": "typo"} if method == "POST" else None
+    outsider = client.open(url, method=method, headers=factories.bearer(token), json=body)
+    assert outsider.status_code == 404 and outsider.get_json()["error"]["code"] == "not_found"
+
+
 def test_no_room_before_the_consult_is_scheduled(client, world):
     from telemed.domain.case_states import CaseKind
     from telemed.services.cases import cases

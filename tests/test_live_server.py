@@ -648,3 +648,55 @@ def test_a_missed_nudge_is_filled_from_the_database(app, world, live, consult):
         await doctor.close()
 
     asyncio.run(scenario())
+
+
+# -- what docs/live-protocol.md promises ---------------------------------------------------
+
+
+def test_a_program_enters_with_a_ticket_bought_by_its_bearer_token(client, world, live, consult):
+    from tests import factories
+
+    token = factories.token_for(world.user("gp_ts1"))
+    answer = client.post(f"/consults/{consult.id}/ticket", headers=factories.bearer(token))
+    assert answer.status_code == 200, answer.get_data(as_text=True)[:300]
+    body = answer.get_json()
+
+    async def scenario():
+        doctor = await ls.LiveClient.open(room_url(live, body["room"]), body["ticket"])
+        await doctor.joined()
+        assert doctor.welcome["user"]["role"] == "doctor"
+        await doctor.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_sender_gets_its_ack_and_its_own_event_in_either_order(world, live, consult):
+    async def scenario():
+        doctor = await enter(live, world, consult, "gp_ts1")
+        await doctor.event("presence.join")
+        client_id = await doctor.send("chat", {"text": "order"})
+        first = await doctor.until(lambda f: f.get("id") == client_id)
+        second = await doctor.until(lambda f: f.get("id") == client_id)
+        assert {first["type"], second["type"]} == {"ack", "event"}
+        assert first["seq"] == second["seq"]
+        await doctor.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_send_without_an_id_is_stored_and_answered_without_one(world, live, consult):
+    async def scenario():
+        doctor = await enter(live, world, consult, "gp_ts1")
+        await doctor.event("presence.join")
+        await doctor.ws.send(json.dumps({"type": "send", "kind": "chat", "body": {"text": "x"}}))
+        ack = await doctor.until(lambda f: f.get("type") == "ack")
+        event = await doctor.event("chat", text="x")
+        assert "id" not in ack and "id" not in event and ack["seq"] == event["seq"]
+        await doctor.close()
+        return event["seq"]
+
+    seq = asyncio.run(scenario())
+    stored = db.session.execute(
+        select(RoomEvent).where(RoomEvent.seq == seq, RoomEvent.kind == "chat")
+    ).scalar_one()
+    assert stored.client_msg_id is None

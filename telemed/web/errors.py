@@ -4,8 +4,10 @@ a page for browsers. No user input ever reaches the client as a 500."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
 from marshmallow import ValidationError as SchemaError
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
@@ -14,9 +16,21 @@ from telemed.errors import TelemedError, TooManyRequests
 
 log = logging.getLogger(__name__)
 
+V = TypeVar("V", bound=Callable)
+
+
+def answers_json(view: V) -> V:
+    """A page route that programs call (tickets): its refusals are JSON whatever the
+    caller accepts, never a redirect to the login page or an HTML error page."""
+    view.answers_json = True  # type: ignore[attr-defined]
+    return view
+
 
 def wants_json() -> bool:
     if request.path.startswith(("/api/", "/fhir", "/uploads")) or "/dicomweb" in request.path:
+        return True
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "answers_json", False):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json" or request.is_json

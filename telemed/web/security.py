@@ -71,13 +71,21 @@ def init_app(app: Flask) -> None:
         from telemed.web.errors import error_response, wants_json
 
         if wants_json():
-            return error_response(401, "unauthorized", "sign in or send a bearer token")
+            body, status = error_response(401, "unauthorized", "sign in or send a bearer token")
+            return body, status, {"WWW-Authenticate": _bearer_challenge()}
         from flask import redirect, url_for
 
         return redirect(url_for("auth.login", next=request.full_path))
 
     app.after_request(protective_headers)
     app.register_error_handler(CSRFError, _csrf_error)
+
+
+def _bearer_challenge() -> str:
+    # RFC 6750: a token that was sent and refused is "invalid_token"; none sent, no error.
+    if bearer_token() is not None:
+        return 'Bearer realm="telemed", error="invalid_token"'
+    return 'Bearer realm="telemed"'
 
 
 def protective_headers(response: Response) -> Response:

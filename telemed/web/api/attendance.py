@@ -39,11 +39,13 @@ class ConsortiumPolicyIn(Schema):
 
 @blp.route("/consortium/policy")
 class ConsortiumPolicyView(MethodView):
+    @blp.doc(operationId="read_consortium_policy")
     @blp.response(200, ConsortiumPolicyOut)
     @login_required
     def get(self):
         return consortium_policies.policy_in_force(current_actor().consortium_id)
 
+    @blp.doc(operationId="change_consortium_policy")
     @blp.arguments(ConsortiumPolicyIn)
     @blp.response(201, ConsortiumPolicyOut)
     @roles_required(Role.ADMIN)

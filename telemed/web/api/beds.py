@@ -31,12 +31,14 @@ LEAD_SIDE = (Role.SPECIALIST, Role.ADMIN)
 
 @blp.route("/departments/<int:department_id>/beds")
 class Inventory(MethodView):
+    @blp.doc(operationId="list_bed_inventory")
     @blp.response(200, InventoryOut(many=True))
     @login_required
     def get(self, department_id: int):
         department = scopes.get_department(current_actor(), department_id)
         return beds.inventory_history(department.id)
 
+    @blp.doc(operationId="change_bed_inventory")
     @blp.arguments(InventoryIn)
     @blp.response(201, InventoryOut)
     @roles_required(Role.ADMIN)
@@ -45,6 +47,7 @@ class Inventory(MethodView):
 
 
 @blp.route("/departments/<int:department_id>/occupancy")
+@blp.doc(operationId="read_occupancy")
 @blp.arguments(OccupancyQuery, location="query")
 @blp.response(200, DayOccupancyOut(many=True))
 @login_required
@@ -54,6 +57,7 @@ def occupancy(query: dict, department_id: int):
 
 @blp.route("/admissions")
 class Admissions(MethodView):
+    @blp.doc(operationId="list_admissions")
     @blp.arguments(AdmissionQuery, location="query")
     @blp.response(200, AdmissionOut(many=True))
     @login_required
@@ -64,6 +68,7 @@ class Admissions(MethodView):
             limit=query["limit"],
         )
 
+    @blp.doc(operationId="request_admission")
     @blp.arguments(AdmissionIn)
     @blp.response(201, AdmissionOut)
     @roles_required(Role.GRASSROOTS)
@@ -72,6 +77,7 @@ class Admissions(MethodView):
 
 
 @blp.route("/admissions/<int:admission_id>")
+@blp.doc(operationId="read_admission")
 @blp.response(200, AdmissionOut)
 @login_required
 def read(admission_id: int):
@@ -79,6 +85,7 @@ def read(admission_id: int):
 
 
 @blp.route("/admissions/<int:admission_id>/accept", methods=["POST"])
+@blp.doc(operationId="accept_admission")
 @blp.arguments(AdmissionAcceptIn)
 @blp.response(200, AdmissionOut)
 @roles_required(*LEAD_SIDE)
@@ -87,6 +94,7 @@ def accept(data: dict, admission_id: int):
 
 
 @blp.route("/admissions/<int:admission_id>/decline", methods=["POST"])
+@blp.doc(operationId="decline_admission")
 @blp.arguments(ReasonIn)
 @blp.response(200, AdmissionOut)
 @roles_required(*LEAD_SIDE)
@@ -95,6 +103,7 @@ def decline(data: dict, admission_id: int):
 
 
 @blp.route("/admissions/<int:admission_id>/cancel", methods=["POST"])
+@blp.doc(operationId="cancel_admission")
 @blp.arguments(ReasonIn)
 @blp.response(200, AdmissionOut)
 @roles_required(Role.GRASSROOTS, Role.ADMIN)
@@ -103,6 +112,7 @@ def cancel(data: dict, admission_id: int):
 
 
 @blp.route("/admissions/<int:admission_id>/admit", methods=["POST"])
+@blp.doc(operationId="admit_patient")
 @blp.response(200, AdmissionOut)
 @roles_required(*LEAD_SIDE)
 def admit(admission_id: int):
@@ -110,6 +120,7 @@ def admit(admission_id: int):
 
 
 @blp.route("/admissions/<int:admission_id>/discharge", methods=["POST"])
+@blp.doc(operationId="discharge_patient")
 @blp.arguments(DischargeIn)
 @blp.response(200, AdmissionOut)
 @roles_required(*LEAD_SIDE)

@@ -31,6 +31,7 @@ BOOKERS = (Role.GRASSROOTS, Role.REGISTRAR)
 
 
 @blp.route("/slots")
+@blp.doc(operationId="search_slots")
 @blp.arguments(SlotQuery, location="query")
 @blp.response(200, SlotPage)
 @roles_required(*BOOKERS)
@@ -53,6 +54,7 @@ def search(query: dict):
 
 
 @blp.route("/holds", methods=["POST"])
+@blp.doc(operationId="hold_seat")
 @idempotent
 @blp.arguments(HoldIn)
 @blp.response(201, BookingOut)
@@ -62,6 +64,7 @@ def hold(data: dict):
 
 
 @blp.route("/holds/<int:hold_id>", methods=["DELETE"])
+@blp.doc(operationId="release_hold")
 @blp.response(200, BookingOut)
 @roles_required(*BOOKERS)
 def release(hold_id: int):
@@ -70,6 +73,7 @@ def release(hold_id: int):
 
 @blp.route("/bookings")
 class Bookings(MethodView):
+    @blp.doc(operationId="list_bookings")
     @blp.arguments(BookingQuery, location="query")
     @blp.response(200, BookingPage)
     @login_required
@@ -102,12 +106,14 @@ class Bookings(MethodView):
             }
         ]
     )
+    @blp.doc(operationId="book_slot")
     @roles_required(*BOOKERS)
     def post(self, data: dict):
         return booking.book_slot(current_actor(), **data)
 
 
 @blp.route("/bookings/<int:booking_id>")
+@blp.doc(operationId="read_booking")
 @blp.response(200, BookingOut)
 @login_required
 def read(booking_id: int):
@@ -115,6 +121,7 @@ def read(booking_id: int):
 
 
 @blp.route("/bookings/<int:booking_id>/cancel", methods=["POST"])
+@blp.doc(operationId="cancel_booking")
 @blp.arguments(CancelIn)
 @blp.response(200, BookingOut)
 @login_required
@@ -123,6 +130,7 @@ def cancel(data: dict, booking_id: int):
 
 
 @blp.route("/bookings/<int:booking_id>/reschedule", methods=["POST"])
+@blp.doc(operationId="reschedule_booking")
 @idempotent
 @blp.arguments(RescheduleIn)
 @blp.response(201, BookingOut)
@@ -134,6 +142,7 @@ def reschedule(data: dict, booking_id: int):
 
 
 @blp.route("/bookings/<int:booking_id>/accept", methods=["POST"])
+@blp.doc(operationId="accept_offer")
 @blp.response(200, BookingOut)
 @roles_required(*BOOKERS)
 def accept(booking_id: int):
@@ -141,6 +150,7 @@ def accept(booking_id: int):
 
 
 @blp.route("/bookings/<int:booking_id>/check-in", methods=["POST"])
+@blp.doc(operationId="check_in")
 @blp.response(200, BookingOut)
 @roles_required(Role.SPECIALIST, Role.REGISTRAR, Role.ADMIN)
 def check_in(booking_id: int):
@@ -148,6 +158,7 @@ def check_in(booking_id: int):
 
 
 @blp.route("/waitlist", methods=["POST"])
+@blp.doc(operationId="join_waitlist")
 @blp.arguments(WaitlistIn)
 @blp.response(201, WaitlistOut)
 @roles_required(*BOOKERS)

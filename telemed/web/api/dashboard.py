@@ -27,8 +27,49 @@ class DashboardQuery(Schema):
     institution_id = fields.Integer()
 
 
+class ColumnOut(Schema):
+    key = fields.String()
+    label = fields.String(metadata={"description": "in the reader's language"})
+    kind = fields.String(
+        validate=validate.OneOf(["int", "text", "share", "flag", "minutes", "date"])
+    )
+
+
+class RowOut(Schema):
+    values = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={"description": "column key to the cell, formatted as in the CSV export"},
+    )
+    below_target = fields.Boolean()
+    total = fields.Boolean()
+
+
+class TableOut(Schema):
+    name = fields.String()
+    title = fields.String()
+    columns = fields.List(fields.Nested(ColumnOut))
+    rows = fields.List(fields.Nested(RowOut))
+
+
+class PeriodOut(Schema):
+    first = fields.Date()
+    last = fields.Date()
+
+
+class DashboardOut(Schema):
+    period = fields.Nested(PeriodOut)
+    tables = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(TableOut),
+        metadata={"description": "departments, beds, institutions, referrals, reads, trend"},
+    )
+
+
 @blp.route("/dashboard")
+@blp.doc(operationId="read_dashboard")
 @blp.arguments(DashboardQuery, location="query")
+@blp.response(200, DashboardOut)
 @roles_required(Role.ADMIN)
 def read(query: dict):
     """Every table of the dashboard (departments, beds, institutions, referrals, reads,
@@ -47,7 +88,7 @@ def read(query: dict):
         institution_id=query.get("institution_id"),
     )
     return {
-        "period": {"first": period.first.isoformat(), "last": period.last.isoformat()},
+        "period": {"first": period.first, "last": period.last},
         "tables": {
             name: dashboard_tables.as_json(table)
             for name, table in dashboard_tables.all_tables(board).items()

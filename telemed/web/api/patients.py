@@ -16,6 +16,7 @@ blp = Blueprint("api_patients", __name__, url_prefix="/api/patients", descriptio
 
 @blp.route("")
 class Patients(MethodView):
+    @blp.doc(operationId="list_patients")
     @blp.arguments(PatientQuery, location="query")
     @blp.response(200, PatientPage)
     @login_required
@@ -29,6 +30,7 @@ class Patients(MethodView):
             "items": [patients.view_of(actor, p) for p in rows],
         }
 
+    @blp.doc(operationId="register_patient")
     @blp.arguments(PatientIn)
     @blp.response(201, PatientOut)
     @roles_required(Role.GRASSROOTS, Role.REGISTRAR)
@@ -38,6 +40,7 @@ class Patients(MethodView):
 
 
 @blp.route("/<int:patient_id>")
+@blp.doc(operationId="read_patient")
 @blp.response(200, PatientOut)
 @login_required
 def patient(patient_id: int):

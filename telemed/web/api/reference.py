@@ -20,6 +20,7 @@ blp = Blueprint("api_reference", __name__, url_prefix="/api", description="Refer
 
 
 @blp.route("/me")
+@blp.doc(operationId="read_me")
 @blp.response(200, UserOut)
 @login_required
 def me():
@@ -27,6 +28,7 @@ def me():
 
 
 @blp.route("/institutions")
+@blp.doc(operationId="list_institutions")
 @blp.response(200, InstitutionOut(many=True))
 @login_required
 def institutions():
@@ -36,6 +38,7 @@ def institutions():
 
 
 @blp.route("/departments")
+@blp.doc(operationId="list_departments")
 @blp.response(200, DepartmentOut(many=True))
 @login_required
 def departments():
@@ -50,6 +53,7 @@ def departments():
 
 
 @blp.route("/specialists")
+@blp.doc(operationId="list_specialists")
 @blp.response(200, UserOut(many=True))
 @login_required
 def specialists():
@@ -59,12 +63,14 @@ def specialists():
 
 @blp.route("/departments/<int:department_id>/policy")
 class DepartmentPolicyView(MethodView):
+    @blp.doc(operationId="read_department_policy")
     @blp.response(200, PolicyOut)
     @login_required
     def get(self, department_id: int):
         department = scopes.get_department(current_actor(), department_id)
         return policies.policy_in_force(department.id)
 
+    @blp.doc(operationId="change_department_policy")
     @blp.arguments(PolicyIn)
     @blp.response(201, PolicyOut)
     @roles_required(Role.ADMIN)

@@ -6,12 +6,9 @@ from marshmallow import Schema, fields, validate
 
 from telemed.domain.beds import MAX_STAY_DAYS, AdmissionStatus
 from telemed.domain.referral_states import Direction, ReferralStatus
+from telemed.web.api.schemas import enum_out
 
 NOTE = validate.Length(max=1000)
-
-
-def _value(attr: str):
-    return lambda obj: getattr(obj, attr).value if getattr(obj, attr) is not None else None
 
 
 # -- beds --------------------------------------------------------------------------------
@@ -80,7 +77,7 @@ class AdmissionOut(Schema):
     wanted_from = fields.Date()
     nights = fields.Integer()
     green_channel = fields.Boolean()
-    status = fields.Function(_value("status"))
+    status = enum_out(AdmissionStatus)
     bed_no = fields.Integer(allow_none=True)
     admit_on = fields.Date(allow_none=True)
     discharge_on = fields.Date(allow_none=True)
@@ -141,8 +138,8 @@ class BookSeatIn(Schema):
 
 
 class TransitionOut(Schema):
-    from_status = fields.Function(_value("from_status"))
-    to_status = fields.Function(_value("to_status"))
+    from_status = enum_out(ReferralStatus, allow_none=True)
+    to_status = enum_out(ReferralStatus)
     actor_id = fields.Integer(allow_none=True)
     at = fields.DateTime()
     note = fields.String(allow_none=True)
@@ -155,8 +152,8 @@ class AttachmentOut(Schema):
 
 class ReferralOut(Schema):
     id = fields.Integer()
-    direction = fields.Function(_value("direction"))
-    status = fields.Function(_value("status"))
+    direction = enum_out(Direction)
+    status = enum_out(ReferralStatus)
     patient_id = fields.Integer()
     patient_name = fields.String(attribute="patient.name")
     member_institution_id = fields.Integer()
@@ -184,8 +181,14 @@ class ReferralOut(Schema):
 
 class AcceptanceOut(Schema):
     referral = fields.Nested(ReferralOut)
-    booking_id = fields.Function(lambda a: a.booking.id if a.booking else None)
-    admission_id = fields.Function(lambda a: a.admission.id if a.admission else None)
+    booking_id = fields.Function(
+        lambda a: a.booking.id if a.booking else None,
+        metadata={"type": "integer", "nullable": True},
+    )
+    admission_id = fields.Function(
+        lambda a: a.admission.id if a.admission else None,
+        metadata={"type": "integer", "nullable": True},
+    )
     note = fields.String(allow_none=True)
 
 

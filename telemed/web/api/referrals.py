@@ -27,6 +27,7 @@ blp = Blueprint("api_referrals", __name__, url_prefix="/api", description="Two-w
 
 
 @blp.route("/referrals")
+@blp.doc(operationId="list_referrals")
 @blp.arguments(ReferralQuery, location="query")
 @blp.response(200, ReferralOut(many=True))
 @login_required
@@ -42,6 +43,7 @@ def list_referrals(query: dict):
 
 
 @blp.route("/referrals/up", methods=["POST"])
+@blp.doc(operationId="open_upward_referral")
 @blp.arguments(UpwardIn)
 @blp.response(201, ReferralOut)
 @roles_required(Role.GRASSROOTS, Role.SPECIALIST)
@@ -50,6 +52,7 @@ def open_upward(data: dict):
 
 
 @blp.route("/referrals/down", methods=["POST"])
+@blp.doc(operationId="open_downward_referral")
 @blp.arguments(DownwardIn)
 @blp.response(201, ReferralOut)
 @roles_required(Role.SPECIALIST, Role.ADMIN)
@@ -58,6 +61,7 @@ def open_downward(data: dict):
 
 
 @blp.route("/referrals/<int:referral_id>")
+@blp.doc(operationId="read_referral")
 @blp.response(200, ReferralOut)
 @login_required
 def read(referral_id: int):
@@ -65,6 +69,7 @@ def read(referral_id: int):
 
 
 @blp.route("/referrals/<int:referral_id>/accept", methods=["POST"])
+@blp.doc(operationId="accept_referral")
 @blp.arguments(AcceptIn)
 @blp.response(200, AcceptanceOut)
 @login_required
@@ -73,6 +78,7 @@ def accept(data: dict, referral_id: int):
 
 
 @blp.route("/referrals/<int:referral_id>/decline", methods=["POST"])
+@blp.doc(operationId="decline_referral")
 @blp.arguments(ReasonIn)
 @blp.response(200, ReferralOut)
 @login_required
@@ -81,6 +87,7 @@ def decline(data: dict, referral_id: int):
 
 
 @blp.route("/referrals/<int:referral_id>/cancel", methods=["POST"])
+@blp.doc(operationId="cancel_referral")
 @blp.arguments(ReasonIn)
 @blp.response(200, ReferralOut)
 @login_required
@@ -89,6 +96,7 @@ def cancel(data: dict, referral_id: int):
 
 
 @blp.route("/referrals/<int:referral_id>/confirm", methods=["POST"])
+@blp.doc(operationId="confirm_referral")
 @blp.arguments(ConfirmIn)
 @blp.response(200, ReferralOut)
 @roles_required(Role.GRASSROOTS)
@@ -97,6 +105,7 @@ def confirm(data: dict, referral_id: int):
 
 
 @blp.route("/referrals/<int:referral_id>/book", methods=["POST"])
+@blp.doc(operationId="book_referral_seat")
 @blp.arguments(BookSeatIn)
 @blp.response(201, BookingOut)
 @roles_required(Role.GRASSROOTS)
@@ -105,6 +114,7 @@ def book(data: dict, referral_id: int):
 
 
 @blp.route("/referrals/<int:referral_id>/complete", methods=["POST"])
+@blp.doc(operationId="complete_referral")
 @blp.arguments(NoteIn)
 @blp.response(200, ReferralOut)
 @login_required
@@ -113,6 +123,7 @@ def complete(data: dict, referral_id: int):
 
 
 @blp.route("/referrals/<int:referral_id>/follow-up", methods=["POST"])
+@blp.doc(operationId="follow_up_referral")
 @blp.arguments(NoteIn)
 @blp.response(200, ReferralOut)
 @login_required
@@ -121,6 +132,7 @@ def follow_up(data: dict, referral_id: int):
 
 
 @blp.route("/patients/<int:patient_id>/referrals")
+@blp.doc(operationId="list_patient_referrals")
 @blp.response(200, ReferralOut(many=True))
 @login_required
 def record(patient_id: int):

@@ -11,6 +11,7 @@ from telemed.services.scheduling import booking, publishing
 from telemed.web.api.schemas import (
     BlockIn,
     BookingOut,
+    CalendarOut,
     CalendarQuery,
     PublicationOut,
     ScheduleIn,
@@ -41,6 +42,7 @@ def schedule_request(actor, data: dict) -> publishing.ScheduleRequest:
 
 
 @blp.route("/schedules", methods=["POST"])
+@blp.doc(operationId="publish_schedule")
 @blp.arguments(ScheduleIn)
 @blp.response(201, PublicationOut)
 @roles_required(Role.SPECIALIST, Role.ADMIN)
@@ -50,6 +52,7 @@ def publish(data: dict):
 
 
 @blp.route("/slots/<int:slot_id>/block", methods=["POST"])
+@blp.doc(operationId="block_slot")
 @blp.arguments(BlockIn)
 @blp.response(200, BookingOut(many=True))
 @roles_required(Role.SPECIALIST, Role.ADMIN)
@@ -58,25 +61,12 @@ def block(data: dict, slot_id: int):
 
 
 @blp.route("/calendar")
+@blp.doc(operationId="read_calendar")
 @blp.arguments(CalendarQuery, location="query")
+@blp.response(200, CalendarOut)
 @login_required
 def calendar(query: dict):
-    actor = current_actor()
     entries = booking.specialist_calendar(
-        actor, date_from=query["date_from"], date_to=query["date_to"]
+        current_actor(), date_from=query["date_from"], date_to=query["date_to"]
     )
-    out = BookingOut()
-    return {
-        "items": [
-            {
-                "slot_id": slot.id,
-                "starts_at": slot.starts_at.isoformat(),
-                "ends_at": slot.ends_at.isoformat(),
-                "status": slot.status.value,
-                "service_type": slot.service_type.value,
-                "seats": len(slot.seats),
-                "bookings": [out.dump(b) for b in bookings],
-            }
-            for slot, bookings in entries
-        ]
-    }
+    return {"items": [{"slot": slot, "bookings": bookings} for slot, bookings in entries]}

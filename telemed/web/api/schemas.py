@@ -5,11 +5,54 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate, validates_schema
 from marshmallow import ValidationError as SchemaError
 
-from telemed.models.consortium import Sex
-from telemed.models.scheduling import BookingStatus, ServiceType
+from telemed.models.consortium import InstitutionKind, ReadingKind, Role, Sex
+from telemed.models.scheduling import (
+    BookingStatus,
+    Pool,
+    ServiceType,
+    SlotStatus,
+    WaitlistStatus,
+)
 from telemed.services.scheduling.booking import MAX_REASON
 
 TEXT_500 = validate.Length(max=500)
+
+
+def enum_out(enum: type, **kwargs) -> fields.Enum:
+    """An enum member written as its value, and documented as a string enum."""
+    return fields.Enum(enum, by_value=fields.String, **kwargs)
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+class ErrorInfo(Schema):
+    code = fields.String(
+        required=True,
+        metadata={
+            "description": "stable and machine-readable: invalid_input (422), unauthorized "
+            "(401), forbidden (403), not_found (404), conflict (409), too_many_requests "
+            "(429), csrf (400), and the HTTP name of other refusals "
+            "(method_not_allowed, unsupported_media_type, ...)"
+        },
+    )
+    message = fields.String(required=True, metadata={"description": "for people to read"})
+    field = fields.String(
+        metadata={"description": "the input to blame (dotted for nested input), when one is"}
+    )
+    detail = fields.Dict(
+        keys=fields.String(),
+        metadata={
+            "description": "more about the refusal; for invalid_input, `errors` holds every "
+            "field's messages"
+        },
+    )
+
+
+class Error(Schema):
+    """Every error answer of the API."""
+
+    error = fields.Nested(ErrorInfo, required=True)
 
 
 class PageQuery(Schema):
@@ -31,7 +74,7 @@ class InstitutionOut(Schema):
     code = fields.String()
     name = fields.String()
     name_en = fields.String(allow_none=True)
-    kind = fields.Function(lambda i: i.kind.value)
+    kind = enum_out(InstitutionKind)
 
 
 class DepartmentOut(Schema):
@@ -40,14 +83,14 @@ class DepartmentOut(Schema):
     code = fields.String()
     name = fields.String()
     name_en = fields.String(allow_none=True)
-    reads = fields.Function(lambda d: d.reads.value if d.reads else None)
+    reads = enum_out(ReadingKind, allow_none=True)
 
 
 class UserOut(Schema):
     id = fields.Integer()
     username = fields.String()
     display_name = fields.String()
-    role = fields.Function(lambda u: u.role.value)
+    role = enum_out(Role)
     institution_id = fields.Integer()
     department_id = fields.Integer(allow_none=True)
     title = fields.String(allow_none=True)
@@ -57,9 +100,13 @@ class PolicyOut(Schema):
     department_id = fields.Integer()
     valid_from = fields.DateTime()
     outpatient_share = fields.Function(
-        lambda p: f"{p.outpatient_share_num}/{p.outpatient_share_den}"
+        lambda p: f"{p.outpatient_share_num}/{p.outpatient_share_den}",
+        metadata={"type": "string", "example": "1/2"},
     )
-    bed_share = fields.Function(lambda p: f"{p.bed_share_num}/{p.bed_share_den}")
+    bed_share = fields.Function(
+        lambda p: f"{p.bed_share_num}/{p.bed_share_den}",
+        metadata={"type": "string", "example": "1/3"},
+    )
     early_access_days = fields.Integer()
     hospital_booking_days = fields.Integer()
     release_cutoff_hours = fields.Integer()
@@ -71,14 +118,14 @@ class PolicyOut(Schema):
     read_deadline_urgent_minutes = fields.Integer()
     read_deadline_routine_minutes = fields.Integer()
     green_channel_seats_per_slot = fields.Integer()
-    allotments = fields.Function(
-        lambda p: [
-            {"institution_id": a.institution_id, "seats_per_slot": a.seats_per_slot}
-            for a in p.allotments
-        ]
-    )
+    allotments = fields.List(fields.Nested("AllotmentOut"))
     reason = fields.String(allow_none=True)
     changed_by_id = fields.Integer(allow_none=True)
+
+
+class AllotmentOut(Schema):
+    institution_id = fields.Integer()
+    seats_per_slot = fields.Integer()
 
 
 class PolicyIn(Schema):
@@ -123,7 +170,7 @@ class PatientOut(Schema):
     id = fields.Integer()
     institution_id = fields.Integer()
     name = fields.String()
-    sex = fields.String()
+    sex = fields.String(validate=validate.OneOf([s.value for s in Sex]))
     birth_date = fields.Date(allow_none=True)
     national_id = fields.String(allow_none=True)
     phone = fields.String(allow_none=True)
@@ -188,8 +235,15 @@ class ScheduleOut(Schema):
     id = fields.Integer()
     specialist_id = fields.Integer()
     department_id = fields.Integer()
-    service_type = fields.Function(lambda s: s.service_type.value)
-    weekdays = fields.Function(lambda s: [d for d in range(7) if s.weekday_mask & (1 << d)])
+    service_type = enum_out(ServiceType)
+    weekdays = fields.Function(
+        lambda s: [d for d in range(7) if s.weekday_mask & (1 << d)],
+        metadata={
+            "type": "array",
+            "items": {"type": "integer", "minimum": 0, "maximum": 6},
+            "description": "0 is Monday",
+        },
+    )
     start_time = fields.Time(format="%H:%M")
     end_time = fields.Time(format="%H:%M")
     slot_minutes = fields.Integer()
@@ -224,8 +278,8 @@ class SlotOut(Schema):
     specialist_name = fields.String(attribute="slot.specialist.display_name")
     department_id = fields.Integer(attribute="slot.department_id")
     department_name = fields.String(attribute="slot.department.name")
-    service_type = fields.Function(lambda a: a.slot.service_type.value)
-    pool = fields.Function(lambda a: a.pool.value)
+    service_type = enum_out(ServiceType, attribute="slot.service_type")
+    pool = enum_out(Pool)
     seats = fields.Integer()
     free = fields.Integer()
     bookable = fields.Boolean()
@@ -279,7 +333,7 @@ class WaitlistOut(Schema):
     id = fields.Integer()
     slot_id = fields.Integer()
     patient_id = fields.Integer()
-    status = fields.Function(lambda w: w.status.value)
+    status = enum_out(WaitlistStatus)
     created_at = fields.DateTime()
 
 
@@ -287,18 +341,21 @@ class BookingOut(Schema):
     id = fields.Integer()
     slot_id = fields.Integer()
     seat_id = fields.Integer()
-    pool = fields.Function(lambda b: b.pool.value)
-    status = fields.Function(lambda b: b.status.value)
+    pool = enum_out(Pool)
+    status = enum_out(BookingStatus)
     institution_id = fields.Integer()
     booked_by_id = fields.Integer()
     patient_id = fields.Integer(allow_none=True)
-    patient_name = fields.Function(lambda b: b.patient.name if b.patient else None)
+    patient_name = fields.Function(
+        lambda b: b.patient.name if b.patient else None,
+        metadata={"type": "string", "nullable": True},
+    )
     reason = fields.String(allow_none=True)
     starts_at = fields.DateTime()
     ends_at = fields.DateTime()
     specialist_id = fields.Integer(attribute="slot.specialist_id")
     department_id = fields.Integer(attribute="slot.department_id")
-    service_type = fields.Function(lambda b: b.slot.service_type.value)
+    service_type = enum_out(ServiceType, attribute="slot.service_type")
     hold_expires_at = fields.DateTime(allow_none=True)
     cancelled_at = fields.DateTime(allow_none=True)
     cancel_reason = fields.String(allow_none=True)
@@ -321,3 +378,17 @@ class BookingPage(Schema):
 class CalendarQuery(Schema):
     date_from = fields.Date(required=True)
     date_to = fields.Date(required=True)
+
+
+class CalendarSlotOut(Schema):
+    slot_id = fields.Integer(attribute="slot.id")
+    starts_at = fields.DateTime(attribute="slot.starts_at")
+    ends_at = fields.DateTime(attribute="slot.ends_at")
+    status = enum_out(SlotStatus, attribute="slot.status")
+    service_type = enum_out(ServiceType, attribute="slot.service_type")
+    seats = fields.Function(lambda entry: len(entry["slot"].seats), metadata={"type": "integer"})
+    bookings = fields.List(fields.Nested(BookingOut))
+
+
+class CalendarOut(Schema):
+    items = fields.List(fields.Nested(CalendarSlotOut))

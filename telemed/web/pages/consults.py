@@ -18,6 +18,7 @@ from telemed.models.live import ConsultSession, RoomStatus
 from telemed.services.accounts import audit
 from telemed.services.cases import reports
 from telemed.services.consults import consults, ice
+from telemed.web.errors import answers_json
 from telemed.web.security import current_actor, roles_required
 
 bp = Blueprint("consults", __name__)
@@ -80,6 +81,7 @@ def room(case_id: int):
 
 
 @bp.route("/consults/<int:case_id>/ticket", methods=["POST"])
+@answers_json
 @roles_required()
 def ticket(case_id: int):
     ticket, expires, room, role = consults.issue_room_ticket(
@@ -97,6 +99,7 @@ def ticket(case_id: int):
 
 
 @bp.route("/live-ticket", methods=["POST"])
+@answers_json
 @roles_required()
 def user_ticket():
     ticket, expires = consults.issue_user_ticket(current_actor(), _login_session_id())
@@ -117,6 +120,7 @@ def report(case_id: int):
 
 
 @bp.route("/consults/<int:case_id>/report/sign", methods=["POST"])
+@answers_json
 @roles_required()
 def sign(case_id: int):
     """Sign from the web app: the same record event as a ``report.sign`` room message."""
@@ -125,6 +129,7 @@ def sign(case_id: int):
 
 
 @bp.route("/consults/<int:case_id>/report/amend", methods=["POST"])
+@answers_json
 @roles_required()
 def amend(case_id: int):
     data = request.get_json(silent=True) or {}
@@ -160,6 +165,7 @@ def transcript(case_id: int):
 
 
 @bp.route("/consults/<int:case_id>/transcript.json")
+@answers_json
 @roles_required()
 def transcript_json(case_id: int):
     return jsonify(consults.transcript(current_actor(), case_id))
