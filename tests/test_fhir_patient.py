@@ -230,12 +230,26 @@ def test_search_by_identifier_cannot_confirm_a_hidden_identifier(world, client):
     assert neighbour.search("Patient", {"identifier": ZHANG_ID})["total"] == 0
 
 
-def test_search_refuses_unknown_parameters(gp):
-    issue = outcome(gp.get("Patient", query={"birthdate": "1980"}), 400)
+def test_strict_search_refuses_unknown_parameters(gp):
+    strict = {"Prefer": "handling=strict"}
+    issue = outcome(gp.get("Patient", query={"birthdate": "1980"}, **strict), 400)
     assert issue["expression"] == ["birthdate"]
     assert "unknown search parameter" in issue["diagnostics"]
-    issue = outcome(gp.get("Patient", query={"name:phonetic": "li"}), 400)
+    issue = outcome(gp.get("Patient", query={"name:phonetic": "li"}, **strict), 400)
     assert issue["expression"] == ["name:phonetic"]
+
+
+def test_lenient_search_names_what_it_ignored(gp):
+    bundle = gp.search("Patient", {"birthdate": "1980", "name:phonetic": "li"})
+    ignored = [
+        issue["diagnostics"]
+        for e in bundle.get("entry", [])
+        if e["search"]["mode"] == "outcome"
+        for issue in e["resource"]["issue"]
+    ]
+    assert len(ignored) == 2
+    assert "'birthdate'" in ignored[0] and ":phonetic" in ignored[1]
+    assert bundle["total"] == gp.search("Patient")["total"]
 
 
 def test_patients_of_one_institution_are_shared_by_its_doctors(world, client):

@@ -322,27 +322,47 @@ def test_service_type_specialty_and_schedule(world, client, published):
     assert "down-shared" in issue["diagnostics"] and issue["expression"] == ["_tag"]
 
 
-def test_search_parameter_handling_strict_and_lenient(world, client, published):
+def test_unknown_parameters_are_ignored_and_reported_by_default(world, client, published):
     gp = fhir_client(client, world.user("gp_ts1"))
-    issue = outcome(gp.get("Slot", query={"practitioner": "Practitioner/1"}), 400)
-    assert issue["expression"] == ["practitioner"]
-    assert "schedule, status, start" in issue["diagnostics"]
-    outcome(gp.get("Slot", query={"_sort": "start"}), 400)
-    outcome(gp.get("Slot", query={"status:not": "free"}), 400)
-    outcome(gp.get("Slot", query={"_count:exact": "3"}), 400)
-    issue = outcome(gp.get("Slot", query=[("status", "free"), ("status", "busy")]), 400)
-    assert "commas" in issue["diagnostics"]
-    lenient = gp.search(
-        "Slot", {"practitioner": "x", "status": "free", "_count": 1}, Prefer="handling=lenient"
-    )
+    response = gp.get("Slot", query={"practitioner": "x", "status": "free", "_count": 1})
+    lenient = validated(response, 200)
+    assert "Preference-Applied" not in response.headers
     assert lenient["total"] == 16
     outcomes = [e for e in lenient["entry"] if e["search"]["mode"] == "outcome"]
     assert len(outcomes) == 1
     warning = outcomes[0]["resource"]["issue"][0]
     assert warning["severity"] == "warning" and "practitioner" in warning["diagnostics"]
     assert "practitioner" not in link(lenient, "self")
-    strict = outcome(gp.get("Slot", query={"foo": "1"}, Prefer="handling=strict"), 400)
-    assert strict["expression"] == ["foo"]
+    sorted_ = gp.search("Slot", {"_sort": "start", "status:not": "free"})
+    warnings = [
+        issue["diagnostics"]
+        for e in sorted_["entry"]
+        if e["search"]["mode"] == "outcome"
+        for issue in e["resource"]["issue"]
+    ]
+    assert any("'_sort'" in text for text in warnings)
+    assert any(":not" in text for text in warnings)
+    asked = gp.search("Slot", {"foo": "1"}, Prefer="handling=lenient")
+    assert asked["total"] == gp.search("Slot")["total"]
+
+
+def test_strict_handling_refuses_unknown_parameters(world, client, published):
+    gp = fhir_client(client, world.user("gp_ts1"))
+    strict = {"Prefer": "handling=strict"}
+    response = gp.get("Slot", query={"practitioner": "Practitioner/1"}, **strict)
+    issue = outcome(response, 400)
+    assert response.headers["Preference-Applied"] == "handling=strict"
+    assert issue["expression"] == ["practitioner"]
+    assert "schedule, status, start" in issue["diagnostics"]
+    outcome(gp.get("Slot", query={"_sort": "start"}, **strict), 400)
+    outcome(gp.get("Slot", query={"status:not": "free"}, **strict), 400)
+    # Malformed values are errors whatever the handling.
+    outcome(gp.get("Slot", query={"_count:exact": "3"}), 400)
+    issue = outcome(gp.get("Slot", query=[("status", "free"), ("status", "busy")]), 400)
+    assert "commas" in issue["diagnostics"]
+    both = 'return=minimal; handling="strict"'
+    issue = outcome(gp.get("Slot", query={"foo": "1"}, Prefer=both), 400)
+    assert issue["expression"] == ["foo"]
 
 
 def test_paging_through_slots(world, client, published):

@@ -59,5 +59,15 @@ def _negotiate_and_authenticate():
     return body, status, {"WWW-Authenticate": 'Bearer realm="telemed"'}
 
 
+@bp.after_request
+def _say_which_handling_applied(response):
+    from telemed.web.fhir.search import requested_handling
+
+    # RFC 7240: tell the client which of its preferences the server honoured.
+    if requested_handling() in ("strict", "lenient") and response.status_code < 500:
+        response.headers["Preference-Applied"] = f"handling={requested_handling()}"
+    return response
+
+
 for _name in RESOURCE_MODULES:
     import_module(f"{__name__}.{_name}")

@@ -61,8 +61,9 @@ def capabilities():
                 "mode": "server",
                 "documentation": (
                     "Searches answer Bundles of type searchset with total and self, first, "
-                    "previous, next and last links. Unknown search parameters are refused "
-                    "with 400 unless the request says Prefer: handling=lenient. Creates "
+                    "previous, next and last links. Unknown search parameters and modifiers "
+                    "are ignored and named in an OperationOutcome entry (search mode outcome); "
+                    "with Prefer: handling=strict they are refused with 400. Creates "
                     "honour the Idempotency-Key header."
                 ),
                 "security": {
