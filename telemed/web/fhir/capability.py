@@ -17,7 +17,8 @@ def _resource_entry(definition) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "type": definition.type,
         "interaction": [{"code": code} for code in definition.interactions],
-        "versioning": "no-version",
+        "versioning": definition.versioning,
+        # vread answers the current version only: past versions are not kept.
         "readHistory": False,
         "updateCreate": False,
         "conditionalCreate": False,
@@ -64,7 +65,10 @@ def capabilities():
                     "previous, next and last links. Unknown search parameters and modifiers "
                     "are ignored and named in an OperationOutcome entry (search mode outcome); "
                     "with Prefer: handling=strict they are refused with 400. Creates "
-                    "honour the Idempotency-Key header."
+                    "honour the Idempotency-Key header. Versioned resources carry "
+                    'meta.versionId and a weak ETag (W/"<versionId>"); vread answers the '
+                    "current version only (no history is kept); update and patch honour "
+                    "If-Match and answer 412 when it names another version."
                 ),
                 "security": {
                     "cors": False,

@@ -24,8 +24,13 @@ from telemed.services.cases import cases
 from telemed.web.fhir import bp
 from telemed.web.fhir.registry import ResourceDefinition, SearchParam, register
 from telemed.web.fhir.search import parse_search, searchset
-from telemed.web.fhir.service_request import fhir_response
-from telemed.web.fhir.wire import numeric_id, resource_response, searched_id, utc_instant
+from telemed.web.fhir.wire import (
+    check_vread,
+    numeric_id,
+    resource_response,
+    searched_id,
+    utc_instant,
+)
 from telemed.web.security import current_actor
 
 CRITICAL_EXTENSION = "https://telemed.example.org/fhir/StructureDefinition/critical-finding"
@@ -113,7 +118,8 @@ def _signed_reports(actor):
 RESOURCE = register(
     ResourceDefinition(
         type="DiagnosticReport",
-        interactions=("read", "search-type"),
+        interactions=("read", "vread", "search-type"),
+        versioning="versioned",
         documentation="Each signed version of a case report, in the caller's scope; basedOn "
         "names the ServiceRequest (the case); a critical finding has conclusionCode AA.",
         search_params=(
@@ -129,6 +135,18 @@ RESOURCE = register(
 @bp.route("/DiagnosticReport/<resource_id>", methods=["GET"])
 @login_required
 def read_diagnostic_report(resource_id: str):
+    return resource_response(_read_report(resource_id))
+
+
+@bp.route("/DiagnosticReport/<resource_id>/_history/<version>", methods=["GET"])
+@login_required
+def vread_diagnostic_report(resource_id: str, version: str):
+    resource = _read_report(resource_id)
+    check_vread("DiagnosticReport", resource_id, version, int(resource["meta"]["versionId"]))
+    return resource_response(resource)
+
+
+def _read_report(resource_id: str) -> dict[str, Any]:
     report_id = numeric_id(resource_id, "DiagnosticReport")
     actor = current_actor()
     row = db.session.execute(_signed_reports(actor).where(Report.id == report_id)).first()
@@ -144,7 +162,7 @@ def read_diagnostic_report(resource_id: str):
         raise NotFound(f"DiagnosticReport {report_id} not found")
     report, case = row
     audit.record(actor, "view", "report", report.id, detail={"via": "fhir"}, in_transaction=False)
-    return fhir_response(to_fhir(report, case))
+    return to_fhir(report, case)
 
 
 @bp.route("/DiagnosticReport", methods=["GET"])

@@ -22,7 +22,7 @@ from telemed.models.referrals import Referral
 from telemed.services.consortium import referrals
 from telemed.web.fhir import bp
 from telemed.web.fhir.search import Search, SearchError, page, searchset
-from telemed.web.fhir.wire import instant, resource_response
+from telemed.web.fhir.wire import check_vread, instant, resource_response
 from telemed.web.security import current_actor
 
 DIRECTION_SYSTEM = "urn:telemed:referral-direction"
@@ -83,7 +83,11 @@ def service_request(referral: Referral) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "ServiceRequest",
         "id": fhir_id(referral.id),
-        "meta": {"tag": tags, "lastUpdated": _instant(referral.updated_at or referral.created_at)},
+        "meta": {
+            "versionId": str(referral.row_version),
+            "tag": tags,
+            "lastUpdated": _instant(referral.updated_at or referral.created_at),
+        },
         "identifier": [{"system": "urn:telemed:referral", "value": str(referral.id)}],
         "status": FHIR_STATUS[referral.status],
         "intent": "order",
@@ -159,6 +163,13 @@ def service_request(referral: Referral) -> dict[str, Any]:
 @bp.get("/ServiceRequest/referral-<int:referral_id>")
 def referral_request(referral_id: int):
     referral = referrals.read_referral(current_actor(), referral_id)
+    return resource_response(service_request(referral))
+
+
+@bp.get("/ServiceRequest/referral-<int:referral_id>/_history/<version>")
+def vread_referral_request(referral_id: int, version: str):
+    referral = referrals.read_referral(current_actor(), referral_id)
+    check_vread("ServiceRequest", fhir_id(referral_id), version, referral.row_version)
     return resource_response(service_request(referral))
 
 

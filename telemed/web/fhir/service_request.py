@@ -22,7 +22,13 @@ from telemed.services.cases import cases
 from telemed.web.fhir import bp, referral_request
 from telemed.web.fhir.registry import ResourceDefinition, SearchParam, register
 from telemed.web.fhir.search import SearchError, page, parse_search, searchset
-from telemed.web.fhir.wire import numeric_id, resource_response, searched_id, utc_instant
+from telemed.web.fhir.wire import (
+    check_vread,
+    numeric_id,
+    resource_response,
+    searched_id,
+    utc_instant,
+)
 from telemed.web.security import current_actor
 
 FHIR_JSON = "application/fhir+json"
@@ -73,7 +79,10 @@ def to_fhir(case: Case) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "ServiceRequest",
         "id": str(case.id),
-        "meta": {"lastUpdated": utc_instant(case.updated_at or case.created_at)},
+        "meta": {
+            "versionId": str(case.row_version),
+            "lastUpdated": utc_instant(case.updated_at or case.created_at),
+        },
         "extension": [{"url": DICOMWEB_EXTENSION, "valueUrl": dicomweb_root(case.id)}],
         "status": STATUS[case.status],
         "intent": "order",
@@ -144,7 +153,8 @@ def to_fhir(case: Case) -> dict[str, Any]:
 RESOURCE = register(
     ResourceDefinition(
         type="ServiceRequest",
-        interactions=("read", "search-type", "create"),
+        interactions=("read", "vread", "search-type", "create"),
+        versioning="versioned",
         documentation="Cases (consult, ECG read, imaging read) in the caller's scope; the id "
         "is the case id, and the case-dicomweb extension names the case's DICOMweb root. "
         "Two-way referrals are ServiceRequests in their own id space, read at "
@@ -174,7 +184,15 @@ RESOURCE = register(
 @login_required
 def read_service_request(resource_id: str):
     case_id = numeric_id(resource_id, "ServiceRequest")
-    return fhir_response(to_fhir(cases.read_case(current_actor(), case_id)))
+    return resource_response(to_fhir(cases.read_case(current_actor(), case_id)))
+
+
+@bp.route("/ServiceRequest/<resource_id>/_history/<version>", methods=["GET"])
+@login_required
+def vread_service_request(resource_id: str, version: str):
+    case = cases.read_case(current_actor(), numeric_id(resource_id, "ServiceRequest"))
+    check_vread("ServiceRequest", resource_id, version, case.row_version)
+    return resource_response(to_fhir(case))
 
 
 def _reference_id(raw: str, resource_type: str, field: str) -> int:

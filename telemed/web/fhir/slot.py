@@ -35,10 +35,11 @@ from telemed.models.scheduling import Pool, ServiceType, SlotStatus
 from telemed.services.accounts import scopes
 from telemed.services.scheduling import booking
 from telemed.services.scheduling.booking import Availability, SlotAvailability, SlotFilter
+from telemed.services.scheduling.slot_versions import slot_versions
 from telemed.web.fhir import bp, codes
 from telemed.web.fhir.registry import ResourceDefinition, SearchParam, register
 from telemed.web.fhir.search import parse_search, searchset
-from telemed.web.fhir.wire import instant, resource_response
+from telemed.web.fhir.wire import check_vread, instant, meta, resource_response
 from telemed.web.security import current_actor
 
 SLOT_STATUS = "http://hl7.org/fhir/slotstatus"
@@ -59,9 +60,12 @@ SLOT_ID = re.compile(r"^(\d{1,18})(?:-(down-shared|hospital))?$")
 RESOURCE = register(
     ResourceDefinition(
         type="Slot",
-        interactions=("read", "search-type"),
+        interactions=("read", "vread", "search-type"),
+        versioning="versioned",
         documentation="One Slot per telemed slot and pool as the caller sees it (id "
-        "<slot>-<pool>); free when a seat the caller may take is free.",
+        "<slot>-<pool>); free when a seat the caller may take is free. The version moves "
+        "with every change to the slot, its seats or their bookings (not with the clock: "
+        "a slot that starts becomes busy-unavailable at the same version).",
         search_params=(
             SearchParam("schedule", "reference", "Schedule/<id>.", targets=("Schedule",)),
             SearchParam(
@@ -113,7 +117,7 @@ def _comment(row: SlotAvailability) -> str:
     return text
 
 
-def slot_resource(row: SlotAvailability) -> dict[str, Any]:
+def slot_resource(row: SlotAvailability, version: int) -> dict[str, Any]:
     slot = row.slot
     schedule = (
         {"reference": f"Schedule/{slot.schedule_id}"}
@@ -123,7 +127,7 @@ def slot_resource(row: SlotAvailability) -> dict[str, Any]:
     return {
         "resourceType": "Slot",
         "id": fhir_slot_id(slot.id, row.pool),
-        "meta": {"tag": [codes.pool_tag(row.pool)]},
+        "meta": meta(version=version, tag=[codes.pool_tag(row.pool)]),
         "extension": [
             {"url": codes.SLOT_SEATS, "valueUnsignedInt": row.seats},
             {"url": codes.SLOT_FREE_SEATS, "valueUnsignedInt": row.free},
@@ -166,11 +170,24 @@ def search_slots():
     total, rows = booking.slot_availability(
         actor, filters, limit=search.count, offset=search.offset
     )
-    return resource_response(searchset(search, total, [slot_resource(r) for r in rows]))
+    versions = slot_versions({r.slot.id for r in rows})
+    resources = [slot_resource(r, versions[r.slot.id]) for r in rows]
+    return resource_response(searchset(search, total, resources))
 
 
 @bp.get("/Slot/<resource_id>")
 def read_slot(resource_id: str):
+    return resource_response(_read_slot(resource_id))
+
+
+@bp.get("/Slot/<resource_id>/_history/<version>")
+def vread_slot(resource_id: str, version: str):
+    resource = _read_slot(resource_id)
+    check_vread("Slot", resource_id, version, int(resource["meta"]["versionId"]))
+    return resource_response(resource)
+
+
+def _read_slot(resource_id: str) -> dict[str, Any]:
     parsed = parse_slot_id(resource_id)
     if parsed is None or parsed[1] is None:
         raise NotFound(f"Slot/{resource_id} not found (Slot ids are <slot>-<pool>)")
@@ -180,4 +197,4 @@ def read_slot(resource_id: str):
     )
     if not rows:
         raise NotFound(f"Slot/{resource_id} not found")
-    return resource_response(slot_resource(rows[0]))
+    return slot_resource(rows[0], slot_versions([slot_id])[slot_id])
