@@ -19,6 +19,9 @@ EXPECTED = {
     "Appointment": {"read", "vread", "search-type", "create", "update", "patch"},
     "ServiceRequest": {"read", "vread", "search-type", "create"},
     "DiagnosticReport": {"read", "vread", "search-type"},
+    "CodeSystem": {"read", "search-type"},
+    "NamingSystem": {"read", "search-type"},
+    "StructureDefinition": {"read", "search-type"},
 }
 VERSIONING = {
     "Slot": "versioned",

@@ -6,6 +6,7 @@ from typing import Any
 
 from telemed import clock
 from telemed.web.fhir import bp
+from telemed.web.fhir.namespace import with_namespace
 from telemed.web.fhir.registry import definitions
 from telemed.web.fhir.search import DEFAULT_COUNT, MAX_COUNT
 from telemed.web.fhir.wire import FHIR_JSON, JSON_PATCH, base_url, instant, resource_response
@@ -26,13 +27,13 @@ def _resource_entry(definition) -> dict[str, Any]:
         "conditionalDelete": "not-supported",
     }
     if definition.documentation:
-        entry["documentation"] = definition.documentation
+        entry["documentation"] = with_namespace(definition.documentation)
     if definition.search_params:
         entry["searchParam"] = [
             {
                 "name": param.name,
                 "type": param.type,
-                "documentation": param.documentation
+                "documentation": with_namespace(param.documentation)
                 + (f" Modifiers: {', '.join(param.modifiers)}." if param.modifiers else ""),
             }
             for param in definition.search_params

@@ -21,7 +21,7 @@ from telemed.models.audit import AuditOutcome
 from telemed.models.cases import Case, Report
 from telemed.services.accounts import audit
 from telemed.services.cases import cases
-from telemed.web.fhir import bp
+from telemed.web.fhir import bp, codes
 from telemed.web.fhir.registry import ResourceDefinition, SearchParam, register
 from telemed.web.fhir.search import parse_search, searchset
 from telemed.web.fhir.wire import (
@@ -33,7 +33,6 @@ from telemed.web.fhir.wire import (
 )
 from telemed.web.security import current_actor
 
-CRITICAL_EXTENSION = "https://telemed.example.org/fhir/StructureDefinition/critical-finding"
 # HL7 v2 table 0074 diagnostic service sections.
 CATEGORY = {
     CaseKind.IMAGING_READ: ("RAD", "Radiology"),
@@ -54,7 +53,7 @@ def to_fhir(report: Report, case: Case) -> dict[str, Any]:
         "resourceType": "DiagnosticReport",
         "id": str(report.id),
         "meta": {"versionId": str(report.version), "lastUpdated": utc_instant(report.signed_at)},
-        "extension": [{"url": CRITICAL_EXTENSION, "valueBoolean": bool(report.critical)}],
+        "extension": [{"url": codes.CRITICAL_FINDING.url, "valueBoolean": bool(report.critical)}],
         "basedOn": [{"reference": f"ServiceRequest/{case.id}"}],
         "status": "amended" if report.amends_id else "final",
         "category": [
@@ -99,7 +98,7 @@ def to_fhir(report: Report, case: Case) -> dict[str, Any]:
     if report.amends_id:
         resource["extension"].append(
             {
-                "url": "https://telemed.example.org/fhir/StructureDefinition/amends",
+                "url": codes.AMENDS.url,
                 "valueReference": {"reference": f"DiagnosticReport/{report.amends_id}"},
             }
         )

@@ -3,7 +3,7 @@
 A telemed slot has seats in two pools: down-shared (member institutions book them) and
 the hospital's own (the registrar books them). Each pool of a slot in which the caller
 counts seats is a FHIR Slot with the id ``<slot id>-<pool>`` (``42-down-shared``,
-``42-hospital``), tagged ``urn:telemed:pool|down-shared`` or ``|hospital``:
+``42-hospital``), tagged ``CodeSystem/pool|down-shared`` or ``|hospital``:
 
 - a grassroots doctor sees only down-shared Slots, counting the seats their institution
   may take (open seats and those allotted to it); the registrar sees only hospital
@@ -12,8 +12,8 @@ counts seats is a FHIR Slot with the id ``<slot id>-<pool>`` (``42-down-shared``
   free; ``busy`` when every counted seat is taken; ``busy-unavailable`` when the
   specialist blocked the slot or it has started (``busy-tentative`` and
   ``entered-in-error`` are never used);
-- the counted and free seats are in the extensions ``urn:telemed:slot-seats`` and
-  ``urn:telemed:slot-free-seats``; when booking a free Slot would still be refused
+- the counted and free seats are in the extensions ``StructureDefinition/slot-seats``
+  and ``StructureDefinition/slot-free-seats``; when booking a free Slot would still be refused
   (its pool opens later: the early-access window), ``comment`` says why.
 
 The availability is the one services/scheduling/booking.py computes for the JSON API, so a Slot
@@ -82,13 +82,15 @@ RESOURCE = register(
             SearchParam(
                 "service-type",
                 "token",
-                f"{codes.SERVICE_TYPE}: " + ", ".join(SERVICE_TYPES) + ".",
+                f"{codes.SERVICE_TYPE.in_docs}: " + ", ".join(SERVICE_TYPES) + ".",
             ),
-            SearchParam("specialty", "token", f"Department code ({codes.DEPARTMENT}|<code>)."),
+            SearchParam(
+                "specialty", "token", f"Department code ({codes.DEPARTMENT.in_docs}|<code>)."
+            ),
             SearchParam(
                 "_tag",
                 "token",
-                f"Pool: {codes.POOL}|down-shared or {codes.POOL}|hospital.",
+                f"Pool: {codes.POOL.in_docs}|down-shared or {codes.POOL.in_docs}|hospital.",
             ),
         ),
     )
@@ -129,8 +131,8 @@ def slot_resource(row: SlotAvailability, version: int) -> dict[str, Any]:
         "id": fhir_slot_id(slot.id, row.pool),
         "meta": meta(version=version, tag=[codes.pool_tag(row.pool)]),
         "extension": [
-            {"url": codes.SLOT_SEATS, "valueUnsignedInt": row.seats},
-            {"url": codes.SLOT_FREE_SEATS, "valueUnsignedInt": row.free},
+            {"url": codes.SLOT_SEATS.url, "valueUnsignedInt": row.seats},
+            {"url": codes.SLOT_FREE_SEATS.url, "valueUnsignedInt": row.free},
         ],
         "serviceType": [codes.service_type_concept(slot.service_type)],
         "specialty": [codes.department_concept(slot.department)],
@@ -156,15 +158,15 @@ def search_slots():
     actor = current_actor()
     search = parse_search(RESOURCE)
     statuses = search.codes("status", SLOT_STATUS, AVAILABILITY_OF)
-    departments = search.plain_codes("specialty", codes.DEPARTMENT)
+    departments = search.plain_codes("specialty", codes.DEPARTMENT.url)
     interval = search.interval("start")
     filters = SlotFilter(
         starts_from=interval.starts_from if interval else None,
         starts_before=interval.starts_before if interval else None,
         schedule_ids=search.ids("schedule"),
         department_ids=None if departments is None else _department_ids(actor, departments),
-        service_types=search.codes("service-type", codes.SERVICE_TYPE, SERVICE_TYPES),
-        pools=search.codes("_tag", codes.POOL, codes.POOL_BY_CODE),
+        service_types=search.codes("service-type", codes.SERVICE_TYPE.url, SERVICE_TYPES),
+        pools=search.codes("_tag", codes.POOL.url, codes.POOL_BY_CODE),
         availability=None if statuses is None else [s for s in statuses if s is not None],
     )
     total, rows = booking.slot_availability(
