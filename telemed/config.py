@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PREFIX = "TELEMED_"
 
@@ -45,6 +46,15 @@ def env_floats(name: str, default: list[float]) -> list[float]:
         return [float(item) for item in env_list(name, [str(d) for d in default])]
     except ValueError as exc:
         raise RuntimeError(f"{PREFIX}{name} must be numbers separated by commas") from exc
+
+
+def env_base_url(name: str, default: str) -> str:
+    """An absolute http(s) URL without query or fragment, kept without a trailing slash."""
+    raw = env(name, default) or default
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise RuntimeError(f"{PREFIX}{name} must be an http(s) URL like {default}, got {raw!r}")
+    return raw.rstrip("/")
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -180,6 +190,11 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "TELEMED_JOB_RETRY_DELAYS": env_floats("JOB_RETRY_DELAYS", [10.0, 60.0]),
         # The site's public address, for links in mails.
         "TELEMED_PUBLIC_URL": env("PUBLIC_URL"),
+        # The base of every FHIR code system, identifier system and extension URL telemed
+        # mints (web/fhir/namespace.py): a consortium owns its namespace.
+        "TELEMED_FHIR_NAMESPACE": env_base_url(
+            "FHIR_NAMESPACE", "https://telemed.example.org/fhir"
+        ),
         "TELEMED_LOGIN_MAX_FAILURES": env_int("LOGIN_MAX_FAILURES", 5),
         "TELEMED_LOGIN_WINDOW_SECONDS": env_int("LOGIN_WINDOW_SECONDS", 900),
         "TELEMED_LOGIN_MAX_FAILURES_PER_IP": env_int("LOGIN_MAX_FAILURES_PER_IP", 30),

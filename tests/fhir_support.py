@@ -11,6 +11,20 @@ from telemed.extensions import db
 from tests import factories
 
 FHIR_JSON = "application/fhir+json"
+# The namespace every telemed system and extension URL is built from, when not configured.
+NAMESPACE = "https://telemed.example.org/fhir"
+
+
+def code_system(name: str, namespace: str = NAMESPACE) -> str:
+    return f"{namespace}/CodeSystem/{name}"
+
+
+def identifier_system(name: str, namespace: str = NAMESPACE) -> str:
+    return f"{namespace}/NamingSystem/{name}"
+
+
+def extension_url(name: str, namespace: str = NAMESPACE) -> str:
+    return f"{namespace}/StructureDefinition/{name}"
 
 
 def validated(response, status: int | None = None) -> dict[str, Any]:

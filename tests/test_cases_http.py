@@ -11,8 +11,8 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 from telemed.extensions import db
 from telemed.services.accounts.context import actor_of
 from telemed.services.cases import dicom
-from telemed.web.fhir.service_request import DICOMWEB_EXTENSION, KIND_SYSTEM
 from tests import dicom_files, factories
+from tests.fhir_support import code_system, extension_url, identifier_system
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_imaging_read_through_the_api_end_to_end(app, world, client, tokens, tmp
     request = ServiceRequest.model_validate(fhir.get_json())
     assert request.id == str(case_id) and request.status == "completed"
     assert request.priority == "urgent" and request.subject.reference == f"Patient/{patient}"
-    root = next(e.valueUrl for e in request.extension if e.url == DICOMWEB_EXTENSION)
+    root = next(e.valueUrl for e in request.extension if e.url == extension_url("case-dicomweb"))
     assert str(root).endswith(f"/cases/{case_id}/dicomweb")
     studies = client.get(
         f"{str(root).split('localhost')[-1]}/studies", headers=bearer(tokens, "gp_ts1")
@@ -116,7 +116,7 @@ def test_fhir_service_request_create_read_search_within_scope(app, world, client
         "resourceType": "ServiceRequest",
         "status": "draft",
         "intent": "order",
-        "code": {"coding": [{"system": KIND_SYSTEM, "code": "ecg_read"}]},
+        "code": {"coding": [{"system": code_system("case-kind"), "code": "ecg_read"}]},
         "priority": "stat",
         "subject": {"reference": f"Patient/{world.patients['TS1'][1].id}"},
         "reasonCode": [{"text": "Chest pain, ST elevation?"}],
@@ -124,7 +124,7 @@ def test_fhir_service_request_create_read_search_within_scope(app, world, client
         "performer": [
             {
                 "identifier": {
-                    "system": "https://telemed.example.org/fhir/sid/department",
+                    "system": identifier_system("department-id"),
                     "value": str(world.departments["ECG"].id),
                 }
             }

@@ -15,13 +15,23 @@ EXPECTED = {
     "PractitionerRole": {"read", "search-type"},
     "Patient": {"read", "search-type", "create"},
     "Schedule": {"read", "search-type"},
-    "Slot": {"read", "search-type"},
-    "Appointment": {"read", "search-type", "create", "update", "patch"},
-    "ServiceRequest": {"read", "search-type", "create"},
-    "DiagnosticReport": {"read", "search-type"},
+    "Slot": {"read", "vread", "search-type"},
+    "Appointment": {"read", "vread", "search-type", "create", "update", "patch"},
+    "ServiceRequest": {"read", "vread", "search-type", "create"},
+    "DiagnosticReport": {"read", "vread", "search-type"},
+    "CodeSystem": {"read", "search-type"},
+    "NamingSystem": {"read", "search-type"},
+    "StructureDefinition": {"read", "search-type"},
+}
+VERSIONING = {
+    "Slot": "versioned",
+    "Appointment": "versioned-update",
+    "ServiceRequest": "versioned",
+    "DiagnosticReport": "versioned",
 }
 ROUTE_OF = {
     "read": ("/fhir/{type}/<resource_id>", "GET"),
+    "vread": ("/fhir/{type}/<resource_id>/_history/<version>", "GET"),
     "search-type": ("/fhir/{type}", "GET"),
     "create": ("/fhir/{type}", "POST"),
     "update": ("/fhir/{type}/<resource_id>", "PUT"),
@@ -37,6 +47,10 @@ def test_metadata_is_public_and_lists_what_is_implemented(app, client):
     rest = statement["rest"][0]
     offered = {r["type"]: {i["code"] for i in r["interaction"]} for r in rest["resource"]}
     assert offered == EXPECTED
+    versioning = {r["type"]: r["versioning"] for r in rest["resource"]}
+    assert versioning == {t: VERSIONING.get(t, "no-version") for t in EXPECTED}
+    # vread answers the current version only, and the statement says so.
+    assert not any(r["readHistory"] for r in rest["resource"])
     routes = {(str(rule), method) for rule in app.url_map.iter_rules() for method in rule.methods}
     for resource_type, interactions in offered.items():
         for interaction in interactions:
@@ -63,7 +77,7 @@ def test_every_declared_search_parameter_is_accepted(world, client, definition):
         value = {"string": "x", "token": "x", "date": "ge2026-01-01"}.get(param.type)
         if param.type == "reference":
             value = f"{param.targets[0]}/1"
-        response = fhir.get(definition.type, query={param.name: value})
+        response = fhir.get(definition.type, query={param.name: value}, Prefer="handling=strict")
         if response.status_code == 400:
             # An unknown code of one of telemed's systems is refused, naming the parameter.
             issue = outcome(response, 400)

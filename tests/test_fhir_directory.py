@@ -7,7 +7,16 @@ import pytest
 from telemed.extensions import db
 from telemed.models.consortium import Consortium, Department, Institution, InstitutionKind, Role
 from tests import factories
-from tests.fhir_support import fhir_client, ids, link, outcome, resources, validated
+from tests.fhir_support import (
+    code_system,
+    fhir_client,
+    identifier_system,
+    ids,
+    link,
+    outcome,
+    resources,
+    validated,
+)
 
 
 @pytest.fixture
@@ -38,9 +47,9 @@ def test_organizations_are_the_consortiums_institutions(world, admin, other):
     assert ids(bundle) == [str(world.lead.id), *(str(m.id) for m in world.members)]
     lead = resources(bundle)[0]
     assert lead["name"] == "Lead Hospital"
-    assert lead["identifier"] == [{"system": "urn:telemed:institution", "value": "LEAD"}]
+    assert lead["identifier"] == [{"system": identifier_system("institution"), "value": "LEAD"}]
     kinds = {c["system"]: c["code"] for c in lead["type"][0]["coding"]}
-    assert kinds["urn:telemed:institution-kind"] == "lead"
+    assert kinds[code_system("institution-kind")] == "lead"
     assert lead["meta"]["lastUpdated"].endswith("+08:00")
     assert bundle["entry"][0]["fullUrl"] == f"http://localhost/fhir/Organization/{world.lead.id}"
     assert bundle["entry"][0]["search"] == {"mode": "match"}
@@ -58,11 +67,11 @@ def test_organization_search_by_name_type_and_identifier(world, admin):
     assert found({"name:exact": "Township One"}) == {"Township One"}
     assert found({"name": "100%"}) == set()  # LIKE wildcards are literal
     assert found({"type": "village,community"}) == {"Village One", "Community One"}
-    assert found({"type": "urn:telemed:institution-kind|lead"}) == {"Lead Hospital"}
+    assert found({"type": f"{code_system('institution-kind')}|lead"}) == {"Lead Hospital"}
     assert len(found({"type": "http://terminology.hl7.org/CodeSystem/organization-type|prov"})) == 4
     assert found({"type": "http://example.org/kinds|lead"}) == set()
     assert found({"identifier": "TS1"}) == {"Township One"}
-    assert found({"identifier": "urn:telemed:institution|CM1"}) == {"Community One"}
+    assert found({"identifier": f"{identifier_system('institution')}|CM1"}) == {"Community One"}
     issue = outcome(admin.get("Organization", query={"type": "hospital"}), 400)
     assert issue["expression"] == ["type"] and "lead" in issue["diagnostics"]
 
@@ -84,7 +93,7 @@ def test_practitioners_are_the_consortiums_users(world, admin, other):
     assert str(stranger.id) not in ids(bundle)
     card1 = admin.read(f"Practitioner/{world.user('card1').id}")
     assert card1["name"] == [{"text": "card1"}]
-    assert card1["identifier"][0] == {"system": "urn:telemed:username", "value": "card1"}
+    assert card1["identifier"][0] == {"system": identifier_system("username"), "value": "card1"}
     assert card1["active"] is True
     outcome(admin.get(f"Practitioner/{stranger.id}"), 404)
 
@@ -96,7 +105,7 @@ def test_practitioner_search_by_name_and_identifier(world, admin):
     assert found({"name": "card"}) == {"card1", "card2"}
     assert found({"name:exact": "card2"}) == {"card2"}
     assert found({"name:contains": "_ts"}) == {"gp_ts1", "gp_ts2"}
-    assert found({"identifier": "urn:telemed:username|im1"}) == {"im1"}
+    assert found({"identifier": f"{identifier_system('username')}|im1"}) == {"im1"}
     assert found({"identifier": "im1,rad1"}) == {"im1", "rad1"}
 
 
@@ -106,7 +115,7 @@ def test_practitioner_roles_carry_institution_department_and_role(world, admin):
     assert role["practitioner"]["reference"] == f"Practitioner/{card1.id}"
     assert role["organization"]["reference"] == f"Organization/{world.lead.id}"
     assert role["code"][0]["coding"][0] == {
-        "system": "urn:telemed:role",
+        "system": code_system("role"),
         "code": "specialist",
         "display": "Specialist",
     }
@@ -125,7 +134,7 @@ def test_practitioner_role_search(world, admin, other):
 
     users = world.users
     assert found({"specialty": "CARD"}) == {users["card1"].id, users["card2"].id}
-    assert found({"specialty": "urn:telemed:department|IM,RAD"}) == {
+    assert found({"specialty": f"{code_system('department')}|IM,RAD"}) == {
         users["im1"].id,
         users["rad1"].id,
     }

@@ -9,10 +9,10 @@ from telemed.services.accounts.context import actor_of
 from telemed.services.cases import cases
 from telemed.services.consortium import referrals
 from tests import factories
-from tests.fhir_support import fhir_client, ids, outcome, slot_ids
+from tests.fhir_support import code_system, fhir_client, ids, outcome, slot_ids
 
 REFERRAL = "http://snomed.info/sct|3457005"
-DIRECTION = "urn:telemed:referral-direction"
+DIRECTION = code_system("referral-direction")
 
 
 def referral_world(world):

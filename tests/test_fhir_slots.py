@@ -12,10 +12,20 @@ from telemed.models.scheduling import ServiceType
 from telemed.services.accounts.context import actor_of
 from telemed.services.scheduling import booking, publishing
 from tests import factories
-from tests.fhir_support import fhir_client, ids, link, outcome, resources, slot_ids, validated
+from tests.fhir_support import (
+    code_system,
+    extension_url,
+    fhir_client,
+    ids,
+    link,
+    outcome,
+    resources,
+    slot_ids,
+    validated,
+)
 
 ZONE = factories.ZONE
-POOL = "urn:telemed:pool"
+POOL = code_system("pool")
 
 
 def local(day: int, hour: int, minute: int = 0) -> datetime:
@@ -77,7 +87,7 @@ def test_schedule_read_and_search(world, client, published):
     assert found({"actor": f"Practitioner/{world.user('im1').id}"}) == [str(consult.id)]
     assert found({"actor": f"PractitionerRole/{world.user('card1').id}"}) == [str(card.id)]
     assert found({"service-type": "remote_consult"}) == [str(consult.id)]
-    assert found({"specialty": "urn:telemed:department|CARD"}) == [str(card.id)]
+    assert found({"specialty": f"{code_system('department')}|CARD"}) == [str(card.id)]
     assert found({"specialty": "RAD"}) == []
     outcome(fhir.get("Schedule/999"), 404)
     issue = outcome(fhir.get("Schedule", query={"actor": "Patient/1"}), 400)
@@ -102,8 +112,8 @@ def test_a_grassroots_doctor_sees_down_shared_slots(world, client, published):
     assert first["start"] == "2026-11-26T09:00:00+08:00"
     assert first["end"] == "2026-11-26T09:30:00+08:00"
     assert first["schedule"] == {"reference": f"Schedule/{card.id}"}
-    assert extension(first, "urn:telemed:slot-seats") == 1
-    assert extension(first, "urn:telemed:slot-free-seats") == 1
+    assert extension(first, extension_url("slot-seats")) == 1
+    assert extension(first, extension_url("slot-free-seats")) == 1
     assert bundle["entry"][0]["fullUrl"].endswith(f"/fhir/Slot/{first_slot}-down-shared")
     assert {r["meta"]["tag"][0]["code"] for r in resources(bundle)} == {"down-shared"}
 
@@ -114,7 +124,7 @@ def test_the_registrar_sees_the_hospital_pool(world, client, published):
     # Remote consults are all down-shared: the hospital pool has none of their seats.
     assert bundle["total"] == 14
     assert {r["meta"]["tag"][0]["code"] for r in resources(bundle)} == {"hospital"}
-    assert extension(resources(bundle)[0], "urn:telemed:slot-seats") == 2
+    assert extension(resources(bundle)[0], extension_url("slot-seats")) == 2
 
 
 def test_specialists_and_admins_see_both_pools(world, client, published):
@@ -156,9 +166,9 @@ def test_allotted_seats_count_only_for_their_institution(world, client, frozen_c
     db.session.commit()
     slot_id = slot_ids(schedule.id)[0]
     mine = fhir_client(client, world.user("gp_ts1")).read(f"Slot/{slot_id}-down-shared")
-    assert extension(mine, "urn:telemed:slot-seats") == 2
+    assert extension(mine, extension_url("slot-seats")) == 2
     theirs = fhir_client(client, world.user("gp_cm1"))
-    assert extension(theirs.read(f"Slot/{slot_id}-down-shared"), "urn:telemed:slot-seats") == 1
+    assert extension(theirs.read(f"Slot/{slot_id}-down-shared"), extension_url("slot-seats")) == 1
     # A slot whose only down-shared seat is allotted to another institution is not theirs.
     only_allotted = slot_ids(exclusive.id)[0]
     outcome(theirs.get(f"Slot/{only_allotted}-down-shared"), 404)
@@ -297,12 +307,12 @@ def test_service_type_specialty_and_schedule(world, client, published):
     consults = gp.search("Slot", {"service-type": "remote_consult"})
     assert consults["total"] == 2
     assert resources(consults)[0]["serviceType"][0]["coding"][0]["code"] == "remote_consult"
-    system = "urn:telemed:service-type"
+    system = code_system("service-type")
     assert gp.search("Slot", {"service-type": f"{system}|outpatient"})["total"] == 14
     assert gp.search("Slot", {"service-type": "outpatient,remote_consult"})["total"] == 16
     outcome(gp.get("Slot", query={"service-type": "remote-consult"}), 400)
     assert gp.search("Slot", {"specialty": "IM"})["total"] == 2
-    assert gp.search("Slot", {"specialty": "urn:telemed:department|CARD"})["total"] == 14
+    assert gp.search("Slot", {"specialty": f"{code_system('department')}|CARD"})["total"] == 14
     assert gp.search("Slot", {"specialty": "ECG"})["total"] == 0
     assert gp.search("Slot", {"schedule": f"Schedule/{consult.id}"})["total"] == 2
     assert gp.search("Slot", {"schedule": f"{card.id},{consult.id}"})["total"] == 16
@@ -322,27 +332,47 @@ def test_service_type_specialty_and_schedule(world, client, published):
     assert "down-shared" in issue["diagnostics"] and issue["expression"] == ["_tag"]
 
 
-def test_search_parameter_handling_strict_and_lenient(world, client, published):
+def test_unknown_parameters_are_ignored_and_reported_by_default(world, client, published):
     gp = fhir_client(client, world.user("gp_ts1"))
-    issue = outcome(gp.get("Slot", query={"practitioner": "Practitioner/1"}), 400)
-    assert issue["expression"] == ["practitioner"]
-    assert "schedule, status, start" in issue["diagnostics"]
-    outcome(gp.get("Slot", query={"_sort": "start"}), 400)
-    outcome(gp.get("Slot", query={"status:not": "free"}), 400)
-    outcome(gp.get("Slot", query={"_count:exact": "3"}), 400)
-    issue = outcome(gp.get("Slot", query=[("status", "free"), ("status", "busy")]), 400)
-    assert "commas" in issue["diagnostics"]
-    lenient = gp.search(
-        "Slot", {"practitioner": "x", "status": "free", "_count": 1}, Prefer="handling=lenient"
-    )
+    response = gp.get("Slot", query={"practitioner": "x", "status": "free", "_count": 1})
+    lenient = validated(response, 200)
+    assert "Preference-Applied" not in response.headers
     assert lenient["total"] == 16
     outcomes = [e for e in lenient["entry"] if e["search"]["mode"] == "outcome"]
     assert len(outcomes) == 1
     warning = outcomes[0]["resource"]["issue"][0]
     assert warning["severity"] == "warning" and "practitioner" in warning["diagnostics"]
     assert "practitioner" not in link(lenient, "self")
-    strict = outcome(gp.get("Slot", query={"foo": "1"}, Prefer="handling=strict"), 400)
-    assert strict["expression"] == ["foo"]
+    sorted_ = gp.search("Slot", {"_sort": "start", "status:not": "free"})
+    warnings = [
+        issue["diagnostics"]
+        for e in sorted_["entry"]
+        if e["search"]["mode"] == "outcome"
+        for issue in e["resource"]["issue"]
+    ]
+    assert any("'_sort'" in text for text in warnings)
+    assert any(":not" in text for text in warnings)
+    asked = gp.search("Slot", {"foo": "1"}, Prefer="handling=lenient")
+    assert asked["total"] == gp.search("Slot")["total"]
+
+
+def test_strict_handling_refuses_unknown_parameters(world, client, published):
+    gp = fhir_client(client, world.user("gp_ts1"))
+    strict = {"Prefer": "handling=strict"}
+    response = gp.get("Slot", query={"practitioner": "Practitioner/1"}, **strict)
+    issue = outcome(response, 400)
+    assert response.headers["Preference-Applied"] == "handling=strict"
+    assert issue["expression"] == ["practitioner"]
+    assert "schedule, status, start" in issue["diagnostics"]
+    outcome(gp.get("Slot", query={"_sort": "start"}, **strict), 400)
+    outcome(gp.get("Slot", query={"status:not": "free"}, **strict), 400)
+    # Malformed values are errors whatever the handling.
+    outcome(gp.get("Slot", query={"_count:exact": "3"}), 400)
+    issue = outcome(gp.get("Slot", query=[("status", "free"), ("status", "busy")]), 400)
+    assert "commas" in issue["diagnostics"]
+    both = 'return=minimal; handling="strict"'
+    issue = outcome(gp.get("Slot", query={"foo": "1"}, Prefer=both), 400)
+    assert issue["expression"] == ["foo"]
 
 
 def test_paging_through_slots(world, client, published):

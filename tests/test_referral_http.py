@@ -14,6 +14,7 @@ from telemed.domain.referral_states import ReferralStatus
 from telemed.extensions import db
 from telemed.models.referrals import Referral
 from tests import factories
+from tests.fhir_support import code_system
 
 TODAY = date(2026, 11, 23)
 
@@ -192,7 +193,7 @@ def test_referral_api_and_fhir_service_request(world, live_http, frozen_clock):
     assert resource.id == f"referral-{up_id}" and resource.priority == "urgent"
     codes = {(c.system, c.code) for c in resource.category[0].coding}
     assert ("http://snomed.info/sct", "3457005") in codes
-    assert ("urn:telemed:referral-direction", "up") in codes
+    assert (code_system("referral-direction"), "up") in codes
     assert resource.subject.reference == f"Patient/{ids['patient']}"
 
     # Back down, based on the upward one, once the patient was seen at the lead hospital.

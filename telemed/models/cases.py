@@ -23,12 +23,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from telemed.db import Base, UTCDateTime
 from telemed.domain.case_states import CaseKind, CaseStatus, Priority
-from telemed.models.base import CreatedAtMixin, enum_column
+from telemed.models.base import CreatedAtMixin, RowVersionMixin, enum_column
 from telemed.models.consortium import Department, Institution, Patient, User
 from telemed.models.scheduling import Booking
 
 
-class Case(CreatedAtMixin, Base):
+class Case(CreatedAtMixin, RowVersionMixin, Base):
     __tablename__ = "clinical_case"
     __table_args__ = (
         Index("ix_clinical_case_institution_status", "institution_id", "status"),

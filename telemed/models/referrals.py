@@ -23,13 +23,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from telemed.db import Base, UTCDateTime
 from telemed.domain.referral_states import Direction, ReferralStatus
-from telemed.models.base import CreatedAtMixin, enum_column
+from telemed.models.base import CreatedAtMixin, RowVersionMixin, enum_column
 from telemed.models.cases import Case, Report
 from telemed.models.consortium import Department, Institution, Patient, User
 from telemed.models.scheduling import Booking
 
 
-class Referral(CreatedAtMixin, Base):
+class Referral(CreatedAtMixin, RowVersionMixin, Base):
     __tablename__ = "referral"
     __table_args__ = (
         Index("ix_referral_department_created", "department_id", "created_at"),

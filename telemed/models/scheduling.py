@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from telemed.db import Base, UTCDateTime
-from telemed.models.base import CreatedAtMixin, enum_column
+from telemed.models.base import CreatedAtMixin, RowVersionMixin, enum_column
 from telemed.models.consortium import Department, Institution, Patient, User
 
 
@@ -214,7 +214,7 @@ class ScheduleAllotment(Base):
     institution: Mapped[Institution] = relationship()
 
 
-class Slot(CreatedAtMixin, Base):
+class Slot(CreatedAtMixin, RowVersionMixin, Base):
     __tablename__ = "slot"
     __table_args__ = (
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
@@ -242,7 +242,7 @@ class Slot(CreatedAtMixin, Base):
     seats: Mapped[list[SlotSeat]] = relationship(back_populates="slot", order_by="SlotSeat.seat_no")
 
 
-class SlotSeat(Base):
+class SlotSeat(RowVersionMixin, Base):
     __tablename__ = "slot_seat"
     __table_args__ = (
         UniqueConstraint("slot_id", "seat_no"),
@@ -271,7 +271,7 @@ class SlotSeat(Base):
     slot: Mapped[Slot] = relationship(back_populates="seats")
 
 
-class Booking(CreatedAtMixin, Base):
+class Booking(CreatedAtMixin, RowVersionMixin, Base):
     __tablename__ = "booking"
     __table_args__ = (
         # The capacity invariant: one occupying booking per seat.

@@ -30,10 +30,23 @@ RESOURCE_MODULES = (
     "service_request",
     "diagnostic_report",
     "referral_request",
+    "terminology",
 )
 
 JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json"})
-PUBLIC_ENDPOINTS = frozenset({"fhir.capabilities"})
+# Discovery and vocabulary (terminology.py) need no sign-in: no patient data there.
+TERMINOLOGY_ENDPOINTS = frozenset(
+    f"fhir.{name}"
+    for name in (
+        "code_system",
+        "naming_system",
+        "extension",
+        "code_systems",
+        "naming_systems",
+        "extensions",
+    )
+)
+PUBLIC_ENDPOINTS = frozenset({"fhir.capabilities"}) | TERMINOLOGY_ENDPOINTS
 
 
 @bp.before_request
@@ -47,7 +60,11 @@ def _negotiate_and_authenticate():
     if request.args.get("_pretty") not in (None, "true", "false"):
         raise SearchError("_pretty must be true or false", field="_pretty")
     accept = request.headers.get("Accept")
-    if accept and fmt is None and not request.accept_mimetypes.best_match([FHIR_JSON, PLAIN_JSON]):
+    # The terminology URLs also answer browsers with a page.
+    answers = [FHIR_JSON, PLAIN_JSON]
+    if request.endpoint in TERMINOLOGY_ENDPOINTS:
+        answers.append("text/html")
+    if accept and fmt is None and not request.accept_mimetypes.best_match(answers):
         raise NotAcceptable(f"this server answers {FHIR_JSON} or {PLAIN_JSON}, not {accept}")
     if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
         return None
@@ -57,6 +74,16 @@ def _negotiate_and_authenticate():
         401, "unauthorized", "send Authorization: Bearer <token>, or sign in"
     )
     return body, status, {"WWW-Authenticate": 'Bearer realm="telemed"'}
+
+
+@bp.after_request
+def _say_which_handling_applied(response):
+    from telemed.web.fhir.search import requested_handling
+
+    # RFC 7240: tell the client which of its preferences the server honoured.
+    if requested_handling() in ("strict", "lenient") and response.status_code < 500:
+        response.headers["Preference-Applied"] = f"handling={requested_handling()}"
+    return response
 
 
 for _name in RESOURCE_MODULES:

@@ -44,6 +44,8 @@ from telemed.web.fhir.wire import (
     JSON_PATCH,
     Element,
     MalformedRequest,
+    check_version,
+    check_vread,
     element_paths,
     instant,
     invalid,
@@ -108,10 +110,11 @@ PARTICIPANT_TYPES = ("Patient", "Practitioner", "PractitionerRole")
 RESOURCE = register(
     ResourceDefinition(
         type="Appointment",
-        interactions=("read", "search-type", "create", "update", "patch"),
+        interactions=("read", "vread", "search-type", "create", "update", "patch"),
+        versioning="versioned-update",
         documentation="Bookings in the caller's scope. Create with one Slot and one Patient "
         "participant to book (Idempotency-Key honoured; a full slot is 409); update or "
-        "patch status to cancelled to cancel.",
+        "patch status to cancelled to cancel (If-Match honoured: 412 on another version).",
         search_params=(
             SearchParam("patient", "reference", "Patient/<id>.", targets=("Patient",)),
             SearchParam(
@@ -168,7 +171,11 @@ def appointment_resource(booking: Booking) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Appointment",
         "id": str(booking.id),
-        "meta": meta(max(t for t in changes if t is not None), tag=[codes.pool_tag(booking.pool)]),
+        "meta": meta(
+            max(t for t in changes if t is not None),
+            version=booking.row_version,
+            tag=[codes.pool_tag(booking.pool)],
+        ),
         "status": status,
     }
     if booking.status is BookingStatus.EXPIRED:
@@ -254,6 +261,13 @@ def read_appointment(resource_id: str):
     return resource_response(appointment_resource(booking))
 
 
+@bp.get("/Appointment/<resource_id>/_history/<version>")
+def vread_appointment(resource_id: str, version: str):
+    booking = bookings.read_booking(current_actor(), numeric_id(resource_id, "Appointment"))
+    check_vread("Appointment", resource_id, version, booking.row_version)
+    return resource_response(appointment_resource(booking))
+
+
 # -- create: book a seat -------------------------------------------------------------------
 
 
@@ -336,6 +350,16 @@ def create_appointment():
 # -- update, patch: cancel -------------------------------------------------------------------
 
 
+def _booking_to_change(actor, resource_id: str) -> Booking:
+    """The booking, locked until the change commits, at the version If-Match names.
+
+    The lock makes the version check and the change one step: a second clerk's change
+    waits, then finds the version moved on and gets 412 instead of overwriting."""
+    booking = scopes.get_booking(actor, numeric_id(resource_id, "Appointment"), for_update=True)
+    check_version("Appointment", resource_id, booking.row_version)
+    return booking
+
+
 def _change_status(actor, booking: Booking, wanted: str, reason: str | None, path: str):
     current = FHIR_STATUS[booking.status]
     if wanted == current:
@@ -357,7 +381,7 @@ def _cancelation_reason(element: Element | None) -> str | None:
 @bp.put("/Appointment/<resource_id>")
 def update_appointment(resource_id: str):
     actor = current_actor()
-    booking = scopes.get_booking(actor, numeric_id(resource_id, "Appointment"))
+    booking = _booking_to_change(actor, resource_id)
     body = read_resource("Appointment")
     given_id = body.get("id")
     if given_id is None or given_id.value != resource_id:
@@ -385,7 +409,7 @@ PATCHABLE = ("/status", "/cancelationReason", "/cancelationReason/text")
 @bp.patch("/Appointment/<resource_id>")
 def patch_appointment(resource_id: str):
     actor = current_actor()
-    booking = scopes.get_booking(actor, numeric_id(resource_id, "Appointment"))
+    booking = _booking_to_change(actor, resource_id)
     operations = request_json((JSON_PATCH,))
     if not isinstance(operations, list) or not operations:
         raise MalformedRequest("a JSON Patch is a non-empty array of operations")

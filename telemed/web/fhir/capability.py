@@ -6,6 +6,7 @@ from typing import Any
 
 from telemed import clock
 from telemed.web.fhir import bp
+from telemed.web.fhir.namespace import with_namespace
 from telemed.web.fhir.registry import definitions
 from telemed.web.fhir.search import DEFAULT_COUNT, MAX_COUNT
 from telemed.web.fhir.wire import FHIR_JSON, JSON_PATCH, base_url, instant, resource_response
@@ -17,7 +18,8 @@ def _resource_entry(definition) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "type": definition.type,
         "interaction": [{"code": code} for code in definition.interactions],
-        "versioning": "no-version",
+        "versioning": definition.versioning,
+        # vread answers the current version only: past versions are not kept.
         "readHistory": False,
         "updateCreate": False,
         "conditionalCreate": False,
@@ -25,13 +27,13 @@ def _resource_entry(definition) -> dict[str, Any]:
         "conditionalDelete": "not-supported",
     }
     if definition.documentation:
-        entry["documentation"] = definition.documentation
+        entry["documentation"] = with_namespace(definition.documentation)
     if definition.search_params:
         entry["searchParam"] = [
             {
                 "name": param.name,
                 "type": param.type,
-                "documentation": param.documentation
+                "documentation": with_namespace(param.documentation)
                 + (f" Modifiers: {', '.join(param.modifiers)}." if param.modifiers else ""),
             }
             for param in definition.search_params
@@ -61,9 +63,13 @@ def capabilities():
                 "mode": "server",
                 "documentation": (
                     "Searches answer Bundles of type searchset with total and self, first, "
-                    "previous, next and last links. Unknown search parameters are refused "
-                    "with 400 unless the request says Prefer: handling=lenient. Creates "
-                    "honour the Idempotency-Key header."
+                    "previous, next and last links. Unknown search parameters and modifiers "
+                    "are ignored and named in an OperationOutcome entry (search mode outcome); "
+                    "with Prefer: handling=strict they are refused with 400. Creates "
+                    "honour the Idempotency-Key header. Versioned resources carry "
+                    'meta.versionId and a weak ETag (W/"<versionId>"); vread answers the '
+                    "current version only (no history is kept); update and patch honour "
+                    "If-Match and answer 412 when it names another version."
                 ),
                 "security": {
                     "cors": False,

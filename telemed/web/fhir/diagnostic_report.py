@@ -21,14 +21,18 @@ from telemed.models.audit import AuditOutcome
 from telemed.models.cases import Case, Report
 from telemed.services.accounts import audit
 from telemed.services.cases import cases
-from telemed.web.fhir import bp
+from telemed.web.fhir import bp, codes
 from telemed.web.fhir.registry import ResourceDefinition, SearchParam, register
 from telemed.web.fhir.search import parse_search, searchset
-from telemed.web.fhir.service_request import fhir_response
-from telemed.web.fhir.wire import numeric_id, resource_response, searched_id, utc_instant
+from telemed.web.fhir.wire import (
+    check_vread,
+    numeric_id,
+    resource_response,
+    searched_id,
+    utc_instant,
+)
 from telemed.web.security import current_actor
 
-CRITICAL_EXTENSION = "https://telemed.example.org/fhir/StructureDefinition/critical-finding"
 # HL7 v2 table 0074 diagnostic service sections.
 CATEGORY = {
     CaseKind.IMAGING_READ: ("RAD", "Radiology"),
@@ -49,7 +53,7 @@ def to_fhir(report: Report, case: Case) -> dict[str, Any]:
         "resourceType": "DiagnosticReport",
         "id": str(report.id),
         "meta": {"versionId": str(report.version), "lastUpdated": utc_instant(report.signed_at)},
-        "extension": [{"url": CRITICAL_EXTENSION, "valueBoolean": bool(report.critical)}],
+        "extension": [{"url": codes.CRITICAL_FINDING.url, "valueBoolean": bool(report.critical)}],
         "basedOn": [{"reference": f"ServiceRequest/{case.id}"}],
         "status": "amended" if report.amends_id else "final",
         "category": [
@@ -94,7 +98,7 @@ def to_fhir(report: Report, case: Case) -> dict[str, Any]:
     if report.amends_id:
         resource["extension"].append(
             {
-                "url": "https://telemed.example.org/fhir/StructureDefinition/amends",
+                "url": codes.AMENDS.url,
                 "valueReference": {"reference": f"DiagnosticReport/{report.amends_id}"},
             }
         )
@@ -113,7 +117,8 @@ def _signed_reports(actor):
 RESOURCE = register(
     ResourceDefinition(
         type="DiagnosticReport",
-        interactions=("read", "search-type"),
+        interactions=("read", "vread", "search-type"),
+        versioning="versioned",
         documentation="Each signed version of a case report, in the caller's scope; basedOn "
         "names the ServiceRequest (the case); a critical finding has conclusionCode AA.",
         search_params=(
@@ -129,6 +134,18 @@ RESOURCE = register(
 @bp.route("/DiagnosticReport/<resource_id>", methods=["GET"])
 @login_required
 def read_diagnostic_report(resource_id: str):
+    return resource_response(_read_report(resource_id))
+
+
+@bp.route("/DiagnosticReport/<resource_id>/_history/<version>", methods=["GET"])
+@login_required
+def vread_diagnostic_report(resource_id: str, version: str):
+    resource = _read_report(resource_id)
+    check_vread("DiagnosticReport", resource_id, version, int(resource["meta"]["versionId"]))
+    return resource_response(resource)
+
+
+def _read_report(resource_id: str) -> dict[str, Any]:
     report_id = numeric_id(resource_id, "DiagnosticReport")
     actor = current_actor()
     row = db.session.execute(_signed_reports(actor).where(Report.id == report_id)).first()
@@ -144,7 +161,7 @@ def read_diagnostic_report(resource_id: str):
         raise NotFound(f"DiagnosticReport {report_id} not found")
     report, case = row
     audit.record(actor, "view", "report", report.id, detail={"via": "fhir"}, in_transaction=False)
-    return fhir_response(to_fhir(report, case))
+    return to_fhir(report, case)
 
 
 @bp.route("/DiagnosticReport", methods=["GET"])

@@ -30,12 +30,14 @@ RESOURCE = register(
             SearchParam(
                 "type",
                 "token",
-                f"Institution kind ({codes.INSTITUTION_KIND}): "
+                f"Institution kind ({codes.INSTITUTION_KIND.in_docs}): "
                 + ", ".join(KINDS)
                 + f"; {codes.ORGANIZATION_TYPE}|prov matches all.",
             ),
             SearchParam(
-                "identifier", "token", f"Institution code ({codes.INSTITUTION_CODE}|<code>)."
+                "identifier",
+                "token",
+                f"Institution code ({codes.INSTITUTION_CODE.in_docs}|<code>).",
             ),
         ),
     )
@@ -47,7 +49,7 @@ def organization_resource(institution: Institution) -> dict[str, Any]:
         "resourceType": "Organization",
         "id": str(institution.id),
         "meta": meta(institution.created_at),
-        "identifier": [{"system": codes.INSTITUTION_CODE, "value": institution.code}],
+        "identifier": [{"system": codes.INSTITUTION_CODE.url, "value": institution.code}],
         "active": True,
         "type": [codes.institution_kind_concept(institution.kind)],
         "name": institution.name,
@@ -70,11 +72,11 @@ def search_organizations():
         query = query.where(string_condition(name, Institution.name, Institution.name_en))
     tokens = search.tokens("type")
     if tokens is not None:
-        kinds = set(search.codes("type", codes.INSTITUTION_KIND, KINDS) or ())
+        kinds = set(search.codes("type", codes.INSTITUTION_KIND.url, KINDS) or ())
         if any(t.system == codes.ORGANIZATION_TYPE and t.code in (None, "prov") for t in tokens):
             kinds = set(InstitutionKind)
         query = query.where(Institution.kind.in_(sorted(kinds)))
-    institution_codes = search.plain_codes("identifier", codes.INSTITUTION_CODE)
+    institution_codes = search.plain_codes("identifier", codes.INSTITUTION_CODE.url)
     if institution_codes is not None:
         query = query.where(Institution.code.in_(institution_codes))
     total, rows = page(query, search, Institution.id)

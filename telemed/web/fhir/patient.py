@@ -4,9 +4,9 @@ The registering institution is always the caller's (never taken from the body).
 National ID and phone are shown only to the clinical staff of that institution;
 everyone else gets them masked, and the resource carries the security label MASKED.
 Only what telemed stores is accepted: one name, gender, birthDate (a full date), at
-most one identifier (system urn:telemed:national-id) and one phone in telecom, and a
-managingOrganization only if it is the caller's institution; other elements are refused
-with 422 naming them rather than dropped.
+most one identifier (system NamingSystem/national-id of the namespace) and one phone
+in telecom, and a managingOrganization only if it is the caller's institution; other
+elements are refused with 422 naming them rather than dropped.
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ RESOURCE = register(
             SearchParam(
                 "identifier",
                 "token",
-                f"National ID ({codes.NATIONAL_ID}|<id>), one at a time; finds only patients "
-                "whose identifiers the caller may see.",
+                f"National ID ({codes.NATIONAL_ID.in_docs}|<id>), one at a time; finds only "
+                "patients whose identifiers the caller may see.",
             ),
         ),
     )
@@ -91,7 +91,7 @@ def patient_resource(actor, patient: Patient) -> dict[str, Any]:
     }
     if view.national_id:
         resource["identifier"] = [
-            {"use": "official", "system": codes.NATIONAL_ID, "value": view.national_id}
+            {"use": "official", "system": codes.NATIONAL_ID.url, "value": view.national_id}
         ]
     resource["name"] = [{"text": view.name}]
     if view.phone:
@@ -155,8 +155,8 @@ def _national_id(body: Element) -> tuple[str | None, str]:
     if identifier is None:
         return None, "Patient.identifier"
     system = identifier.require("system")
-    if system.string() != codes.NATIONAL_ID:
-        raise invalid(system.path, f"only {codes.NATIONAL_ID} identifiers are stored")
+    if system.string() != codes.NATIONAL_ID.url:
+        raise invalid(system.path, f"only {codes.NATIONAL_ID.url} identifiers are stored")
     value = identifier.require("value")
     return value.string(max_length=18), value.path
 
@@ -233,7 +233,7 @@ def search_patients():
     actor = current_actor()
     search = parse_search(RESOURCE)
     name = search.string("name")
-    national_ids = search.plain_codes("identifier", codes.NATIONAL_ID)
+    national_ids = search.plain_codes("identifier", codes.NATIONAL_ID.url)
     if national_ids is not None and len(national_ids) > 1:
         raise SearchError("identifier: give one national ID at a time", field="identifier")
     if national_ids == []:

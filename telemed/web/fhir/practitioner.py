@@ -27,7 +27,7 @@ RESOURCE = register(
                 "Display name or username: starts with the value, or a word of it does.",
                 modifiers=("contains", "exact"),
             ),
-            SearchParam("identifier", "token", f"Username ({codes.USERNAME}|<username>)."),
+            SearchParam("identifier", "token", f"Username ({codes.USERNAME.in_docs}|<username>)."),
         ),
     )
 )
@@ -38,7 +38,7 @@ def practitioner_resource(user: User) -> dict[str, Any]:
         "resourceType": "Practitioner",
         "id": str(user.id),
         "meta": meta(user.created_at),
-        "identifier": [{"system": codes.USERNAME, "value": user.username}],
+        "identifier": [{"system": codes.USERNAME.url, "value": user.username}],
         "active": user.is_enabled,
         "name": [{"text": user.display_name}],
     }
@@ -58,7 +58,7 @@ def search_practitioners():
     name = search.string("name")
     if name is not None:
         query = query.where(string_condition(name, User.display_name, User.username))
-    usernames = search.plain_codes("identifier", codes.USERNAME)
+    usernames = search.plain_codes("identifier", codes.USERNAME.url)
     if usernames is not None:
         query = query.where(User.username.in_(usernames))
     total, rows = page(query, search, User.id)

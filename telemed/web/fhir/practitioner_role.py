@@ -31,8 +31,12 @@ RESOURCE = register(
             SearchParam(
                 "organization", "reference", "Organization/<id>.", targets=("Organization",)
             ),
-            SearchParam("specialty", "token", f"Department code ({codes.DEPARTMENT}|<code>)."),
-            SearchParam("role", "token", f"telemed role ({codes.ROLE}): " + ", ".join(ROLES) + "."),
+            SearchParam(
+                "specialty", "token", f"Department code ({codes.DEPARTMENT.in_docs}|<code>)."
+            ),
+            SearchParam(
+                "role", "token", f"telemed role ({codes.ROLE.in_docs}): " + ", ".join(ROLES) + "."
+            ),
         ),
     )
 )
@@ -63,12 +67,12 @@ def search_practitioner_roles():
         ids = search.ids(name)
         if ids is not None:
             query = query.where(column.in_(ids))
-    departments = search.plain_codes("specialty", codes.DEPARTMENT)
+    departments = search.plain_codes("specialty", codes.DEPARTMENT.url)
     if departments is not None:
         query = query.where(
             User.department_id.in_(select(Department.id).where(Department.code.in_(departments)))
         )
-    roles = search.codes("role", codes.ROLE, ROLES)
+    roles = search.codes("role", codes.ROLE.url, ROLES)
     if roles is not None:
         query = query.where(User.role.in_(roles))
     total, rows = page(query, search, User.id)

@@ -4,13 +4,13 @@
 Referrals have an id space of their own: ``referral-<id>``, so they never collide with
 the ServiceRequests that cases (consult and read requests) are published as. They carry
 the category "Patient referral" (SNOMED CT 3457005) and the direction as a second coding
-of the category and as a meta tag (``urn:telemed:referral-direction`` ``up``/``down``);
+of the category and as a meta tag (``CodeSystem/referral-direction`` ``up``/``down``);
 the telemed state (requested … followed_up) is a meta tag too
-(``urn:telemed:referral-status``), since R4 ServiceRequest.status is coarser. A green
-channel referral has priority ``urgent`` and the tag ``urn:telemed:green-channel|true``.
+(``CodeSystem/referral-status``), since R4 ServiceRequest.status is coarser. A green
+channel referral has priority ``urgent`` and the tag ``CodeSystem/green-channel|true``.
 A downward referral points at the upward one that brought the patient with ``basedOn``.
-Attached cases and reports are referenced by identifier (``urn:telemed:case``,
-``urn:telemed:report``); organizations and practitioners by institution and user id.
+Attached cases and reports are referenced by identifier (``NamingSystem/case``,
+``NamingSystem/report``); organizations and practitioners by institution and user id.
 """
 
 from __future__ import annotations
@@ -20,14 +20,11 @@ from typing import Any
 from telemed.domain.referral_states import Direction, ReferralStatus
 from telemed.models.referrals import Referral
 from telemed.services.consortium import referrals
-from telemed.web.fhir import bp
+from telemed.web.fhir import bp, codes
 from telemed.web.fhir.search import Search, SearchError, page, searchset
-from telemed.web.fhir.wire import instant, resource_response
+from telemed.web.fhir.wire import check_vread, instant, resource_response
 from telemed.web.security import current_actor
 
-DIRECTION_SYSTEM = "urn:telemed:referral-direction"
-STATUS_SYSTEM = "urn:telemed:referral-status"
-GREEN_SYSTEM = "urn:telemed:green-channel"
 SNOMED = "http://snomed.info/sct"
 REFERRAL_CODE = "3457005"  # SNOMED CT: patient referral
 
@@ -40,7 +37,7 @@ FHIR_STATUS = {
     ReferralStatus.COMPLETED: "completed",
     ReferralStatus.FOLLOWED_UP: "completed",
 }
-DIRECTION_DISPLAY = {Direction.UP: "Upward referral", Direction.DOWN: "Downward referral"}
+DIRECTION_DISPLAY = codes.DIRECTION_DISPLAY
 
 
 def fhir_id(referral_id: int) -> str:
@@ -56,14 +53,18 @@ def service_request(referral: Referral) -> dict[str, Any]:
     up = referral.direction is Direction.UP
     tags = [
         {
-            "system": DIRECTION_SYSTEM,
+            "system": codes.REFERRAL_DIRECTION.url,
             "code": referral.direction.value,
             "display": DIRECTION_DISPLAY[referral.direction],
         },
-        {"system": STATUS_SYSTEM, "code": referral.status.value},
+        codes.coding(
+            codes.REFERRAL_STATUS.url,
+            referral.status.value,
+            codes.REFERRAL_STATUS_DISPLAY[referral.status],
+        ),
     ]
     if referral.green_channel:
-        tags.append({"system": GREEN_SYSTEM, "code": "true", "display": "Green channel"})
+        tags.append(codes.coding(codes.GREEN_CHANNEL.url, "true", "Green channel"))
     department = {
         "reference": f"Organization/{lead.id}",
         "display": f"{lead.name} / {referral.department.name}",
@@ -83,8 +84,12 @@ def service_request(referral: Referral) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "ServiceRequest",
         "id": fhir_id(referral.id),
-        "meta": {"tag": tags, "lastUpdated": _instant(referral.updated_at or referral.created_at)},
-        "identifier": [{"system": "urn:telemed:referral", "value": str(referral.id)}],
+        "meta": {
+            "versionId": str(referral.row_version),
+            "tag": tags,
+            "lastUpdated": _instant(referral.updated_at or referral.created_at),
+        },
+        "identifier": [{"system": codes.REFERRAL.url, "value": str(referral.id)}],
         "status": FHIR_STATUS[referral.status],
         "intent": "order",
         "category": [
@@ -92,7 +97,7 @@ def service_request(referral: Referral) -> dict[str, Any]:
                 "coding": [
                     {"system": SNOMED, "code": "3457005", "display": "Patient referral"},
                     {
-                        "system": DIRECTION_SYSTEM,
+                        "system": codes.REFERRAL_DIRECTION.url,
                         "code": referral.direction.value,
                         "display": DIRECTION_DISPLAY[referral.direction],
                     },
@@ -138,7 +143,7 @@ def service_request(referral: Referral) -> dict[str, Any]:
             supporting.append(
                 {
                     "identifier": {
-                        "system": "urn:telemed:report",
+                        "system": codes.REPORT.url,
                         "value": str(attachment.report_id),
                     },
                     "display": f"Signed report {attachment.report_id} of case {attachment.case_id}",
@@ -147,7 +152,7 @@ def service_request(referral: Referral) -> dict[str, Any]:
         elif attachment.case_id is not None:
             supporting.append(
                 {
-                    "identifier": {"system": "urn:telemed:case", "value": str(attachment.case_id)},
+                    "identifier": {"system": codes.CASE.url, "value": str(attachment.case_id)},
                     "display": f"Case {attachment.case_id}",
                 }
             )
@@ -159,6 +164,13 @@ def service_request(referral: Referral) -> dict[str, Any]:
 @bp.get("/ServiceRequest/referral-<int:referral_id>")
 def referral_request(referral_id: int):
     referral = referrals.read_referral(current_actor(), referral_id)
+    return resource_response(service_request(referral))
+
+
+@bp.get("/ServiceRequest/referral-<int:referral_id>/_history/<version>")
+def vread_referral_request(referral_id: int, version: str):
+    referral = referrals.read_referral(current_actor(), referral_id)
+    check_vread("ServiceRequest", fhir_id(referral_id), version, referral.row_version)
     return resource_response(service_request(referral))
 
 
@@ -188,7 +200,7 @@ def search(search: Search) -> dict[str, Any]:
         query = query.where(Referral.status.in_(statuses))
     if search.tokens("code") is not None:
         raise SearchError("code names case kinds; referrals are searched by _tag", field="code")
-    directions = search.codes("_tag", DIRECTION_SYSTEM, {d.value: d for d in Direction})
+    directions = search.codes("_tag", codes.REFERRAL_DIRECTION.url, {d.value: d for d in Direction})
     if directions is not None:
         query = query.where(Referral.direction.in_(directions))
     total, found = page(query, search, Referral.created_at.desc(), Referral.id.desc())

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 
 # FHIR search parameter types this server parses (web/fhir/search.py).
 SEARCH_TYPES = frozenset({"string", "token", "reference", "date"})
-INTERACTIONS = frozenset({"read", "search-type", "create", "update", "patch"})
+INTERACTIONS = frozenset({"read", "vread", "search-type", "create", "update", "patch"})
+# CapabilityStatement.rest.resource.versioning: versioned resources carry meta.versionId
+# and a weak ETag; versioned-update ones also refuse an If-Match of another version.
+VERSIONING = frozenset({"no-version", "versioned", "versioned-update"})
 
 
 @dataclass(frozen=True)
@@ -39,11 +42,20 @@ class ResourceDefinition:
     interactions: tuple[str, ...]
     search_params: tuple[SearchParam, ...] = ()
     documentation: str = ""
+    versioning: str = "no-version"
 
     def __post_init__(self) -> None:
         unknown = set(self.interactions) - INTERACTIONS
         if unknown:
             raise ValueError(f"unsupported interactions {sorted(unknown)}")
+        if self.versioning not in VERSIONING:
+            raise ValueError(f"unsupported versioning {self.versioning!r}")
+        if ("vread" in self.interactions) != (self.versioning != "no-version"):
+            raise ValueError(f"{self.type}: a versioned resource offers vread, and only it")
+        if self.versioning == "versioned-update" and not {"update", "patch"} & set(
+            self.interactions
+        ):
+            raise ValueError(f"{self.type}: versioned-update needs update or patch")
 
     def param(self, name: str) -> SearchParam | None:
         for param in self.search_params:

@@ -41,9 +41,11 @@ RESOURCE = register(
             SearchParam(
                 "service-type",
                 "token",
-                f"{codes.SERVICE_TYPE}: " + ", ".join(SERVICE_TYPES) + ".",
+                f"{codes.SERVICE_TYPE.in_docs}: " + ", ".join(SERVICE_TYPES) + ".",
             ),
-            SearchParam("specialty", "token", f"Department code ({codes.DEPARTMENT}|<code>)."),
+            SearchParam(
+                "specialty", "token", f"Department code ({codes.DEPARTMENT.in_docs}|<code>)."
+            ),
         ),
     )
 )
@@ -92,10 +94,10 @@ def search_schedules():
     actors = search.ids("actor")
     if actors is not None:
         query = query.where(Schedule.specialist_id.in_(actors))
-    service_types = search.codes("service-type", codes.SERVICE_TYPE, SERVICE_TYPES)
+    service_types = search.codes("service-type", codes.SERVICE_TYPE.url, SERVICE_TYPES)
     if service_types is not None:
         query = query.where(Schedule.service_type.in_(service_types))
-    departments = search.plain_codes("specialty", codes.DEPARTMENT)
+    departments = search.plain_codes("specialty", codes.DEPARTMENT.url)
     if departments is not None:
         query = query.where(Schedule.department_id.in_(department_ids(departments)))
     total, rows = page(query, search, Schedule.valid_from, Schedule.id)

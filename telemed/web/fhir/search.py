@@ -1,8 +1,8 @@
 """FHIR searches: parameters parsed against a resource's definition, paging, Bundles.
 
-Unknown parameters and unsupported modifiers are refused with 400 naming them (FHIR's
-strict handling) unless the client sends ``Prefer: handling=lenient``; then they are
-ignored and the Bundle carries an OperationOutcome (search mode ``outcome``) saying so.
+Unknown parameters and unsupported modifiers are ignored, as FHIR's default (lenient)
+handling asks, and the Bundle carries an OperationOutcome (search mode ``outcome``) naming
+each one; a client that sends ``Prefer: handling=strict`` gets 400 naming the first.
 A parameter given with an empty value is ignored, as FHIR asks. Paging is by ``_count``
 (default 20, at most 200; 0 gives only the total) and ``_offset``; the Bundle's links
 carry both, so a client just follows ``next``.
@@ -156,7 +156,7 @@ class Search:
 
 def parse_search(resource: ResourceDefinition) -> Search:
     search = Search(resource)
-    lenient = prefers_lenient()
+    strict = prefers_strict()
     for key, raw in request.args.items(multi=True):
         name, _, modifier = key.partition(":")
         value = raw.strip()
@@ -173,7 +173,7 @@ def parse_search(resource: ResourceDefinition) -> Search:
         elif modifier and modifier not in param.modifiers:
             problem = f"modifier :{modifier} is not supported on {resource.type} {name!r}"
         if problem is not None:
-            if not lenient:
+            if strict:
                 raise SearchError(problem, field=key)
             search.warnings.append(problem + "; ignored")
             continue
@@ -187,13 +187,18 @@ def parse_search(resource: ResourceDefinition) -> Search:
     return search
 
 
-def prefers_lenient() -> bool:
+def requested_handling() -> str | None:
+    """The ``handling`` preference of the request's ``Prefer`` header, if any."""
     prefer = request.headers.get("Prefer", "")
     for part in re.split(r"[,;]", prefer):
         key, _, value = part.strip().partition("=")
         if key.strip().lower() == "handling":
-            return value.strip().strip('"').lower() == "lenient"
-    return False
+            return value.strip().strip('"').lower()
+    return None
+
+
+def prefers_strict() -> bool:
+    return requested_handling() == "strict"
 
 
 def _result_param(search: Search, name: str, modifier: str, value: str) -> None:

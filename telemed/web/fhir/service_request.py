@@ -19,21 +19,20 @@ from telemed.errors import InvalidInput
 from telemed.extensions import db
 from telemed.models.cases import Case
 from telemed.services.cases import cases
-from telemed.web.fhir import bp, referral_request
+from telemed.web.fhir import bp, codes, referral_request
 from telemed.web.fhir.registry import ResourceDefinition, SearchParam, register
 from telemed.web.fhir.search import SearchError, page, parse_search, searchset
-from telemed.web.fhir.wire import numeric_id, resource_response, searched_id, utc_instant
+from telemed.web.fhir.wire import (
+    check_vread,
+    numeric_id,
+    resource_response,
+    searched_id,
+    utc_instant,
+)
 from telemed.web.security import current_actor
 
 FHIR_JSON = "application/fhir+json"
-DICOMWEB_EXTENSION = "https://telemed.example.org/fhir/StructureDefinition/case-dicomweb"
-KIND_SYSTEM = "https://telemed.example.org/fhir/CodeSystem/case-kind"
-DEPARTMENT_SYSTEM = "https://telemed.example.org/fhir/sid/department"
-KIND_DISPLAY = {
-    CaseKind.CONSULT: "Remote consult",
-    CaseKind.ECG_READ: "Remote ECG read",
-    CaseKind.IMAGING_READ: "Remote imaging read",
-}
+KIND_DISPLAY = codes.CASE_KIND_DISPLAY
 # SNOMED CT categories: consultation, imaging, electrocardiographic procedure.
 SNOMED = "http://snomed.info/sct"
 KIND_CATEGORY = {
@@ -73,15 +72,18 @@ def to_fhir(case: Case) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "ServiceRequest",
         "id": str(case.id),
-        "meta": {"lastUpdated": utc_instant(case.updated_at or case.created_at)},
-        "extension": [{"url": DICOMWEB_EXTENSION, "valueUrl": dicomweb_root(case.id)}],
+        "meta": {
+            "versionId": str(case.row_version),
+            "lastUpdated": utc_instant(case.updated_at or case.created_at),
+        },
+        "extension": [{"url": codes.CASE_DICOMWEB.url, "valueUrl": dicomweb_root(case.id)}],
         "status": STATUS[case.status],
         "intent": "order",
         "category": [{"coding": [{"system": SNOMED, "code": code, "display": display}]}],
         "code": {
             "coding": [
                 {
-                    "system": KIND_SYSTEM,
+                    "system": codes.CASE_KIND.url,
                     "code": case.kind.value,
                     "display": KIND_DISPLAY[case.kind],
                 }
@@ -117,7 +119,7 @@ def to_fhir(case: Case) -> dict[str, Any]:
             {
                 "type": "Organization",
                 "identifier": {
-                    "system": DEPARTMENT_SYSTEM,
+                    "system": codes.DEPARTMENT_ID.url,
                     "value": str(case.target_department_id),
                 },
                 "display": case.target_department.name,
@@ -130,7 +132,7 @@ def to_fhir(case: Case) -> dict[str, Any]:
     if case.booking_id is not None:
         resource["identifier"] = [
             {
-                "system": "https://telemed.example.org/fhir/sid/booking",
+                "system": codes.BOOKING.url,
                 "value": str(case.booking_id),
             }
         ]
@@ -144,16 +146,19 @@ def to_fhir(case: Case) -> dict[str, Any]:
 RESOURCE = register(
     ResourceDefinition(
         type="ServiceRequest",
-        interactions=("read", "search-type", "create"),
+        interactions=("read", "vread", "search-type", "create"),
+        versioning="versioned",
         documentation="Cases (consult, ECG read, imaging read) in the caller's scope; the id "
         "is the case id, and the case-dicomweb extension names the case's DICOMweb root. "
         "Two-way referrals are ServiceRequests in their own id space, read at "
         "ServiceRequest/referral-<id> (category SNOMED CT 3457005, direction in "
-        "urn:telemed:referral-direction).",
+        f"{codes.REFERRAL_DIRECTION.in_docs}).",
         search_params=(
             SearchParam("patient", "reference", "Patient/<id>.", targets=("Patient",)),
             SearchParam("status", "token", "draft, active, completed or revoked."),
-            SearchParam("code", "token", f"{KIND_SYSTEM}: consult, ecg_read, imaging_read."),
+            SearchParam(
+                "code", "token", f"{codes.CASE_KIND.in_docs}: consult, ecg_read, imaging_read."
+            ),
             SearchParam(
                 "category",
                 "token",
@@ -163,7 +168,7 @@ RESOURCE = register(
             SearchParam(
                 "_tag",
                 "token",
-                f"{referral_request.DIRECTION_SYSTEM}|up or |down: referrals of that direction.",
+                f"{codes.REFERRAL_DIRECTION.in_docs}|up or |down: referrals of that direction.",
             ),
         ),
     )
@@ -174,7 +179,15 @@ RESOURCE = register(
 @login_required
 def read_service_request(resource_id: str):
     case_id = numeric_id(resource_id, "ServiceRequest")
-    return fhir_response(to_fhir(cases.read_case(current_actor(), case_id)))
+    return resource_response(to_fhir(cases.read_case(current_actor(), case_id)))
+
+
+@bp.route("/ServiceRequest/<resource_id>/_history/<version>", methods=["GET"])
+@login_required
+def vread_service_request(resource_id: str, version: str):
+    case = cases.read_case(current_actor(), numeric_id(resource_id, "ServiceRequest"))
+    check_vread("ServiceRequest", resource_id, version, case.row_version)
+    return resource_response(to_fhir(case))
 
 
 def _reference_id(raw: str, resource_type: str, field: str) -> int:
@@ -224,13 +237,13 @@ def _from_fhir(body: dict[str, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = {"patient_id": _reference_id(subject, "Patient", "subject")}
     kind = None
     for coding in (body.get("code") or {}).get("coding", []):
-        if coding.get("system") == KIND_SYSTEM:
+        if coding.get("system") == codes.CASE_KIND.url:
             kind = coding.get("code")
     try:
         fields["kind"] = CaseKind(kind)
     except ValueError:
         raise InvalidInput(
-            f"code needs a coding of {KIND_SYSTEM}: consult, ecg_read or imaging_read",
+            f"code needs a coding of {codes.CASE_KIND.url}: consult, ecg_read or imaging_read",
             field="code",
         ) from None
     try:
@@ -250,7 +263,7 @@ def _from_fhir(body: dict[str, Any]) -> dict[str, Any]:
         identifier = performer.get("identifier") or {}
         if reference.startswith("Practitioner/"):
             fields["target_specialist_id"] = _reference_id(reference, "Practitioner", "performer")
-        elif identifier.get("system") == DEPARTMENT_SYSTEM:
+        elif identifier.get("system") == codes.DEPARTMENT_ID.url:
             try:
                 fields["target_department_id"] = int(identifier.get("value"))
             except (TypeError, ValueError):
@@ -259,7 +272,7 @@ def _from_fhir(body: dict[str, Any]) -> dict[str, Any]:
                 ) from None
         else:
             raise InvalidInput(
-                f"performer is a Practitioner reference or a {DEPARTMENT_SYSTEM} identifier",
+                f"performer is a Practitioner reference or a {codes.DEPARTMENT_ID.url} identifier",
                 field="performer",
             )
     return fields

@@ -3,7 +3,7 @@
 A telemed slot has seats in two pools: down-shared (member institutions book them) and
 the hospital's own (the registrar books them). Each pool of a slot in which the caller
 counts seats is a FHIR Slot with the id ``<slot id>-<pool>`` (``42-down-shared``,
-``42-hospital``), tagged ``urn:telemed:pool|down-shared`` or ``|hospital``:
+``42-hospital``), tagged ``CodeSystem/pool|down-shared`` or ``|hospital``:
 
 - a grassroots doctor sees only down-shared Slots, counting the seats their institution
   may take (open seats and those allotted to it); the registrar sees only hospital
@@ -12,8 +12,8 @@ counts seats is a FHIR Slot with the id ``<slot id>-<pool>`` (``42-down-shared``
   free; ``busy`` when every counted seat is taken; ``busy-unavailable`` when the
   specialist blocked the slot or it has started (``busy-tentative`` and
   ``entered-in-error`` are never used);
-- the counted and free seats are in the extensions ``urn:telemed:slot-seats`` and
-  ``urn:telemed:slot-free-seats``; when booking a free Slot would still be refused
+- the counted and free seats are in the extensions ``StructureDefinition/slot-seats``
+  and ``StructureDefinition/slot-free-seats``; when booking a free Slot would still be refused
   (its pool opens later: the early-access window), ``comment`` says why.
 
 The availability is the one services/scheduling/booking.py computes for the JSON API, so a Slot
@@ -35,10 +35,11 @@ from telemed.models.scheduling import Pool, ServiceType, SlotStatus
 from telemed.services.accounts import scopes
 from telemed.services.scheduling import booking
 from telemed.services.scheduling.booking import Availability, SlotAvailability, SlotFilter
+from telemed.services.scheduling.slot_versions import slot_versions
 from telemed.web.fhir import bp, codes
 from telemed.web.fhir.registry import ResourceDefinition, SearchParam, register
 from telemed.web.fhir.search import parse_search, searchset
-from telemed.web.fhir.wire import instant, resource_response
+from telemed.web.fhir.wire import check_vread, instant, meta, resource_response
 from telemed.web.security import current_actor
 
 SLOT_STATUS = "http://hl7.org/fhir/slotstatus"
@@ -59,9 +60,12 @@ SLOT_ID = re.compile(r"^(\d{1,18})(?:-(down-shared|hospital))?$")
 RESOURCE = register(
     ResourceDefinition(
         type="Slot",
-        interactions=("read", "search-type"),
+        interactions=("read", "vread", "search-type"),
+        versioning="versioned",
         documentation="One Slot per telemed slot and pool as the caller sees it (id "
-        "<slot>-<pool>); free when a seat the caller may take is free.",
+        "<slot>-<pool>); free when a seat the caller may take is free. The version moves "
+        "with every change to the slot, its seats or their bookings (not with the clock: "
+        "a slot that starts becomes busy-unavailable at the same version).",
         search_params=(
             SearchParam("schedule", "reference", "Schedule/<id>.", targets=("Schedule",)),
             SearchParam(
@@ -78,13 +82,15 @@ RESOURCE = register(
             SearchParam(
                 "service-type",
                 "token",
-                f"{codes.SERVICE_TYPE}: " + ", ".join(SERVICE_TYPES) + ".",
+                f"{codes.SERVICE_TYPE.in_docs}: " + ", ".join(SERVICE_TYPES) + ".",
             ),
-            SearchParam("specialty", "token", f"Department code ({codes.DEPARTMENT}|<code>)."),
+            SearchParam(
+                "specialty", "token", f"Department code ({codes.DEPARTMENT.in_docs}|<code>)."
+            ),
             SearchParam(
                 "_tag",
                 "token",
-                f"Pool: {codes.POOL}|down-shared or {codes.POOL}|hospital.",
+                f"Pool: {codes.POOL.in_docs}|down-shared or {codes.POOL.in_docs}|hospital.",
             ),
         ),
     )
@@ -113,7 +119,7 @@ def _comment(row: SlotAvailability) -> str:
     return text
 
 
-def slot_resource(row: SlotAvailability) -> dict[str, Any]:
+def slot_resource(row: SlotAvailability, version: int) -> dict[str, Any]:
     slot = row.slot
     schedule = (
         {"reference": f"Schedule/{slot.schedule_id}"}
@@ -123,10 +129,10 @@ def slot_resource(row: SlotAvailability) -> dict[str, Any]:
     return {
         "resourceType": "Slot",
         "id": fhir_slot_id(slot.id, row.pool),
-        "meta": {"tag": [codes.pool_tag(row.pool)]},
+        "meta": meta(version=version, tag=[codes.pool_tag(row.pool)]),
         "extension": [
-            {"url": codes.SLOT_SEATS, "valueUnsignedInt": row.seats},
-            {"url": codes.SLOT_FREE_SEATS, "valueUnsignedInt": row.free},
+            {"url": codes.SLOT_SEATS.url, "valueUnsignedInt": row.seats},
+            {"url": codes.SLOT_FREE_SEATS.url, "valueUnsignedInt": row.free},
         ],
         "serviceType": [codes.service_type_concept(slot.service_type)],
         "specialty": [codes.department_concept(slot.department)],
@@ -152,25 +158,38 @@ def search_slots():
     actor = current_actor()
     search = parse_search(RESOURCE)
     statuses = search.codes("status", SLOT_STATUS, AVAILABILITY_OF)
-    departments = search.plain_codes("specialty", codes.DEPARTMENT)
+    departments = search.plain_codes("specialty", codes.DEPARTMENT.url)
     interval = search.interval("start")
     filters = SlotFilter(
         starts_from=interval.starts_from if interval else None,
         starts_before=interval.starts_before if interval else None,
         schedule_ids=search.ids("schedule"),
         department_ids=None if departments is None else _department_ids(actor, departments),
-        service_types=search.codes("service-type", codes.SERVICE_TYPE, SERVICE_TYPES),
-        pools=search.codes("_tag", codes.POOL, codes.POOL_BY_CODE),
+        service_types=search.codes("service-type", codes.SERVICE_TYPE.url, SERVICE_TYPES),
+        pools=search.codes("_tag", codes.POOL.url, codes.POOL_BY_CODE),
         availability=None if statuses is None else [s for s in statuses if s is not None],
     )
     total, rows = booking.slot_availability(
         actor, filters, limit=search.count, offset=search.offset
     )
-    return resource_response(searchset(search, total, [slot_resource(r) for r in rows]))
+    versions = slot_versions({r.slot.id for r in rows})
+    resources = [slot_resource(r, versions[r.slot.id]) for r in rows]
+    return resource_response(searchset(search, total, resources))
 
 
 @bp.get("/Slot/<resource_id>")
 def read_slot(resource_id: str):
+    return resource_response(_read_slot(resource_id))
+
+
+@bp.get("/Slot/<resource_id>/_history/<version>")
+def vread_slot(resource_id: str, version: str):
+    resource = _read_slot(resource_id)
+    check_vread("Slot", resource_id, version, int(resource["meta"]["versionId"]))
+    return resource_response(resource)
+
+
+def _read_slot(resource_id: str) -> dict[str, Any]:
     parsed = parse_slot_id(resource_id)
     if parsed is None or parsed[1] is None:
         raise NotFound(f"Slot/{resource_id} not found (Slot ids are <slot>-<pool>)")
@@ -180,4 +199,4 @@ def read_slot(resource_id: str):
     )
     if not rows:
         raise NotFound(f"Slot/{resource_id} not found")
-    return resource_response(slot_resource(rows[0]))
+    return slot_resource(rows[0], slot_versions([slot_id])[slot_id])

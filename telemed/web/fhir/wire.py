@@ -32,6 +32,13 @@ class MalformedRequest(TelemedError):
     code = "invalid"
 
 
+class StaleVersion(TelemedError):
+    """412: ``If-Match`` named a version the resource has moved on from."""
+
+    status = 412
+    code = "precondition_failed"
+
+
 # -- out ---------------------------------------------------------------------------------
 
 
@@ -49,8 +56,12 @@ def utc_instant(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
-def meta(last_updated: datetime | None = None, **extra: Any) -> dict[str, Any]:
+def meta(
+    last_updated: datetime | None = None, *, version: int | None = None, **extra: Any
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    if version is not None:
+        out["versionId"] = str(version)
     if last_updated is not None:
         out["lastUpdated"] = instant(last_updated)
     out.update({k: v for k, v in extra.items() if v})
@@ -81,11 +92,19 @@ def resource_response(
     response.content_type = f"{response_mimetype()}; charset=utf-8"
     if location:
         response.headers["Location"] = location
+    version = body.get("meta", {}).get("versionId")
+    if version:
+        # Weak: the same version may be written with other whitespace or _format.
+        response.set_etag(version, weak=True)
     last_updated = body.get("meta", {}).get("lastUpdated")
     if last_updated:
         moment = datetime.fromisoformat(last_updated)
         response.last_modified = moment
     return response
+
+
+def history_url(resource_type: str, resource_id: object, version: object) -> str:
+    return f"{location_of(resource_type, resource_id)}/_history/{version}"
 
 
 def location_of(resource_type: str, resource_id: object) -> str:
@@ -103,6 +122,43 @@ def relocate(response: Response) -> None:
 
 
 # -- in ----------------------------------------------------------------------------------
+
+VERSION_TAG = re.compile(r'^(?:W/)?"(\d{1,18})"$')
+
+
+def requested_version() -> int | None:
+    """The version an ``If-Match`` header names (``W/"3"`` or ``"3"``), if one is sent."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        return None
+    match = VERSION_TAG.match(header.strip())
+    if match is None:
+        raise MalformedRequest(
+            f'If-Match must name one version, like W/"3" (from the ETag), not {header!r}',
+            field="If-Match",
+        )
+    return int(match.group(1))
+
+
+def check_version(resource_type: str, resource_id: object, current: int) -> None:
+    """Refuse a change made against a version older (or newer) than ``current``."""
+    wanted = requested_version()
+    if wanted is not None and wanted != current:
+        raise StaleVersion(
+            f"{resource_type}/{resource_id} is at version {current}, not {wanted}: "
+            "read it again and repeat the change if it still applies",
+            field="If-Match",
+        )
+
+
+def check_vread(resource_type: str, resource_id: object, version: str, current: int) -> None:
+    """Only the current version of a resource is kept; an older one is not found."""
+    if version != str(current):
+        raise NotFound(
+            f"{resource_type}/{resource_id}/_history/{version} not found: this server keeps "
+            f"only the current version ({current})",
+            field="versionId",
+        )
 
 
 def _refuse_constant(name: str) -> float:
