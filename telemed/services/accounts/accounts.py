@@ -142,6 +142,16 @@ def revoke_all_sessions(user: User) -> int:
     return result.rowcount or 0
 
 
+def disable_user(user: User) -> None:
+    """The account stops working everywhere: its logins are revoked and every socket it
+    holds (browser or API token) closes at once."""
+    if not user.is_enabled:
+        return
+    user.is_enabled = False
+    audit.record(actor_of(user), "disable", "user", user.id)
+    revoke_all_sessions(user)
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -170,7 +180,9 @@ def user_for_api_token(token: str) -> User | None:
     ).first()
     if row is None:
         return None
-    return row[1]
+    token_row, user = row
+    user.api_token_id = token_row.id
+    return user
 
 
 def revoke_api_token(token_id: int) -> ApiToken:
@@ -180,6 +192,10 @@ def revoke_api_token(token_id: int) -> ApiToken:
     if row.revoked_at is None:
         row.revoked_at = clock.now()
         audit.record(actor_of(row.user), "revoke", "api_token", row.id)
+        # Its sockets close at once; its unused tickets die with it (consume_ticket checks).
+        publish_after_commit(
+            db.session, f"user:{row.user_id}", {"type": "session_revoked", "token": row.id}
+        )
     return row
 
 
