@@ -183,6 +183,10 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "TELEMED_LOGIN_MAX_FAILURES": env_int("LOGIN_MAX_FAILURES", 5),
         "TELEMED_LOGIN_WINDOW_SECONDS": env_int("LOGIN_WINDOW_SECONDS", 900),
         "TELEMED_LOGIN_MAX_FAILURES_PER_IP": env_int("LOGIN_MAX_FAILURES_PER_IP", 30),
+        # An address the account signed in from within these days is its own source.
+        "TELEMED_LOGIN_KNOWN_ADDRESS_DAYS": env_int("LOGIN_KNOWN_ADDRESS_DAYS", 90),
+        # Proxies (addresses or networks) whose X-Forwarded-For / -Proto are believed.
+        "TELEMED_TRUSTED_PROXIES": env_list("TRUSTED_PROXIES", []),
         "TELEMED_PASSWORD_HASH": env("PASSWORD_HASH", "scrypt"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -9,11 +9,12 @@ from telemed.i18n import local_time
 
 
 def init_app(app: Flask) -> None:
-    from telemed.web import boundary, errors, security
+    from telemed.web import boundary, errors, proxies, security
     from telemed.web.input_limits import IdConverter, refuse_nul
 
     # Before any route is added: every <int:...> is bounded to what the databases hold.
     app.url_map.converters["int"] = IdConverter
+    proxies.init_app(app)
     boundary.init_app(app)
     security.init_app(app)
     errors.init_app(app)
