@@ -199,6 +199,8 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "BABEL_DEFAULT_LOCALE": env("DEFAULT_LOCALE", "zh_Hans"),
         "BABEL_DEFAULT_TIMEZONE": "UTC",
         "MAX_CONTENT_LENGTH": env_int("MAX_REQUEST_BYTES", 64 * 1024**2),
+        # JSON bodies nested deeper are refused (422) before they are parsed.
+        "TELEMED_MAX_JSON_DEPTH": env_int("MAX_JSON_DEPTH", 32),
         "JSON_SORT_KEYS": False,
         "API_TITLE": "telemed",
         "API_VERSION": "1",
