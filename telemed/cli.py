@@ -89,6 +89,16 @@ def users_list() -> None:
         )
 
 
+@users_cli.command("disable")
+@click.argument("username")
+def users_disable(username: str) -> None:
+    """Disable USERNAME: sign-in, sessions, tokens and live sockets stop at once."""
+    set_origin(Origin("cli"))
+    accounts.disable_user(_user(username))
+    db.session.commit()
+    click.echo(f"disabled {username}")
+
+
 @demo_cli.command("seed")
 @click.option("--force", is_flag=True, help="Seed even if the database has data.")
 def demo_seed(force: bool) -> None:

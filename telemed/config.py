@@ -198,6 +198,10 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "TELEMED_LOGIN_MAX_FAILURES": env_int("LOGIN_MAX_FAILURES", 5),
         "TELEMED_LOGIN_WINDOW_SECONDS": env_int("LOGIN_WINDOW_SECONDS", 900),
         "TELEMED_LOGIN_MAX_FAILURES_PER_IP": env_int("LOGIN_MAX_FAILURES_PER_IP", 30),
+        # An address the account signed in from within these days is its own source.
+        "TELEMED_LOGIN_KNOWN_ADDRESS_DAYS": env_int("LOGIN_KNOWN_ADDRESS_DAYS", 90),
+        # Proxies (addresses or networks) whose X-Forwarded-For / -Proto are believed.
+        "TELEMED_TRUSTED_PROXIES": env_list("TRUSTED_PROXIES", []),
         "TELEMED_PASSWORD_HASH": env("PASSWORD_HASH", "scrypt"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -210,6 +214,8 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "BABEL_DEFAULT_LOCALE": env("DEFAULT_LOCALE", "zh_Hans"),
         "BABEL_DEFAULT_TIMEZONE": "UTC",
         "MAX_CONTENT_LENGTH": env_int("MAX_REQUEST_BYTES", 64 * 1024**2),
+        # JSON bodies nested deeper are refused (422) before they are parsed.
+        "TELEMED_MAX_JSON_DEPTH": env_int("MAX_JSON_DEPTH", 32),
         "JSON_SORT_KEYS": False,
         "API_TITLE": "telemed",
         "API_VERSION": "1",

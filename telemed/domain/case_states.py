@@ -126,6 +126,25 @@ def refuse_transition(
     return None
 
 
+def refuse_claim_release(
+    actor_user_id: int, *, is_admin: bool, claimant_id: int | None, reason: str | None
+) -> TransitionRefusal | None:
+    """A claimed read goes back to the worklist only by its claimant, or by an admin with
+    a reason: a colleague must not take over a read (and its draft) on their own."""
+    if is_admin:
+        if not (reason or "").strip():
+            return TransitionRefusal("handing back another reader's claim needs a reason")
+        return None
+    if claimant_id != actor_user_id:
+        return TransitionRefusal("only the reader who claimed this read may hand it back")
+    return None
+
+
+def may_sign_draft(signer_id: int, draft_author_id: int) -> bool:
+    """A signature is over text its signer wrote, or took over by saving it as theirs."""
+    return signer_id == draft_author_id
+
+
 # How long a read may wait for its report, by priority (reading centres may set their own).
 DEFAULT_READ_DEADLINE_MINUTES: dict[Priority, int] = {
     Priority.CRITICAL: 15,

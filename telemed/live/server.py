@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
+from telemed import clock
 from telemed.errors import TelemedError
 from telemed.fanout import ChannelSubscriber, channel_subscriber, get_fanout
 from telemed.live import protocol
@@ -357,9 +358,14 @@ class LiveServer:
     def _on_user_message(self, user_id: int, message: dict[str, Any]) -> None:
         clients = self.users.get(user_id, ())
         if message.get("type") == "session_revoked":
-            revoked = message.get("session")
+            # One login session, one API token, or (neither named) every login of the user.
+            session, token = message.get("session"), message.get("token")
             for client in list(clients):
-                if revoked is None or client.entry.login_session_id == revoked:
+                entry = client.entry
+                if token is not None:
+                    if entry.api_token_id == token:
+                        self._close_soon(client, protocol.CLOSE_UNAUTHENTICATED, "token revoked")
+                elif session is None or entry.login_session_id == session:
                     self._close_soon(client, protocol.CLOSE_UNAUTHENTICATED, "signed out")
             return
         frame = encode({"type": "notification", **message})
@@ -447,6 +453,11 @@ class LiveServer:
                 continue  # refused or signed out: nothing more it says is acted on
             if not client.bucket.take():
                 self._close_soon(client, protocol.CLOSE_RATE, "too many messages")
+                continue
+            expires = client.entry.credential_expires_at
+            if expires is not None and clock.now() >= expires:
+                # The login ended while the socket was open: nothing more is acted on.
+                self._close_soon(client, protocol.CLOSE_UNAUTHENTICATED, "signed out")
                 continue
             message = _json(raw)
             client_id = message.get("id") if isinstance(message, dict) else None
@@ -644,11 +655,11 @@ class LiveServer:
         clients = [c for group in self.users.values() for c in group]
         if not clients:
             return 0
-        keys = {(c.entry.login_session_id, c.entry.user_id, c.entry.room_id) for c in clients}
+        keys = {(c.entry.credential, c.entry.user_id, c.entry.room_id) for c in clients}
         lost = await self.store.read(consults.still_allowed, list(keys))
         closed = 0
         for client in clients:
-            key = (client.entry.login_session_id, client.entry.user_id, client.entry.room_id)
+            key = (client.entry.credential, client.entry.user_id, client.entry.room_id)
             if key in lost:
                 self._close_soon(client, protocol.CLOSE_FORBIDDEN, "access lost")
                 closed += 1

@@ -1,6 +1,6 @@
 """Typed tables, one module per area. Importing this package registers them all."""
 
-from telemed.models.accounts import ApiToken, LoginAttempt, LoginSession
+from telemed.models.accounts import ApiToken, LoginAttempt, LoginSession, LoginThrottle
 from telemed.models.attendance import BookingSuspension, ConsortiumPolicy
 from telemed.models.audit import AuditEvent, AuditOutcome
 from telemed.models.beds import Admission, BedDay, BedInventory
@@ -69,6 +69,7 @@ __all__ = [
     "LiveTicket",
     "LoginAttempt",
     "LoginSession",
+    "LoginThrottle",
     "Notification",
     "NotificationDelivery",
     "Patient",

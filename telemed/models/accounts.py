@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from telemed.db import Base, UTCDateTime
@@ -58,3 +58,15 @@ class LoginAttempt(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     succeeded: Mapped[bool] = mapped_column(Boolean)
+
+
+class LoginThrottle(Base):
+    """One sign-in counter (an account from untrusted sources, an account from one trusted
+    source, or a client address) in its current window. Taken by one atomic upsert
+    before the password is checked, so parallel attempts cannot pass the limit together."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer)

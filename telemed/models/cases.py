@@ -137,8 +137,8 @@ class Report(CreatedAtMixin, Base):
             "uq_case_report_one_draft",
             "case_id",
             unique=True,
-            sqlite_where=text("signed_at IS NULL"),
-            postgresql_where=text("signed_at IS NULL"),
+            sqlite_where=text("signed_at IS NULL AND superseded_at IS NULL"),
+            postgresql_where=text("signed_at IS NULL AND superseded_at IS NULL"),
         ),
     )
 
@@ -159,6 +159,8 @@ class Report(CreatedAtMixin, Base):
     amends_id: Mapped[int | None] = mapped_column(ForeignKey("case_report.id"))
     amendment_reason: Mapped[str | None] = mapped_column(String(1000))
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An unsigned draft another reader took over: kept as its author left it, never signed.
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     case: Mapped[Case] = relationship()
     author: Mapped[User] = relationship(foreign_keys=[author_id])

@@ -104,6 +104,7 @@ class User(UserMixin, CreatedAtMixin, Base):
     # Flask-Login identifies a signed-in browser by its login session, not the user id,
     # so that logging out (or an admin revoking a session) takes effect at once.
     login_session_id = None  # set per request, not a column
+    api_token_id = None  # the bearer token that identified this request, if any
 
     def get_id(self) -> str | None:
         return self.login_session_id

@@ -57,6 +57,8 @@ class LiveTicket(CreatedAtMixin, Base):
     session_id: Mapped[int | None] = mapped_column(ForeignKey("consult_session.id"))
     # The browser login the ticket was issued to: signing out closes its sockets.
     login_session_id: Mapped[str | None] = mapped_column(String(64))
+    # The API token the ticket was issued to: revoking it closes its sockets.
+    api_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_token.id"))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -9,15 +9,17 @@ from telemed.i18n import local_time
 
 
 def init_app(app: Flask) -> None:
-    from telemed.web import boundary, errors, security
-    from telemed.web.input_limits import IdConverter, refuse_nul
+    from telemed.web import boundary, errors, proxies, security
+    from telemed.web.input_limits import IdConverter, refuse_deep_json, refuse_nul
 
     # Before any route is added: every <int:...> is bounded to what the databases hold.
     app.url_map.converters["int"] = IdConverter
+    proxies.init_app(app)
     boundary.init_app(app)
     security.init_app(app)
     errors.init_app(app)
-    app.before_request(refuse_nul)  # after the transaction's and the caller's set-up
+    app.before_request(refuse_deep_json)  # after the transaction's and the caller's set-up
+    app.before_request(refuse_nul)
 
     from telemed.web.api import init_api
     from telemed.web.auth import bp as auth_bp

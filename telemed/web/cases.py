@@ -27,6 +27,7 @@ from telemed import clock
 from telemed.domain.access import may_see_identifiers
 from telemed.domain.case_states import CaseKind, CaseStatus, Priority, Side, next_states
 from telemed.domain.dicom_identity import identity_warnings
+from telemed.domain.file_names import clean_file_name
 from telemed.domain.masking import mask_national_id, mask_text
 from telemed.ecg import MACHINE_MEASUREMENT_LABEL
 from telemed.errors import InvalidInput, TelemedError
@@ -305,7 +306,8 @@ def ecg_file(case_id: int, recording_id: int):
         dicom.store().path_of(original["sha256"]),
         mimetype="application/octet-stream",
         as_attachment=True,
-        download_name=original["filename"],
+        # Names stored before they were cleaned on the way in must not break the header.
+        download_name=clean_file_name(original["filename"]) or "recording",
     )
 
 

@@ -3,6 +3,10 @@
 Text: no NUL character anywhere (query, form or JSON): PostgreSQL cannot store one, and no
 field has a use for it; such a request is refused before it reaches a view.
 
+Nesting: a JSON body nested deeper than ``TELEMED_MAX_JSON_DEPTH`` is refused (422 naming
+the body) before it is parsed: parsers and walkers recurse, and 400 KB of ``[[[...`` would
+exhaust the stack.
+
 Numbers: ids (and most integer columns) are INTEGER, 32 bits on PostgreSQL, which answers
 a larger value with "integer out of range"; SQLite holds 64 bits and refuses a larger
 Python int with an OverflowError. Path ids are bounded by the ``int`` converter of every
@@ -13,9 +17,10 @@ string, a form or a JSON body reach the services as they are; when one overflows
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 from werkzeug.routing import IntegerConverter
 
 from telemed.errors import InvalidInput
@@ -80,3 +85,33 @@ def refuse_nul() -> None:
     for name, value in _fields():
         if isinstance(value, str) and "\x00" in value:
             raise InvalidInput(f"{name} contains a NUL character", field=name)
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth(body: bytes) -> int:
+    """How deep a JSON text nests arrays and objects (brackets inside strings ignored),
+    counted without parsing it."""
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    depth = deepest = 0
+    for byte in brackets:
+        if byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def refuse_deep_json() -> None:
+    """``before_request``: a JSON body nested too deep is refused before anything parses it."""
+    if not request.is_json:
+        return
+    limit = current_app.config["TELEMED_MAX_JSON_DEPTH"]
+    body = request.get_data(cache=True)
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return
+    if json_depth(body) > limit:
+        raise InvalidInput(f"the JSON body is nested deeper than {limit} levels", field="body")

@@ -33,6 +33,7 @@ from werkzeug.exceptions import ClientDisconnected
 from telemed import clock
 from telemed.db import set_write_intent
 from telemed.domain.access import Actor
+from telemed.domain.file_names import clean_file_name
 from telemed.errors import Conflict, InvalidInput, NotFound, TelemedError
 from telemed.extensions import db
 from telemed.models.case_files import UploadSession
@@ -126,7 +127,7 @@ def create():
     except ValueError:
         raise TusError(400, "Upload-Length must be a whole number of bytes") from None
     metadata = parse_metadata(request.headers.get("Upload-Metadata"))
-    filename = (metadata.get("filename") or metadata.get("name") or "").strip()[:300]
+    filename = clean_file_name(metadata.get("filename") or metadata.get("name"))
     if not filename:
         raise InvalidInput("Upload-Metadata needs the filename", field="filename")
     limit = current_app.config["TELEMED_MAX_UPLOAD_BYTES"]

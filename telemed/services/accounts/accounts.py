@@ -8,17 +8,17 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from telemed import clock
-from telemed.errors import InvalidInput, NotFound, TooManyRequests
+from telemed.errors import InvalidInput, NotFound
 from telemed.events import publish_after_commit
 from telemed.extensions import db
 from telemed.models.accounts import ApiToken, LoginAttempt, LoginSession
 from telemed.models.audit import AuditOutcome
 from telemed.models.consortium import User
-from telemed.services.accounts import audit
+from telemed.services.accounts import audit, throttling
 from telemed.services.accounts.context import actor_of
 
 SESSION_LIFETIME = timedelta(hours=12)
@@ -40,40 +40,31 @@ def validate_new_password(password: str) -> None:
         raise InvalidInput("password must be at least 10 characters", field="password")
 
 
-def _throttle(username: str, ip: str | None) -> None:
-    config = current_app.config
-    window_start = clock.now() - timedelta(seconds=config["TELEMED_LOGIN_WINDOW_SECONDS"])
-    failures = (
-        select(func.count())
-        .select_from(LoginAttempt)
-        .where(LoginAttempt.at >= window_start, LoginAttempt.succeeded.is_(False))
-    )
-    by_user = db.session.execute(failures.where(LoginAttempt.username == username)).scalar_one()
-    by_ip = db.session.execute(failures.where(LoginAttempt.ip == ip)).scalar_one() if ip else 0
-    if (
-        by_user >= config["TELEMED_LOGIN_MAX_FAILURES"]
-        or by_ip >= config["TELEMED_LOGIN_MAX_FAILURES_PER_IP"]
-    ):
-        raise TooManyRequests(
-            "too many failed sign-ins; try again later",
-            retry_after=config["TELEMED_LOGIN_WINDOW_SECONDS"],
-        )
+def authenticate(
+    username: str,
+    password: str,
+    *,
+    ip: str | None,
+    device: str | None = None,
+    admission: throttling.Admission | None = None,
+) -> User | None:
+    """The user if the password matches; every attempt is recorded and throttled.
 
-
-def authenticate(username: str, password: str, *, ip: str | None) -> User | None:
-    """The user if the password matches; every attempt is recorded for throttling.
-
-    Attempts are committed by the caller even when sign-in fails (see web/auth).
+    ``admission``: the attempt's counters, already spent (and committed) by the caller;
+    without it they are spent here. Attempts are committed by the caller even when
+    sign-in fails (see web/auth).
     """
-    username = (username or "").strip()
-    _throttle(username, ip)
+    username = (username or "").strip()[:80]
+    if admission is None:
+        admission = throttling.admit_sign_in(username, ip, device)
     user = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
     ok = False
     if user is None:
         check_password_hash(_dummy_hash(), password or "")
     else:
         ok = check_password_hash(user.password_hash, password or "") and user.is_enabled
-    db.session.add(LoginAttempt(username=username[:80], ip=ip, at=clock.now(), succeeded=ok))
+    db.session.add(LoginAttempt(username=username, ip=ip, at=clock.now(), succeeded=ok))
+    throttling.settle_sign_in(admission, succeeded=ok)
     if user is not None:
         audit.record(
             actor_of(user),
@@ -142,6 +133,16 @@ def revoke_all_sessions(user: User) -> int:
     return result.rowcount or 0
 
 
+def disable_user(user: User) -> None:
+    """The account stops working everywhere: its logins are revoked and every socket it
+    holds (browser or API token) closes at once."""
+    if not user.is_enabled:
+        return
+    user.is_enabled = False
+    audit.record(actor_of(user), "disable", "user", user.id)
+    revoke_all_sessions(user)
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -170,7 +171,9 @@ def user_for_api_token(token: str) -> User | None:
     ).first()
     if row is None:
         return None
-    return row[1]
+    token_row, user = row
+    user.api_token_id = token_row.id
+    return user
 
 
 def revoke_api_token(token_id: int) -> ApiToken:
@@ -180,6 +183,10 @@ def revoke_api_token(token_id: int) -> ApiToken:
     if row.revoked_at is None:
         row.revoked_at = clock.now()
         audit.record(actor_of(row.user), "revoke", "api_token", row.id)
+        # Its sockets close at once; its unused tickets die with it (consume_ticket checks).
+        publish_after_commit(
+            db.session, f"user:{row.user_id}", {"type": "session_revoked", "token": row.id}
+        )
     return row
 
 

@@ -18,6 +18,7 @@ from telemed.domain.case_states import (
     CaseStatus,
     Priority,
     Side,
+    refuse_claim_release,
     refuse_transition,
 )
 from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -339,7 +340,21 @@ def transition(actor: Actor, case_id: int, target: CaseStatus, reason: str | Non
     case = get_case(actor, case_id, for_update=True)
     if target is CaseStatus.CLAIMED:
         return claim(actor, case_id)
+    if case.status is CaseStatus.CLAIMED and target is CaseStatus.SUBMITTED:
+        return release_claim(actor, case, reason)
     return move_case(actor, case, target, reason=reason)
+
+
+def release_claim(actor: Actor, case: Case, reason: str | None) -> Case:
+    """A claimed read back to the worklist: by its claimant, or by an admin (recorded
+    with the reason). Its unfinished draft stays its author's (see reports.save_draft)."""
+    refusal = refuse_claim_release(
+        actor.user_id, is_admin=actor.is_admin, claimant_id=case.assigned_to_id, reason=reason
+    )
+    if refusal is not None:
+        raise Forbidden(refusal.message, field="reason" if actor.is_admin else "status")
+    side = Side.SYSTEM if actor.is_admin else None
+    return move_case(actor, case, CaseStatus.SUBMITTED, reason=reason, side=side)
 
 
 def claim(actor: Actor, case_id: int) -> Case:

@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from telemed.domain.access import Actor
 from telemed.domain.case_states import EDITABLE, Side
 from telemed.domain.dicom_identity import identity_warnings
+from telemed.domain.file_names import clean_file_name
 from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telemed.extensions import db
 from telemed.imaging import reading, safezip
@@ -378,7 +379,7 @@ def _instance_row(actor: Actor, case: Case, outcome: FileOutcome) -> DicomInstan
         study_date=date.fromisoformat(study_date) if study_date else None,
         sha256=outcome.sha256,
         size_bytes=outcome.size_bytes,
-        original_filename=outcome.filename[:300],
+        original_filename=clean_file_name(outcome.filename),
         uploaded_by_id=actor.user_id,
         **{key: index[key] for key in INDEX_FIELDS},
     )

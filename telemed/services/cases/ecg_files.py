@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 
 from telemed.domain.access import Actor
 from telemed.domain.case_states import EDITABLE, Side
+from telemed.domain.file_names import clean_file_name
 from telemed.errors import Conflict, Forbidden, NotFound
 from telemed.extensions import db
 from telemed.imaging.storage import ContentStore
@@ -113,7 +114,7 @@ def plan(case: Case, path: Path, filename: str) -> EcgPlan:
         )
         return result
     sha, size = store().put_file(path)
-    result.original = {"filename": PurePath(filename).name[:300], "sha256": sha, "size_bytes": size}
+    result.original = {"filename": clean_file_name(filename), "sha256": sha, "size_bytes": size}
     result.parts = [result.original]
     if fmt == "wfdb":
         stem = PurePath(filename).stem

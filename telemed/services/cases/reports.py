@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from telemed import clock
 from telemed.domain.access import Actor
-from telemed.domain.case_states import CaseKind, CaseStatus, Side
+from telemed.domain.case_states import CaseKind, CaseStatus, Side, may_sign_draft
 from telemed.errors import Conflict, Forbidden, InvalidInput
 from telemed.events import publish_after_commit
 from telemed.extensions import db
@@ -46,8 +46,46 @@ def versions(case_id: int) -> list[Report]:
 
 def current_draft(case_id: int) -> Report | None:
     return db.session.execute(
-        select(Report).where(Report.case_id == case_id, Report.signed_at.is_(None))
+        select(Report).where(
+            Report.case_id == case_id,
+            Report.signed_at.is_(None),
+            Report.superseded_at.is_(None),
+        )
     ).scalar_one_or_none()
+
+
+def _take_over(actor: Actor, case: Case, draft: Report) -> Report:
+    """Another reader's unfinished draft: it stays as its author left it (superseded),
+    and the actor continues in a new version of their own, starting from its text."""
+    now = clock.now()
+    draft.superseded_at = now
+    db.session.flush()
+    top = db.session.execute(
+        select(func.max(Report.version)).where(Report.case_id == case.id)
+    ).scalar_one()
+    mine = Report(
+        case_id=case.id,
+        version=top + 1,
+        author_id=actor.user_id,
+        amends_id=draft.amends_id,
+        amendment_reason=draft.amendment_reason,
+        findings=draft.findings,
+        impression=draft.impression,
+        advice=draft.advice,
+        disposition=draft.disposition,
+        follow_up_date=draft.follow_up_date,
+        critical=draft.critical,
+        updated_at=now,
+    )
+    db.session.add(mine)
+    audit.record(
+        actor,
+        "take_over",
+        "report",
+        draft.id,
+        detail={"case": case.id, "from_author": draft.author_id, "version": mine.version},
+    )
+    return mine
 
 
 def latest_signed(case_id: int) -> Report | None:
@@ -106,6 +144,8 @@ def save_draft(actor: Actor, case_id: int, **fields) -> Report:
             raise Conflict(f"case {case.id} is {case.status.value}; no report yet", field="case_id")
         draft = Report(case_id=case.id, version=1, author_id=actor.user_id)
         db.session.add(draft)
+    elif draft.author_id != actor.user_id:
+        draft = _take_over(actor, case, draft)
     _apply(draft, case, fields)
     draft.updated_at = clock.now()
     db.session.flush()
@@ -159,6 +199,11 @@ def sign(actor: Actor, case_id: int) -> Report:
     draft = current_draft(case.id)
     if draft is None:
         raise Conflict("there is no draft report to sign", field="case_id")
+    if not may_sign_draft(actor.user_id, draft.author_id):
+        raise Conflict(
+            "the draft was written by another reader; save it as yours before signing",
+            field="case_id",
+        )
     if not draft.impression:
         raise InvalidInput("the report needs an impression before signing", field="impression")
     if case.kind is CaseKind.CONSULT and draft.disposition is None:

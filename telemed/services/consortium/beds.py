@@ -578,7 +578,19 @@ def list_admissions(
     if status:
         query = query.where(Admission.status.in_(status))
     query = query.order_by(Admission.created_at.desc(), Admission.id.desc()).limit(limit)
-    return list(db.session.execute(query).scalars())
+    found = list(db.session.execute(query).scalars())
+    # Admissions name patients: who listed which is on the record.
+    audit.record(
+        actor, "list", "admission", detail={"ids": [a.id for a in found]}, in_transaction=False
+    )
+    return found
+
+
+def read_admission(actor: Actor, admission_id: int) -> Admission:
+    """One admission for viewing, the view (or the denied attempt) audited."""
+    return audit.audited_view(
+        actor, "admission", admission_id, lambda: get_admission(actor, admission_id)
+    )
 
 
 def bed_departments(actor: Actor) -> list[Department]:

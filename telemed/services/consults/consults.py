@@ -29,7 +29,7 @@ from telemed.domain.live_rules import ROOM_STATES, RoomRole, room_role
 from telemed.errors import Conflict, Forbidden, NotFound
 from telemed.events import publish_after_commit
 from telemed.extensions import db
-from telemed.models.accounts import LoginSession
+from telemed.models.accounts import ApiToken, LoginSession
 from telemed.models.cases import Case, Disposition, Report
 from telemed.models.consortium import User
 from telemed.models.live import ConsultSession, LiveTicket, RoomEvent, RoomStatus
@@ -120,7 +120,12 @@ def _signature(jti: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def _issue(user_id: int, room_id: int | None, login_session_id: str | None) -> tuple[str, datetime]:
+def _issue(
+    user_id: int,
+    room_id: int | None,
+    login_session_id: str | None,
+    api_token_id: int | None = None,
+) -> tuple[str, datetime]:
     jti = secrets.token_urlsafe(24)
     now = clock.now()
     expires = now + TICKET_LIFETIME
@@ -130,6 +135,7 @@ def _issue(user_id: int, room_id: int | None, login_session_id: str | None) -> t
             user_id=user_id,
             session_id=room_id,
             login_session_id=login_session_id,
+            api_token_id=api_token_id,
             expires_at=expires,
             created_at=now,
         )
@@ -139,18 +145,25 @@ def _issue(user_id: int, room_id: int | None, login_session_id: str | None) -> t
 
 
 def issue_room_ticket(
-    actor: Actor, case_id: int, login_session_id: str | None
+    actor: Actor,
+    case_id: int,
+    login_session_id: str | None,
+    api_token_id: int | None = None,
 ) -> tuple[str, datetime, ConsultSession, RoomRole]:
-    """A single-use ticket (signed, and recorded) for the caller to enter one room."""
+    """A single-use ticket (signed, and recorded) for the caller to enter one room. It
+    belongs to the credential that asked for it (a login session or an API token): once
+    that is revoked or expired, the ticket opens nothing and its sockets close."""
     case, room, role = open_room(actor, case_id)
-    ticket, expires = _issue(actor.user_id, room.id, login_session_id)
+    ticket, expires = _issue(actor.user_id, room.id, login_session_id, api_token_id)
     audit.record(actor, "ticket", "consult", case.id, detail={"room": room.id})
     return ticket, expires, room, role
 
 
-def issue_user_ticket(actor: Actor, login_session_id: str | None) -> tuple[str, datetime]:
+def issue_user_ticket(
+    actor: Actor, login_session_id: str | None, api_token_id: int | None = None
+) -> tuple[str, datetime]:
     """A ticket for the user's own notification socket (no room)."""
-    return _issue(actor.user_id, None, login_session_id)
+    return _issue(actor.user_id, None, login_session_id, api_token_id)
 
 
 class TicketRefused(Exception):
@@ -173,6 +186,13 @@ class Entry:
     role: RoomRole | None
     room_status: str | None
     last_seq: int
+    api_token_id: int | None = None
+    # When the login session behind the socket expires (None: an API token, no expiry).
+    credential_expires_at: datetime | None = None
+
+    @property
+    def credential(self) -> tuple[str | None, int | None]:
+        return self.login_session_id, self.api_token_id
 
 
 def consume_ticket(token: str, room_id: int | None) -> Entry:
@@ -200,7 +220,7 @@ def consume_ticket(token: str, room_id: int | None) -> Entry:
             room_match,
         )
         .values(used_at=now)
-        .returning(LiveTicket.user_id, LiveTicket.login_session_id)
+        .returning(LiveTicket.user_id, LiveTicket.login_session_id, LiveTicket.api_token_id)
     ).first()
     if spent is None:
         ticket = db.session.get(LiveTicket, jti)
@@ -211,15 +231,30 @@ def consume_ticket(token: str, room_id: int | None) -> Entry:
         if ticket.expires_at <= now:
             raise TicketRefused(CLOSE_UNAUTHENTICATED, "ticket expired")
         raise TicketRefused(CLOSE_WRONG_ROOM, "ticket is for another room")
-    user_id, login_session_id = spent
+    user_id, login_session_id, api_token_id = spent
     user = db.session.get(User, user_id)
     if user is None or not user.is_enabled:
         raise TicketRefused(CLOSE_UNAUTHENTICATED, "account disabled")
     if login_session_id is not None and not login_is_live(login_session_id, now):
         raise TicketRefused(CLOSE_UNAUTHENTICATED, "signed out")
+    if api_token_id is not None and not token_is_live(api_token_id):
+        raise TicketRefused(CLOSE_UNAUTHENTICATED, "token revoked")
     actor = actor_of(user)
+    expires_at = login_expiry(login_session_id) if login_session_id is not None else None
     if room_id is None:
-        return Entry(user.id, user.display_name, actor, login_session_id, None, None, None, None, 0)
+        return Entry(
+            user.id,
+            user.display_name,
+            actor,
+            login_session_id,
+            None,
+            None,
+            None,
+            None,
+            0,
+            api_token_id,
+            expires_at,
+        )
     room = db.session.get(ConsultSession, room_id)
     if room is None:
         raise TicketRefused(CLOSE_WRONG_ROOM, "room not found")
@@ -237,6 +272,8 @@ def consume_ticket(token: str, room_id: int | None) -> Entry:
         role,
         room.status.value,
         room.next_seq - 1,
+        api_token_id,
+        expires_at,
     )
 
 
@@ -253,32 +290,54 @@ def login_is_live(login_session_id: str, at: datetime) -> bool:
     )
 
 
-def still_allowed(entries: list[tuple[str | None, int, int | None]]) -> set[tuple]:
-    """Of (login session, user, room) triples, the ones that lost access: signed out,
-    disabled, or no longer a participant. The live server sweeps its sockets with this."""
+def login_expiry(login_session_id: str) -> datetime | None:
+    return db.session.execute(
+        select(LoginSession.expires_at).where(LoginSession.id == login_session_id)
+    ).scalar_one_or_none()
+
+
+def token_is_live(api_token_id: int) -> bool:
+    return (
+        db.session.execute(
+            select(ApiToken.id).where(ApiToken.id == api_token_id, ApiToken.revoked_at.is_(None))
+        ).first()
+        is not None
+    )
+
+
+Credential = tuple[str | None, int | None]  # (login session id, API token id)
+
+
+def still_allowed(entries: list[tuple[Credential, int, int | None]]) -> set[tuple]:
+    """Of (credential, user, room) triples, the ones that lost access: signed out, token
+    revoked, disabled, or no longer a participant. The live server sweeps its sockets
+    with this."""
     now = clock.now()
     lost: set[tuple] = set()
     participants: dict[tuple[int, int], bool] = {}
-    for login_id, user_id, room_id in entries:
+    for key in entries:
+        (login_id, token_id), user_id, room_id = key
         if login_id is not None and not login_is_live(login_id, now):
-            lost.add((login_id, user_id, room_id))
+            lost.add(key)
+            continue
+        if token_id is not None and not token_is_live(token_id):
+            lost.add(key)
             continue
         user = db.session.get(User, user_id)
         if user is None or not user.is_enabled:
-            lost.add((login_id, user_id, room_id))
+            lost.add(key)
             continue
         if room_id is None:
             continue
-        key = (user_id, room_id)
-        if key not in participants:
+        if (user_id, room_id) not in participants:
             room = db.session.get(ConsultSession, room_id)
             try:
                 get_consult(actor_of(user), room.case_id) if room else None
-                participants[key] = room is not None
+                participants[user_id, room_id] = room is not None
             except (NotFound, Forbidden):
-                participants[key] = False
-        if not participants[key]:
-            lost.add((login_id, user_id, room_id))
+                participants[user_id, room_id] = False
+        if not participants[user_id, room_id]:
+            lost.add(key)
     return lost
 
 

@@ -81,7 +81,7 @@ class Admissions(MethodView):
 @blp.response(200, AdmissionOut)
 @login_required
 def read(admission_id: int):
-    return beds.get_admission(current_actor(), admission_id)
+    return beds.read_admission(current_actor(), admission_id)
 
 
 @blp.route("/admissions/<int:admission_id>/accept", methods=["POST"])

@@ -59,6 +59,10 @@ def _login_session_id() -> str | None:
     return getattr(current_user, "login_session_id", None)
 
 
+def _api_token_id() -> int | None:
+    return getattr(current_user, "api_token_id", None)
+
+
 @bp.route("/consults/<int:case_id>")
 @roles_required()
 def room(case_id: int):
@@ -85,7 +89,7 @@ def room(case_id: int):
 @roles_required()
 def ticket(case_id: int):
     ticket, expires, room, role = consults.issue_room_ticket(
-        current_actor(), case_id, _login_session_id()
+        current_actor(), case_id, _login_session_id(), _api_token_id()
     )
     return jsonify(
         {
@@ -102,7 +106,9 @@ def ticket(case_id: int):
 @answers_json
 @roles_required()
 def user_ticket():
-    ticket, expires = consults.issue_user_ticket(current_actor(), _login_session_id())
+    ticket, expires = consults.issue_user_ticket(
+        current_actor(), _login_session_id(), _api_token_id()
+    )
     return jsonify(
         {"ticket": ticket, "expires_at": expires.isoformat(), "url": f"{live_base_url()}/user"}
     )

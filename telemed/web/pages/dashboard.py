@@ -12,9 +12,11 @@ from flask_babel import gettext as _
 
 from telemed import clock
 from telemed.domain.figures import Period, PeriodError, parse_period
+from telemed.domain.spreadsheet import safe_cell
 from telemed.errors import InvalidInput, NotFound
 from telemed.i18n import consortium_zone
 from telemed.models.consortium import Role
+from telemed.services.accounts import audit
 from telemed.services.consortium import dashboard, dashboard_drill, dashboard_tables
 from telemed.web.security import current_actor, roles_required
 
@@ -166,7 +168,7 @@ def _csv(rows: list[list[str]], filename: str) -> Response:
     out = io.StringIO()
     out.write("\ufeff")  # so spreadsheet programs read UTF-8 (Chinese names) correctly
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerows(rows)
+    writer.writerows([safe_cell(cell) for cell in row] for row in rows)
     return Response(
         out.getvalue(),
         mimetype="text/csv",
@@ -202,6 +204,25 @@ def _drill(limit: int, offset: int = 0) -> tuple[dashboard_drill.Drill, dict, di
     return result, filters, params
 
 
+def _audit_drill(action: str, result: dashboard_drill.Drill, filters: dict[str, Any]) -> None:
+    """The rows behind a figure name patients: every view and export is on the record."""
+    period = filters["period"]
+    audit.record(
+        current_actor(),
+        action,
+        "dashboard_drill",
+        result.what,
+        detail={
+            "rows": len(result.rows),
+            "first": period.first.isoformat(),
+            "last": period.last.isoformat(),
+            "department_id": filters["department_id"],
+            "institution_id": filters["institution_id"],
+        },
+        in_transaction=False,
+    )
+
+
 @bp.route("/drill")
 @roles_required(Role.ADMIN)
 def drill():
@@ -209,6 +230,7 @@ def drill():
     if offset < 0:
         raise InvalidInput("offset must not be negative", field="offset")
     result, filters, params = _drill(dashboard_drill.PAGE, offset)
+    _audit_drill("view", result, filters)
     return render_template(
         "admin/dashboard_drill.html",
         drill=result,
@@ -224,4 +246,5 @@ def drill():
 @roles_required(Role.ADMIN)
 def drill_csv():
     result, filters, _params = _drill(dashboard_drill.CSV_LIMIT)
+    _audit_drill("export", result, filters)
     return _csv([result.columns, *result.rows], f"{result.what}_{_suffix(filters['period'])}.csv")
