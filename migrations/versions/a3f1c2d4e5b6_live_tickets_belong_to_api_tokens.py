@@ -3,7 +3,7 @@
 Revoking the token closes its sockets and voids its unused tickets.
 
 Revision ID: a3f1c2d4e5b6
-Revises: 826064b78972
+Revises: 4f1d2c7a9b60
 Create Date: 2026-12-07 19:20:00.000000
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'a3f1c2d4e5b6'
-down_revision = '826064b78972'
+down_revision = '4f1d2c7a9b60'
 branch_labels = None
 depends_on = None
 
