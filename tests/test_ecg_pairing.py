@@ -14,7 +14,7 @@ from telemed.extensions import db
 from telemed.models.case_files import EcgRecording
 from tests import factories
 from tests.test_ecg_attach import open_ecg_case
-from tests.test_uploads_http import TUS, create, metadata
+from tests.test_uploads_http import TUS, metadata
 
 PAIRS = 20
 
@@ -24,7 +24,10 @@ def small_record(stem: str) -> dict[str, bytes]:
     t = np.arange(1500) / 500
     beats = (np.exp(-((((t % 0.8) - 0.4) / 0.01) ** 2)) * 2000).astype(np.int64)
     signals = np.stack([beats, beats // 2]).T.astype("<i2")
-    header = f"{stem} 2 500 1500\n{stem}.dat 16 2000/mV 16 0 0 0 0 II\n{stem}.dat 16 2000/mV 16 0 0 0 0 V5\n"
+    header = "".join(
+        [f"{stem} 2 500 1500\n"]
+        + [f"{stem}.dat 16 2000/mV 16 0 0 0 0 {lead}\n" for lead in ("II", "V5")]
+    )
     return {f"{stem}.hea": header.encode(), f"{stem}.dat": signals.tobytes()}
 
 
