@@ -140,3 +140,43 @@ def test_svg_and_files_follow_the_case_access_rules(app, world, client, read_ecg
     assert "machine measurement, to be confirmed by the reader" in text
     assert "data-ecg-viewer" in text
     assert "the file names the patient &#39;Anonymous&#39;" in text  # beside the case's patient
+
+
+def test_ptb_record_waits_for_each_signal_file_then_reads_all_fifteen(app, world):
+    from tests.ecg.samples import SYNTHETIC
+
+    gp = actor_of(world.user("gp_ts1"))
+    case = open_ecg_case(world)
+    outcomes = ecg_files.attach_files(
+        gp,
+        case.id,
+        [(name, SYNTHETIC / name) for name in ("ptb01.xyz", "ptb01.hea", "ptb01.dat")],
+    )
+    assert [(o.status, o.reason) for o in outcomes] == [
+        ("incomplete", "waiting for ptb01.hea"),
+        ("incomplete", "waiting for ptb01.dat"),
+        ("read", None),
+    ]
+    (recording,) = ecg_files.recordings_of(case.id)
+    assert len(recording.leads) == 15 and recording.leads[-3:] == ["vx", "vy", "vz"]
+    assert sorted(o["filename"] for o in recording.originals) == [
+        "ptb01.dat", "ptb01.hea", "ptb01.xyz",
+    ]  # fmt: skip
+
+
+def test_cart_exports_keep_the_device_report_beside_the_machine_measurements(app, world):
+    from tests.ecg.samples import SYNTHETIC
+
+    gp = actor_of(world.user("gp_ts1"))
+    case = open_ecg_case(world)
+    outcomes = ecg_files.attach_files(
+        gp, case.id, [(name, SYNTHETIC / name) for name in ("muse.xml", "cart.scp")]
+    )
+    assert [o.status for o in outcomes] == ["read", "read"]
+    muse, scp = ecg_files.recordings_of(case.id)
+    assert (muse.format, scp.format) == ("ge_muse", "scp_ecg")
+    assert muse.device_report["source"] == "GE MUSE (12SL)"
+    assert muse.device_report["values"]["pr_ms"] == 160
+    assert muse.acquisition["low_pass_hz"] == 150
+    assert scp.device_report["statements"] == ["Sinus rhythm"]
+    assert muse.measurements["is_machine_measurement"] is True

@@ -12,15 +12,23 @@ and write nothing.
 
 from telemed.ecg.errors import EcgFileError
 from telemed.ecg.measure import MACHINE_MEASUREMENT_LABEL, Measurements, measure
+from telemed.ecg.readers.wfdb import signal_files_named
 from telemed.ecg.reading import detect_ecg_format, read_ecg
 from telemed.ecg.render import PAPER_GAINS, PAPER_SPEEDS, render_ecg_svg
-from telemed.ecg.signal import DEFAULT_LIMITS, EcgLimits, EcgSignal, PatientIdentifiers
+from telemed.ecg.signal import (
+    DEFAULT_LIMITS,
+    DeviceReport,
+    EcgLimits,
+    EcgSignal,
+    PatientIdentifiers,
+)
 
 __all__ = [
     "DEFAULT_LIMITS",
     "MACHINE_MEASUREMENT_LABEL",
     "PAPER_GAINS",
     "PAPER_SPEEDS",
+    "DeviceReport",
     "EcgFileError",
     "EcgLimits",
     "EcgSignal",
@@ -30,4 +38,5 @@ __all__ = [
     "measure",
     "read_ecg",
     "render_ecg_svg",
+    "signal_files_named",
 ]

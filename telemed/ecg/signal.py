@@ -9,7 +9,23 @@ import numpy as np
 
 from telemed.ecg.leads import canonical_lead_name, derive_limb_leads, order_leads
 
-SourceFormat = Literal["dicom", "hl7_aecg", "wfdb", "csv"]
+SourceFormat = Literal["dicom", "hl7_aecg", "ge_muse", "philips_sierra", "scp_ecg", "wfdb", "csv"]
+
+# The global values a cart may report, in the units named: ms, bpm, degrees.
+DEVICE_VALUE_KEYS = (
+    "heart_rate_bpm",
+    "rr_ms",
+    "p_ms",
+    "pr_ms",
+    "qrs_ms",
+    "qt_ms",
+    "qtc_bazett_ms",
+    "qtc_fridericia_ms",
+    "qtc_ms",
+    "p_axis_deg",
+    "qrs_axis_deg",
+    "t_axis_deg",
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,27 @@ class PatientIdentifiers:
         return not any((self.name, self.id, self.birth_date, self.sex))
 
 
+@dataclass(frozen=True)
+class DeviceReport:
+    """What the recording cart itself measured and concluded, as the file carries it.
+
+    ``source`` names the program or section it came from ("GE MUSE (12SL)", "SCP-ECG
+    section 7"); ``values`` uses the keys of ``DEVICE_VALUE_KEYS``; ``statements`` are the
+    interpretation lines in the cart's own words (usually English).
+    """
+
+    source: str
+    values: dict[str, int] = field(default_factory=dict)
+    statements: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "values": dict(self.values),
+            "statements": list(self.statements),
+        }
+
+
 @dataclass(frozen=True, eq=False)
 class EcgSignal:
     """An ECG recording: ``samples[i]`` is lead ``leads[i]`` in microvolts (float32).
@@ -62,6 +99,9 @@ class EcgSignal:
     derived_leads: tuple[str, ...] = ()
     patient: PatientIdentifiers = field(default_factory=PatientIdentifiers)
     warnings: tuple[str, ...] = ()
+    # units the file stored, its filters (Hz) and the like, as the reader found them
+    acquisition: dict[str, Any] = field(default_factory=dict)
+    device: DeviceReport | None = None
 
     @property
     def sample_count(self) -> int:
@@ -95,6 +135,8 @@ class EcgSignal:
                 "sex": self.patient.sex,
             },
             "warnings": list(self.warnings),
+            "acquisition": dict(self.acquisition),
+            "device": self.device.to_dict() if self.device else None,
         }
 
 
@@ -105,6 +147,8 @@ def build_signal(
     *,
     patient: PatientIdentifiers | None = None,
     warnings: list[str] | None = None,
+    acquisition: dict[str, Any] | None = None,
+    device: DeviceReport | None = None,
 ) -> EcgSignal:
     """Name the channels in standard terms, add the derivable limb leads, stack them.
 
@@ -144,4 +188,6 @@ def build_signal(
         derived_leads=tuple(name for name in (names[i] for i in order) if name in derived),
         patient=patient or PatientIdentifiers(),
         warnings=tuple(warnings or ()),
+        acquisition=dict(acquisition or {}),
+        device=device if device and (device.values or device.statements) else None,
     )

@@ -78,18 +78,23 @@ class EcgRecording(CreatedAtMixin, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("clinical_case.id"), index=True)
-    # dicom_waveform, hl7_aecg, wfdb, csv
+    # dicom, hl7_aecg, ge_muse, philips_sierra, scp_ecg, wfdb, csv
     format: Mapped[str] = mapped_column(String(20))
-    # [{"filename", "sha256", "size_bytes"}]: a WFDB record is a .hea with its .dat.
+    # [{"filename", "sha256", "size_bytes"}]: a WFDB record is a .hea with its signal files.
     originals: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     normalised_sha256: Mapped[str | None] = mapped_column(String(64))
     sampling_rate_hz: Mapped[float | None] = mapped_column(Float)
     leads: Mapped[list[str] | None] = mapped_column(JSON)
     duration_s: Mapped[float | None] = mapped_column(Float)
     measurements: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The cart's own values and statements as the file carries them: {"source", "values",
+    # "statements"}; shown beside the machine measurements, each labelled with its source.
+    device_report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # What the reader found about the acquisition: stored units, filters, compression.
+    acquisition: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Patient name/ID/birth date as found in the file, shown beside the case's patient.
     found_identifiers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    # pending (kept, not yet read), read, refused
+    # incomplete (WFDB parts waiting for the rest), reading (complete, being read), read
     status: Mapped[str] = mapped_column(String(20), default="pending")
     problem: Mapped[str | None] = mapped_column(Text)
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     Date,
@@ -158,6 +160,10 @@ class Report(CreatedAtMixin, Base):
     signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     amends_id: Mapped[int | None] = mapped_column(ForeignKey("case_report.id"))
     amendment_reason: Mapped[str | None] = mapped_column(String(1000))
+    # ECG values as the signing reader left them, each with the machine's and the device's
+    # value and what the reader did: [{"recording_id", "key", "machine", "device",
+    # "value", "action": confirmed | changed | struck | entered}]
+    ecg_values: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # An unsigned draft another reader took over: kept as its author left it, never signed.
     superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -280,20 +280,35 @@ def _finish(actor: Actor, upload: UploadSession) -> list[dict[str, Any]]:
             dicom.check_may_attach(actor, case)
             outcomes = [o.to_dict() for o in dicom.record(actor, case, prepared)]
         else:
-            case = get_case(actor, case_id)
-            planned = ecg_files.plan(case, path, filename)
-            db.session.commit()  # end the read before the worker reads the recording
-            ecg_files.read(planned)
-            set_write_intent(True)
-            case = get_case(actor, case_id)
-            ecg_files.check_may_attach(actor, case)
-            outcomes = [ecg_files.record(actor, case, planned).to_dict()]
+            outcomes = [_finish_ecg(actor, case_id, path, filename)]
     finally:
         path.unlink(missing_ok=True)
     upload = db.session.get(UploadSession, upload_id)
     upload.completed_at = clock.now()
     upload.result = {"files": outcomes}
     return outcomes
+
+
+def _finish_ecg(actor: Actor, case_id: int, path: Path, filename: str) -> dict[str, Any]:
+    """Plan, pair a WFDB part under the case's lock (its own short transaction, so two
+    halves arriving at once meet), read in the worker holding no lock, then record."""
+    case = get_case(actor, case_id)
+    planned = ecg_files.plan(case, path, filename)
+    db.session.commit()
+    if planned.wfdb_stem and not planned.refused:
+        set_write_intent(True)
+        case = ecg_files.get_case_locked(actor, case_id)
+        ecg_files.check_may_attach(actor, case)
+        waiting = ecg_files.pair(actor, case, planned)
+        db.session.commit()
+        if waiting is not None:
+            return waiting.to_dict()
+        set_write_intent(False)
+    ecg_files.read(planned)
+    set_write_intent(True)
+    case = get_case(actor, case_id)
+    ecg_files.check_may_attach(actor, case)
+    return ecg_files.record(actor, case, planned).to_dict()
 
 
 @bp.route("/<upload_id>", methods=["DELETE"])

@@ -56,3 +56,19 @@ def wfdb_header_fields() -> list[list[str]]:
         if line.strip() and not line.startswith("#")
     ]
     return lines[1:]
+
+
+def shared_samples() -> Path:
+    """``shared/samples/ecg`` beside the repository (CI clones the repository next to a
+    copy of ``shared/``; a work tree one level deeper finds it one level up). The files
+    there are GPL-licensed and are read in place, never copied here. Missing is a
+    failure, not a skip: these are the files the readers are held to."""
+    root = Path(__file__).resolve().parents[2]
+    for base in (root.parent, root.parent.parent):
+        candidate = base / "shared" / "samples" / "ecg"
+        if candidate.is_dir():
+            return candidate
+    raise AssertionError(f"shared/samples/ecg not found beside {root.name}")
+
+
+SYNTHETIC = ECG / "synthetic"

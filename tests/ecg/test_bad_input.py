@@ -3,6 +3,7 @@ before it can take memory, and nothing is written."""
 
 import os
 import shutil
+import socket
 import tracemalloc
 
 import pydicom
@@ -27,8 +28,8 @@ EXTERNAL_ENTITY = """<?xml version="1.0"?>
 <AnnotatedECG xmlns="urn:hl7-org:v3"><id root="&secret;"/></AnnotatedECG>
 """
 
-EXTERNAL_DTD = """<?xml version="1.0"?>
-<!DOCTYPE AnnotatedECG SYSTEM "http://127.0.0.1:9/evil.dtd">
+EXTERNAL_PARAMETER_ENTITY = """<?xml version="1.0"?>
+<!DOCTYPE AnnotatedECG [ <!ENTITY % remote SYSTEM "http://127.0.0.1:9/evil.dtd"> %remote; ]>
 <AnnotatedECG xmlns="urn:hl7-org:v3"/>
 """
 
@@ -56,11 +57,14 @@ def snapshot(tmp_path):
 @pytest.mark.parametrize(
     ("document", "reason"),
     [
-        (BILLION_LAUGHS, "document type declarations (DTD) are not accepted"),
-        (EXTERNAL_ENTITY, "document type declarations (DTD) are not accepted"),
-        (EXTERNAL_DTD, "document type declarations (DTD) are not accepted"),
+        (BILLION_LAUGHS, "XML entity declarations are not accepted"),
+        (EXTERNAL_ENTITY, "XML entity declarations are not accepted"),
+        (EXTERNAL_PARAMETER_ENTITY, "XML entity declarations are not accepted"),
         ("<AnnotatedECG xmlns='urn:hl7-org:v3'><unclosed></AnnotatedECG>", "not well-formed"),
-        ("<html><body/></html>", "not an HL7 AnnotatedECG document"),
+        (
+            "<html><body/></html>",
+            "an XML document <html> is not an ECG format this service reads",
+        ),
     ],
 )
 def test_unsafe_or_wrong_xml_refused(tmp_path, snapshot, document, reason):
@@ -71,6 +75,26 @@ def test_unsafe_or_wrong_xml_refused(tmp_path, snapshot, document, reason):
     assert error.filename == "evil.xml"
     assert reason in error.reason
     assert snapshot() == before
+
+
+def test_doctype_naming_an_external_dtd_is_read_without_fetching_it(tmp_path):
+    """A cart's DOCTYPE (GE MUSE names restecg.dtd) is accepted; what it points to is
+    never fetched: a listening socket sees no connection."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(0.5)
+    port = listener.getsockname()[1]
+    path = tmp_path / "doctype.xml"
+    doctype = f'<!DOCTYPE AnnotatedECG SYSTEM "http://127.0.0.1:{port}/aecg.dtd">\n'
+    path.write_text(doctype + AECG_MINIMUM.read_text())
+    try:
+        signal = read_ecg([path])
+        with pytest.raises(TimeoutError):
+            listener.accept()
+    finally:
+        listener.close()
+    assert signal.leads[0] == "II" and signal.source_format == "hl7_aecg"
 
 
 def test_aecg_with_text_among_digits_refused(tmp_path):

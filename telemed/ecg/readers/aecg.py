@@ -1,45 +1,26 @@
-"""HL7 v3 Annotated ECG (aECG) XML, parsed with defusedxml.
+"""HL7 v3 Annotated ECG (aECG) XML, parsed with defusedxml (``xml_safe``).
 
-A DTD, an entity declaration or an external reference is refused outright: none has a
-place in an aECG, and each is how XML bombs and file disclosure work.
+An entity declaration or an external reference is refused outright: each is how XML
+bombs and file disclosure work. The first annotation set's global values (MDC interval,
+angle and rate codes) and rhythm statements are the device's report.
 """
 
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
-from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import Element
 
-import defusedxml
-import defusedxml.ElementTree
 import numpy as np
 from flask_babel import gettext as _
 
 from telemed.ecg.errors import EcgFileError
-from telemed.ecg.readers._checks import check_sampling_rate, check_shape, checked_size
-from telemed.ecg.signal import EcgLimits, EcgSignal, PatientIdentifiers, build_signal
+from telemed.ecg.readers._checks import check_sampling_rate, check_shape
+from telemed.ecg.readers.device_values import plausible_device_values
+from telemed.ecg.signal import DeviceReport, EcgLimits, EcgSignal, PatientIdentifiers, build_signal
 
 NS = "{urn:hl7-org:v3}"
 _TIME_UNITS = {"s": 1.0, "ms": 0.001, "us": 1e-6}
 _VOLT_UNITS = {"uv": 1.0, "µv": 1.0, "mv": 1000.0, "v": 1_000_000.0, "nv": 0.001}
-
-
-def _parse_xml(name: str, path: Path) -> Element:
-    try:
-        return defusedxml.ElementTree.parse(str(path), forbid_dtd=True).getroot()
-    except defusedxml.DTDForbidden:
-        reason = _("XML document type declarations (DTD) are not accepted")
-    except defusedxml.EntitiesForbidden:
-        reason = _("XML entity declarations are not accepted")
-    except defusedxml.ExternalReferenceForbidden:
-        reason = _("XML external references are not accepted")
-    except defusedxml.DefusedXmlException as error:
-        reason = _("unsafe XML refused: %(what)s", what=type(error).__name__)
-    except ParseError as error:
-        reason = _("not well-formed XML (%(detail)s)", detail=str(error))
-    except OSError:
-        reason = _("the file is missing or unreadable")
-    raise EcgFileError(name, reason)
 
 
 def _code(element: Element | None) -> str:
@@ -103,18 +84,48 @@ def _patient(root: Element) -> PatientIdentifiers:
     )
 
 
-def read_aecg(name: str, path: Path, limits: EcgLimits) -> EcgSignal:
-    size = checked_size(name, path, limits)
-    if size > limits.max_xml_bytes:
-        raise EcgFileError(
-            name,
-            _(
-                "an aECG of %(size)d bytes is over the limit of %(limit)d bytes",
-                size=size,
-                limit=limits.max_xml_bytes,
-            ),
-        )
-    root = _parse_xml(name, path)
+_ANNOTATION_VALUES = {
+    "MDC_ECG_HEART_RATE": "heart_rate_bpm",
+    "MDC_ECG_TIME_PD_RR": "rr_ms",
+    "MDC_ECG_TIME_PD_P": "p_ms",
+    "MDC_ECG_TIME_PD_PR": "pr_ms",
+    "MDC_ECG_TIME_PD_QRS": "qrs_ms",
+    "MDC_ECG_TIME_PD_QT": "qt_ms",
+    "MDC_ECG_TIME_PD_QTc": "qtc_ms",
+    "MDC_ECG_TIME_PD_QTcB": "qtc_bazett_ms",
+    "MDC_ECG_TIME_PD_QTcF": "qtc_fridericia_ms",
+    "MDC_ECG_ANGLE_P_FRONT": "p_axis_deg",
+    "MDC_ECG_ANGLE_QRS_FRONT": "qrs_axis_deg",
+    "MDC_ECG_ANGLE_T_FRONT": "t_axis_deg",
+}
+
+
+def _device_report(root: Element) -> DeviceReport | None:
+    """The first annotation set's global values (first of each code) and statements."""
+    annotation_set = next(root.iter(f"{NS}annotationSet"), None)
+    if annotation_set is None:
+        return None
+    values: dict[str, float | None] = {}
+    statements: list[str] = []
+    for annotation in annotation_set.iter(f"{NS}annotation"):
+        code = _code(annotation)
+        value = annotation.find(f"{NS}value")
+        if value is None:
+            continue
+        key = _ANNOTATION_VALUES.get(code)
+        if key and key not in values:
+            try:
+                values[key] = float(value.get("value") or "")
+            except ValueError:
+                continue
+        elif code in ("MDC_ECG_RHY", "MDC_ECG_INTERPRETATION_STATEMENT"):
+            text = value.get("displayName") or (value.text or "").strip()
+            if text and text not in statements:
+                statements.append(text)
+    return DeviceReport("HL7 aECG annotations", plausible_device_values(values), tuple(statements))
+
+
+def read_aecg(name: str, root: Element, limits: EcgLimits) -> EcgSignal:
     if root.tag != f"{NS}AnnotatedECG":
         raise EcgFileError(name, _("not an HL7 AnnotatedECG document"))
 
@@ -162,5 +173,13 @@ def read_aecg(name: str, path: Path, limits: EcgLimits) -> EcgSignal:
         if len(lengths) > 1:
             notes.append(_("leads differ in length; all cut to %(count)d samples", count=count))
         channels = [(label, values[:count]) for label, values in channels]
-        return build_signal(channels, rate, "hl7_aecg", patient=_patient(root), warnings=notes)
+        return build_signal(
+            channels,
+            rate,
+            "hl7_aecg",
+            patient=_patient(root),
+            warnings=notes,
+            acquisition={"stored_units": "µV"},
+            device=_device_report(root),
+        )
     raise EcgFileError(name, _("aECG: the rhythm series holds no lead sequences"))

@@ -305,3 +305,17 @@ def read_wfdb(
     if not channels:
         raise EcgFileError(header_name, _("the record has no voltage signals"))
     return build_signal(channels, rate, "wfdb", warnings=warnings)
+
+
+def signal_files_named(header_text: str) -> list[str] | None:
+    """The signal files a header names, in order (``.dat``, ``.xyz``, ...), or None when
+    the header cannot be parsed (the reader then says why)."""
+    try:
+        parsed = parse_header("header", header_text)
+    except EcgFileError:
+        return None
+    names: list[str] = []
+    for spec in parsed.signals:
+        if spec.file_name != "~" and spec.file_name not in names:
+            names.append(spec.file_name)
+    return names

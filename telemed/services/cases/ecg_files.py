@@ -2,13 +2,16 @@
 them in the limited worker process.
 
 A recording is kept as its originals (content store), its normalised signal (``.npz``,
-leads × samples in µV, also in the store) and the library's machine measurements. A
-WFDB record arrives as two uploads (``.hea`` and ``.dat``): the first is kept as an
-``incomplete`` recording until its partner arrives, then both are read together.
+leads × samples in µV, also in the store), the library's machine measurements and the
+cart's own (``device_report``). A WFDB record arrives as several uploads (``.hea`` and
+the signal files it names: ``.dat``, and ``.xyz`` for PTB records): the parts are kept
+as one ``incomplete`` recording until the last arrives, then read together.
 
-Attaching is three steps so the heavy one holds no database lock: ``plan`` (reads the
-case's incomplete WFDB parts, stores the original), ``read`` (worker, no database),
-``record`` (writes). ``attach_recording`` runs all three for callers that hold no lock.
+Attaching is four steps so the heavy one holds no database lock: ``plan`` (stores the
+original; reads nothing from the database), ``pair`` (a WFDB part only: under the case's
+row lock, joins the case's incomplete recording of the same record, so two halves
+arriving at once always meet), ``read`` (worker, no database), ``record`` (writes).
+``attach_recording`` runs them all for callers that hold the write lock already.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ from telemed.services.cases.cases import get_case, register_file_counter, side_o
 
 READ = "read"
 INCOMPLETE = "incomplete"
-ACCEPTED_SUFFIXES = (".dcm", ".xml", ".hea", ".dat", ".csv", ".txt")
+READING = "reading"  # a complete WFDB record between pairing and its read
+ACCEPTED_SUFFIXES = (".dcm", ".xml", ".scp", ".hea", ".dat", ".xyz", ".csv", ".txt")
+WFDB_SIGNAL_SUFFIXES = (".dat", ".xyz")
 
 
 def count_recordings(case_id: int) -> int:
@@ -73,7 +78,8 @@ class EcgOutcome:
 class EcgPlan:
     filename: str
     original: dict[str, Any] | None = None  # {"filename", "sha256", "size_bytes"}
-    partner_id: int | None = None  # the incomplete WFDB recording this file completes
+    wfdb_stem: str | None = None  # a part of this WFDB record, to be paired
+    recording_id: int | None = None  # the paired WFDB recording this read completes
     parts: list[dict[str, Any]] = field(default_factory=list)  # every original to read
     refused: str | None = None
     waiting_for: str | None = None
@@ -94,13 +100,13 @@ def check_may_attach(actor: Actor, case: Case) -> None:
 def _format_of(filename: str, path: Path) -> str | None:
     from telemed.ecg import detect_ecg_format
 
-    if filename.lower().endswith(".dat"):
+    if filename.lower().endswith(WFDB_SIGNAL_SUFFIXES):
         return "wfdb"
     return detect_ecg_format(filename, path)
 
 
 def plan(case: Case, path: Path, filename: str) -> EcgPlan:
-    """Check the name and size, keep the original, find a WFDB partner. Reads only."""
+    """Check the name and size and keep the original. Touches no row."""
     result = EcgPlan(filename)
     limit = current_app.config["TELEMED_MAX_UPLOAD_BYTES"]
     if path.stat().st_size > limit:
@@ -109,35 +115,82 @@ def plan(case: Case, path: Path, filename: str) -> EcgPlan:
     fmt = _format_of(filename, path)
     if fmt is None:
         result.refused = (
-            "not an ECG format this service reads (DICOM waveform, HL7 aECG .xml, "
-            "WFDB .hea with its .dat, CSV)"
+            "not an ECG format this service reads (DICOM waveform, HL7 aECG, GE MUSE or "
+            "Philips XML, SCP-ECG, WFDB .hea with its signal files, CSV)"
         )
         return result
     sha, size = store().put_file(path)
     result.original = {"filename": clean_file_name(filename), "sha256": sha, "size_bytes": size}
     result.parts = [result.original]
     if fmt == "wfdb":
-        stem = PurePath(filename).stem
-        for waiting in db.session.execute(
-            select(EcgRecording).where(
-                EcgRecording.case_id == case.id,
-                EcgRecording.format == "wfdb",
-                EcgRecording.status == INCOMPLETE,
-            )
-        ).scalars():
-            if any(PurePath(o["filename"]).stem == stem for o in waiting.originals):
-                result.partner_id = waiting.id
-                result.parts = [
-                    *[o for o in waiting.originals if o["filename"] != result.original["filename"]],
-                    result.original,
-                ]
-                break
-        names = {o["filename"].lower() for o in result.parts}
-        if f"{stem.lower()}.hea" not in names:
-            result.waiting_for = f"{stem}.hea"
-        elif not any(n.endswith(".dat") for n in names):
-            result.waiting_for = f"{stem}.dat"
+        result.wfdb_stem = PurePath(filename).stem
     return result
+
+
+def _missing_parts(stem: str, parts: list[dict[str, Any]]) -> list[str]:
+    """The files of WFDB record ``stem`` not among ``parts``: its header, then the
+    signal files the header names (a header that cannot be parsed names none: the
+    reader says what is wrong with it)."""
+    from telemed.ecg import signal_files_named
+
+    names = {o["filename"] for o in parts}
+    header = next((o for o in parts if o["filename"].lower() == f"{stem.lower()}.hea"), None)
+    if header is None:
+        return [f"{stem}.hea"]
+    try:
+        text = store().path_of(header["sha256"]).read_text(encoding="latin-1")
+    except OSError:
+        return []
+    named = signal_files_named(text) or []
+    return [n for n in named if n not in names and PurePath(n).name not in names]
+
+
+def pair(actor: Actor, case: Case, planned: EcgPlan) -> EcgOutcome | None:
+    """Join a WFDB part to the case's incomplete recording of the same record.
+
+    Runs under the case's row lock (``get_case(..., for_update=True)``; on SQLite the
+    write transaction is already serial), so of two halves arriving together the second
+    always finds the first. Returns the outcome when the record still waits for a file;
+    None when it is complete and must be read (``planned.parts`` then holds every part).
+    """
+    stem = planned.wfdb_stem
+    assert stem is not None and planned.original is not None
+    recording = next(
+        (
+            waiting
+            for waiting in db.session.execute(
+                select(EcgRecording)
+                .where(
+                    EcgRecording.case_id == case.id,
+                    EcgRecording.format == "wfdb",
+                    EcgRecording.status == INCOMPLETE,
+                )
+                .order_by(EcgRecording.id)
+            ).scalars()
+            if any(PurePath(o["filename"]).stem == stem for o in waiting.originals)
+        ),
+        None,
+    )
+    if recording is None:
+        recording = EcgRecording(
+            case_id=case.id, uploaded_by_id=actor.user_id, originals=[], format="wfdb"
+        )
+        db.session.add(recording)
+    name = planned.original["filename"]
+    planned.parts = [*[o for o in recording.originals if o["filename"] != name], planned.original]
+    recording.originals = planned.parts
+    missing = _missing_parts(stem, planned.parts)
+    if missing:
+        planned.waiting_for = ", ".join(missing)
+        recording.status = INCOMPLETE
+        recording.problem = f"waiting for {planned.waiting_for}"
+        db.session.flush()
+        return EcgOutcome(planned.filename, INCOMPLETE, recording.problem, recording.id)
+    recording.status = READING
+    recording.problem = None
+    db.session.flush()
+    planned.recording_id = recording.id
+    return None
 
 
 def read(planned: EcgPlan) -> EcgPlan:
@@ -168,6 +221,10 @@ def read(planned: EcgPlan) -> EcgPlan:
 
 def record(actor: Actor, case: Case, planned: EcgPlan) -> EcgOutcome:
     """Write what ``plan`` and ``read`` found."""
+    paired = db.session.get(EcgRecording, planned.recording_id) if planned.recording_id else None
+    if planned.refused and paired is not None:
+        db.session.delete(paired)  # the record's parts are refused together, no orphan stays
+        db.session.flush()
     if planned.refused:
         reason = planned.refused
         if reason.startswith(f"{planned.filename}: "):
@@ -182,17 +239,11 @@ def record(actor: Actor, case: Case, planned: EcgPlan) -> EcgOutcome:
             in_transaction=False,
         )
         return EcgOutcome(planned.filename, "refused", reason)
-    recording = db.session.get(EcgRecording, planned.partner_id) if planned.partner_id else None
+    recording = paired
     if recording is None:
         recording = EcgRecording(case_id=case.id, uploaded_by_id=actor.user_id, originals=[])
         db.session.add(recording)
     recording.originals = planned.parts
-    if planned.waiting_for:
-        recording.format = "wfdb"
-        recording.status = INCOMPLETE
-        recording.problem = f"waiting for {planned.waiting_for}"
-        db.session.flush()
-        return EcgOutcome(planned.filename, INCOMPLETE, recording.problem, recording.id)
     summary = planned.result["summary"]
     recording.format = summary["source_format"]
     recording.status = READ
@@ -202,6 +253,8 @@ def record(actor: Actor, case: Case, planned: EcgPlan) -> EcgOutcome:
     recording.leads = summary["leads"]
     recording.duration_s = summary["duration_s"]
     recording.measurements = planned.result["measurements"]
+    recording.device_report = summary.get("device")
+    recording.acquisition = summary.get("acquisition") or None
     recording.found_identifiers = {k: v for k, v in summary["patient"].items() if v}
     db.session.flush()
     audit.record(
@@ -215,8 +268,19 @@ def record(actor: Actor, case: Case, planned: EcgPlan) -> EcgOutcome:
 
 
 def attach_recording(actor: Actor, case: Case, path: Path, filename: str) -> EcgOutcome:
+    """All four steps in the caller's (writing) transaction."""
     check_may_attach(actor, case)
-    return record(actor, case, read(plan(case, path, filename)))
+    planned = plan(case, path, filename)
+    if planned.wfdb_stem and not planned.refused:
+        waiting = pair(actor, get_case_locked(actor, case.id), planned)
+        if waiting is not None:
+            return waiting
+    return record(actor, case, read(planned))
+
+
+def get_case_locked(actor: Actor, case_id: int) -> Case:
+    """The case with its row locked until the transaction ends (pairing WFDB parts)."""
+    return get_case(actor, case_id, for_update=True)
 
 
 def attach_files(actor: Actor, case_id: int, files: list[tuple[str, Path]]) -> list[EcgOutcome]:
