@@ -1,7 +1,7 @@
 """ECG: the cart's own report and acquisition beside a recording; the report's ECG values
 
 Revision ID: 5e1c0a9d2b47
-Revises: 826064b78972
+Revises: c5f3e4a6b7d8
 Create Date: 2026-12-07 19:20:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '5e1c0a9d2b47'
-down_revision = '826064b78972'
+down_revision = 'c5f3e4a6b7d8'
 branch_labels = None
 depends_on = None
 
