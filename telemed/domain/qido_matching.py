@@ -237,7 +237,7 @@ def value_matches(values: list[Any], key: Key, fuzzy: bool) -> bool:
     """Whether any of an attribute's ``values`` (DICOM JSON values; person names as dicts
     or strings) matches ``key``."""
     wanted = key.value
-    if wanted == "":
+    if wanted.strip("*") == "":  # "*" alone is universal matching (PS3.4 C.2.2.2.4)
         return True
     present = [v for v in values if v not in (None, "")]
     if not present:

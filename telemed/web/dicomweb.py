@@ -888,7 +888,18 @@ def _stow_response(case_id: int, outcomes: list[dicom.FileOutcome]) -> Response:
     referenced, failed, warnings = [], [], []
     for outcome in outcomes:
         index = outcome.index or {}
+        if outcome.repeated:
+            # PS3.18: stored with a warning. One reference per instance, the first copy's.
+            warnings.append(
+                f'299 telemed "{outcome.filename}: SOP instance {index["sop_instance_uid"]} '
+                'was sent more than once in this request; the first copy is kept"'
+            )
+            continue
         if outcome.status in ("stored", "duplicate"):
+            warnings.extend(
+                f'299 telemed "{outcome.filename}: {warning}"'
+                for warning in index.get("warnings", [])
+            )
             referenced.append(
                 {
                     "00081150": _attr("UI", index.get("sop_class_uid")),
@@ -916,7 +927,7 @@ def _stow_response(case_id: int, outcomes: list[dicom.FileOutcome]) -> Response:
         payload["00081199"] = {"vr": "SQ", "Value": referenced}
     if failed:
         payload["00081198"] = {"vr": "SQ", "Value": failed}
-    status = 200 if not failed else 202 if referenced else 409
+    status = 409 if failed and not referenced else 202 if failed or warnings else 200
     response = jsonify(payload)
     response.mimetype = DICOM_JSON
     response.status_code = status

@@ -116,6 +116,8 @@ class FileOutcome:
     sha256: str | None = None
     size_bytes: int = 0
     instance_id: int | None = None
+    # A later copy of a SOP instance sent earlier in the same batch.
+    repeated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"filename": self.filename, "status": self.status}
@@ -327,14 +329,20 @@ def record(actor: Actor, case: Case, prepared: Prepared) -> list[FileOutcome]:
                 in_transaction=False,
             )
     known = _existing_instances(case.id, [o.index["sop_instance_uid"] for o in fresh])  # type: ignore[index]
+    in_batch: set[str] = set()
     rows: list[tuple[FileOutcome, DicomInstance]] = []
     for outcome in fresh:
         sop = outcome.index["sop_instance_uid"]  # type: ignore[index]
+        if sop in in_batch:
+            outcome.status, outcome.repeated = "duplicate", True
+            outcome.reason = "the same SOP instance came earlier in this batch; the first is kept"
+            continue
+        in_batch.add(sop)
         if sop in known:
             outcome.status, outcome.instance_id = "duplicate", known[sop]
             outcome.reason = "this SOP instance is already attached"
             continue
-        known[sop] = None  # a second copy in this batch is a duplicate of the first
+        known[sop] = None
         rows.append((outcome, _instance_row(actor, case, outcome)))
     try:
         with db.session.begin_nested():
