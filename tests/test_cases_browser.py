@@ -185,3 +185,63 @@ def test_a_chinese_doctors_uploader_speaks_chinese(app, world, live_http, browse
     page.wait_for_selector("#uploader .uppy-Dashboard-AddFiles-title")
     assert "将文件拖拽到这里" in page.inner_text("#uploader .uppy-Dashboard-AddFiles-title")
     assert "将文件拖拽到这里" in page.inner_text("#ecg-uploader .uppy-Dashboard-AddFiles-title")
+
+
+def _written_as(paths, folder, syntax: str, little: bool):
+    """The slices rewritten in ``syntax`` (native), pixel values unchanged."""
+    import pydicom
+
+    folder.mkdir(parents=True, exist_ok=True)
+    made = []
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        pixels = ds.pixel_array
+        ds.file_meta.TransferSyntaxUID = syntax
+        ds.PixelData = pixels.astype(pixels.dtype.newbyteorder("<" if little else ">")).tobytes()
+        target = folder / path.name
+        pydicom.dcmwrite(target, ds, implicit_vr=little, little_endian=little, force_encoding=True)
+        made.append(target)
+    return made
+
+
+def test_the_viewer_opens_implicit_vr_and_big_endian_series(
+    app, world, browser, live_http, tmp_path
+):
+    """dwv asks for Explicit VR Little Endian: files stored in Implicit VR Little Endian or
+    Explicit VR Big Endian are rewritten by the server and shown."""
+    from telemed.services.accounts.context import actor_of
+    from telemed.services.cases import dicom
+    from tests.test_dicom_service import open_imaging_case
+
+    case_id = open_imaging_case(world).id
+    files = []
+    for syntax, little in (("1.2.840.10008.1.2", True), ("1.2.840.10008.1.2.2", False)):
+        slices = dicom_files.ct_series(tmp_path / f"src-{syntax}", 3)
+        written = _written_as(slices, tmp_path / syntax, syntax, little)
+        files += [(p.name, p) for p in written]
+    outcomes = dicom.attach_files(actor_of(world.user("gp_ts1")), case_id, files)
+    assert [o.status for o in outcomes] == ["stored"] * 6
+    db.session.commit()
+    db.session.remove()
+
+    page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+    sign_in(page, live_http.url, "gp_ts1")
+    page.goto(f"{live_http.url}/cases/{case_id}")
+    series = page.locator("#series-list .series")
+    assert series.count() == 2
+    for number in range(2):
+        series.nth(number).locator(".open-series").click()
+        page.wait_for_selector("#viewer[data-loaded='1']", timeout=60_000)
+        assert page.get_attribute("#viewer", "data-error") is None
+        assert page.inner_text("#frame-number").endswith("/ 3")
+        painted = page.evaluate(
+            """() => {
+                const canvas = document.querySelector('#layerGroup0 canvas');
+                const data = canvas.getContext('2d')
+                    .getImageData(0, 0, canvas.width, canvas.height).data;
+                let lit = 0;
+                for (let i = 0; i < data.length; i += 4) if (data[i] > 10) lit++;
+                return lit;
+            }"""
+        )
+        assert painted > 1000, "the frame is drawn on the canvas"

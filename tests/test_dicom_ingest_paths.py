@@ -169,9 +169,11 @@ def test_stow_from_memory_or_from_a_spooled_body(
     )
     assert response.status_code == 202, response.get_data(as_text=True)
     payload = response.get_json()
-    assert len(payload["00081199"]["Value"]) == 4  # three stored, one duplicate
+    # Three stored; the repeat of part 1 is a warning, not a second reference (PS3.18).
+    assert len(payload["00081199"]["Value"]) == 3
     assert len(payload["00081198"]["Value"]) == 1
     assert "part 3: pixel data is shorter than declared" in response.headers["Warning"]
+    assert "part 5: SOP instance" in " ".join(response.headers.getlist("Warning"))
     db.session.remove()
     instances = dicom.instances_of(case_id)
     assert len(instances) == 3

@@ -22,6 +22,9 @@ from typing import Any
 
 PREAMBLE = 128
 UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+# An identifier off the UID grammar that is still kept: what a URL path segment carries
+# unescaped, so every DICOMweb address of the instance stays plain.
+UID_AS_SENT = re.compile(r"^[0-9A-Za-z._~-]+$")
 # Preambles that make the file something else too (CVE-2019-11687). A TIFF header is a
 # documented dual-personality use (PS3.10 7.5) and is accepted with the preamble zeroed on
 # storage; an executable is a polyglot attack and is refused.
@@ -289,11 +292,21 @@ def _index(
     if not transfer_syntax:
         raise Refused("the file meta information has no Transfer Syntax UID")
     uids = {}
+    warnings: list[str] = []
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
-        value = str(header.get(keyword, "")).strip()
-        if not value or len(value) > 64 or not UID.match(value):
-            raise Refused(f"{keyword} is missing or not a valid UID")
+        value = str(header.get(keyword, "")).strip(" \x00")
+        if not value or len(value) > 64:
+            raise Refused(f"{keyword} is missing or longer than 64 characters")
+        if not UID.match(value):
+            if not UID_AS_SENT.match(value):
+                raise Refused(f"{keyword} holds characters no identifier may carry")
+            # Real anonymisers write hashes (hex, UUIDs): unique, only off the grammar.
+            warnings.append(
+                f"{keyword} {value} does not follow the UID grammar (digits and dots, "
+                "PS3.5 9.1); stored as sent"
+            )
         uids[keyword] = value
+    notes.extend(warnings)
     has_pixels = "Rows" in header and "Columns" in header
     if has_pixels:
         _check_size(header, limits)
@@ -358,4 +371,5 @@ def _index(
         "decodable": decodable,
         "notes": "; ".join(notes) or None,
         "header_json": body,
+        "warnings": warnings,
     }

@@ -1,4 +1,4 @@
-"""Turning a frame into pixels a screen can show, and a compressed file into a plain one.
+"""Turning a frame into pixels a screen can show.
 
 Runs in the limited worker. Respects the modality LUT (rescale slope/intercept), VOI
 windows and VOI LUTs (or the caller's window), MONOCHROME1, RGB, YBR (decoders convert
@@ -133,6 +133,8 @@ def encode(pixels: np.ndarray, request: RenderRequest) -> bytes:
     out = io.BytesIO()
     if request.media_type == "image/jpeg":
         image.save(out, "JPEG", quality=max(1, min(request.quality, 100)))
+    elif request.media_type == "image/gif":
+        image.save(out, "GIF")
     else:
         image.save(out, "PNG", compress_level=1)
     return out.getvalue()
@@ -141,17 +143,6 @@ def encode(pixels: np.ndarray, request: RenderRequest) -> bytes:
 def render(path: str, request: RenderRequest) -> bytes:
     pixels, _applied = display_pixels(path, request)
     return encode(pixels, request)
-
-
-def transcode_to_explicit_little(path: str, out_path: str) -> None:
-    """A copy in Explicit VR Little Endian (decompressed), for viewers without codecs."""
-    import pydicom
-
-    ds = pydicom.dcmread(path)
-    if ds.file_meta.TransferSyntaxUID != pydicom.uid.ExplicitVRLittleEndian:
-        ds.decompress()
-    ds.preamble = bytes(128)
-    ds.save_as(out_path, enforce_file_format=True)
 
 
 def parse_window(raw: str | None) -> Window | None:

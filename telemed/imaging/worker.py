@@ -89,12 +89,16 @@ def _task(op: str, args: dict[str, Any]) -> dict[str, Any]:
         os.replace(temp, args["out"])
         return {"bytes": len(data)}
     if op == "transcode":
-        from telemed.imaging.rendering import transcode_to_explicit_little
+        from telemed.imaging.pixel_data import transcode_to_explicit_little
 
         temp = args["out"] + ".part"
         transcode_to_explicit_little(args["path"], temp)
         os.replace(temp, args["out"])
         return {}
+    if op == "frames":
+        from telemed.imaging.pixel_data import extract_frames
+
+        return extract_frames(args["path"], args["out"], args["form"])
     if op == "ecg_read":
         from telemed.imaging.ecg_reading import read_and_normalise
 

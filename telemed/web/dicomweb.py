@@ -26,6 +26,25 @@ from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import defer
 
 from telemed.db import set_write_intent
+from telemed.domain.dicomweb_media import (
+    JSON_MEDIA,
+    NATIVE_SYNTAXES,
+    RENDERED_MEDIA,
+    Accepted,
+    FrameChoice,
+    choose_frame_form,
+    choose_instance_syntax,
+    choose_media,
+    parse_accept,
+)
+from telemed.domain.qido_matching import (
+    COMPUTED,
+    BadQuery,
+    Key,
+    Query,
+    parse_query,
+    value_matches,
+)
 from telemed.errors import InvalidInput, NotFound, TelemedError
 from telemed.extensions import db
 from telemed.imaging.rendering import parse_window
@@ -38,7 +57,7 @@ from telemed.web.security import current_actor
 bp = Blueprint("dicomweb", __name__, url_prefix="/cases/<int:case_id>/dicomweb")
 
 DICOM_JSON = "application/dicom+json"
-EXPLICIT_LITTLE = "1.2.840.10008.1.2.1"
+PIXEL_DATA = "7FE00010"
 CHUNK = 1024 * 1024
 FAILURE_PROCESSING = 0xC000
 # A STOW-RS body up to this size is read into memory; a larger one is spooled to a file.
@@ -48,6 +67,11 @@ BODY_IN_MEMORY = 16 * 1024**2
 class NotAcceptable(TelemedError):
     status = 406
     code = "not_acceptable"
+
+
+class BadRequest(TelemedError):
+    status = 400
+    code = "bad_request"
 
 
 class UnsupportedMediaType(TelemedError):
@@ -71,193 +95,254 @@ def _attr(vr: str, *values: Any) -> dict[str, Any]:
     return {"vr": vr, "Value": present} if present else {"vr": vr}
 
 
-def _from_header(instance: DicomInstance, tag: str, vr: str) -> dict[str, Any]:
-    return instance.header_json.get(tag) or {"vr": vr}
+def _from_header(header: dict[str, Any], tag: str, vr: str) -> dict[str, Any]:
+    return header.get(tag) or {"vr": vr}
 
 
 def _da(value: date | None) -> str | None:
     return value.strftime("%Y%m%d") if value else None
 
 
-def study_attributes(case_id: int, instances: list[DicomInstance]) -> dict[str, Any]:
+def _url(case_id: int, study: str, series: str | None = None, sop: str | None = None) -> str:
+    url = f"{_root(case_id)}/studies/{study}"
+    if series:
+        url += f"/series/{series}"
+    if sop:
+        url += f"/instances/{sop}"
+    return url
+
+
+def study_attributes(
+    case_id: int, instances: list[DicomInstance], header: dict[str, Any]
+) -> dict[str, Any]:
+    """PS3.18 Table 10.6.3-3: the study's default attributes (its first instance's header
+    for what the index does not hold)."""
     first = instances[0]
     series = {i.series_uid for i in instances}
     modalities = sorted({i.modality for i in instances if i.modality})
     return {
+        "00080005": _from_header(header, "00080005", "CS"),
         "00080020": _attr("DA", _da(first.study_date)),
         "00080030": _attr("TM", first.study_time),
         "00080050": _attr("SH", first.accession_number),
+        "00080056": _attr("CS", "ONLINE"),
         "00080061": _attr("CS", *modalities),
+        "00080090": _from_header(header, "00080090", "PN"),
+        "00080201": _from_header(header, "00080201", "SH"),
         "00081030": _attr("LO", first.study_description),
-        "00100010": (
-            {"vr": "PN", "Value": [{"Alphabetic": first.header_patient_name}]}
-            if first.header_patient_name
-            else {"vr": "PN"}
-        ),
+        "00081190": _attr("UR", _url(case_id, first.study_uid)),
+        "00100010": _from_header(header, "00100010", "PN"),
         "00100020": _attr("LO", first.header_patient_id),
+        "00100030": _from_header(header, "00100030", "DA"),
+        "00100040": _from_header(header, "00100040", "CS"),
         "0020000D": _attr("UI", first.study_uid),
+        "00200010": _from_header(header, "00200010", "SH"),
         "00201206": _attr("IS", len(series)),
         "00201208": _attr("IS", len(instances)),
-        "00081190": _attr("UR", f"{_root(case_id)}/studies/{first.study_uid}"),
     }
 
 
-def series_attributes(case_id: int, instances: list[DicomInstance]) -> dict[str, Any]:
+def series_attributes(
+    case_id: int, instances: list[DicomInstance], header: dict[str, Any]
+) -> dict[str, Any]:
+    """PS3.18 Table 10.6.3-4: the series' default attributes."""
     first = instances[0]
-    return {
+    attributes = {
+        "00080005": _from_header(header, "00080005", "CS"),
         "00080060": _attr("CS", first.modality),
+        "00080201": _from_header(header, "00080201", "SH"),
         "0008103E": _attr("LO", first.series_description),
+        "00081190": _attr("UR", _url(case_id, first.study_uid, first.series_uid)),
         "00180015": _attr("CS", first.body_part),
         "0020000D": _attr("UI", first.study_uid),
         "0020000E": _attr("UI", first.series_uid),
         "00200011": _attr("IS", first.series_number),
         "00201209": _attr("IS", len(instances)),
-        "00081190": _attr(
-            "UR", f"{_root(case_id)}/studies/{first.study_uid}/series/{first.series_uid}"
-        ),
+        "00400244": _from_header(header, "00400244", "DA"),
+        "00400245": _from_header(header, "00400245", "TM"),
     }
+    if "00400275" in header:
+        attributes["00400275"] = header["00400275"]
+    return attributes
 
 
-def instance_attributes(case_id: int, instance: DicomInstance) -> dict[str, Any]:
+def instance_attributes(
+    case_id: int, instance: DicomInstance, header: dict[str, Any]
+) -> dict[str, Any]:
+    """PS3.18 Table 10.6.3-5: the instance's default attributes."""
     return {
+        "00020010": _attr("UI", instance.transfer_syntax_uid),
+        "00080005": _from_header(header, "00080005", "CS"),
         "00080016": _attr("UI", instance.sop_class_uid),
         "00080018": _attr("UI", instance.sop_instance_uid),
+        "00080056": _attr("CS", "ONLINE"),
         "00080060": _attr("CS", instance.modality),
+        "00080201": _from_header(header, "00080201", "SH"),
+        "00081190": _attr(
+            "UR", _url(case_id, instance.study_uid, instance.series_uid, instance.sop_instance_uid)
+        ),
         "0020000D": _attr("UI", instance.study_uid),
         "0020000E": _attr("UI", instance.series_uid),
         "00200013": _attr("IS", instance.instance_number),
-        "00280008": _attr("IS", instance.number_of_frames),
+        "00280008": _attr("IS", instance.number_of_frames if instance.rows else None),
         "00280010": _attr("US", instance.rows),
         "00280011": _attr("US", instance.columns),
-        "00020010": _attr("UI", instance.transfer_syntax_uid),
-        "00081190": _attr(
-            "UR",
-            f"{_root(case_id)}/studies/{instance.study_uid}/series/{instance.series_uid}"
-            f"/instances/{instance.sop_instance_uid}",
-        ),
+        "00280100": _from_header(header, "00280100", "US"),
     }
+
+
+# -- content negotiation ----------------------------------------------------------------------
+
+
+def _accepted() -> list[Accepted]:
+    """The client's acceptable media types: the ``accept`` query parameter when given
+    (PS3.18 8.3.3.1), else the Accept header."""
+    return parse_accept(request.args.get("accept") or request.headers.get("Accept"))
+
+
+def _json_media() -> str:
+    media = choose_media(_accepted(), JSON_MEDIA)
+    if media is None:
+        raise NotAcceptable(
+            "this resource is served as application/dicom+json only", field="Accept"
+        )
+    return media
+
+
+@bp.after_request
+def _challenge(response: Response) -> Response:
+    # RFC 9110: a 401 names the scheme the client should use.
+    if response.status_code == 401 and "WWW-Authenticate" not in response.headers:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="telemed"'
+    return response
 
 
 # -- QIDO-RS ----------------------------------------------------------------------------------
 
-QUERY_KEYS = {
-    "StudyInstanceUID": "0020000D",
-    "SeriesInstanceUID": "0020000E",
-    "SOPInstanceUID": "00080018",
-    "Modality": "00080060",
-    "StudyDate": "00080020",
-    "PatientID": "00100020",
-    "AccessionNumber": "00080050",
+# Attributes the index holds as columns: matched without loading the stored header.
+COLUMN_VALUES: dict[str, Callable[[DicomInstance], list[Any]]] = {
+    "0020000D": lambda i: [i.study_uid],
+    "0020000E": lambda i: [i.series_uid],
+    "00080018": lambda i: [i.sop_instance_uid],
+    "00080016": lambda i: [i.sop_class_uid],
+    "00080060": lambda i: [i.modality],
+    "00080020": lambda i: [_da(i.study_date)],
+    "00080030": lambda i: [i.study_time],
+    "00080050": lambda i: [i.accession_number],
+    "00081030": lambda i: [i.study_description],
+    "0008103E": lambda i: [i.series_description],
+    "00180015": lambda i: [i.body_part],
+    "00100010": lambda i: [i.header_patient_name],
+    "00100020": lambda i: [i.header_patient_id],
+    "00200011": lambda i: [i.series_number],
+    "00200013": lambda i: [i.instance_number],
+    "00280008": lambda i: [i.number_of_frames if i.rows else None],
+    "00280010": lambda i: [i.rows],
+    "00280011": lambda i: [i.columns],
 }
-TAG_TO_KEY = {tag: key for key, tag in QUERY_KEYS.items()}
-PAGING = {"limit", "offset", "includefield", "fuzzymatching"}
 
 
-def _query_values() -> dict[str, str]:
-    values: dict[str, str] = {}
-    for raw_key, value in request.args.items():
-        key = TAG_TO_KEY.get(raw_key.upper(), raw_key)
-        if key in PAGING:
-            continue
-        if key not in QUERY_KEYS:
-            raise InvalidInput(f"{raw_key} is not a supported query key", field=raw_key)
-        values[key] = value
-    return values
+def _query() -> Query:
+    try:
+        return parse_query(list(request.args.items(multi=True)))
+    except BadQuery as error:
+        raise BadRequest(str(error), field=error.field) from None
 
 
-def _date_range(raw: str) -> tuple[date | None, date | None]:
-    def one(text: str) -> date | None:
-        text = text.strip()
-        if not text:
-            return None
-        if not re.fullmatch(r"\d{8}", text):
-            raise InvalidInput("StudyDate must be YYYYMMDD or a range", field="StudyDate")
-        try:
-            return date(int(text[:4]), int(text[4:6]), int(text[6:]))
-        except ValueError:
-            raise InvalidInput(f"StudyDate {text} is not a date", field="StudyDate") from None
-
-    if "-" in raw:
-        low, _, high = raw.partition("-")
-        return one(low), one(high)
-    exact = one(raw)
-    return exact, exact
+def _values(instance: DicomInstance, key: Key) -> list[Any]:
+    column = COLUMN_VALUES.get(key.tag)
+    if column is not None:
+        return column(instance)
+    return (instance.header_json.get(key.tag) or {}).get("Value") or []
 
 
-def _matching(case_id: int, fixed: dict[str, str]) -> list[DicomInstance]:
-    values = {**_query_values(), **fixed}
-    query = select(DicomInstance).where(DicomInstance.case_id == case_id)
-    columns = {
-        "StudyInstanceUID": DicomInstance.study_uid,
-        "SeriesInstanceUID": DicomInstance.series_uid,
-        "SOPInstanceUID": DicomInstance.sop_instance_uid,
-        "Modality": DicomInstance.modality,
-        "PatientID": DicomInstance.header_patient_id,
-        "AccessionNumber": DicomInstance.accession_number,
-    }
-    for key, value in values.items():
-        if key == "StudyDate":
-            low, high = _date_range(value)
-            if low:
-                query = query.where(DicomInstance.study_date >= low)
-            if high:
-                query = query.where(DicomInstance.study_date <= high)
-            continue
-        column = columns[key]
-        options = [v for v in value.split(",") if v]
-        if any("*" in v or "?" in v for v in options):
-            patterns = [v.replace("*", "%").replace("?", "_") for v in options]
-            from sqlalchemy import or_
-
-            query = query.where(or_(*[column.like(p) for p in patterns]))
-        else:
-            query = query.where(column.in_(options))
-    query = query.order_by(
+def _matching(case_id: int, query: Query, fixed: dict[str, str]) -> list[DicomInstance]:
+    """The case's instances that match every key of ``query`` (and the UIDs of the path)."""
+    statement = select(DicomInstance).where(DicomInstance.case_id == case_id)
+    for tag, uid in fixed.items():
+        column = {
+            "0020000D": DicomInstance.study_uid,
+            "0020000E": DicomInstance.series_uid,
+        }[tag]
+        statement = statement.where(column == uid)
+    keys = [k for k in query.matching if k.keyword not in COMPUTED]
+    if all(k.tag in COLUMN_VALUES for k in keys):
+        statement = statement.options(defer(DicomInstance.header_json))  # loaded only if asked
+    statement = statement.order_by(
         DicomInstance.study_uid,
         DicomInstance.series_number,
         DicomInstance.series_uid,
         DicomInstance.instance_number,
         DicomInstance.id,
     )
-    if not request.args.get("includefield"):
-        query = query.options(defer(DicomInstance.header_json))  # loaded only when asked
-    return list(db.session.execute(query).scalars())
+    instances = db.session.execute(statement).scalars()
+    return [i for i in instances if all(value_matches(_values(i, k), k, query.fuzzy) for k in keys)]
 
 
-def _page(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    try:
-        limit = int(request.args.get("limit", 1000))
-        offset = int(request.args.get("offset", 0))
-    except ValueError:
-        raise InvalidInput("limit and offset must be whole numbers", field="limit") from None
-    if limit < 1 or offset < 0:
-        raise InvalidInput("limit must be positive and offset not negative", field="limit")
-    return items[offset : offset + min(limit, 5000)]
+def _grouped(
+    case_id: int, query: Query, fixed: dict[str, str], by: Callable[[DicomInstance], str]
+) -> list[list[DicomInstance]]:
+    """Studies or series with at least one matching instance, each with all its
+    instances (counts and modalities are the whole study's or series', not the matches')."""
+    matched = {by(i) for i in _matching(case_id, query, fixed)}
+    if not matched:
+        return []
+    everything = Query(fuzzy=query.fuzzy)
+    groups: dict[str, list[DicomInstance]] = defaultdict(list)
+    for instance in _matching(case_id, everything, fixed):
+        if by(instance) in matched:
+            groups[by(instance)].append(instance)
+    found = list(groups.values())
+    for key in query.matching:
+        if key.keyword == "ModalitiesInStudy":
+            found = [
+                items
+                for items in found
+                if value_matches(sorted({i.modality for i in items if i.modality}), key, False)
+            ]
+    return found
 
 
-def _include(result: dict[str, Any], instance: DicomInstance) -> dict[str, Any]:
-    fields = [f for raw in request.args.getlist("includefield") for f in raw.split(",") if f]
-    if not fields:
-        return result
-    if "all" in fields:
-        return {**instance.header_json, **result}
-    from pydicom.datadict import tag_for_keyword
-
-    for field in fields:
-        tag = field.upper() if re.fullmatch(r"[0-9A-Fa-f]{8}", field) else None
-        if tag is None:
-            number = tag_for_keyword(field)
-            if number is None:
-                raise InvalidInput(f"includefield {field} is not a DICOM keyword", field=field)
-            tag = f"{number:08X}"
-        if tag in instance.header_json and tag not in result:
-            result[tag] = instance.header_json[tag]
-    return result
+def _headers(instances: list[DicomInstance]) -> dict[int, dict[str, Any]]:
+    ids = [i.id for i in instances]
+    headers: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):
+        rows = db.session.execute(
+            select(DicomInstance.id, DicomInstance.header_json).where(
+                DicomInstance.id.in_(ids[start : start + 500])
+            )
+        )
+        headers.update((row_id, header or {}) for row_id, header in rows)
+    return headers
 
 
-def _qido(payload: list[dict[str, Any]]) -> Response:
+def _answer(
+    query: Query,
+    groups: list[Any],
+    first: Callable[[Any], DicomInstance],
+    attributes: Callable[[Any, dict[str, Any]], dict[str, Any]],
+) -> Response:
+    """One page of results, each with its default attributes, the keys of the query and
+    ``includefield``; a Warning when more results remain (PS3.18 8.3.4.4)."""
+    page = groups[query.offset : query.offset + query.limit]
+    headers = _headers([first(group) for group in page])
+    payload = []
+    for group in page:
+        header = headers.get(first(group).id, {})
+        result = attributes(group, header)
+        wanted = [k.tag for k in query.keys] + [t for t in query.include if t != "all"]
+        if "all" in query.include:
+            wanted += list(header)
+        for tag in wanted:
+            if tag not in result and tag in header:
+                result[tag] = header[tag]
+        payload.append(result)
     response = jsonify(payload)
-    response.mimetype = DICOM_JSON
+    response.mimetype = _json_media()
+    if query.offset + query.limit < len(groups):
+        response.headers["Warning"] = (
+            '299 telemed "There are additional results that can be requested"'
+        )
     return response
 
 
@@ -265,11 +350,10 @@ def _qido(payload: list[dict[str, Any]]) -> Response:
 @login_required
 def search_studies(case_id: int):
     case = _case(case_id)
-    grouped: dict[str, list[DicomInstance]] = defaultdict(list)
-    for instance in _matching(case.id, {}):
-        grouped[instance.study_uid].append(instance)
-    found = [_include(study_attributes(case.id, items), items[0]) for items in grouped.values()]
-    return _qido(_page(found))
+    _json_media()
+    query = _query()
+    groups = _grouped(case.id, query, {}, lambda i: i.study_uid)
+    return _answer(query, groups, lambda g: g[0], lambda g, h: study_attributes(case.id, g, h))
 
 
 @bp.route("/series", methods=["GET"])
@@ -277,11 +361,11 @@ def search_studies(case_id: int):
 @login_required
 def search_series(case_id: int, study: str | None = None):
     case = _case(case_id)
-    grouped: dict[str, list[DicomInstance]] = defaultdict(list)
-    for instance in _matching(case.id, {"StudyInstanceUID": study} if study else {}):
-        grouped[instance.series_uid].append(instance)
-    found = [_include(series_attributes(case.id, items), items[0]) for items in grouped.values()]
-    return _qido(_page(found))
+    _json_media()
+    query = _query()
+    fixed = {"0020000D": study} if study else {}
+    groups = _grouped(case.id, query, fixed, lambda i: i.series_uid)
+    return _answer(query, groups, lambda g: g[0], lambda g, h: series_attributes(case.id, g, h))
 
 
 @bp.route("/instances", methods=["GET"])
@@ -290,24 +374,21 @@ def search_series(case_id: int, study: str | None = None):
 @login_required
 def search_instances(case_id: int, study: str | None = None, series: str | None = None):
     case = _case(case_id)
+    _json_media()
+    query = _query()
     fixed = {}
     if study:
-        fixed["StudyInstanceUID"] = study
+        fixed["0020000D"] = study
     if series:
-        fixed["SeriesInstanceUID"] = series
-    found = [_include(instance_attributes(case.id, i), i) for i in _matching(case.id, fixed)]
-    return _qido(_page(found))
+        fixed["0020000E"] = series
+    found = _matching(case.id, query, fixed)
+    return _answer(query, found, lambda i: i, lambda i, h: instance_attributes(case.id, i, h))
 
 
 # -- WADO-RS ----------------------------------------------------------------------------------
 
 
-def _select(case_id: int, study: str, series: str | None, sop: str | None):
-    fixed = {"StudyInstanceUID": study}
-    if series:
-        fixed["SeriesInstanceUID"] = series
-    if sop:
-        fixed["SOPInstanceUID"] = sop
+def _select(case_id: int, study: str, series: str | None, sop: str | None) -> list[DicomInstance]:
     query = select(DicomInstance).where(
         DicomInstance.case_id == case_id, DicomInstance.study_uid == study
     )
@@ -317,7 +398,12 @@ def _select(case_id: int, study: str, series: str | None, sop: str | None):
         query = query.where(DicomInstance.sop_instance_uid == sop)
     found = list(
         db.session.execute(
-            query.order_by(DicomInstance.series_uid, DicomInstance.instance_number)
+            query.options(defer(DicomInstance.header_json)).order_by(
+                DicomInstance.series_number,
+                DicomInstance.series_uid,
+                DicomInstance.instance_number,
+                DicomInstance.id,
+            )
         ).scalars()
     )
     if not found:
@@ -326,84 +412,70 @@ def _select(case_id: int, study: str, series: str | None, sop: str | None):
     return found
 
 
-def _wanted_syntaxes() -> list[str | None]:
-    """Transfer syntaxes the client accepts for application/dicom (None: default)."""
-    accept = request.headers.get("Accept", "")
-    wanted: list[str | None] = []
-    for item in accept.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        params = dict(
-            (part.split("=", 1)[0].strip().lower(), part.split("=", 1)[1].strip().strip('"'))
-            for part in item.split(";")[1:]
-            if "=" in part
-        )
-        media = item.split(";")[0].strip().lower()
-        if media in ("*/*", "multipart/related", "application/dicom") or (
-            media == "multipart/related" and params.get("type", "application/dicom")
-        ):
-            if params.get("type", "application/dicom").lower() not in (
-                "application/dicom",
-                "*/*",
-            ):
-                continue
-            wanted.append(params.get("transfer-syntax"))
-    return wanted or [None]
+# A part: the files whose bytes, one after another, are its content, and its Content-Type.
+Part = tuple[list[Path], str]
 
 
-def _file_for(instance: DicomInstance, wanted: list[str | None]) -> Path:
-    if "*" in wanted or instance.transfer_syntax_uid in wanted:
-        return dicom.store().path_of(instance.sha256)
-    if None in wanted or EXPLICIT_LITTLE in wanted:
-        return dicom.explicit_little_copy(instance)
-    raise NotAcceptable(
-        f"instance {instance.sop_instance_uid} is stored as {instance.transfer_syntax_uid}; "
-        "ask for transfer-syntax=* or 1.2.840.10008.1.2.1"
-    )
-
-
-def _multipart(paths: list[Path]) -> Response:
+def _multipart(parts: list[Part]) -> Response:
     boundary = os.urandom(16).hex()
+    root_type = parts[0][1].split(";")[0] if parts else "application/octet-stream"
 
     def body() -> Iterator[bytes]:
-        for path in paths:
+        for paths, content_type in parts:
+            size = sum(path.stat().st_size for path in paths)
             yield (
-                f"--{boundary}\r\nContent-Type: application/dicom\r\n"
-                f"Content-Length: {path.stat().st_size}\r\n\r\n"
+                f"--{boundary}\r\nContent-Type: {content_type}\r\nContent-Length: {size}\r\n\r\n"
             ).encode()
-            with open(path, "rb") as handle:
-                while chunk := handle.read(CHUNK):
-                    yield chunk
+            for path in paths:
+                with open(path, "rb") as handle:
+                    while chunk := handle.read(CHUNK):
+                        yield chunk
             yield b"\r\n"
         yield f"--{boundary}--\r\n".encode()
 
     return Response(
         body(),
-        content_type=f'multipart/related; type="application/dicom"; boundary={boundary}',
+        content_type=f'multipart/related; type="{root_type}"; boundary={boundary}',
         direct_passthrough=True,
     )
 
 
+def _single(path: Path, content_type: str) -> Response:
+    return send_file(path, mimetype=content_type, conditional=True)
+
+
 def _retrieve(case_id: int, study: str, series: str | None, sop: str | None) -> Response:
+    """Instances in the syntax the client accepts: as stored, or Explicit VR Little
+    Endian (the default) with every UID kept; 406 naming the first that cannot be."""
     actor = current_actor()
     case = _case(case_id)
     instances = _select(case.id, study, series, sop)
-    wanted = _wanted_syntaxes()
-    paths = [_file_for(i, wanted) for i in instances if i.decodable or "*" in wanted] or [
-        _file_for(i, ["*"]) for i in instances
-    ]
+    accepted = _accepted()
+    chosen = []
+    for instance in instances:
+        choice = choose_instance_syntax(accepted, instance.transfer_syntax_uid, instance.decodable)
+        if choice is None:
+            raise NotAcceptable(
+                f"instance {instance.sop_instance_uid} is stored as "
+                f"{instance.transfer_syntax_uid} and cannot be sent in the syntax asked for; "
+                'ask for multipart/related; type="application/dicom"; transfer-syntax=* '
+                "to have it as stored",
+                field="Accept",
+            )
+        chosen.append((instance, choice))
+    parts: list[Part] = []
+    for instance, choice in chosen:
+        if choice.syntax == instance.transfer_syntax_uid:
+            path = dicom.store().path_of(instance.sha256)
+        else:
+            path = dicom.explicit_little_copy(instance)
+        parts.append(([path], f"application/dicom; transfer-syntax={choice.syntax}"))
     dicom.audit_file_views(actor, case.id, [i.id for i in instances], "wado-rs")
-    if len(paths) == 1 and _single_part_wanted():
+    if len(parts) == 1 and chosen[0][1].single_part:
         # A bare application/dicom (not multipart) for one instance: what simple viewers
         # and browsers handle directly.
-        return send_file(paths[0], mimetype="application/dicom", conditional=True)
-    return _multipart(paths)
-
-
-def _single_part_wanted() -> bool:
-    first = request.headers.get("Accept", "").split(",")[0].split(";")[0].strip().lower()
-    return first == "application/dicom"
+        return _single(parts[0][0][0], "application/dicom")
+    return _multipart(parts)
 
 
 @bp.route("/studies/<study>", methods=["GET"])
@@ -424,16 +496,90 @@ def retrieve_instance(case_id: int, study: str, series: str, sop: str):
     return _retrieve(case_id, study, series, sop)
 
 
+def _frame_choice(instance: DicomInstance) -> FrameChoice:
+    if instance.rows is None:
+        raise NotFound(
+            f"instance {instance.sop_instance_uid} has no pixel data (not an image)",
+            field="frames",
+        )
+    choice = choose_frame_form(_accepted(), instance.transfer_syntax_uid, instance.decodable)
+    if choice is None:
+        raise NotAcceptable(
+            f"the pixel data of {instance.sop_instance_uid} is stored as "
+            f"{instance.transfer_syntax_uid}; ask for application/octet-stream "
+            "(uncompressed), transfer-syntax=* (as stored) or the stored syntax's media type",
+            field="Accept",
+        )
+    return choice
+
+
+def _frame_numbers(raw: str, count: int) -> list[int]:
+    numbers = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item.isdigit() or int(item) < 1:
+            raise BadRequest(
+                f"frame numbers are whole numbers from 1, separated by commas ({raw!r})",
+                field="frames",
+            )
+        if int(item) > count:
+            raise NotFound(
+                f"frame {int(item)} not found (the instance has {count})", field="frames"
+            )
+        numbers.append(int(item))
+    return numbers
+
+
+@bp.route("/studies/<study>/series/<series>/instances/<sop>/frames/<frames>", methods=["GET"])
+@login_required
+def retrieve_frames(case_id: int, study: str, series: str, sop: str, frames: str):
+    """Frames (PS3.18 10.4.1.1.4): uncompressed (application/octet-stream, Explicit VR
+    Little Endian, the default) or as stored (``transfer-syntax=*`` or the stored
+    syntax's media type), one part per frame, in the order asked."""
+    actor = current_actor()
+    case = _case(case_id)
+    instance = _select(case.id, study, series, sop)[0]
+    choice = _frame_choice(instance)
+    numbers = _frame_numbers(frames, instance.number_of_frames)
+    files = dicom.frame_files(instance, native=choice.native)
+    content_type = f"{choice.part_media}; transfer-syntax={choice.syntax}"
+    dicom.audit_file_view(actor, instance, f"frames {','.join(map(str, numbers))}")
+    if choice.single_part and len(numbers) == 1:
+        return _single(files[numbers[0] - 1], choice.part_media)
+    return _multipart([([files[n - 1]], content_type) for n in numbers])
+
+
+@bp.route("/studies/<study>/series/<series>/instances/<sop>/bulkdata/<tag>", methods=["GET"])
+@login_required
+def retrieve_bulkdata(case_id: int, study: str, series: str, sop: str, tag: str):
+    """The bulk data a metadata answer refers to: the pixel data, uncompressed in one part
+    (every frame, Explicit VR Little Endian) or as stored (one part per frame)."""
+    actor = current_actor()
+    case = _case(case_id)
+    instance = _select(case.id, study, series, sop)[0]
+    if tag.upper() != PIXEL_DATA:
+        raise NotFound(f"no bulk data {tag} in instance {sop}", field="tag")
+    choice = _frame_choice(instance)
+    files = dicom.frame_files(instance, native=choice.native)
+    content_type = f"{choice.part_media}; transfer-syntax={choice.syntax}"
+    dicom.audit_file_view(actor, instance, "bulk data")
+    if choice.native:
+        return _multipart([(files, content_type)])
+    return _multipart([([file], content_type) for file in files])
+
+
 def _metadata(case_id: int, study: str, series: str | None, sop: str | None) -> Response:
     """The stored headers, passed through as stored (no decoding and re-encoding of the
     JSON), each with the BulkDataURI of its pixel data."""
     actor = current_actor()
     case = _case(case_id)
+    media = _json_media()
     query = select(
         DicomInstance.id,
         DicomInstance.series_uid,
         DicomInstance.sop_instance_uid,
         DicomInstance.rows,
+        DicomInstance.transfer_syntax_uid,
         cast(DicomInstance.header_json, Text),
     ).where(DicomInstance.case_id == case.id, DicomInstance.study_uid == study)
     if series:
@@ -446,18 +592,18 @@ def _metadata(case_id: int, study: str, series: str | None, sop: str | None) -> 
     if not rows:
         what = "instance" if sop else "series" if series else "study"
         raise NotFound(f"{what} {sop or series or study} not found")
-    root = _root(case.id)
     parts = []
-    for _id, series_uid, sop_uid, image_rows, header in rows:
+    for _id, series_uid, sop_uid, image_rows, syntax, header in rows:
         header = header.strip()
         if image_rows:
-            uri = f"{root}/studies/{study}/series/{series_uid}/instances/{sop_uid}"
-            bulk = json.dumps({"vr": "OW", "BulkDataURI": uri})
+            uri = f"{_url(case.id, study, series_uid, sop_uid)}/bulkdata/{PIXEL_DATA}"
+            vr = "OW" if syntax in NATIVE_SYNTAXES else "OB"
+            bulk = json.dumps({"vr": vr, "BulkDataURI": uri})
             header = header[:-1].rstrip() + ("," if header[1:-1].strip() else "")
-            header += f'"7FE00010":{bulk}}}'
+            header += f'"{PIXEL_DATA}":{bulk}}}'
         parts.append(header)
     dicom.audit_file_views(actor, case.id, [row[0] for row in rows], "metadata")
-    return Response("[" + ",".join(parts) + "]", mimetype=DICOM_JSON)
+    return Response("[" + ",".join(parts) + "]", mimetype=media)
 
 
 @bp.route("/studies/<study>/metadata", methods=["GET"])
@@ -479,22 +625,16 @@ def instance_metadata(case_id: int, study: str, series: str, sop: str):
 
 
 def _rendered_media_type() -> str:
-    explicit = request.args.get("accept")
-    candidates = [explicit] if explicit else []
-    accept = request.accept_mimetypes
-    if not candidates:
-        best = accept.best_match(["image/jpeg", "image/png"]) if accept else None
-        candidates = [best or "image/jpeg"]
-    media = candidates[0]
-    if media not in ("image/png", "image/jpeg"):
-        raise NotAcceptable("rendered frames are image/png or image/jpeg")
+    media = choose_media(_accepted(), RENDERED_MEDIA)
+    if media is None:
+        raise NotAcceptable(
+            "rendered images are image/jpeg, image/png or image/gif", field="Accept"
+        )
     return media
 
 
-def _render(case_id: int, study: str, series: str, sop: str, frame_number: int) -> Response:
+def _render(case_id: int, instance: DicomInstance, frame_number: int) -> Response:
     actor = current_actor()
-    case = _case(case_id)
-    instance = _select(case.id, study, series, sop)[0]
     try:
         window = parse_window(request.args.get("window"))
     except ValueError as error:
@@ -522,10 +662,33 @@ def _render(case_id: int, study: str, series: str, sop: str, frame_number: int) 
     return response
 
 
+def _representative(instances: list[DicomInstance]) -> DicomInstance:
+    """The image a study or series is rendered as: its first instance that can be shown."""
+    for instance in instances:
+        if instance.rows and instance.decodable:
+            return instance
+    raise NotFound("nothing in it can be rendered (no decodable image)", field="rendered")
+
+
+@bp.route("/studies/<study>/rendered", methods=["GET"])
+@login_required
+def study_rendered(case_id: int, study: str):
+    case = _case(case_id)
+    return _render(case.id, _representative(_select(case.id, study, None, None)), 1)
+
+
+@bp.route("/studies/<study>/series/<series>/rendered", methods=["GET"])
+@login_required
+def series_rendered(case_id: int, study: str, series: str):
+    case = _case(case_id)
+    return _render(case.id, _representative(_select(case.id, study, series, None)), 1)
+
+
 @bp.route("/studies/<study>/series/<series>/instances/<sop>/rendered", methods=["GET"])
 @login_required
 def instance_rendered(case_id: int, study: str, series: str, sop: str):
-    return _render(case_id, study, series, sop, 1)
+    case = _case(case_id)
+    return _render(case.id, _select(case.id, study, series, sop)[0], 1)
 
 
 @bp.route(
@@ -533,13 +696,15 @@ def instance_rendered(case_id: int, study: str, series: str, sop: str):
 )
 @login_required
 def frame_rendered(case_id: int, study: str, series: str, sop: str, frames: str):
+    case = _case(case_id)
+    instance = _select(case.id, study, series, sop)[0]
     try:
         number = int(frames.split(",")[0])
     except ValueError:
         raise InvalidInput("frame numbers are whole numbers from 1", field="frames") from None
     if number < 1:
         raise InvalidInput("frame numbers start at 1", field="frames")
-    return _render(case_id, study, series, sop, number)
+    return _render(case.id, instance, number)
 
 
 # -- STOW-RS ----------------------------------------------------------------------------------
@@ -723,7 +888,18 @@ def _stow_response(case_id: int, outcomes: list[dicom.FileOutcome]) -> Response:
     referenced, failed, warnings = [], [], []
     for outcome in outcomes:
         index = outcome.index or {}
+        if outcome.repeated:
+            # PS3.18: stored with a warning. One reference per instance, the first copy's.
+            warnings.append(
+                f'299 telemed "{outcome.filename}: SOP instance {index["sop_instance_uid"]} '
+                'was sent more than once in this request; the first copy is kept"'
+            )
+            continue
         if outcome.status in ("stored", "duplicate"):
+            warnings.extend(
+                f'299 telemed "{outcome.filename}: {warning}"'
+                for warning in index.get("warnings", [])
+            )
             referenced.append(
                 {
                     "00081150": _attr("UI", index.get("sop_class_uid")),
@@ -751,7 +927,7 @@ def _stow_response(case_id: int, outcomes: list[dicom.FileOutcome]) -> Response:
         payload["00081199"] = {"vr": "SQ", "Value": referenced}
     if failed:
         payload["00081198"] = {"vr": "SQ", "Value": failed}
-    status = 200 if not failed else 202 if referenced else 409
+    status = 409 if failed and not referenced else 202 if failed or warnings else 200
     response = jsonify(payload)
     response.mimetype = DICOM_JSON
     response.status_code = status

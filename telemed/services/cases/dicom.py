@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from telemed.domain.access import Actor
 from telemed.domain.case_states import EDITABLE, Side
 from telemed.domain.dicom_identity import identity_warnings
+from telemed.domain.dicomweb_media import EXPLICIT_LITTLE, NATIVE_SYNTAXES
 from telemed.domain.file_names import clean_file_name
 from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telemed.extensions import db
@@ -116,6 +117,8 @@ class FileOutcome:
     sha256: str | None = None
     size_bytes: int = 0
     instance_id: int | None = None
+    # A later copy of a SOP instance sent earlier in the same batch.
+    repeated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"filename": self.filename, "status": self.status}
@@ -327,14 +330,20 @@ def record(actor: Actor, case: Case, prepared: Prepared) -> list[FileOutcome]:
                 in_transaction=False,
             )
     known = _existing_instances(case.id, [o.index["sop_instance_uid"] for o in fresh])  # type: ignore[index]
+    in_batch: set[str] = set()
     rows: list[tuple[FileOutcome, DicomInstance]] = []
     for outcome in fresh:
         sop = outcome.index["sop_instance_uid"]  # type: ignore[index]
+        if sop in in_batch:
+            outcome.status, outcome.repeated = "duplicate", True
+            outcome.reason = "the same SOP instance came earlier in this batch; the first is kept"
+            continue
+        in_batch.add(sop)
         if sop in known:
             outcome.status, outcome.instance_id = "duplicate", known[sop]
             outcome.reason = "this SOP instance is already attached"
             continue
-        known[sop] = None  # a second copy in this batch is a duplicate of the first
+        known[sop] = None
         rows.append((outcome, _instance_row(actor, case, outcome)))
     try:
         with db.session.begin_nested():
@@ -574,7 +583,7 @@ def rendered_frame(
     ).encode()
     key = hashlib.sha256(params).hexdigest()[:16]
     content = store()
-    extension = "jpg" if media_type == "image/jpeg" else "png"
+    extension = {"image/jpeg": "jpg", "image/gif": "gif"}.get(media_type, "png")
     folder = content.area("renders") / instance.sha256[:2] / instance.sha256
     target = folder / f"{frame}-{key}.{extension}"
     if target.exists():
@@ -597,20 +606,49 @@ def rendered_frame(
 
 
 def explicit_little_copy(instance: DicomInstance) -> Path:
-    """A decompressed copy (Explicit VR Little Endian) for viewers that lack codecs."""
+    """The instance in Explicit VR Little Endian, every UID kept (decoded, or big endian
+    swapped, by a worker; cached in ``transcoded/``). The caller has checked that the
+    instance can be given so (``dicomweb_media.choose_instance_syntax``)."""
     content = store()
     original = content.path_of(instance.sha256)
-    if instance.transfer_syntax_uid == "1.2.840.10008.1.2.1":
+    if instance.transfer_syntax_uid == EXPLICIT_LITTLE:
         return original
-    if not instance.decodable:
-        raise Conflict(f"{instance.sop_instance_uid}: {instance.notes}")
-    target = content.area("transcoded") / f"{instance.sha256}.dcm"
+    # Named apart from the copies of old, which carried a new SOP Instance UID.
+    target = content.area("transcoded") / f"{instance.sha256}.explicit-le.dcm"
     if not target.exists():
         try:
             workers().call("transcode", path=str(original), out=str(target))
         except (TaskError, WorkerFailed) as error:
             raise Conflict(f"the instance could not be decompressed: {error}") from None
     return target
+
+
+def frame_files(instance: DicomInstance, *, native: bool) -> list[Path]:
+    """Every frame of the instance as its own file, in order: ``native`` (uncompressed,
+    Explicit VR Little Endian layout) or the stored compressed bytes. A worker splits the
+    whole instance on the first request (a viewer asks for the frames one by one);
+    cached in ``frames/``."""
+    if instance.rows is None:
+        raise NotFound(f"instance {instance.sop_instance_uid} has no frames (not an image)")
+    native = native or instance.transfer_syntax_uid in NATIVE_SYNTAXES
+    if native and instance.transfer_syntax_uid not in NATIVE_SYNTAXES and not instance.decodable:
+        raise Conflict(f"{instance.sop_instance_uid}: {instance.notes}", field="frames")
+    content = store()
+    folder = content.area("frames") / instance.sha256[:2] / instance.sha256
+    target = folder / ("native" if native else "stored")
+    if not target.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            workers().call(
+                "frames",
+                path=str(content.path_of(instance.sha256)),
+                out=str(target),
+                form="native" if native else "stored",
+            )
+        except (TaskError, WorkerFailed) as error:
+            raise Conflict(f"the frames could not be read: {error}", field="frames") from None
+    count = sum(1 for _ in target.iterdir())
+    return [target / str(number) for number in range(1, count + 1)]
 
 
 # -- de-identified export ------------------------------------------------------------------------
