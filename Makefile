@@ -52,9 +52,10 @@ messages: $(STAMPS)/python
 	$(BIN)/pybabel update -i telemed/translations/messages.pot -d telemed/translations \
 	  --no-fuzzy-matching --ignore-obsolete
 
-# The browser tests drive Debian's Chromium and the call's TURN test runs a real coturn:
-# install whichever is missing (command:package).
-TEST_TOOLS := chromium:chromium turnserver:coturn
+# The browser tests drive Debian's Chromium, the call's TURN test runs a real coturn, and
+# the DICOM node's tests run dcmtk's storescu/findscu and a real Orthanc: install whichever
+# is missing (command:package).
+TEST_TOOLS := chromium:chromium turnserver:coturn storescu:dcmtk Orthanc:orthanc
 
 test-tools:
 	@missing=""; for tool in $(TEST_TOOLS); do \

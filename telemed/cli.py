@@ -137,10 +137,11 @@ def live_command(host: str | None, port: int | None) -> None:
 
 
 def init_app(app: Flask) -> None:
+    from telemed.dicomnode.cli import dicom_cli
     from telemed.jobs.cli import jobs_cli
     from telemed.runner import serve_command
 
-    for group in (token_cli, users_cli, demo_cli, jobs_cli):
+    for group in (token_cli, users_cli, demo_cli, jobs_cli, dicom_cli):
         app.cli.add_command(group)
     app.cli.add_command(serve_command)
     app.cli.add_command(live_command)

@@ -171,6 +171,13 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "TELEMED_LIVE_PING_TIMEOUT": env_int("LIVE_PING_TIMEOUT", 20),
         "TELEMED_LIVE_SWEEP_SECONDS": env_int("LIVE_SWEEP_SECONDS", 60),
         "TELEMED_LIVE_BATCH_LIMIT": env_int("LIVE_BATCH_LIMIT", 500),
+        # The DICOM node (telemed/dicomnode): C-ECHO/C-STORE listener for member institutions,
+        # and the AE title it calls their PACS with. Loopback unless TELEMED_DICOM_HOST.
+        "TELEMED_DICOM_HOST": env("DICOM_HOST", "127.0.0.1"),
+        "TELEMED_DICOM_PORT": env_int("DICOM_PORT", 11112),
+        "TELEMED_DICOM_AE_TITLE": env("DICOM_AE_TITLE", "TELEMED"),
+        "TELEMED_DICOM_TIMEOUT_S": env_int("DICOM_TIMEOUT_S", 30),
+        "TELEMED_RUN_DICOM": env_bool("RUN_DICOM", True),
         "TELEMED_STORAGE_DIR": str(storage_root),
         "TELEMED_MAX_UPLOAD_BYTES": env_int("MAX_UPLOAD_BYTES", 2 * 1024**3),
         # DICOM decoding runs in worker processes with these limits (telemed/imaging/).

@@ -21,11 +21,15 @@ log = logging.getLogger(__name__)
 Stopper = Callable[[], None]
 
 
-def _start_companions(app: Flask, *, live: bool, scheduler: bool) -> list[Stopper]:
+def _start_companions(
+    app: Flask, *, live: bool, scheduler: bool, dicom: bool = False
+) -> list[Stopper]:
     """Start what runs beside the web server; each returns how to stop it."""
     stoppers: list[Stopper] = []
     if live:
         stoppers.append(_start_live(app))
+    if dicom and app.config["TELEMED_RUN_DICOM"]:
+        stoppers.append(_start_dicom(app))
     if scheduler:
         from telemed.jobs.service import start_for
 
@@ -44,6 +48,15 @@ def _start_live(app: Flask) -> Stopper:
     return thread.stop
 
 
+def _start_dicom(app: Flask) -> Stopper:
+    """The DICOM node's listener (C-ECHO, C-STORE) on its own threads."""
+    from telemed.dicomnode.scp import DicomListener
+
+    listener = DicomListener(app).start()
+    click.echo(f"DICOM node {listener.ae_title} on {listener.host}:{listener.port}")
+    return listener.stop
+
+
 RECV_BYTES = 256 * 1024
 
 
@@ -55,10 +68,17 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def serve(app: Flask, *, live: bool = True, scheduler: bool = True, threads: int = 16) -> None:
+def serve(
+    app: Flask,
+    *,
+    live: bool = True,
+    scheduler: bool = True,
+    dicom: bool = True,
+    threads: int = 16,
+) -> None:
     host = app.config["TELEMED_HOST"]
     port = app.config["TELEMED_PORT"]
-    stoppers = _start_companions(app, live=live, scheduler=scheduler)
+    stoppers = _start_companions(app, live=live, scheduler=scheduler, dicom=dicom)
     server = create_server(
         app,
         host=host,
@@ -95,12 +115,14 @@ def serve(app: Flask, *, live: bool = True, scheduler: bool = True, threads: int
 @click.command("serve")
 @click.option("--no-live", is_flag=True, help="Do not start the live-consult socket server.")
 @click.option("--no-scheduler", is_flag=True, help="Do not start the job scheduler.")
+@click.option("--no-dicom", is_flag=True, help="Do not start the DICOM node's listener.")
 @click.option("--threads", default=16, show_default=True, help="Web worker threads.")
-def serve_command(no_live: bool, no_scheduler: bool, threads: int) -> None:
-    """Serve HTTP (and the live socket and scheduler) on TELEMED_HOST:TELEMED_PORT."""
+def serve_command(no_live: bool, no_scheduler: bool, no_dicom: bool, threads: int) -> None:
+    """Serve HTTP (and the live socket, scheduler and DICOM node) on TELEMED_HOST:TELEMED_PORT."""
     serve(
         current_app._get_current_object(),
         live=not no_live,
         scheduler=not no_scheduler,
+        dicom=not no_dicom,
         threads=threads,
     )

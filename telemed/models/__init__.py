@@ -17,6 +17,7 @@ from telemed.models.consortium import (
     Sex,
     User,
 )
+from telemed.models.dicom_node import DicomNode, DicomPull, InboxInstance, PullStatus
 from telemed.models.idempotency import IdempotencyRecord
 from telemed.models.jobs import JobRun, JobRunStatus, SchedulerLease
 from telemed.models.live import ConsultSession, LiveTicket, RoomEvent, RoomStatus
@@ -59,9 +60,12 @@ __all__ = [
     "Department",
     "DepartmentPolicy",
     "DicomInstance",
+    "DicomNode",
+    "DicomPull",
     "Disposition",
     "EcgRecording",
     "IdempotencyRecord",
+    "InboxInstance",
     "Institution",
     "InstitutionKind",
     "JobRun",
@@ -75,6 +79,7 @@ __all__ = [
     "Patient",
     "PolicyAllotment",
     "Pool",
+    "PullStatus",
     "QuotaSnapshot",
     "ReadingKind",
     "Referral",

@@ -312,9 +312,10 @@ def prepare(source: Path | bytes, filename: str, *, in_process: bool = True) -> 
     return prepared
 
 
-def record(actor: Actor, case: Case, prepared: Prepared) -> list[FileOutcome]:
+def record(actor: Actor | None, case: Case, prepared: Prepared) -> list[FileOutcome]:
     """Index what ``prepare`` stored, the whole batch in one flush; a SOP instance the case
-    already has (or that came earlier in the batch) is a duplicate."""
+    already has (or that came earlier in the batch) is a duplicate. ``actor`` is None for
+    what the DICOM node received (no person sent it)."""
     fresh: list[FileOutcome] = []
     for outcome in prepared.outcomes:
         if outcome.status == "stored" and outcome.index is not None:
@@ -380,7 +381,7 @@ def _existing_instances(case_id: int, sops: list[str]) -> dict[str, int | None]:
     return known
 
 
-def _instance_row(actor: Actor, case: Case, outcome: FileOutcome) -> DicomInstance:
+def _instance_row(actor: Actor | None, case: Case, outcome: FileOutcome) -> DicomInstance:
     index = outcome.index or {}
     study_date = index.get("study_date")
     return DicomInstance(
@@ -389,13 +390,13 @@ def _instance_row(actor: Actor, case: Case, outcome: FileOutcome) -> DicomInstan
         sha256=outcome.sha256,
         size_bytes=outcome.size_bytes,
         original_filename=clean_file_name(outcome.filename),
-        uploaded_by_id=actor.user_id,
+        uploaded_by_id=actor.user_id if actor is not None else None,
         **{key: index[key] for key in INDEX_FIELDS},
     )
 
 
 def _add_one_by_one(
-    actor: Actor, case: Case, rows: list[tuple[FileOutcome, DicomInstance]]
+    actor: Actor | None, case: Case, rows: list[tuple[FileOutcome, DicomInstance]]
 ) -> list[tuple[FileOutcome, DicomInstance]]:
     added = []
     for outcome, _failed in rows:

@@ -1,0 +1,154 @@
+"""Pulling a study from the institution's PACS into a case: a doctor queries the PACS
+(C-FIND, study level), then asks it to send one study to telemed's own AE (C-MOVE). The
+instances arrive at the DICOM node's listener like any other; while the pull is
+requested, those of its study go to its case (``dicom_inbox.receive``).
+
+The entry point commits the pull before the C-MOVE (the listener, on other threads or in
+another process, must see it) and records its outcome after: ``request_pull``, commit,
+``run_move``, ``finish_pull``, commit."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from telemed import clock
+from telemed.dicomnode import scu
+from telemed.domain.access import Actor
+from telemed.errors import Conflict, InvalidInput
+from telemed.extensions import db
+from telemed.models.cases import Case
+from telemed.models.dicom_node import DicomNode, DicomPull, PullStatus
+from telemed.services.accounts import audit
+from telemed.services.cases import dicom
+from telemed.services.cases.cases import get_case
+from telemed.services.cases.dicom_nodes import node_of
+
+UID_CHARACTERS = frozenset("0123456789.")
+
+
+def _pacs_of(case: Case) -> tuple[DicomNode, scu.Pacs]:
+    node = node_of(case.institution_id)
+    if node is None or not node.has_pacs:
+        raise Conflict("no PACS is configured for this institution", field="pacs")
+    return node, scu.Pacs(node.pacs_host, node.pacs_port, node.pacs_ae_title)  # type: ignore[arg-type]
+
+
+def _case_taking_files(actor: Actor, case_id: int) -> Case:
+    case = get_case(actor, case_id)
+    dicom.check_may_attach(actor, case)
+    return case
+
+
+def has_pacs(case: Case) -> bool:
+    node = node_of(case.institution_id)
+    return node is not None and node.has_pacs
+
+
+def _study_date(raw: str) -> str:
+    """YYYY-MM-DD (a page's date) or YYYYMMDD, as DICOM's DA."""
+    text = (raw or "").strip().replace("-", "")
+    if text and not (len(text) == 8 and text.isdigit()):
+        raise InvalidInput("enter the study date as YYYY-MM-DD", field="study_date")
+    return text
+
+
+def find_studies(
+    actor: Actor,
+    case_id: int,
+    *,
+    patient_id: str = "",
+    patient_name: str = "",
+    study_date: str = "",
+) -> list[scu.FoundStudy]:
+    """The PACS's studies matching the query (at least one of the three is needed)."""
+    case = _case_taking_files(actor, case_id)
+    patient_id, patient_name = (patient_id or "").strip(), (patient_name or "").strip()
+    date = _study_date(study_date)
+    if not (patient_id or patient_name or date):
+        raise InvalidInput("give a patient ID, a patient name or a study date", field="patient_id")
+    for name, value in (("patient_id", patient_id), ("patient_name", patient_name)):
+        if len(value) > 64 or any(c in value for c in "\\*?") or not value.isprintable():
+            raise InvalidInput("letters, digits and spaces only (at most 64)", field=name)
+    _node, pacs = _pacs_of(case)
+    config = current_app.config
+    try:
+        found = scu.find_studies(
+            config["TELEMED_DICOM_AE_TITLE"],
+            pacs,
+            patient_id=patient_id,
+            patient_name=patient_name,
+            study_date=date,
+            timeout=float(config["TELEMED_DICOM_TIMEOUT_S"]),
+        )
+    except scu.PacsUnreachable as error:
+        raise Conflict(str(error), field="pacs") from None
+    audit.record(
+        actor,
+        "query_pacs",
+        "case",
+        case.id,
+        detail={"patient_id": patient_id, "name": patient_name, "date": date, "found": len(found)},
+        in_transaction=False,
+    )
+    return found
+
+
+def request_pull(actor: Actor, case_id: int, study_uid: str) -> DicomPull:
+    """Record that this study is to come into the case. Flushes; the caller commits before
+    ``run_move``."""
+    case = _case_taking_files(actor, case_id)
+    uid = (study_uid or "").strip()
+    if not uid or len(uid) > 64 or not set(uid) <= UID_CHARACTERS:
+        raise InvalidInput("not a study instance UID", field="study_uid")
+    _pacs_of(case)
+    pull = DicomPull(
+        case_id=case.id,
+        institution_id=case.institution_id,
+        study_uid=uid,
+        requested_by_id=actor.user_id,
+    )
+    db.session.add(pull)
+    db.session.flush()
+    audit.record(actor, "pull_study", "case", case.id, detail={"study": uid, "pull": pull.id})
+    return pull
+
+
+def run_move(pull: DicomPull) -> scu.MoveResult | str:
+    """Ask the PACS to send the pull's study to telemed (no transaction held): the final
+    C-MOVE status and counts, or why the PACS could not be asked."""
+    case = db.session.get(Case, pull.case_id)
+    assert case is not None
+    _node, pacs = _pacs_of(case)
+    study_uid = pull.study_uid
+    db.session.rollback()  # SQLite: no lock held while the listener stores what arrives
+    config = current_app.config
+    try:
+        return scu.move_study(
+            config["TELEMED_DICOM_AE_TITLE"],
+            pacs,
+            study_uid,
+            timeout=float(config["TELEMED_DICOM_TIMEOUT_S"]) * 10,
+        )
+    except scu.PacsUnreachable as error:
+        return str(error)
+
+
+def finish_pull(pull_id: int, result: scu.MoveResult | str) -> DicomPull:
+    """Record what came of the C-MOVE. Flushes."""
+    pull = db.session.get(DicomPull, pull_id)
+    assert pull is not None
+    if isinstance(result, str):
+        pull.status, pull.problem = PullStatus.FAILED, result
+    else:
+        pull.completed, pull.failed, pull.warning = result.completed, result.failed, result.warning
+        if result.succeeded:
+            pull.status = PullStatus.DONE
+        else:
+            pull.status = PullStatus.FAILED
+            pull.problem = (
+                f"the PACS answered 0x{result.status:04X}: {result.completed} sent, "
+                f"{result.failed} failed"
+            )
+    pull.finished_at = clock.now()
+    db.session.flush()
+    return pull
