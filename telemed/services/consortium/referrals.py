@@ -56,7 +56,8 @@ from telemed.services.accounts import audit, scopes
 from telemed.services.accounts.context import actor_of
 from telemed.services.cases import cases
 from telemed.services.consortium import beds
-from telemed.services.notices.notifications import in_locale_of, notify
+from telemed.services.notices import messages
+from telemed.services.notices.notifications import notify
 from telemed.services.scheduling import booking, policies
 
 MAX_REASON = 4000
@@ -433,8 +434,8 @@ def accept_referral(
     _tell_member_doctor(
         referral,
         "referral_accepted",
-        _("Referral accepted by %(department)s", department=referral.department.name)
-        + (f": {why}" if why else ""),
+        "referral_accepted_unplaced" if why else "referral_accepted",
+        {"department": messages.named(referral.department), "why": str(why) if why else None},
     )
     return Acceptance(referral, booked, admission, why)
 
@@ -534,7 +535,7 @@ def decline_referral(actor: Actor, referral_id: int, reason: str) -> Referral:
             admission.decline_reason = reason
             admission.decided_by_id = actor.user_id
             admission.decided_at = clock.now()
-    _tell_member_doctor(referral, "referral_declined", _("Referral declined: %(r)s", r=reason))
+    _tell_member_doctor(referral, "referral_declined", "referral_declined", {"reason": reason})
     return referral
 
 
@@ -752,11 +753,8 @@ def open_downward_referral(
     _tell_member_doctor(
         referral,
         "referral_down",
-        _(
-            "Patient %(patient)s referred back to you: first visit %(day)s",
-            patient=patient.name,
-            day=next_visit_date.isoformat(),
-        ),
+        "referral_down",
+        {"patient": patient.name, "day": next_visit_date.isoformat()},
     )
     return referral
 
@@ -791,14 +789,14 @@ def confirm_downward(
     )
     requester = db.session.get(User, referral.requested_by_id)
     if requester is not None:
-        with in_locale_of(requester):
-            notify(
-                requester,
-                "referral_confirmed",
-                _("Downward referral %(id)s confirmed by the member institution", id=referral.id),
-                link=f"/referrals/{referral.id}",
-                data={"referral_id": referral.id},
-            )
+        notify(
+            requester,
+            "referral_confirmed",
+            "referral_confirmed",
+            {"id": referral.id},
+            link=f"/referrals/{referral.id}",
+            data={"referral_id": referral.id},
+        )
     return referral
 
 
@@ -850,18 +848,18 @@ def next_steps(actor: Actor, referral: Referral) -> list[ReferralStatus]:
 # -- notifications -------------------------------------------------------------------------
 
 
-def _tell_member_doctor(referral: Referral, kind: str, title: str) -> None:
+def _tell_member_doctor(referral: Referral, kind: str, message_key: str, params: dict) -> None:
     doctor = db.session.get(User, referral.member_doctor_id or referral.requested_by_id)
     if doctor is None:
         return
-    with in_locale_of(doctor):
-        notify(
-            doctor,
-            kind,
-            title,
-            link=f"/referrals/{referral.id}",
-            data={"referral_id": referral.id},
-        )
+    notify(
+        doctor,
+        kind,
+        message_key,
+        params,
+        link=f"/referrals/{referral.id}",
+        data={"referral_id": referral.id},
+    )
 
 
 def _tell_department(referral: Referral, patient_name: str) -> None:
@@ -873,14 +871,11 @@ def _tell_department(referral: Referral, patient_name: str) -> None:
         )
     ).scalars()
     for specialist in specialists:
-        with in_locale_of(specialist):
-            title = _("Upward referral: %(patient)s", patient=patient_name)
-            if referral.green_channel:
-                title += _(" (green channel)")
-            notify(
-                specialist,
-                "referral_up",
-                title,
-                link=f"/referrals/{referral.id}",
-                data={"referral_id": referral.id},
-            )
+        notify(
+            specialist,
+            "referral_up",
+            "referral_up_green" if referral.green_channel else "referral_up",
+            {"patient": patient_name},
+            link=f"/referrals/{referral.id}",
+            data={"referral_id": referral.id},
+        )
