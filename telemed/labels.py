@@ -10,9 +10,11 @@ import enum
 
 from flask_babel import lazy_gettext as _l
 
+from telemed.domain.beds import AdmissionStatus
 from telemed.domain.case_states import CaseKind, CaseStatus, Priority
-from telemed.domain.referral_states import ReferralStatus
-from telemed.models.consortium import InstitutionKind, Role, Sex
+from telemed.domain.referral_states import Direction, ReferralStatus
+from telemed.models.consortium import ClinicalTitle, InstitutionKind, ReadingKind, Role, Sex
+from telemed.models.jobs import JobRunStatus
 from telemed.models.live import RoomStatus
 from telemed.models.scheduling import BookingStatus, Pool, ServiceType, SlotStatus, WaitlistStatus
 
@@ -68,6 +70,22 @@ LABELS: dict[type[enum.Enum], dict[enum.Enum, object]] = {
         Priority.URGENT: _l("urgent"),
         Priority.CRITICAL: _l("critical"),
     },
+    AdmissionStatus: {
+        AdmissionStatus.REQUESTED: _l("requested"),
+        AdmissionStatus.ACCEPTED: _l("accepted"),
+        AdmissionStatus.DECLINED: _l("declined"),
+        AdmissionStatus.CANCELLED: _l("cancelled"),
+        AdmissionStatus.ADMITTED: _l("admitted"),
+        AdmissionStatus.DISCHARGED: _l("discharged"),
+    },
+    Direction: {Direction.UP: _l("upward"), Direction.DOWN: _l("downward")},
+    ReadingKind: {ReadingKind.ECG: _l("ECG"), ReadingKind.IMAGING: _l("imaging")},
+    JobRunStatus: {
+        JobRunStatus.REQUESTED: _l("requested"),
+        JobRunStatus.RUNNING: _l("running"),
+        JobRunStatus.OK: _l("succeeded"),
+        JobRunStatus.FAILED: _l("failed"),
+    },
     SlotStatus: {SlotStatus.OPEN: _l("open"), SlotStatus.BLOCKED: _l("blocked")},
     WaitlistStatus: {
         WaitlistStatus.WAITING: _l("waiting"),
@@ -81,6 +99,12 @@ LABELS: dict[type[enum.Enum], dict[enum.Enum, object]] = {
         Role.GRASSROOTS: _l("Grassroots doctor"),
         Role.REGISTRAR: _l("Registrar"),
         Role.ADMIN: _l("Administrator"),
+    },
+    ClinicalTitle: {
+        ClinicalTitle.CHIEF_PHYSICIAN: _l("Chief physician"),
+        ClinicalTitle.ASSOCIATE_CHIEF_PHYSICIAN: _l("Associate chief physician"),
+        ClinicalTitle.ATTENDING_PHYSICIAN: _l("Attending physician"),
+        ClinicalTitle.RESIDENT_PHYSICIAN: _l("Resident physician"),
     },
     Sex: {
         Sex.MALE: _l("male"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -154,6 +155,11 @@ def side_of(actor: Actor, referral: Referral) -> ReferralSide | None:
 # -- history -----------------------------------------------------------------------------
 
 
+# A note the system writes on a step (a key of services/notices/messages.py and its
+# parameters), worded when the history is read.
+SystemNote = tuple[str, dict[str, Any]]
+
+
 def _record(
     referral: Referral,
     source: ReferralStatus | None,
@@ -161,7 +167,9 @@ def _record(
     actor: Actor | None,
     note: str | None,
     at: datetime,
+    system_note: SystemNote | None = None,
 ) -> None:
+    key, params = system_note or (None, None)
     db.session.add(
         ReferralTransition(
             referral_id=referral.id,
@@ -170,6 +178,8 @@ def _record(
             actor_id=actor.user_id if actor else None,
             at=at,
             note=note,
+            note_key=key,
+            note_params=params,
         )
     )
 
@@ -180,6 +190,7 @@ def _move(
     target: ReferralStatus,
     *,
     note: str | None = None,
+    system_note: SystemNote | None = None,
     side: ReferralSide | None = None,
 ) -> Referral:
     """Move a loaded referral to ``target`` if the state machine and the caller allow it."""
@@ -211,7 +222,7 @@ def _move(
         referral.completed_at = now
     elif target is ReferralStatus.FOLLOWED_UP:
         referral.followed_up_at = now
-    _record(referral, source, target, actor, note, now)
+    _record(referral, source, target, actor, note, now, system_note)
     db.session.flush()
     audit.record(
         actor,
@@ -587,7 +598,7 @@ def on_admission_fell_through(event: events.AdmissionFellThrough) -> None:
             None,
             referral,
             ReferralStatus.ACCEPTED,
-            note="admission cancelled",
+            system_note=("referral_note_admission_cancelled", {}),
             side=ReferralSide.SYSTEM,
         )
 
@@ -599,7 +610,7 @@ def on_admission_discharged(event: events.AdmissionDischarged) -> None:
             event.actor,
             referral,
             ReferralStatus.COMPLETED,
-            note="discharged",
+            system_note=("referral_note_discharged", {}),
             side=ReferralSide.SYSTEM,
         )
 
@@ -614,7 +625,7 @@ def on_booking_fell_through(event: events.BookingFellThrough) -> None:
             None,
             referral,
             ReferralStatus.ACCEPTED,
-            note=f"booking cancelled: {event.reason}" if event.reason else "booking cancelled",
+            system_note=("referral_note_booking_cancelled", {"reason": event.reason or ""}),
             side=ReferralSide.SYSTEM,
         )
 
@@ -733,14 +744,14 @@ def open_downward_referral(
                 actor,
                 parent,
                 ReferralStatus.COMPLETED,
-                note="referred back down",
+                system_note=("referral_note_referred_back_down", {}),
                 side=ReferralSide.SYSTEM,
             )
         _move(
             actor,
             parent,
             ReferralStatus.FOLLOWED_UP,
-            note=f"downward referral {referral.id}",
+            system_note=("referral_note_downward_referral", {"id": referral.id}),
             side=ReferralSide.SYSTEM,
         )
     audit.record(
@@ -776,14 +787,20 @@ def confirm_downward(
         today = clock.now().astimezone(_zone()).date()
         if next_visit_date < today:
             raise InvalidInput("next_visit_date is in the past", field="next_visit_date")
-    _move(actor, referral, ReferralStatus.ACCEPTED, note=note or "confirmed")
+    _move(
+        actor,
+        referral,
+        ReferralStatus.ACCEPTED,
+        note=note,
+        system_note=None if note else ("referral_note_confirmed", {}),
+    )
     if next_visit_date is not None:
         referral.next_visit_date = next_visit_date
     _move(
         actor,
         referral,
         ReferralStatus.SCHEDULED,
-        note=f"first visit {referral.next_visit_date.isoformat()}"
+        system_note=("referral_note_first_visit", {"day": referral.next_visit_date.isoformat()})
         if referral.next_visit_date
         else None,
     )

@@ -1,4 +1,5 @@
-"""The words of notifications: a message key and its parameters, worded when read.
+"""The words of notifications (and of the notes the system writes on a record, such as a
+referral's steps): a message key and its parameters, worded when read.
 
 A notification stores ``message_key`` and ``params`` (plain JSON values), never text in
 someone's language: the bell, the notifications page and the e-mail or SMS word it in
@@ -95,6 +96,14 @@ MESSAGES: dict[str, Message] = {
         _l("%(patient)s, booked by %(booker)s of %(institution)s."),
         words={"what": ServiceType, "lead": _lead},
     ),
+    # Notes the system writes on a referral's steps.
+    "referral_note_admission_cancelled": Message(_l("admission cancelled")),
+    "referral_note_discharged": Message(_l("discharged from the ward")),
+    "referral_note_booking_cancelled": Message(_l("booking cancelled"), body_text="reason"),
+    "referral_note_referred_back_down": Message(_l("referred back down")),
+    "referral_note_downward_referral": Message(_l("downward referral %(id)s")),
+    "referral_note_first_visit": Message(_l("first visit %(day)s")),
+    "referral_note_confirmed": Message(_l("confirmed")),
     "read_overdue": Message(
         _l("Overdue %(priority)s %(kind)s: case %(id)s"),
         _l("Due at %(due)s, still %(status)s at %(centre)s."),

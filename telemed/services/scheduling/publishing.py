@@ -436,7 +436,7 @@ def block_slot(actor: Actor, slot_id: int, reason: str) -> list[Booking]:
         booking.status = BookingStatus.CANCELLED
         booking.cancelled_at = now
         booking.cancelled_by_id = actor.user_id
-        booking.cancel_reason = f"slot blocked: {reason}"
+        booking.cancel_reason = reason  # the page says the slot was blocked, in its language
         audit.record(actor, "cancel", "booking", booking.id, detail={"reason": "slot blocked"})
         bus.emit(events.BookingFellThrough(booking.id, booking.cancel_reason))
         booker = db.session.get(User, booking.booked_by_id)
