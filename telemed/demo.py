@@ -19,6 +19,7 @@ from telemed import clock
 from telemed.errors import TelemedError
 from telemed.extensions import db
 from telemed.models.consortium import (
+    ClinicalTitle,
     Consortium,
     Department,
     Institution,
@@ -49,14 +50,19 @@ LEAD_DEPARTMENTS = [
     ("ECG", "心电诊断中心", "ECG Reading Centre", ReadingKind.ECG),
 ]
 
+CHIEF, ASSOCIATE, ATTENDING = (
+    ClinicalTitle.CHIEF_PHYSICIAN,
+    ClinicalTitle.ASSOCIATE_CHIEF_PHYSICIAN,
+    ClinicalTitle.ATTENDING_PHYSICIAN,
+)
 SPECIALISTS = [
-    ("dr.wang", "王建国", "主任医师", "CARD"),
-    ("dr.li", "李晓梅", "副主任医师", "CARD"),
-    ("dr.zhang", "张伟", "主任医师", "IM"),
-    ("dr.chen", "陈静", "主治医师", "IM"),
-    ("dr.liu", "刘洋", "主任医师", "RAD"),
-    ("dr.zhao", "赵敏", "副主任医师", "RAD"),
-    ("dr.sun", "孙丽", "主治医师", "ECG"),
+    ("dr.wang", "王建国", CHIEF, "CARD"),
+    ("dr.li", "李晓梅", ASSOCIATE, "CARD"),
+    ("dr.zhang", "张伟", CHIEF, "IM"),
+    ("dr.chen", "陈静", ATTENDING, "IM"),
+    ("dr.liu", "刘洋", CHIEF, "RAD"),
+    ("dr.zhao", "赵敏", ASSOCIATE, "RAD"),
+    ("dr.sun", "孙丽", ATTENDING, "ECG"),
 ]
 
 MEMBERS = [
@@ -133,7 +139,7 @@ def seed(seed_value: int = 20261123) -> list[Login]:
         logins.append(Login(username, password, role.value, where))
         return user
 
-    admin = add_user("admin", "医务科 周主任", Role.ADMIN, lead, title="医务科")
+    admin = add_user("admin", "医务科 周主任", Role.ADMIN, lead)
     add_user("registrar", "挂号处 吴老师", Role.REGISTRAR, lead)
     specialists = [
         add_user(u, n, Role.SPECIALIST, lead, departments[d], t) for u, n, t, d in SPECIALISTS

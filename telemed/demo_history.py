@@ -109,7 +109,7 @@ def _policies(admin: User, departments: dict[str, Department], today: date) -> N
             outpatient_share_num=2,
             outpatient_share_den=5,
             changed_by_id=admin.id,
-            reason=f"{MARK}: 内科下沉比例提高到 2/5 / IM raises its share to 2/5",
+            reason=f"{MARK}: 内科下沉比例提高到 2/5",
         )
     )
 
@@ -129,7 +129,7 @@ def _beds(admin: User, departments: dict[str, Department], first: date, today: d
                     total_beds=total,
                     down_shared_beds=shared,
                     changed_by_id=admin.id,
-                    reason=f"{MARK}: 病区床位 / ward beds",
+                    reason=f"{MARK}: 病区床位",
                 )
             )
     db.session.flush()
@@ -251,7 +251,7 @@ def _bookings(slots, grassroots, patient_ids, busy, rng: random.Random) -> list[
                         "booked_by_id": doctor.id,
                         "patient_id": patient,
                         "status": status,
-                        "reason": f"{MARK}: 基层首诊后上转专科 / referred for a specialist visit",
+                        "reason": f"{MARK}: 基层首诊后上转专科",
                         "starts_at": slot["starts_at"],
                         "ends_at": slot["ends_at"],
                         "confirmed_at": booked_at,
@@ -260,9 +260,7 @@ def _bookings(slots, grassroots, patient_ids, busy, rng: random.Random) -> list[
                         else None,
                         "cancelled_at": booked_at + timedelta(days=1) if cancelled else None,
                         "cancelled_by_id": doctor.id if cancelled else None,
-                        "cancel_reason": f"{MARK}: 患者改期 / patient rescheduled"
-                        if cancelled
-                        else None,
+                        "cancel_reason": f"{MARK}: 患者改期" if cancelled else None,
                         "created_at": booked_at,
                         "department_id": slot["department_id"],
                     }
@@ -362,7 +360,7 @@ def _one_case(kind, responders, grassroots, patient_ids, day, low, high, today, 
         patient_id=rng.choice(patient_ids[institution]),
         institution_id=institution,
         requested_by_id=doctor.id,
-        question=f"【{MARK}】请协助诊断 / please read",
+        question=f"【{MARK}】请协助诊断",
         target_department_id=responder.department_id,
         target_specialist_id=responder.id if kind is CaseKind.CONSULT else None,
         assigned_to_id=responder.id,
@@ -390,7 +388,7 @@ def _one_case(kind, responders, grassroots, patient_ids, day, low, high, today, 
             Report(
                 case_id=case.id,
                 version=1,
-                impression=f"{MARK}: 未见明显异常 / no acute abnormality",
+                impression=f"{MARK}: 未见明显异常",
                 disposition=Disposition.MANAGE_LOCALLY if kind is CaseKind.CONSULT else None,
                 author_id=responder.id,
                 signed_by_id=responder.id,
@@ -442,7 +440,7 @@ def _admissions(departments, grassroots, patient_ids, first: date, today: date, 
                 institution_id=institution,
                 patient_id=rng.choice(patient_ids[institution]),
                 requested_by_id=doctor.id,
-                reason=f"{MARK}: 上转住院 / admission for a referred patient",
+                reason=f"{MARK}: 上转住院",
                 wanted_from=admit_on,
                 nights=nights,
                 status=status,
@@ -473,11 +471,11 @@ def _admissions(departments, grassroots, patient_ids, first: date, today: date, 
                 institution_id=institution,
                 patient_id=patient_ids[institution][1],
                 requested_by_id=grassroots[institution][0].id,
-                reason=f"{MARK}: 择期住院 / elective admission",
+                reason=f"{MARK}: 择期住院",
                 wanted_from=today - timedelta(days=10),
                 nights=3,
                 status=AdmissionStatus.DECLINED,
-                decline_reason="择期患者请预约门诊 / book an outpatient visit first",
+                decline_reason="择期患者请预约门诊",
                 decided_at=_at(today - timedelta(days=12), 11),
                 created_at=_at(today - timedelta(days=12), 9),
             )
@@ -593,9 +591,9 @@ def _referrals(
                 requested_by=doctor_id,
                 member_doctor=doctor_id,
                 at=opened,
-                reason="慢性咳嗽 / chronic cough",
-                closing="基层可处理 / manage locally",
-                steps=[(R.DECLINED, accepted, specialist.id, "基层可处理 / manage locally")],
+                reason="慢性咳嗽",
+                closing="基层可处理",
+                steps=[(R.DECLINED, accepted, specialist.id, "基层可处理")],
             )
             count += 1
             continue
@@ -603,12 +601,12 @@ def _referrals(
         steps = [
             (R.ACCEPTED, accepted, specialist.id, None),
             (R.SCHEDULED, accepted + timedelta(minutes=5), doctor_id, None),
-            (R.COMPLETED, completed, specialist.id, "已就诊 / seen"),
+            (R.COMPLETED, completed, specialist.id, "已就诊"),
         ]
         down_at = completed + timedelta(days=rng.randrange(1, 4))
         goes_down = rng.random() < 0.6 and down_at < now
         if goes_down:
-            steps.append((R.FOLLOWED_UP, down_at, specialist.id, "转回基层 / referred back down"))
+            steps.append((R.FOLLOWED_UP, down_at, specialist.id, "转回基层"))
         up = _referral(
             direction=Direction.UP,
             patient_id=visit["patient_id"],
@@ -618,7 +616,7 @@ def _referrals(
             member_doctor=doctor_id,
             at=opened,
             green=green,
-            reason="专科进一步诊治 / specialist work-up",
+            reason="专科进一步诊治",
             steps=steps,
             booking_id=visit["id"],
         )
@@ -639,8 +637,8 @@ def _referrals(
             requested_by=doctor.id,
             member_doctor=doctor.id,
             at=opened,
-            reason="心悸 / palpitations",
-            closing="症状缓解 / symptoms resolved",
+            reason="心悸",
+            closing="症状缓解",
             steps=[(R.CANCELLED, opened + timedelta(hours=3), doctor.id, "症状缓解")],
         )
         count += 1
@@ -651,10 +649,10 @@ def _referrals(
         opened = admission.created_at - timedelta(hours=2)
         steps = [
             (R.ACCEPTED, admission.decided_at, specialist.id, None),
-            (R.SCHEDULED, admission.decided_at, None, "床位已安排 / bed placed"),
+            (R.SCHEDULED, admission.decided_at, None, "床位已安排"),
         ]
         if admission.discharged_at is not None:
-            steps.append((R.COMPLETED, admission.discharged_at, specialist.id, "出院 / discharged"))
+            steps.append((R.COMPLETED, admission.discharged_at, specialist.id, "出院"))
         _referral(
             direction=Direction.UP,
             patient_id=admission.patient_id,
@@ -663,7 +661,7 @@ def _referrals(
             requested_by=admission.requested_by_id,
             member_doctor=admission.requested_by_id,
             at=opened,
-            reason="上转住院 / admission",
+            reason="上转住院",
             steps=steps,
             green=rng.random() < 0.3,
             admission_id=admission.id,
@@ -681,12 +679,12 @@ def _down(up: Referral, specialist: User, grassroots, at: datetime, today: date,
     now = clock.now()
     if confirmed < now:
         steps += [
-            (R.ACCEPTED, confirmed, member_doctor.id, "已确认接收 / confirmed"),
+            (R.ACCEPTED, confirmed, member_doctor.id, "已确认接收"),
             (R.SCHEDULED, confirmed, member_doctor.id, f"首次随访 {next_visit.isoformat()}"),
         ]
         seen = _at(next_visit, 10)
         if seen < now:
-            steps.append((R.COMPLETED, seen, member_doctor.id, "随访已完成 / seen"))
+            steps.append((R.COMPLETED, seen, member_doctor.id, "随访已完成"))
             if seen + timedelta(days=14) < now:
                 steps.append(
                     (R.FOLLOWED_UP, seen + timedelta(days=14), member_doctor.id, "计划执行")
@@ -699,8 +697,8 @@ def _down(up: Referral, specialist: User, grassroots, at: datetime, today: date,
         requested_by=specialist.id,
         member_doctor=member_doctor.id,
         at=at,
-        reason="病情稳定，转回基层 / stable, back to the member institution",
-        plan="规律服药，每月复查血压血脂；康复锻炼 / medication, monthly BP and lipids, rehab",
+        reason="病情稳定，转回基层",
+        plan="规律服药，每月复查血压血脂；康复锻炼",
         next_visit=next_visit,
         parent_id=up.id,
         steps=steps,

@@ -218,7 +218,7 @@ def test_two_live_processes_over_redis_serve_one_room(world, database_url, app, 
 
                     with app.app_context(), write_intent(True):
                         user = db.session.get(User, doctor_id)
-                        notifications.notify(user, "report_signed", "Report signed for case")
+                        notifications.notify(user, "report_signed", "report_signed", {"id": 1})
                         db.session.commit()
 
                 await asyncio.to_thread(notify)

@@ -520,14 +520,17 @@ def test_the_bell_socket_receives_notifications(app, world, live):
         from telemed.models.consortium import User
 
         user = db.session.get(User, doctor_id)
-        notifications.notify(user, "reminder", "Consult tomorrow 09:00", link="/consults/1")
+        user.locale = "en"
+        notifications.notify(user, "reminder", "referral_confirmed", {"id": 7}, link="/consults/1")
 
     async def scenario():
         bell = await ls.LiveClient.open(f"{live.url}/user", ticket)
         await bell.until(lambda f: f.get("type") == "welcome")
         await in_other_thread(app, notify)
         note = await bell.until(lambda f: f.get("type") == "notification")
-        assert (note["kind"], note["title"]) == ("reminder", "Consult tomorrow 09:00")
+        # Worded in the recipient's language.
+        expected = "Downward referral 7 confirmed by the member institution"
+        assert (note["kind"], note["title"]) == ("reminder", expected)
         await bell.close()
 
     asyncio.run(scenario())

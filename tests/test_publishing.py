@@ -172,7 +172,7 @@ def test_blocking_a_slot_cancels_its_bookings_and_tells_the_bookers(world):
     note = db.session.execute(
         select(Notification).where(Notification.user_id == world.user("gp_ts1").id)
     ).scalar_one()
-    assert note.kind == "booking_cancelled" and note.body == "surgery"
+    assert note.kind == "booking_cancelled" and note.params["reason"] == "surgery"
     with pytest.raises(Exception) as refusal:
         booking.book_slot(
             actor_of(world.user("gp_ts1")), patient_id=world.patients["TS1"][1].id, slot_id=slot.id

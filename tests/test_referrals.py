@@ -439,7 +439,9 @@ def test_a_referral_follows_its_booking_through_reschedule_cancel_and_block(worl
     booking.cancel_booking(gp, moved.id, "family cannot travel that day")
     db.session.commit()
     assert up.status is ReferralStatus.ACCEPTED and up.booking_id is None
-    assert up.transitions[-1].note == "booking cancelled: family cannot travel that day"
+    step = up.transitions[-1]
+    assert step.note_key == "referral_note_booking_cancelled"
+    assert step.note_params == {"reason": "family cannot travel that day"}
 
     again = referrals.book_referral_seat(gp, up.id, third)  # accepted again: bookable anew
     db.session.commit()

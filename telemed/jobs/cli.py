@@ -30,7 +30,7 @@ def jobs_list() -> None:
             "\t".join(
                 [
                     status.spec.id,
-                    status.spec.schedule,
+                    str(status.spec.schedule),
                     "next " + _when(status.next_run_at),
                     "last " + (_when(last.scheduled_at) if last else "-"),
                     last.status.value if last else "never run",

@@ -49,7 +49,7 @@ class JobSpec:
     title: Any  # a lazy translation
     run: JobFunction
     make_trigger: Callable[[Flask], BaseTrigger]
-    schedule: str  # for people: the admin page and ``jobs list``
+    schedule: Any  # for people (a lazy translation): the admin page and ``jobs list``
     misfire_grace_seconds: int
     retries: int = 2
 
@@ -113,7 +113,7 @@ JOBS: dict[str, JobSpec] = {
             title=_l("Expire holds and waitlist offers"),
             run=_expire_holds,
             make_trigger=every(minutes=1),
-            schedule="every minute",
+            schedule=_l("every minute"),
             misfire_grace_seconds=10 * MINUTE,
         ),
         JobSpec(
@@ -121,7 +121,7 @@ JOBS: dict[str, JobSpec] = {
             title=_l("Release unbooked down-shared seats at the cut-off"),
             run=_release,
             make_trigger=every(minutes=1),
-            schedule="every minute",
+            schedule=_l("every minute"),
             misfire_grace_seconds=30 * MINUTE,
         ),
         JobSpec(
@@ -129,7 +129,7 @@ JOBS: dict[str, JobSpec] = {
             title=_l("Remind bookers and specialists"),
             run=_reminders,
             make_trigger=every(minutes=1),
-            schedule="every minute",
+            schedule=_l("every minute"),
             misfire_grace_seconds=30 * MINUTE,
         ),
         JobSpec(
@@ -137,7 +137,7 @@ JOBS: dict[str, JobSpec] = {
             title=_l("Mark no-shows and suspend repeat no-shows"),
             run=_no_shows,
             make_trigger=every(minutes=5),
-            schedule="every 5 minutes",
+            schedule=_l("every %(n)s minutes", n=5),
             misfire_grace_seconds=2 * HOUR,
         ),
         JobSpec(
@@ -145,7 +145,7 @@ JOBS: dict[str, JobSpec] = {
             title=_l("Escalate ECG and imaging reads past their deadline"),
             run=_read_deadlines,
             make_trigger=every(minutes=1),
-            schedule="every minute",
+            schedule=_l("every minute"),
             misfire_grace_seconds=30 * MINUTE,
         ),
         JobSpec(
@@ -153,7 +153,7 @@ JOBS: dict[str, JobSpec] = {
             title=_l("Snapshot yesterday's quota figures"),
             run=_snapshot,
             make_trigger=daily_at(1, 30),
-            schedule="daily at 01:30 (consortium time)",
+            schedule=_l("daily at %(time)s (consortium time)", time="01:30"),
             # A night missed while everything was down still runs once on start that day.
             misfire_grace_seconds=22 * HOUR,
             retries=3,
@@ -163,7 +163,7 @@ JOBS: dict[str, JobSpec] = {
             title=_l("Clean up expired tickets, abandoned uploads and old records"),
             run=_clean_up,
             make_trigger=every(hours=1),
-            schedule="hourly",
+            schedule=_l("hourly"),
             misfire_grace_seconds=3 * HOUR,
         ),
     )

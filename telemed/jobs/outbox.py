@@ -19,6 +19,7 @@ from telemed.extensions import db
 from telemed.models.consortium import User
 from telemed.models.notifications import Notification, NotificationDelivery
 from telemed.notifier import NotifierBackend, OutgoingMessage, Undeliverable
+from telemed.services.notices import notifications
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +66,16 @@ def drain(notifier: NotifierBackend, *, limit: int = 200) -> dict[str, int]:
         ).scalar_one()
         user = db.session.get(User, note.user_id)
         assert user is not None
+        # Worded now, in the recipient's own language.
+        subject, body = notifications.wording_for(user, note)
         message = OutgoingMessage(
             notification_id=note.id,
             user_id=user.id,
             username=user.username,
             display_name=user.display_name,
             address=user.email,
-            subject=note.title,
-            body=note.body or note.title,
+            subject=subject,
+            body=body or subject,
             link=note.link,
         )
         db.session.commit()  # the claim is on record before anything leaves

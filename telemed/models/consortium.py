@@ -6,7 +6,7 @@ import enum
 from datetime import date
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Date, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Boolean, Date, Enum, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from telemed.db import Base
@@ -30,6 +30,15 @@ class Role(enum.StrEnum):
     GRASSROOTS = "grassroots"
     REGISTRAR = "registrar"
     ADMIN = "admin"
+
+
+class ClinicalTitle(enum.StrEnum):
+    """A doctor's professional title (职称), worded through the label registry."""
+
+    CHIEF_PHYSICIAN = "chief_physician"  # 主任医师
+    ASSOCIATE_CHIEF_PHYSICIAN = "associate_chief_physician"  # 副主任医师
+    ATTENDING_PHYSICIAN = "attending_physician"  # 主治医师
+    RESIDENT_PHYSICIAN = "resident_physician"  # 住院医师
 
 
 class ReadingKind(enum.StrEnum):
@@ -92,7 +101,17 @@ class User(UserMixin, CreatedAtMixin, Base):
     role: Mapped[Role] = mapped_column(enum_column(Role, "user_role"))
     institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), index=True)
     department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
-    title: Mapped[str | None] = mapped_column(String(80))
+    # Stored as its code in the VARCHAR(80) that once held the title's Chinese text.
+    title: Mapped[ClinicalTitle | None] = mapped_column(
+        Enum(
+            ClinicalTitle,
+            native_enum=False,
+            create_constraint=False,
+            length=80,
+            values_callable=lambda cls: [member.value for member in cls],
+            validate_strings=True,
+        )
+    )
     email: Mapped[str | None] = mapped_column(String(200))
     locale: Mapped[str | None] = mapped_column(String(16))
     password_hash: Mapped[str] = mapped_column(String(256))

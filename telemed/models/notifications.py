@@ -24,7 +24,11 @@ class Notification(CreatedAtMixin, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     kind: Mapped[str] = mapped_column(String(40))
-    title: Mapped[str] = mapped_column(String(200))
+    # What to say: a key of services/notices/messages.py and its parameters, worded when
+    # read in the reader's language. Rows from before keys kept their text in title/body.
+    message_key: Mapped[str | None] = mapped_column(String(60))
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    title: Mapped[str | None] = mapped_column(String(200))
     body: Mapped[str | None] = mapped_column(Text)
     link: Mapped[str | None] = mapped_column(String(300))
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -8,8 +8,10 @@ referral record of a patient (转诊档案) is the list of their referrals with 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     Date,
@@ -114,7 +116,10 @@ class ReferralTransition(Base):
     )
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
-    note: Mapped[str | None] = mapped_column(String(1000))
+    note: Mapped[str | None] = mapped_column(String(1000))  # what a person wrote
+    # What the system says about the step: a message key and parameters, worded when read.
+    note_key: Mapped[str | None] = mapped_column(String(60))
+    note_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     referral: Mapped[Referral] = relationship(back_populates="transitions")
     actor: Mapped[User | None] = relationship()

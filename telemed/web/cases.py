@@ -16,7 +16,6 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -32,27 +31,19 @@ from telemed.domain.masking import mask_national_id, mask_text
 from telemed.ecg import MACHINE_MEASUREMENT_LABEL
 from telemed.errors import InvalidInput, TelemedError
 from telemed.extensions import db
+from telemed.labels import LABELS
 from telemed.models.cases import Case
 from telemed.models.consortium import Department, Institution, Patient, Role, User
 from telemed.services.accounts import scopes
 from telemed.services.cases import cases, dicom, ecg_files, reports
 from telemed.web.pages import consults as consult_pages
-from telemed.web.pages.common import LABELS
 from telemed.web.security import current_actor, roles_required
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
-KIND_LABELS = {
-    CaseKind.CONSULT: _l("Remote consult"),
-    CaseKind.ECG_READ: _l("ECG read"),
-    CaseKind.IMAGING_READ: _l("Imaging read"),
-}
+KIND_LABELS = LABELS[CaseKind]
 STATUS_LABELS = LABELS[CaseStatus]
-PRIORITY_LABELS = {
-    Priority.ROUTINE: _l("routine"),
-    Priority.URGENT: _l("urgent"),
-    Priority.CRITICAL: _l("critical"),
-}
+PRIORITY_LABELS = LABELS[Priority]
 
 
 @bp.app_context_processor

@@ -13,8 +13,8 @@ from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 
 from telemed.domain.case_states import CaseStatus
+from telemed.labels import LABELS
 from telemed.models.live import RoomStatus
-from telemed.web.pages.common import LABELS
 
 UI_TEXT = {
     "case": {

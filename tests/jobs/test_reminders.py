@@ -20,6 +20,7 @@ from telemed.jobs import outbox
 from telemed.models.notifications import Notification, NotificationDelivery
 from telemed.notifier import LogNotifier, SmtpNotifier, SmtpSettings, current_notifier
 from telemed.services.accounts.context import Origin, actor_of, set_origin
+from telemed.services.notices import notifications
 from telemed.services.scheduling import consortium_policies, reminders
 from tests.jobs.helpers import book, publish_one_day, slots_of
 
@@ -93,8 +94,9 @@ def test_both_sides_are_reminded_once_per_lead_time(world, frozen_clock, caplog)
     assert all(n.link == f"/bookings/{booking.id}" for n in notes)
     # Booker and specialist see their own side of it, in their language.
     to_booker = next(n for n in notes if n.user_id == booker.id)
-    assert "card1" in to_booker.body and "Zhang San" in to_booker.body
-    assert to_booker.title.startswith("Reminder: outpatient visit at 2026-11-26 09:00")
+    title, body = notifications.wording_for(to_booker.user, to_booker)
+    assert "card1" in body and "Zhang San" in body
+    assert title.startswith("Reminder: Outpatient visit at 2026-11-26 09:00")
 
     # Each has one delivery on the log channel, sent after the commit, recorded.
     with caplog.at_level(logging.INFO, logger="telemed.notifier"):
@@ -232,7 +234,7 @@ def test_smtp_backend_sends_each_reminder_once(app, world, frozen_clock, smtp_se
         "gp.ts1@township.example",
     ]
     body = inbox.messages[0][2]
-    assert "Subject: Reminder: outpatient visit at 2026-11-26 09:00" in body
+    assert "Subject: Reminder: Outpatient visit at 2026-11-26 09:00" in body
     deliveries = db.session.execute(select(NotificationDelivery)).scalars().all()
     assert {(d.channel, d.delivered_at is not None, d.attempts) for d in deliveries} == {
         ("smtp", True, 1)

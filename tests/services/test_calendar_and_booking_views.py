@@ -152,13 +152,14 @@ def test_policy_history_lists_changes_newest_first(world, frozen_clock):
 
 def test_bell_counts_and_marks_only_the_users_own(world):
     gp, other = world.user("gp_ts1"), world.user("gp_cm1")
-    first = notifications.notify(gp, "k", "one")
-    notifications.notify(gp, "k", "two")
-    theirs = notifications.notify(other, "k", "three")
+    first = notifications.notify(gp, "k", "referral_confirmed", {"id": 1})
+    notifications.notify(gp, "k", "referral_confirmed", {"id": 2})
+    theirs = notifications.notify(other, "k", "referral_confirmed", {"id": 3})
     assert notifications.unread_count(gp.id) == 2
     notifications.mark_read(actor_of(gp), first.id)
     assert notifications.unread_count(gp.id) == 1
-    assert [n.title for n in notifications.recent_for(gp.id)] == ["two", "one"]  # unread first
+    unread_first = [n.params["id"] for n in notifications.recent_for(gp.id)]
+    assert unread_first == [2, 1]
     with pytest.raises(NotFound):
         notifications.mark_read(actor_of(gp), theirs.id)
     assert notifications.mark_all_read(actor_of(gp)) == 1

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask_babel import gettext as _
 from sqlalchemy import select, update
 
 from telemed.domain.case_states import CaseKind, CaseStatus
 from telemed.extensions import db
-from telemed.i18n import local_time
 from telemed.models.cases import Case
 from telemed.models.consortium import Department, Institution, Role, User
 from telemed.services.accounts import audit
+from telemed.services.notices import messages
 from telemed.services.notices.deliveries import notify_and_queue
 
 OPEN_READ_STATES = (CaseStatus.SUBMITTED, CaseStatus.CLAIMED)
@@ -111,31 +110,20 @@ def escalate_late_reads(now: datetime) -> dict[str, int]:
             note = notify_and_queue(
                 admin,
                 "read_overdue",
-                _overdue_texts(case),
+                "read_overdue",
+                {
+                    "priority": case.priority.value,
+                    "kind": case.kind.value,
+                    "id": case.id,
+                    "due": messages.instant(case.due_at),
+                    "status": case.status.value,
+                    "centre": messages.named(case.target_department)
+                    if case.target_department
+                    else "",
+                },
                 link=f"/cases/{case.id}",
                 data={"case_id": case.id, "priority": case.priority.value},
                 dedupe_key=f"read_overdue:{case.id}",
             )
             notified += 1 if note is not None else 0
     return {"escalated": len(escalated), "notified": notified}
-
-
-def _overdue_texts(case: Case):
-    def render() -> tuple[str, str]:
-        kind = _("ECG read") if case.kind is CaseKind.ECG_READ else _("imaging read")
-        return (
-            _(
-                "Overdue %(priority)s %(kind)s: case %(id)s",
-                priority=case.priority.value,
-                kind=kind,
-                id=case.id,
-            ),
-            _(
-                "Due at %(due)s, still %(status)s at %(centre)s.",
-                due=local_time(case.due_at),
-                status=case.status.value,
-                centre=case.target_department.name if case.target_department else "",
-            ),
-        )
-
-    return render

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from telemed import clock
@@ -17,7 +16,7 @@ from telemed.extensions import db
 from telemed.models.cases import Case, Disposition, Report
 from telemed.services.accounts import audit
 from telemed.services.cases.cases import get_case, move_case, requester, side_of
-from telemed.services.notices.notifications import in_locale_of, notify
+from telemed.services.notices.notifications import notify
 
 MAX_FIELD = 20000
 MAX_REASON = 1000
@@ -221,21 +220,20 @@ def sign(actor: Actor, case_id: int) -> Report:
         actor, "sign", "report", draft.id, detail={"case": case.id, "version": draft.version}
     )
     doctor = requester(case)
-    with in_locale_of(doctor):
-        if draft.critical:
-            title = _("CRITICAL finding on case %(id)s: act now", id=case.id)
-        elif draft.amends_id is not None:
-            title = _("Report of case %(id)s amended (version %(v)s)", id=case.id, v=draft.version)
-        else:
-            title = _("Report signed for case %(id)s", id=case.id)
-        notify(
-            doctor,
-            "critical_finding" if draft.critical else "report_signed",
-            title,
-            body=draft.impression,
-            link=f"/cases/{case.id}",
-            data={"case_id": case.id, "report_id": draft.id, "critical": draft.critical},
-        )
+    if draft.critical:
+        message_key = "critical_finding"
+    elif draft.amends_id is not None:
+        message_key = "report_amended"
+    else:
+        message_key = "report_signed"
+    notify(
+        doctor,
+        "critical_finding" if draft.critical else "report_signed",
+        message_key,
+        {"id": case.id, "v": draft.version, "impression": draft.impression},
+        link=f"/cases/{case.id}",
+        data={"case_id": case.id, "report_id": draft.id, "critical": draft.critical},
+    )
     publish_after_commit(
         db.session,
         f"case:{case.id}",

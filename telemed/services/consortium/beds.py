@@ -26,7 +26,7 @@ from telemed.models.beds import Admission, BedDay, BedInventory
 from telemed.models.consortium import Department, Institution, InstitutionKind, Role, User
 from telemed.services import bus
 from telemed.services.accounts import audit, scopes
-from telemed.services.notices.notifications import in_locale_of, notify
+from telemed.services.notices.notifications import notify
 
 MAX_BEDS = 5000
 MAX_REASON = 2000
@@ -427,15 +427,7 @@ def place_admission(
         admission.id,
         detail={"bed_no": placed, "admit_on": day.isoformat(), "nights": admission.nights},
     )
-    _tell_requester(
-        admission,
-        "admission_accepted",
-        _(
-            "Admission accepted: down-shared bed %(bed)s from %(day)s",
-            bed=placed,
-            day=day.isoformat(),
-        ),
-    )
+    _tell_requester(admission, "admission_accepted", {"bed": placed, "day": day.isoformat()})
     bus.emit(events.AdmissionPlaced(admission.id))
     return admission
 
@@ -458,7 +450,7 @@ def decline_admission(actor: Actor, admission_id: int, reason: str) -> Admission
     admission.decided_at = clock.now()
     db.session.flush()
     audit.record(actor, "decline", "admission", admission.id, detail={"reason": reason})
-    _tell_requester(admission, "admission_declined", _("Admission declined: %(r)s", r=reason))
+    _tell_requester(admission, "admission_declined", {"reason": reason})
     return admission
 
 
@@ -528,18 +520,18 @@ def _free_from(admission: Admission, day: date | None) -> None:
     db.session.execute(query.execution_options(synchronize_session=False))
 
 
-def _tell_requester(admission: Admission, kind: str, title: str) -> None:
+def _tell_requester(admission: Admission, kind: str, params: dict) -> None:
     requester = db.session.get(User, admission.requested_by_id)
     if requester is None:
         return
-    with in_locale_of(requester):
-        notify(
-            requester,
-            kind,
-            title,
-            link=f"/admissions/{admission.id}",
-            data={"admission_id": admission.id},
-        )
+    notify(
+        requester,
+        kind,
+        kind,
+        params,
+        link=f"/admissions/{admission.id}",
+        data={"admission_id": admission.id},
+    )
 
 
 # -- reading -----------------------------------------------------------------------------

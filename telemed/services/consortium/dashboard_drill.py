@@ -45,7 +45,9 @@ class Drill:
     what: str
     title: str
     columns: list[str]
-    rows: list[list[str]]
+    # Cells are plain values: text, numbers, enum members and yes/no as booleans, worded
+    # by whoever shows them (the page in the reader's language, the CSV as codes).
+    rows: list[list[object]]
     total: int
 
 
@@ -137,10 +139,10 @@ def _seats(scope: Scope, departments, _institutions, params):
             department,
             specialist,
             str(seat.seat_no),
-            seat.pool.value,
-            "yes" if seat.pool is Pool.DOWN_SHARED or seat.released_at else "no",
+            seat.pool,
+            seat.pool is Pool.DOWN_SHARED or seat.released_at is not None,
             _when(seat.released_at),
-            "yes" if seat.green_channel else "no",
+            seat.green_channel,
         ]
 
     return _l("Seats"), columns, query, render
@@ -196,11 +198,11 @@ def _bookings(scope: Scope, departments, institutions, params):
             str(made.id),
             _when(made.starts_at),
             department,
-            slot.service_type.value,
+            slot.service_type,
             institution,
             patient or "",
-            made.status.value,
-            "yes" if seat.green_channel else "no",
+            made.status,
+            seat.green_channel,
             _when(made.cancelled_at),
         ]
 
@@ -242,7 +244,7 @@ def _bed_nights(scope: Scope, departments, institutions, _params):
             str(admission.id),
             institution,
             patient,
-            admission.status.value,
+            admission.status,
         ]
 
     return _l("Down-shared bed-nights used by referrals"), columns, query, render
@@ -288,7 +290,7 @@ def _admissions(scope: Scope, departments, institutions, params):
             department,
             institution,
             patient,
-            admission.status.value,
+            admission.status,
             _day(admission.admit_on),
             str(admission.nights),
             str(admission.bed_no or ""),
@@ -357,12 +359,12 @@ def _referrals(scope: Scope, departments, institutions, params):
         return [
             str(referral.id),
             _when(referral.created_at),
-            referral.direction.value,
-            referral.status.value,
+            referral.direction,
+            referral.status,
             department,
             institution,
             patient,
-            "yes" if referral.green_channel else "no",
+            referral.green_channel,
         ]
 
     return _l("Referrals"), columns, query, render
@@ -409,14 +411,14 @@ def _cases(scope: Scope, departments, institutions, params):
             minutes = f"{(case.reported_at - case.submitted_at).total_seconds() / 60:.1f}"
         return [
             str(case.id),
-            case.kind.value,
+            case.kind,
             _when(case.submitted_at),
             _when(case.reported_at),
             minutes,
             department,
             institution,
-            case.priority.value,
-            case.status.value,
+            case.priority,
+            case.status,
         ]
 
     return _l("Consults and reads"), columns, query, render

@@ -270,7 +270,7 @@ def institutions_table(board: Dashboard) -> Table:
         Row(
             {
                 "institution": local_name(row.institution),
-                "kind": row.institution.kind.value,
+                "kind": row.institution.kind,
                 "booked_by_grassroots": row.booked,
                 "no_shows": row.no_shows,
                 "cancelled": row.cancelled,
@@ -294,7 +294,7 @@ REFERRAL_STATES = ("accepted", "declined", "cancelled", "scheduled", "completed"
 
 def referrals_table(board: Dashboard) -> Table:
     columns = [Column("direction", _l("Direction"), "text")]
-    columns.append(Column("opened", _l("Opened"), drill=("referrals", {})))
+    columns.append(Column("opened", _l("Referrals opened"), drill=("referrals", {})))
     columns.append(
         Column("green_channel", _l("Green channel"), drill=("referrals", {"state": "green"}))
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -56,7 +57,8 @@ from telemed.services.accounts import audit, scopes
 from telemed.services.accounts.context import actor_of
 from telemed.services.cases import cases
 from telemed.services.consortium import beds
-from telemed.services.notices.notifications import in_locale_of, notify
+from telemed.services.notices import messages
+from telemed.services.notices.notifications import notify
 from telemed.services.scheduling import booking, policies
 
 MAX_REASON = 4000
@@ -153,6 +155,11 @@ def side_of(actor: Actor, referral: Referral) -> ReferralSide | None:
 # -- history -----------------------------------------------------------------------------
 
 
+# A note the system writes on a step (a key of services/notices/messages.py and its
+# parameters), worded when the history is read.
+SystemNote = tuple[str, dict[str, Any]]
+
+
 def _record(
     referral: Referral,
     source: ReferralStatus | None,
@@ -160,7 +167,9 @@ def _record(
     actor: Actor | None,
     note: str | None,
     at: datetime,
+    system_note: SystemNote | None = None,
 ) -> None:
+    key, params = system_note or (None, None)
     db.session.add(
         ReferralTransition(
             referral_id=referral.id,
@@ -169,6 +178,8 @@ def _record(
             actor_id=actor.user_id if actor else None,
             at=at,
             note=note,
+            note_key=key,
+            note_params=params,
         )
     )
 
@@ -179,6 +190,7 @@ def _move(
     target: ReferralStatus,
     *,
     note: str | None = None,
+    system_note: SystemNote | None = None,
     side: ReferralSide | None = None,
 ) -> Referral:
     """Move a loaded referral to ``target`` if the state machine and the caller allow it."""
@@ -210,7 +222,7 @@ def _move(
         referral.completed_at = now
     elif target is ReferralStatus.FOLLOWED_UP:
         referral.followed_up_at = now
-    _record(referral, source, target, actor, note, now)
+    _record(referral, source, target, actor, note, now, system_note)
     db.session.flush()
     audit.record(
         actor,
@@ -433,8 +445,8 @@ def accept_referral(
     _tell_member_doctor(
         referral,
         "referral_accepted",
-        _("Referral accepted by %(department)s", department=referral.department.name)
-        + (f": {why}" if why else ""),
+        "referral_accepted_unplaced" if why else "referral_accepted",
+        {"department": messages.named(referral.department), "why": str(why) if why else None},
     )
     return Acceptance(referral, booked, admission, why)
 
@@ -534,7 +546,7 @@ def decline_referral(actor: Actor, referral_id: int, reason: str) -> Referral:
             admission.decline_reason = reason
             admission.decided_by_id = actor.user_id
             admission.decided_at = clock.now()
-    _tell_member_doctor(referral, "referral_declined", _("Referral declined: %(r)s", r=reason))
+    _tell_member_doctor(referral, "referral_declined", "referral_declined", {"reason": reason})
     return referral
 
 
@@ -586,7 +598,7 @@ def on_admission_fell_through(event: events.AdmissionFellThrough) -> None:
             None,
             referral,
             ReferralStatus.ACCEPTED,
-            note="admission cancelled",
+            system_note=("referral_note_admission_cancelled", {}),
             side=ReferralSide.SYSTEM,
         )
 
@@ -598,7 +610,7 @@ def on_admission_discharged(event: events.AdmissionDischarged) -> None:
             event.actor,
             referral,
             ReferralStatus.COMPLETED,
-            note="discharged",
+            system_note=("referral_note_discharged", {}),
             side=ReferralSide.SYSTEM,
         )
 
@@ -613,7 +625,7 @@ def on_booking_fell_through(event: events.BookingFellThrough) -> None:
             None,
             referral,
             ReferralStatus.ACCEPTED,
-            note=f"booking cancelled: {event.reason}" if event.reason else "booking cancelled",
+            system_note=("referral_note_booking_cancelled", {"reason": event.reason or ""}),
             side=ReferralSide.SYSTEM,
         )
 
@@ -732,14 +744,14 @@ def open_downward_referral(
                 actor,
                 parent,
                 ReferralStatus.COMPLETED,
-                note="referred back down",
+                system_note=("referral_note_referred_back_down", {}),
                 side=ReferralSide.SYSTEM,
             )
         _move(
             actor,
             parent,
             ReferralStatus.FOLLOWED_UP,
-            note=f"downward referral {referral.id}",
+            system_note=("referral_note_downward_referral", {"id": referral.id}),
             side=ReferralSide.SYSTEM,
         )
     audit.record(
@@ -752,11 +764,8 @@ def open_downward_referral(
     _tell_member_doctor(
         referral,
         "referral_down",
-        _(
-            "Patient %(patient)s referred back to you: first visit %(day)s",
-            patient=patient.name,
-            day=next_visit_date.isoformat(),
-        ),
+        "referral_down",
+        {"patient": patient.name, "day": next_visit_date.isoformat()},
     )
     return referral
 
@@ -778,27 +787,33 @@ def confirm_downward(
         today = clock.now().astimezone(_zone()).date()
         if next_visit_date < today:
             raise InvalidInput("next_visit_date is in the past", field="next_visit_date")
-    _move(actor, referral, ReferralStatus.ACCEPTED, note=note or "confirmed")
+    _move(
+        actor,
+        referral,
+        ReferralStatus.ACCEPTED,
+        note=note,
+        system_note=None if note else ("referral_note_confirmed", {}),
+    )
     if next_visit_date is not None:
         referral.next_visit_date = next_visit_date
     _move(
         actor,
         referral,
         ReferralStatus.SCHEDULED,
-        note=f"first visit {referral.next_visit_date.isoformat()}"
+        system_note=("referral_note_first_visit", {"day": referral.next_visit_date.isoformat()})
         if referral.next_visit_date
         else None,
     )
     requester = db.session.get(User, referral.requested_by_id)
     if requester is not None:
-        with in_locale_of(requester):
-            notify(
-                requester,
-                "referral_confirmed",
-                _("Downward referral %(id)s confirmed by the member institution", id=referral.id),
-                link=f"/referrals/{referral.id}",
-                data={"referral_id": referral.id},
-            )
+        notify(
+            requester,
+            "referral_confirmed",
+            "referral_confirmed",
+            {"id": referral.id},
+            link=f"/referrals/{referral.id}",
+            data={"referral_id": referral.id},
+        )
     return referral
 
 
@@ -850,18 +865,18 @@ def next_steps(actor: Actor, referral: Referral) -> list[ReferralStatus]:
 # -- notifications -------------------------------------------------------------------------
 
 
-def _tell_member_doctor(referral: Referral, kind: str, title: str) -> None:
+def _tell_member_doctor(referral: Referral, kind: str, message_key: str, params: dict) -> None:
     doctor = db.session.get(User, referral.member_doctor_id or referral.requested_by_id)
     if doctor is None:
         return
-    with in_locale_of(doctor):
-        notify(
-            doctor,
-            kind,
-            title,
-            link=f"/referrals/{referral.id}",
-            data={"referral_id": referral.id},
-        )
+    notify(
+        doctor,
+        kind,
+        message_key,
+        params,
+        link=f"/referrals/{referral.id}",
+        data={"referral_id": referral.id},
+    )
 
 
 def _tell_department(referral: Referral, patient_name: str) -> None:
@@ -873,14 +888,11 @@ def _tell_department(referral: Referral, patient_name: str) -> None:
         )
     ).scalars()
     for specialist in specialists:
-        with in_locale_of(specialist):
-            title = _("Upward referral: %(patient)s", patient=patient_name)
-            if referral.green_channel:
-                title += _(" (green channel)")
-            notify(
-                specialist,
-                "referral_up",
-                title,
-                link=f"/referrals/{referral.id}",
-                data={"referral_id": referral.id},
-            )
+        notify(
+            specialist,
+            "referral_up",
+            "referral_up_green" if referral.green_channel else "referral_up",
+            {"patient": patient_name},
+            link=f"/referrals/{referral.id}",
+            data={"referral_id": referral.id},
+        )

@@ -15,22 +15,20 @@ from telemed.extensions import db
 from telemed.models.consortium import User
 from telemed.models.notifications import Notification, NotificationDelivery
 from telemed.notifier import current_notifier
-from telemed.services.notices.notifications import in_locale_of, notify
+from telemed.services.notices.notifications import notify
 
 
 def notify_and_queue(
     user: User,
     kind: str,
-    title_and_body,
+    message_key: str,
+    params: dict[str, Any] | None = None,
     *,
     link: str | None = None,
     data: dict[str, Any] | None = None,
     dedupe_key: str | None = None,
 ) -> Notification | None:
-    """``title_and_body`` is called in the user's locale and returns (title, body)."""
-    with in_locale_of(user):
-        title, body = title_and_body()
-        note = notify(user, kind, title, body=body, link=link, data=data, dedupe_key=dedupe_key)
+    note = notify(user, kind, message_key, params, link=link, data=data, dedupe_key=dedupe_key)
     if note is None:
         return None  # already sent once
     db.session.add(

@@ -18,22 +18,25 @@ from telemed.events import publish_after_commit
 from telemed.extensions import db
 from telemed.models.consortium import User
 from telemed.models.notifications import Notification
+from telemed.services.notices import messages
 
 
 def notify(
     user: User,
     kind: str,
-    title: str,
+    message_key: str,
+    params: dict[str, Any] | None = None,
     *,
-    body: str | None = None,
     link: str | None = None,
     data: dict[str, Any] | None = None,
     dedupe_key: str | None = None,
 ) -> Notification | None:
     """Store a notification for ``user``; with ``dedupe_key`` at most one ever is stored.
 
-    Title and body are passed already translated; call inside :func:`in_locale_of`.
-    """
+    It keeps ``message_key`` (one of :data:`messages.MESSAGES`) and its ``params``; the
+    words are chosen when it is read, in the reader's language."""
+    if message_key not in messages.MESSAGES:
+        raise KeyError(f"no notification message {message_key!r}")
     if dedupe_key is not None:
         existing = db.session.execute(
             select(Notification.id).where(
@@ -45,25 +48,35 @@ def notify(
     note = Notification(
         user_id=user.id,
         kind=kind,
-        title=title[:200],
-        body=body,
+        message_key=message_key,
+        params=params or {},
         link=link,
         data=data,
         dedupe_key=dedupe_key,
     )
     db.session.add(note)
     db.session.flush()
+    # The push is a nudge to one open page: worded in the recipient's language now.
+    title, _body = messages.word_for(user.locale, message_key, note.params)
     publish_after_commit(
         db.session,
         f"user:{user.id}",
-        {"type": "notification", "id": note.id, "kind": kind, "title": note.title, "link": link},
+        {"type": "notification", "id": note.id, "kind": kind, "title": title, "link": link},
     )
     return note
 
 
-def in_locale_of(user: User):
-    """Render a notification's text in the recipient's language."""
-    return force_locale(user.locale or "zh_Hans")
+def wording(note: Notification) -> tuple[str, str | None]:
+    """A notification's title and body in the current locale (old rows: as stored)."""
+    if note.message_key is None or note.message_key not in messages.MESSAGES:
+        return note.title or note.kind, note.body
+    return messages.word(note.message_key, note.params)
+
+
+def wording_for(user: User, note: Notification) -> tuple[str, str | None]:
+    """Its words in ``user``'s own language (e-mail and SMS)."""
+    with force_locale(user.locale or "zh_Hans"):
+        return wording(note)
 
 
 # -- the bell ------------------------------------------------------------------------------

@@ -44,7 +44,8 @@ from telemed.models.scheduling import (
 )
 from telemed.services import bus
 from telemed.services.accounts import audit, scopes
-from telemed.services.notices.notifications import in_locale_of, notify
+from telemed.services.notices import messages
+from telemed.services.notices.notifications import notify
 from telemed.services.scheduling import no_shows, policies
 
 MAX_REASON = 2000
@@ -700,18 +701,14 @@ def offer_freed_seats(slot_id: int) -> list[Booking]:
         entry.offered_at = now
         offers.append(booking)
         audit.record(None, "offer", "booking", booking.id, detail={"waitlist_entry": entry.id})
-        with in_locale_of(booker):
-            notify(
-                booker,
-                "waitlist_offer",
-                _(
-                    "A seat is free on %(when)s: confirm within %(minutes)s minutes",
-                    when=f"{slot.starts_at.astimezone(_zone()):%Y-%m-%d %H:%M}",
-                    minutes=windows.offer_minutes,
-                ),
-                link=f"/bookings/{booking.id}",
-                data={"booking_id": booking.id},
-            )
+        notify(
+            booker,
+            "waitlist_offer",
+            "waitlist_offer",
+            {"when": messages.instant(slot.starts_at), "minutes": windows.offer_minutes},
+            link=f"/bookings/{booking.id}",
+            data={"booking_id": booking.id},
+        )
     return offers
 
 

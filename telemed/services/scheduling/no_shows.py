@@ -22,6 +22,7 @@ from telemed.models.attendance import BookingSuspension
 from telemed.models.consortium import Institution, Patient
 from telemed.models.scheduling import Booking, BookingStatus, Pool, Slot
 from telemed.services.accounts import audit
+from telemed.services.notices import messages
 from telemed.services.notices.deliveries import notify_and_queue
 from telemed.services.scheduling import consortium_policies, policies
 
@@ -97,7 +98,11 @@ def mark_no_shows(now: datetime) -> dict[str, int]:
         notify_and_queue(
             booking.booked_by,
             "no_show",
-            _no_show_texts(booking),
+            "no_show",
+            {
+                "when": messages.instant(booking.starts_at),
+                "patient": booking.patient.name if booking.patient else "",
+            },
             link=f"/bookings/{booking.id}",
             data={"booking_id": booking.id},
             dedupe_key=f"no_show:{booking.id}",
@@ -109,19 +114,6 @@ def mark_no_shows(now: datetime) -> dict[str, int]:
         if _suspend_if_over_limit(patient_id, bookings[-1], now):
             suspended += 1
     return {"no_shows": len(marked), "suspensions": suspended}
-
-
-def _no_show_texts(booking: Booking):
-    def render() -> tuple[str, str]:
-        return (
-            _("Missed appointment: %(when)s", when=local_time(booking.starts_at)),
-            _(
-                "%(patient)s was not checked in; the booking is marked as a no-show.",
-                patient=booking.patient.name if booking.patient else "",
-            ),
-        )
-
-    return render
 
 
 def _suspend_if_over_limit(patient_id: int, latest: Booking, now: datetime) -> bool:
@@ -171,22 +163,16 @@ def _suspend_if_over_limit(patient_id: int, latest: Booking, now: datetime) -> b
         detail={"patient_id": patient_id, "no_shows": count, "days": policy.suspension_days},
     )
 
-    def render() -> tuple[str, str]:
-        return (
-            _("Online booking suspended for %(patient)s", patient=patient.name),
-            _(
-                "%(count)s missed appointments within %(days)s days: online booking is "
-                "suspended until %(until)s.",
-                count=count,
-                days=policy.no_show_window_days,
-                until=local_time(suspension.ends_at),
-            ),
-        )
-
     notify_and_queue(
         latest.booked_by,
         "booking_suspended",
-        render,
+        "booking_suspended",
+        {
+            "patient": patient.name,
+            "count": count,
+            "days": policy.no_show_window_days,
+            "until": messages.instant(suspension.ends_at),
+        },
         data={"patient_id": patient_id, "suspension_id": suspension.id},
         dedupe_key=f"suspension:{suspension.id}",
     )

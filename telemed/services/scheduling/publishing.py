@@ -37,7 +37,8 @@ from telemed.models.scheduling import (
 )
 from telemed.services import bus
 from telemed.services.accounts import audit, scopes
-from telemed.services.notices.notifications import in_locale_of, notify
+from telemed.services.notices import messages
+from telemed.services.notices.notifications import notify
 from telemed.services.scheduling import policies
 
 MAX_WEEKS = 26
@@ -435,24 +436,19 @@ def block_slot(actor: Actor, slot_id: int, reason: str) -> list[Booking]:
         booking.status = BookingStatus.CANCELLED
         booking.cancelled_at = now
         booking.cancelled_by_id = actor.user_id
-        booking.cancel_reason = f"slot blocked: {reason}"
+        booking.cancel_reason = reason  # the page says the slot was blocked, in its language
         audit.record(actor, "cancel", "booking", booking.id, detail={"reason": "slot blocked"})
         bus.emit(events.BookingFellThrough(booking.id, booking.cancel_reason))
         booker = db.session.get(User, booking.booked_by_id)
         if booker is not None:
-            zone = ZoneInfo(_consortium_zone())
-            with in_locale_of(booker):
-                notify(
-                    booker,
-                    "booking_cancelled",
-                    _(
-                        "Booking on %(when)s cancelled: the specialist blocked the slot",
-                        when=f"{slot.starts_at.astimezone(zone):%Y-%m-%d %H:%M}",
-                    ),
-                    body=reason,
-                    link=f"/bookings/{booking.id}",
-                    data={"booking_id": booking.id, "slot_id": slot.id},
-                )
+            notify(
+                booker,
+                "booking_cancelled",
+                "booking_cancelled_slot_blocked",
+                {"when": messages.instant(slot.starts_at), "reason": reason},
+                link=f"/bookings/{booking.id}",
+                data={"booking_id": booking.id, "slot_id": slot.id},
+            )
     db.session.execute(
         WaitlistEntry.__table__.update()
         .where(

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from telemed.extensions import db
-from telemed.i18n import local_time
 from telemed.models.consortium import Department, Institution, User
-from telemed.models.scheduling import Booking, BookingStatus, ServiceType, Slot
+from telemed.models.scheduling import Booking, BookingStatus, Slot
 from telemed.services.accounts import audit
+from telemed.services.notices import messages
 from telemed.services.notices.deliveries import notify_and_queue
 from telemed.services.scheduling import consortium_policies
 
@@ -40,46 +39,22 @@ def due_lead(
     return lead
 
 
-def _describe_lead(minutes: int) -> str:
-    if minutes % (24 * 60) == 0:
-        return _("in %(n)s day(s)", n=minutes // (24 * 60))
-    if minutes % 60 == 0:
-        return _("in %(n)s hour(s)", n=minutes // 60)
-    return _("in %(n)s minutes", n=minutes)
-
-
-def _texts(booking: Booking, slot: Slot, lead: int, for_specialist: bool):
-    def render() -> tuple[str, str]:
-        what = (
-            _("remote consult")
-            if slot.service_type is ServiceType.REMOTE_CONSULT
-            else _("outpatient visit")
-        )
-        when = local_time(booking.starts_at)
-        title = _(
-            "Reminder: %(what)s at %(when)s (%(lead)s)",
-            what=what,
-            when=when,
-            lead=_describe_lead(lead),
-        )
-        patient = booking.patient.name if booking.patient else ""
-        if for_specialist:
-            body = _(
-                "%(patient)s, booked by %(booker)s of %(institution)s.",
-                patient=patient,
-                booker=booking.booked_by.display_name,
-                institution=booking.institution.name,
-            )
-        else:
-            body = _(
-                "%(patient)s with %(specialist)s, %(department)s.",
-                patient=patient,
-                specialist=slot.specialist.display_name,
-                department=slot.department.name,
-            )
-        return title, body
-
-    return render
+def _params(booking: Booking, slot: Slot, lead: int, for_specialist: bool) -> dict:
+    params = {
+        "what": slot.service_type.value,
+        "when": messages.instant(booking.starts_at),
+        "lead": lead,
+        "patient": booking.patient.name if booking.patient else "",
+    }
+    if for_specialist:
+        return params | {
+            "booker": booking.booked_by.display_name,
+            "institution": messages.named(booking.institution),
+        }
+    return params | {
+        "specialist": slot.specialist.display_name,
+        "department": messages.named(slot.department),
+    }
 
 
 def send_due_reminders(now: datetime) -> dict[str, int]:
@@ -123,7 +98,8 @@ def send_due_reminders(now: datetime) -> dict[str, int]:
                 note = notify_and_queue(
                     user,
                     "reminder",
-                    _texts(booking, slot, lead, for_specialist),
+                    "reminder_specialist" if for_specialist else "reminder",
+                    _params(booking, slot, lead, for_specialist),
                     link=f"/bookings/{booking.id}",
                     data={"booking_id": booking.id, "lead_minutes": lead},
                     dedupe_key=f"reminder:{booking.id}:{lead}",

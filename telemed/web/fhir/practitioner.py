@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import selectinload
 
+from telemed.labels import label
 from telemed.models.consortium import User
 from telemed.services.accounts import scopes
 from telemed.web.fhir import bp, codes
@@ -43,7 +44,7 @@ def practitioner_resource(user: User) -> dict[str, Any]:
         "name": [{"text": user.display_name}],
     }
     if user.title:
-        resource["qualification"] = [{"code": {"text": user.title}}]
+        resource["qualification"] = [{"code": {"text": label(user.title)}}]
     return resource
 
 

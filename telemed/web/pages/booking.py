@@ -142,7 +142,7 @@ def _search_form(actor, formdata) -> SlotSearchForm:
         (str(d.id), local_name(d)) for d in _clinical_departments(actor)
     ]
     form.specialist_id.choices = [("", _("All specialists"))] + [
-        (str(u.id), u.display_name + (f" ({u.title})" if u.title else ""))
+        (str(u.id), u.display_name + (f" ({label(u.title)})" if u.title else ""))
         for u in _specialists(actor)
     ]
     form.service_type.choices = [("", _("Any service"))] + [

@@ -3,7 +3,6 @@ service's refusal into a form error, and the labels of enum values."""
 
 from __future__ import annotations
 
-import enum
 from datetime import date, datetime, time
 from urllib.parse import urlsplit
 
@@ -23,13 +22,9 @@ from wtforms import (
 )
 from wtforms.validators import ValidationError
 
-from telemed.domain.case_states import CaseStatus
-from telemed.domain.referral_states import ReferralStatus
 from telemed.errors import TelemedError
 from telemed.i18n import consortium_zone
-from telemed.models.consortium import InstitutionKind, Role, Sex
-from telemed.models.live import RoomStatus
-from telemed.models.scheduling import BookingStatus, Pool, ServiceType, SlotStatus, WaitlistStatus
+from telemed.labels import LABELS, label  # noqa: F401 - the pages' registry lives there
 
 # -- fields whose parse errors speak the page's language ------------------------------------
 
@@ -156,77 +151,6 @@ def back_to(endpoint: str, **values) -> str:
 
 # -- presentation -------------------------------------------------------------------------------
 
-LABELS: dict[type[enum.Enum], dict[enum.Enum, object]] = {
-    BookingStatus: {
-        BookingStatus.HELD: _l("held"),
-        BookingStatus.OFFERED: _l("offered to you"),
-        BookingStatus.BOOKED: _l("booked"),
-        BookingStatus.CHECKED_IN: _l("checked in"),
-        BookingStatus.COMPLETED: _l("completed"),
-        BookingStatus.NO_SHOW: _l("no-show"),
-        BookingStatus.CANCELLED: _l("cancelled"),
-        BookingStatus.EXPIRED: _l("expired"),
-    },
-    ServiceType: {
-        ServiceType.OUTPATIENT: _l("Outpatient visit"),
-        ServiceType.REMOTE_CONSULT: _l("Remote consult"),
-    },
-    Pool: {Pool.DOWN_SHARED: _l("down-shared"), Pool.HOSPITAL: _l("hospital pool")},
-    CaseStatus: {
-        CaseStatus.DRAFT: _l("draft"),
-        CaseStatus.SUBMITTED: _l("submitted"),
-        CaseStatus.ACCEPTED: _l("accepted"),
-        CaseStatus.DECLINED: _l("declined"),
-        CaseStatus.SCHEDULED: _l("scheduled"),
-        CaseStatus.IN_SESSION: _l("in session"),
-        CaseStatus.CLAIMED: _l("claimed"),
-        CaseStatus.REPORTED: _l("reported"),
-        CaseStatus.CLOSED: _l("closed"),
-        CaseStatus.CANCELLED: _l("cancelled"),
-    },
-    RoomStatus: {
-        RoomStatus.SCHEDULED: _l("scheduled"),
-        RoomStatus.LIVE: _l("live"),
-        RoomStatus.ENDED: _l("ended"),
-    },
-    ReferralStatus: {
-        ReferralStatus.REQUESTED: _l("requested"),
-        ReferralStatus.ACCEPTED: _l("accepted"),
-        ReferralStatus.DECLINED: _l("declined"),
-        ReferralStatus.CANCELLED: _l("cancelled"),
-        ReferralStatus.SCHEDULED: _l("scheduled"),
-        ReferralStatus.COMPLETED: _l("completed"),
-        ReferralStatus.FOLLOWED_UP: _l("followed up"),
-    },
-    SlotStatus: {SlotStatus.OPEN: _l("open"), SlotStatus.BLOCKED: _l("blocked")},
-    WaitlistStatus: {
-        WaitlistStatus.WAITING: _l("waiting"),
-        WaitlistStatus.OFFERED: _l("seat offered"),
-        WaitlistStatus.ACCEPTED: _l("accepted"),
-        WaitlistStatus.EXPIRED: _l("expired"),
-        WaitlistStatus.CANCELLED: _l("cancelled"),
-    },
-    Role: {
-        Role.SPECIALIST: _l("Specialist"),
-        Role.GRASSROOTS: _l("Grassroots doctor"),
-        Role.REGISTRAR: _l("Registrar"),
-        Role.ADMIN: _l("Administrator"),
-    },
-    Sex: {
-        Sex.MALE: _l("male"),
-        Sex.FEMALE: _l("female"),
-        Sex.OTHER: _l("other"),
-        Sex.UNKNOWN: _l("not recorded"),
-    },
-    InstitutionKind: {
-        InstitutionKind.LEAD: _l("lead hospital"),
-        InstitutionKind.SECONDARY: _l("secondary hospital"),
-        InstitutionKind.TOWNSHIP: _l("township health centre"),
-        InstitutionKind.COMMUNITY: _l("community health centre"),
-        InstitutionKind.VILLAGE: _l("village clinic"),
-    },
-}
-
 WEEKDAY_LABELS = (
     _l("Monday"),
     _l("Tuesday"),
@@ -236,12 +160,6 @@ WEEKDAY_LABELS = (
     _l("Saturday"),
     _l("Sunday"),
 )
-
-
-def label(value: enum.Enum | None) -> str:
-    if value is None:
-        return ""
-    return str(LABELS.get(type(value), {}).get(value, value.value))
 
 
 def is_english() -> bool:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import enum
 import io
 from datetime import date
 from typing import Any
 
+from babel.dates import get_timezone_name
 from flask import Blueprint, Response, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from telemed import clock
@@ -15,6 +18,7 @@ from telemed.domain.figures import Period, PeriodError, parse_period
 from telemed.domain.spreadsheet import safe_cell
 from telemed.errors import InvalidInput, NotFound
 from telemed.i18n import consortium_zone
+from telemed.labels import label
 from telemed.models.consortium import Role
 from telemed.services.accounts import audit
 from telemed.services.consortium import dashboard, dashboard_drill, dashboard_tables
@@ -159,12 +163,31 @@ def index():
         members=all_members,
         chart_data=_chart_data(board),
         drill_url=drill_url,
-        fmt=dashboard_tables.fmt,
+        fmt=shown,
+        zone_name=get_timezone_name(consortium_zone(), locale=get_locale()),
         local_name=dashboard_tables.local_name,
     )
 
 
-def _csv(rows: list[list[str]], filename: str) -> Response:
+def shown(value: Any, kind: str = "") -> str:
+    """A cell as the page shows it: codes and yes/no in the reader's language."""
+    if isinstance(value, enum.Enum):
+        return label(value)
+    if isinstance(value, bool) or (kind == "flag" and value is not None):
+        return _("yes") if value else _("no")
+    return dashboard_tables.fmt(value, kind)
+
+
+def _as_csv_cell(value: Any) -> object:
+    """A drill cell in the CSV: codes stay codes, so programs can read the file."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value
+
+
+def _csv(rows: list[list[Any]], filename: str) -> Response:
     out = io.StringIO()
     out.write("\ufeff")  # so spreadsheet programs read UTF-8 (Chinese names) correctly
     writer = csv.writer(out, lineterminator="\r\n")
@@ -238,6 +261,7 @@ def drill():
         params=params,
         offset=offset,
         page=dashboard_drill.PAGE,
+        shown=shown,
         back=url_for("dashboard.index", **link_args(filters)),
     )
 
@@ -247,4 +271,5 @@ def drill():
 def drill_csv():
     result, filters, _params = _drill(dashboard_drill.CSV_LIMIT)
     _audit_drill("export", result, filters)
-    return _csv([result.columns, *result.rows], f"{result.what}_{_suffix(filters['period'])}.csv")
+    rows = [[_as_csv_cell(value) for value in row] for row in result.rows]
+    return _csv([result.columns, *rows], f"{result.what}_{_suffix(filters['period'])}.csv")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from telemed.jobs import overview, runs
 from telemed.jobs.definitions import JOBS
@@ -11,6 +12,53 @@ from telemed.models.consortium import Role
 from telemed.web.security import current_actor, roles_required
 
 bp = Blueprint("jobs_admin", __name__, url_prefix="/admin/jobs")
+
+TRIGGER_LABELS = {
+    "schedule": _l("on schedule"),
+    "manual": _l("run now from this page"),
+    "cli": _l("from the command line"),
+}
+# What a run's result counts, per key (the jobs' own and the clean-up tasks').
+RESULT_LABELS = {
+    "holds_expired": _l("holds expired"),
+    "offers_expired": _l("offers expired"),
+    "released_seats": _l("seats released"),
+    "slots": _l("slots"),
+    "reminders": _l("reminders sent"),
+    "bookings": _l("bookings"),
+    "no_shows": _l("no-shows"),
+    "suspensions": _l("suspensions"),
+    "escalated": _l("reads escalated"),
+    "notified": _l("people notified"),
+    "day": _l("day"),
+    "rows": _l("rows"),
+    "sent": _l("sent"),
+    "failed": _l("failed"),
+    "login_sessions": _l("expired sign-ins removed"),
+    "login_attempts": _l("old sign-in attempts removed"),
+    "idempotency_records": _l("old repeat-request records removed"),
+    "stale_uploads": _l("abandoned uploads removed"),
+    "live_tickets": _l("expired call tickets removed"),
+}
+
+
+@bp.app_template_filter("run_result")
+def run_result(result: dict | None) -> str:
+    """A run's result in words: "reminders sent: 3 · bookings: 5"."""
+    if not result:
+        return ""
+    return " · ".join(f"{RESULT_LABELS.get(key, key)}: {value}" for key, value in result.items())
+
+
+@bp.app_template_filter("run_trigger")
+def run_trigger(trigger: str) -> str:
+    return str(TRIGGER_LABELS.get(trigger, trigger))
+
+
+@bp.app_template_global("job_title")
+def job_title(job_id: str) -> str:
+    spec = JOBS.get(job_id)
+    return str(spec.title) if spec else job_id
 
 
 @bp.route("")
@@ -44,7 +92,7 @@ def run_now(job_id: str):
     flash(
         _(
             "%(job)s will run within a few seconds (run %(id)s).",
-            job=run.job_id,
+            job=job_title(run.job_id),
             id=run.id,
         ),
         "info",

@@ -29,7 +29,9 @@ def _bell() -> dict[str, object]:
 @roles_required()
 def index():
     rows = notifications.recent_for(current_actor().user_id)
-    return page("notifications/index.html", rows=rows)
+    # Worded now, in the reader's language (the rows keep a message key and parameters).
+    words = {note.id: notifications.wording(note) for note in rows}
+    return page("notifications/index.html", rows=rows, words=words)
 
 
 @bp.route("/<int:notification_id>/read", methods=["POST"])

@@ -21,14 +21,28 @@ from telemed.errors import InvalidInput, TelemedError
 from telemed.extensions import db
 from telemed.i18n import consortium_zone
 from telemed.models.consortium import Institution, InstitutionKind, Patient, Role, User
-from telemed.models.referrals import Referral
+from telemed.models.referrals import Referral, ReferralTransition
 from telemed.services.accounts import scopes
 from telemed.services.consortium import beds, referrals
 from telemed.services.consortium.dashboard_tables import local_name
+from telemed.services.notices import messages
 from telemed.services.scheduling import booking
 from telemed.web.security import current_actor, roles_required
 
 bp = Blueprint("referrals", __name__)
+
+
+@bp.app_template_filter("step_note")
+def step_note(transition: ReferralTransition) -> str:
+    """A step's note: the system's in the reader's language, then what a person wrote."""
+    said = []
+    if transition.note_key in messages.MESSAGES:
+        title, detail = messages.word(transition.note_key, transition.note_params)
+        said.append(f"{title}: {detail}" if detail else title)
+    if transition.note:
+        said.append(transition.note)
+    return " · ".join(said)
+
 
 ANYONE = (Role.GRASSROOTS, Role.SPECIALIST, Role.ADMIN)
 LEAD = (Role.SPECIALIST, Role.ADMIN)
