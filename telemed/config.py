@@ -161,6 +161,8 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "TELEMED_LIVE_PING_TIMEOUT": env_int("LIVE_PING_TIMEOUT", 20),
         "TELEMED_LIVE_SWEEP_SECONDS": env_int("LIVE_SWEEP_SECONDS", 60),
         "TELEMED_LIVE_BATCH_LIMIT": env_int("LIVE_BATCH_LIMIT", 500),
+        # How many minutes before a booked consult seat starts its room's link is shown.
+        "TELEMED_JOIN_OPENS_MINUTES": env_int("JOIN_OPENS_MINUTES", 15),
         "TELEMED_STORAGE_DIR": str(storage_root),
         "TELEMED_MAX_UPLOAD_BYTES": env_int("MAX_UPLOAD_BYTES", 2 * 1024**3),
         # DICOM decoding runs in worker processes with these limits (telemed/imaging/).

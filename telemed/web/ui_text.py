@@ -45,6 +45,7 @@ UI_TEXT = {
         "offline": _l("offline — reconnecting"),
         "offline_because": _l("offline — reconnecting (%(reason)s)"),
         "draft_saved": _l("draft v%(version)s saved"),
+        "signed": _l("Signed"),
         "frames": _l("%(count)s frame(s)"),
         "no_frames": _l("No rendered frames for this case yet; marks and viewport still sync."),
         "signed_title": _l("Signed report v%(version)s"),
