@@ -153,8 +153,14 @@ def new():
 @bp.route("/worklist")
 @roles_required(Role.SPECIALIST)
 def worklist():
-    items = cases.worklist(current_actor())
-    return render_template("cases/worklist.html", items=items, kinds=KIND_LABELS)
+    actor = current_actor()
+    items = cases.worklist(actor)
+    return render_template(
+        "cases/worklist.html",
+        items=items,
+        kinds=KIND_LABELS,
+        consults=joining.consults_of_specialist(actor),
+    )
 
 
 def _actions(case: Case, side: Side | None) -> list[CaseStatus]:

@@ -24,7 +24,7 @@ from telemed.domain.live_rules import JoinState, join_opens_at, join_state
 from telemed.extensions import db
 from telemed.i18n import local_time
 from telemed.models.cases import Case
-from telemed.models.consortium import User
+from telemed.models.consortium import Role, User
 from telemed.models.scheduling import Booking, BookingStatus, Slot
 from telemed.services.accounts import audit
 from telemed.services.cases import cases
@@ -92,6 +92,26 @@ def room_links_of_bookings(actor: Actor, booking_ids: Iterable[int]) -> dict[int
     return {booking_id: room_link(case, now=now) for booking_id, case in found.items()}
 
 
+def consults_of_specialist(actor: Actor, *, limit: int = 50) -> list[tuple[Case, RoomLink]]:
+    """The caller's scheduled and running consults, soonest seat first, with their links
+    (the reading centre's worklist lists them beside the reads)."""
+    if actor.role is not Role.SPECIALIST:
+        return []
+    query = (
+        cases.cases_visible_to(actor)
+        .outerjoin(Booking, Booking.id == Case.booking_id)
+        .where(
+            Case.kind == CaseKind.CONSULT,
+            Case.status.in_([CaseStatus.SCHEDULED, CaseStatus.IN_SESSION]),
+        )
+        .options(joinedload(Case.booking), joinedload(Case.patient))
+        .order_by(Booking.starts_at.is_(None), Booking.starts_at, Case.id)
+        .limit(limit)
+    )
+    now = clock.now()
+    return [(case, room_link(case, now=now)) for case in db.session.execute(query).scalars()]
+
+
 # -- the notice when the room opens ----------------------------------------------------------
 
 
@@ -132,7 +152,7 @@ def announce_open_rooms(now: datetime) -> dict[str, int]:
             Case.status == CaseStatus.SCHEDULED,
             Booking.status.in_([BookingStatus.BOOKED, BookingStatus.CHECKED_IN]),
             Booking.starts_at <= now + opens,
-            Slot.ends_at + NOTICE_GRACE > now,
+            Slot.ends_at > now - NOTICE_GRACE,
         )
         .options(joinedload(Case.patient), joinedload(Case.requested_by))
         .order_by(Booking.starts_at, Case.id)

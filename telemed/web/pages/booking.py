@@ -288,6 +288,10 @@ def hold_page(hold_id: int):
     form = BookForm()
     form.patient_id.choices = _patient_choices(actor)
     if request.method == "GET":
+        # Back from registering a patient for this hold: that patient is the one chosen.
+        chosen = request.args.get("patient_id", "")
+        if chosen in {value for value, _label in form.patient_id.choices if value}:
+            form.patient_id.data = chosen
         return page("booking/hold.html", **_hold_context(actor, held, form))
     if not form.validate():
         return page("booking/hold.html", 422, **_hold_context(actor, held, form))
