@@ -178,6 +178,8 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "TELEMED_DICOM_AE_TITLE": env("DICOM_AE_TITLE", "TELEMED"),
         "TELEMED_DICOM_TIMEOUT_S": env_int("DICOM_TIMEOUT_S", 30),
         "TELEMED_RUN_DICOM": env_bool("RUN_DICOM", True),
+        # How many minutes before a booked consult seat starts its room's link is shown.
+        "TELEMED_JOIN_OPENS_MINUTES": env_int("JOIN_OPENS_MINUTES", 15),
         "TELEMED_STORAGE_DIR": str(storage_root),
         "TELEMED_MAX_UPLOAD_BYTES": env_int("MAX_UPLOAD_BYTES", 2 * 1024**3),
         # DICOM decoding runs in worker processes with these limits (telemed/imaging/).

@@ -109,7 +109,9 @@ def test_two_browsers_hold_a_consult(world, stack, browser):
         "document.querySelector('textarea[name=impression]').value === 'Stable angina pectoris'"
     )
     spec.wait_for_function("document.getElementById('report-state').textContent.includes('v1')")
-    spec.click("#report-sign")
+    spec.click("#report-sign")  # signing asks first
+    spec.wait_for_selector("#sign-dialog[open]")
+    spec.click("#confirm-sign")
     doctor.wait_for_selector("#signed-report:not([hidden])")
     assert "Stable angina pectoris" in doctor.inner_text("#signed-report")
     doctor.wait_for_selector('#case-status[data-status="reported"]')

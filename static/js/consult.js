@@ -113,6 +113,8 @@ function applyEvent(event) {
       fillReport(body);
       showSigned(body);
       setReportEditable(false);
+      $("report-state").textContent = t("signed");
+      $("report-state").dataset.signed = "1";
       showStatus("case-status", "case", "reported");
       break;
     case "session.started":
@@ -388,7 +390,8 @@ function showSigned(body) {
     if (!body[name]) continue;
     const p = document.createElement("p");
     p.dataset.field = name;
-    p.textContent = `${t(name)}: ${body[name]}`;
+    const value = name === "disposition" ? t(`disposition_${body[name]}`) : body[name];
+    p.textContent = `${t(name)}: ${value}`;
     box.append(p);
   }
   if (body.referral) {
@@ -419,10 +422,18 @@ if (role === "specialist") {
       timer = setTimeout(flush, 600);
     });
   }
-  $("report-sign").addEventListener("click", () => {
+  // Signing is final: ask first. Without the script the button opens the confirmation page.
+  const dialog = $("sign-dialog");
+  $("report-sign").addEventListener("click", (event) => {
+    event.preventDefault();
     clearTimeout(timer);
     flush();
-    socket.send("report.sign");
+    $("sign-dialog-summary").textContent = form.elements.impression.value;
+    dialog.returnValue = "";
+    dialog.showModal();
+  });
+  dialog.addEventListener("close", () => {
+    if (dialog.returnValue === "sign") socket.send("report.sign");
   });
   $("session-start").addEventListener("click", () => socket.send("session.start"));
   $("session-end").addEventListener("click", () => socket.send("session.end"));

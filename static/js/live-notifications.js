@@ -23,12 +23,15 @@ if (bell && bell.dataset.ticketUrl) {
       badge.hidden = false;
       const item = document.createElement("li");
       item.dataset.kind = frame.kind || "";
+      item.className = "unread";
       const link = document.createElement("a");
       link.href = frame.link || bell.href;
-      link.textContent = frame.title || frame.kind;
+      const title = document.createElement("strong");
+      title.textContent = frame.title || frame.kind;
+      link.append(title);
       item.append(link);
+      list.querySelector("[data-empty]")?.remove();
       list.prepend(item);
-      list.hidden = false;
     },
   });
   socket.start();

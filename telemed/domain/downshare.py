@@ -10,6 +10,14 @@ from fractions import Fraction
 
 DEFAULT_OUTPATIENT_SHARE = Fraction(1, 3)
 DEFAULT_BED_SHARE = Fraction(1, 4)
+# The national floors (seed 004): a department's policy may ask more, never less.
+SHARE_FLOORS = {"outpatient_share": DEFAULT_OUTPATIENT_SHARE, "bed_share": DEFAULT_BED_SHARE}
+
+
+def share_floor_missed(name: str, share: Fraction) -> Fraction | None:
+    """The floor a policy's ``name`` share falls below, or None if it meets it."""
+    floor = SHARE_FLOORS[name]
+    return floor if share < floor else None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ the services (report edits through the room) all ask here.
 from __future__ import annotations
 
 import enum
+from datetime import datetime, timedelta
 
 from telemed.domain.case_states import CaseStatus
 from telemed.models.consortium import Role
@@ -46,3 +47,37 @@ def room_role(
     if role is Role.ADMIN:
         return RoomRole.OBSERVER
     return None
+
+
+class JoinState(enum.StrEnum):
+    """Where a consult stands for the people who will meet in its room."""
+
+    OPEN = "open"  # the room may be entered now
+    LATER = "later"  # scheduled; the link appears at ``opens_at``
+    AWAITING_ACCEPTANCE = "awaiting_acceptance"  # submitted, the specialist has not accepted
+    DRAFT = "draft"  # the requesting doctor has not submitted it yet
+    CLOSED = "closed"  # declined or cancelled: there will be no session
+
+
+def join_opens_at(starts_at: datetime, opens_minutes: int) -> datetime:
+    return starts_at - timedelta(minutes=opens_minutes)
+
+
+def join_state(
+    status: CaseStatus, *, now: datetime, starts_at: datetime | None, opens_minutes: int
+) -> JoinState:
+    """Whether the room's link is shown now. A consult without a booked seat has no start
+    time: its room is open as soon as it is scheduled."""
+    if status is CaseStatus.DRAFT:
+        return JoinState.DRAFT
+    if status in (CaseStatus.SUBMITTED, CaseStatus.ACCEPTED):
+        return JoinState.AWAITING_ACCEPTANCE
+    if status not in ROOM_STATES:
+        return JoinState.CLOSED
+    if (
+        status is CaseStatus.SCHEDULED
+        and starts_at is not None
+        and now < join_opens_at(starts_at, opens_minutes)
+    ):
+        return JoinState.LATER
+    return JoinState.OPEN

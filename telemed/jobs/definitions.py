@@ -26,6 +26,7 @@ from telemed.services import cleanup
 from telemed.services.accounts import audit
 from telemed.services.cases import read_deadlines
 from telemed.services.consortium import quota_figures
+from telemed.services.consults import joining
 from telemed.services.scheduling import booking, no_shows, quota_release, reminders
 
 # Interval triggers count from a fixed anchor, so runs fall on whole minutes and hours
@@ -79,6 +80,10 @@ def _reminders(ctx: JobContext) -> dict[str, Any]:
     return reminders.send_due_reminders(ctx.now)
 
 
+def _open_rooms(ctx: JobContext) -> dict[str, Any]:
+    return joining.announce_open_rooms(ctx.now)
+
+
 def _no_shows(ctx: JobContext) -> dict[str, Any]:
     return no_shows.mark_no_shows(ctx.now)
 
@@ -130,6 +135,14 @@ JOBS: dict[str, JobSpec] = {
             run=_reminders,
             make_trigger=every(minutes=1),
             schedule=_l("every minute"),
+            misfire_grace_seconds=30 * MINUTE,
+        ),
+        JobSpec(
+            id="announce_open_rooms",
+            title=_l("Tell both sides when a consult room opens"),
+            run=_open_rooms,
+            make_trigger=every(minutes=1),
+            schedule="every minute",
             misfire_grace_seconds=30 * MINUTE,
         ),
         JobSpec(

@@ -31,11 +31,13 @@ from telemed.domain.masking import mask_national_id, mask_text
 from telemed.ecg import MACHINE_MEASUREMENT_LABEL
 from telemed.errors import InvalidInput, TelemedError
 from telemed.extensions import db
+from telemed.i18n import local_time
 from telemed.labels import LABELS
 from telemed.models.cases import Case
 from telemed.models.consortium import Department, Institution, Patient, Role, User
 from telemed.services.accounts import scopes
 from telemed.services.cases import cases, dicom, ecg_files, reports
+from telemed.services.consults import joining
 from telemed.web.pages import consults as consult_pages
 from telemed.web.security import current_actor, roles_required
 
@@ -82,7 +84,22 @@ def _choices() -> dict[str, list]:
         "patients": list(patients.scalars()),
         "departments": list(departments.scalars()),
         "specialists": list(specialists.scalars()),
+        "consult_bookings": cases.consult_bookings_without_case(actor),
     }
+
+
+def _prefill_from_booking(form: CaseForm, raw: str) -> None:
+    """A case opened from a remote-consult booking: its patient, specialist and reason."""
+    try:
+        booking_id = int(raw)
+    except ValueError:
+        raise InvalidInput(_("Choose one of your consult bookings."), field="booking_id") from None
+    booked = cases.consult_booking_of(current_actor(), booking_id)
+    form.booking_id.data = booked.id
+    form.patient_id.data = booked.patient_id
+    form.kind.data = CaseKind.CONSULT.value
+    form.target_specialist_id.data = booked.slot.specialist_id
+    form.question.data = booked.reason
 
 
 @bp.route("")
@@ -98,6 +115,8 @@ def index():
 def new():
     form = CaseForm()
     status = 200
+    if request.method == "GET" and request.args.get("booking_id"):
+        _prefill_from_booking(form, request.args["booking_id"])
     if request.method == "POST":
         if form.validate():
             try:
@@ -126,8 +145,14 @@ def new():
 @bp.route("/worklist")
 @roles_required(Role.SPECIALIST)
 def worklist():
-    items = cases.worklist(current_actor())
-    return render_template("cases/worklist.html", items=items, kinds=KIND_LABELS)
+    actor = current_actor()
+    items = cases.worklist(actor)
+    return render_template(
+        "cases/worklist.html",
+        items=items,
+        kinds=KIND_LABELS,
+        consults=joining.consults_of_specialist(actor),
+    )
 
 
 def _actions(case: Case, side: Side | None) -> list[CaseStatus]:
@@ -150,6 +175,12 @@ def detail(case_id: int):
     draft = reports.current_draft(case.id) if side is Side.RESPONDER else None
     recordings = ecg_files.recordings_of(case.id)
     waiting = clock.now() - case.submitted_at if case.submitted_at else None
+    picks_seat = (
+        side is Side.REQUESTER
+        and case.kind is CaseKind.CONSULT
+        and case.booking_id is None
+        and case.status in (CaseStatus.DRAFT, CaseStatus.SUBMITTED, CaseStatus.ACCEPTED)
+    )
     return render_template(
         "cases/detail.html",
         case=case,
@@ -185,6 +216,9 @@ def detail(case_id: int):
         draft=draft,
         versions=[r for r in reports.versions(case.id) if r.is_signed],
         waiting=waiting,
+        room=joining.room_link(case),
+        free_seats=cases.free_consult_seats(actor, case.id) if picks_seat else [],
+        picks_seat=picks_seat,
         overdue=bool(case.due_at and case.due_at < clock.now() and case.reported_at is None),
     )
 
@@ -202,6 +236,21 @@ def transition(case_id: int):
         raise InvalidInput("unknown state", field="to") from None
     cases.transition(current_actor(), case_id, target, request.form.get("reason"))
     flash(_("Case moved to %(state)s.", state=STATUS_LABELS[target]), "ok")
+    return _back(case_id)
+
+
+@bp.route("/<int:case_id>/seat", methods=["POST"])
+@roles_required(Role.GRASSROOTS)
+def book_seat(case_id: int):
+    """Book one of the free consult seats the case page offers, for the case's patient."""
+    raw = request.form.get("slot_id", "")
+    if not raw.isdigit():
+        raise InvalidInput(_("Choose a consult seat."), field="slot_id")
+    case = cases.book_consult_seat(current_actor(), case_id, int(raw))
+    flash(
+        _("Consult seat booked for %(time)s.", time=local_time(case.booking.starts_at)),
+        "ok",
+    )
     return _back(case_id)
 
 

@@ -71,6 +71,9 @@ def test_bad_policy_input_answers_422(world, signed_in, frozen_clock):
     cases = [
         ({"outpatient_share": "a third"}, "outpatient_share", "Enter a fraction between 0 and 1"),
         ({"outpatient_share": "4/3"}, "outpatient_share", "Enter a fraction between 0 and 1"),
+        # Below the floors of the down-share rule (DOMAIN.md): refused, naming the floor.
+        ({"outpatient_share": "20%"}, "outpatient_share", "At least 1/3: the lead hospital"),
+        ({"bed_share": "1/5"}, "bed_share", "At least 1/4: the lead hospital keeps"),
         ({"hold_minutes": "0"}, "hold_minutes", "Enter a number from 1 to 60."),
         ({"early_access_days": "x"}, "early_access_days", "Enter a whole number."),
         ({"reason": ""}, "reason", "This field is required."),

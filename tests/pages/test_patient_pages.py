@@ -38,7 +38,9 @@ def test_register_returns_to_the_booking_in_progress(world, signed_in, frozen_cl
     response = signed_in("gp_ts1").post(
         "/patients/new?next=/holds/7", {"name": "Lin Er", "sex": "male"}
     )
-    assert response.headers["Location"] == "/holds/7"
+    # Back at the hold, the patient just registered is the one the form picks.
+    lin = db.session.execute(select(Patient).where(Patient.name == "Lin Er")).scalar_one()
+    assert response.headers["Location"] == f"/holds/7?patient_id={lin.id}"
     outside = signed_in("gp_ts1").post(
         "/patients/new?next=//evil.example/", {"name": "Lin San", "sex": "male"}
     )

@@ -24,10 +24,12 @@ from telemed.domain.case_states import (
 from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telemed.events import publish_after_commit
 from telemed.extensions import db
+from telemed.i18n import consortium_zone
 from telemed.models.cases import Case, CaseTransition
 from telemed.models.consortium import Department, ReadingKind, Role, User
 from telemed.models.scheduling import Booking, BookingStatus, ServiceType, Slot
 from telemed.services.accounts import audit, scopes
+from telemed.services.scheduling import booking as booking_service
 from telemed.services.scheduling import policies
 
 MAX_QUESTION = 4000
@@ -148,6 +150,104 @@ def _consult_booking(actor: Actor, booking_id: int, patient_id: int) -> Booking:
     if booking.patient_id != patient_id:
         raise InvalidInput(f"booking {booking_id} is for another patient", field="booking_id")
     return booking
+
+
+def consult_bookings_without_case(actor: Actor) -> list[Booking]:
+    """The caller's institution's booked remote-consult seats, not yet over, that no case
+    takes place in yet: what a new consult case may be tied to."""
+    if actor.role is not Role.GRASSROOTS:
+        return []
+    taken = select(Case.booking_id).where(
+        Case.booking_id.is_not(None), Case.status != CaseStatus.CANCELLED
+    )
+    query = (
+        select(Booking)
+        .join(Slot, Slot.id == Booking.slot_id)
+        .where(
+            Booking.institution_id == actor.institution_id,
+            Booking.status == BookingStatus.BOOKED,
+            Slot.service_type == ServiceType.REMOTE_CONSULT,
+            Booking.ends_at > clock.now(),
+            Booking.id.not_in(taken),
+        )
+        .order_by(Booking.starts_at, Booking.id)
+    )
+    return list(db.session.execute(query).scalars())
+
+
+def consult_booking_of(actor: Actor, booking_id: int) -> Booking:
+    """One of the caller's remote-consult bookings (to open its case from it)."""
+    booking = db.session.execute(
+        select(Booking)
+        .join(Slot, Slot.id == Booking.slot_id)
+        .where(
+            Booking.id == booking_id,
+            Booking.institution_id == actor.institution_id,
+            Slot.service_type == ServiceType.REMOTE_CONSULT,
+        )
+    ).scalar_one_or_none()
+    if booking is None:
+        raise NotFound(f"remote-consult booking {booking_id} not found", field="booking_id")
+    return booking
+
+
+def attach_booking(actor: Actor, case_id: int, booking_id: int) -> Case:
+    """Tie a consult case without a seat to a remote-consult booking of its patient, with
+    the consult's specialist (booked from the case page)."""
+    case = get_case(actor, case_id, for_update=True)
+    if side_of(actor, case) is not Side.REQUESTER or case.kind is not CaseKind.CONSULT:
+        raise Forbidden("only the requesting institution books its consult's seat")
+    if case.booking_id is not None:
+        raise Conflict(f"case {case.id} already has its consult seat", field="booking_id")
+    if case.status not in (CaseStatus.DRAFT, CaseStatus.SUBMITTED, CaseStatus.ACCEPTED):
+        raise Conflict(f"case {case.id} is {case.status.value}", field="status")
+    booking = _consult_booking(actor, booking_id, case.patient_id)
+    specialist = case.assigned_to_id or case.target_specialist_id
+    if specialist is not None and booking.slot.specialist_id != specialist:
+        raise InvalidInput("the seat is with another specialist", field="slot_id")
+    case.booking_id = booking.id
+    case.target_specialist_id = case.target_specialist_id or booking.slot.specialist_id
+    case.updated_at = clock.now()
+    audit.record(actor, "book_seat", "case", case.id, detail={"booking": booking.id})
+    if case.status is CaseStatus.ACCEPTED:
+        move_case(actor, case, CaseStatus.SCHEDULED, side=Side.SYSTEM)
+    return case
+
+
+def free_consult_seats(actor: Actor, case_id: int, *, days: int = 28) -> list[Slot]:
+    """Remote-consult slots of the consult's specialist (or department) the caller may
+    book now, for the case page's seat picker."""
+    case = get_case(actor, case_id)
+    if side_of(actor, case) is not Side.REQUESTER or case.kind is not CaseKind.CONSULT:
+        return []
+    today = clock.now().astimezone(consortium_zone()).date()
+    specialist = case.assigned_to_id or case.target_specialist_id
+    _total, rows = booking_service.search_slots(
+        actor,
+        date_from=today,
+        date_to=today + timedelta(days=days),
+        specialist_id=specialist,
+        department_id=None if specialist else case.target_department_id,
+        service_type=ServiceType.REMOTE_CONSULT,
+        limit=50,
+    )
+    return [row.slot for row in rows if row.bookable]
+
+
+def book_consult_seat(actor: Actor, case_id: int, slot_id: int) -> Case:
+    """Book a free remote-consult seat for the case's patient and tie the case to it."""
+    case = get_case(actor, case_id)
+    if side_of(actor, case) is not Side.REQUESTER or case.kind is not CaseKind.CONSULT:
+        raise Forbidden("only the requesting institution books its consult's seat")
+    if case.booking_id is not None:
+        raise Conflict(f"case {case.id} already has its consult seat", field="slot_id")
+    slot = scopes.get_slot(actor, slot_id, field="slot_id")
+    if slot.service_type is not ServiceType.REMOTE_CONSULT:
+        raise InvalidInput("choose a remote-consult seat", field="slot_id")
+    booked = booking_service.book_slot(
+        actor, patient_id=case.patient_id, slot_id=slot.id, reason=case.question[:2000]
+    )
+    return attach_booking(actor, case.id, booked.id)
 
 
 def open_case(

@@ -96,6 +96,14 @@ MESSAGES: dict[str, Message] = {
         _l("%(patient)s, booked by %(booker)s of %(institution)s."),
         words={"what": ServiceType, "lead": _lead},
     ),
+    "consult_room_open": Message(
+        _l("Consult room open: %(patient)s at %(when)s"),
+        _l("Join consult with %(specialist)s from this notice."),
+    ),
+    "consult_room_open_specialist": Message(
+        _l("Consult room open: %(patient)s at %(when)s"),
+        _l("%(doctor)s of %(institution)s waits for you. Join consult from this notice."),
+    ),
     # Notes the system writes on a referral's steps.
     "referral_note_admission_cancelled": Message(_l("admission cancelled")),
     "referral_note_discharged": Message(_l("discharged from the ward")),

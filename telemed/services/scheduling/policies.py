@@ -12,6 +12,7 @@ from sqlalchemy import select
 from telemed import clock
 from telemed.domain.access import Actor
 from telemed.domain.booking_rules import BookingWindows
+from telemed.domain.downshare import share_floor_missed
 from telemed.errors import Forbidden, InvalidInput
 from telemed.extensions import db
 from telemed.models.consortium import Institution, User
@@ -122,6 +123,11 @@ def change_policy(
             continue
         if not 0 <= share <= 1:
             raise InvalidInput(f"{name} must lie between 0 and 1", field=name)
+        floor = share_floor_missed(name, share)
+        if floor is not None:
+            raise InvalidInput(
+                f"{name} must be at least {floor} (the down-share floor)", field=name
+            )
         setattr(new, f"{name}_num", share.numerator)
         setattr(new, f"{name}_den", share.denominator)
     for name, value in settings.items():

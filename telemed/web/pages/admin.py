@@ -13,7 +13,7 @@ from sqlalchemy import select
 from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
-from telemed.domain.downshare import parse_share
+from telemed.domain.downshare import parse_share, share_floor_missed
 from telemed.errors import InvalidInput
 from telemed.extensions import db
 from telemed.models.consortium import Department, Institution, Role
@@ -94,10 +94,24 @@ class PolicyForm(FlaskForm):
             ) from None
 
     def validate_outpatient_share(self, field):
-        self._share(field)
+        if share_floor_missed("outpatient_share", self._share(field)):
+            raise ValidationError(
+                _(
+                    "At least %(floor)s: the lead hospital down-shares at least %(floor)s of "
+                    "its outpatient slots to member institutions.",
+                    floor="1/3",
+                )
+            )
 
     def validate_bed_share(self, field):
-        self._share(field)
+        if share_floor_missed("bed_share", self._share(field)):
+            raise ValidationError(
+                _(
+                    "At least %(floor)s: the lead hospital keeps at least %(floor)s of its "
+                    "beds for referrals from member institutions.",
+                    floor="1/4",
+                )
+            )
 
 
 def _departments(actor) -> list[tuple[Department, object]]:

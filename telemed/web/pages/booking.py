@@ -26,6 +26,7 @@ from telemed.extensions import db
 from telemed.models.consortium import Department, Institution, Role, User
 from telemed.models.scheduling import BookingStatus, Pool, ServiceType, SlotStatus
 from telemed.services.accounts import patients, scopes
+from telemed.services.consults import joining
 from telemed.services.scheduling import booking, booking_views
 from telemed.services.scheduling.booking import MAX_REASON, MAX_SEARCH_DAYS
 from telemed.web.pages.common import (
@@ -287,6 +288,10 @@ def hold_page(hold_id: int):
     form = BookForm()
     form.patient_id.choices = _patient_choices(actor)
     if request.method == "GET":
+        # Back from registering a patient for this hold: that patient is the one chosen.
+        chosen = request.args.get("patient_id", "")
+        if chosen in {value for value, _label in form.patient_id.choices if value}:
+            form.patient_id.data = chosen
         return page("booking/hold.html", **_hold_context(actor, held, form))
     if not form.validate():
         return page("booking/hold.html", 422, **_hold_context(actor, held, form))
@@ -360,6 +365,7 @@ def mine():
         actor, past=past, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE
     )
     offers = [b for b in rows if b.status is BookingStatus.OFFERED] if not past else []
+    consult_cases = joining.cases_of_bookings(actor, [b.id for b in rows])
     waiting = booking_views.waitlist_of(actor) if actor.role in BOOKERS and not past else []
     return page(
         "booking/mine.html",
@@ -373,13 +379,24 @@ def mine():
         accept_form=ButtonForm(),
         is_booker=actor.role in BOOKERS,
         seconds_left=booking_views.seconds_left,
+        consult_cases=consult_cases,
+        rooms={booking_id: joining.room_link(case) for booking_id, case in consult_cases.items()},
     )
 
 
 def _detail_context(actor, item, **forms):
     now = clock.now()
     is_booker = actor.role in BOOKERS
+    consult_case = joining.cases_of_bookings(actor, [item.id]).get(item.id)
+    is_consult = item.slot.service_type is ServiceType.REMOTE_CONSULT
     return {
+        "consult_case": consult_case,
+        "room": joining.room_link(consult_case, now=now) if consult_case else None,
+        "may_open_case": actor.role is Role.GRASSROOTS
+        and is_consult
+        and consult_case is None
+        and item.status is BookingStatus.BOOKED
+        and item.ends_at > now,
         "booking": item,
         "slot": item.slot,
         "is_booker": is_booker,

@@ -5,19 +5,31 @@ tickets and shows what the room recorded."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
 from flask_login import current_user
 
+from telemed import clock
 from telemed.domain.live_rules import RoomRole
-from telemed.errors import InvalidInput
+from telemed.errors import Forbidden, InvalidInput
 from telemed.extensions import db
 from telemed.models.live import ConsultSession, RoomStatus
 from telemed.services.accounts import audit
 from telemed.services.cases import reports
-from telemed.services.consults import consults, ice
+from telemed.services.consults import consults, ice, joining
 from telemed.web.errors import answers_json
 from telemed.web.security import current_actor, roles_required
 
@@ -71,13 +83,17 @@ def room(case_id: int):
     case, role = consults.enterable_consult(actor, case_id)
     room = consults.find_room(case)
     audit.record(actor, "view", "consult", case.id, in_transaction=False)
+    versions = reports.versions(case.id)
     return render_template(
         "consults/room.html",
+        link=joining.room_link(case),
+        now=clock.now(),
+        signed=any(version.is_signed for version in versions),
         case=case,
         room=room,
         session_status=room.status if room else RoomStatus.SCHEDULED,
         role=role,
-        versions=reports.versions(case.id),
+        versions=versions,
         media=media_of(case.id),
         live_url=live_base_url(),
         ice_servers=ice.ice_servers_for(actor.user_id),
@@ -125,13 +141,33 @@ def report(case_id: int):
     return render_template("consults/report.html", case=case, versions=versions)
 
 
+@bp.route("/consults/<int:case_id>/report/sign")
+@roles_required()
+def confirm_sign(case_id: int):
+    """The confirmation step before signing: the draft as it will be signed, and the
+    button that signs it (the room opens the same question in a dialog)."""
+    actor = current_actor()
+    case, role = consults.enterable_consult(actor, case_id)
+    if role is not RoomRole.SPECIALIST:
+        raise Forbidden(_("Only the consult's specialist signs the report."))
+    return render_template(
+        "consults/confirm_sign.html", case=case, draft=reports.current_draft(case.id)
+    )
+
+
 @bp.route("/consults/<int:case_id>/report/sign", methods=["POST"])
 @answers_json
 @roles_required()
 def sign(case_id: int):
-    """Sign from the web app: the same record event as a ``report.sign`` room message."""
+    """Sign from the web app: the same record event as a ``report.sign`` room message.
+    A program gets the event as JSON; the confirmation form goes back to the room."""
     frame = consults.sign_from_page(current_actor(), case_id, current_user.display_name)
-    return jsonify(frame)
+    if request.accept_mimetypes.best_match(["text/html", "application/json"]) == (
+        "application/json"
+    ):
+        return jsonify(frame)
+    flash(_("Signed: the requesting doctor has the report."), "ok")
+    return redirect(url_for("consults.room", case_id=case_id), 303)
 
 
 @bp.route("/consults/<int:case_id>/report/amend", methods=["POST"])
@@ -164,10 +200,33 @@ def consults_fields() -> tuple[str, ...]:
 @bp.route("/consults/<int:case_id>/transcript")
 @roles_required()
 def transcript(case_id: int):
-    record = consults.transcript(current_actor(), case_id)
-    case, _role = consults.get_consult(current_actor(), case_id)
+    """The record for people: local times, names and parts, what was said and marked.
+    Programs read the same record at ``transcript.json``."""
+    actor = current_actor()
+    record = consults.transcript(actor, case_id)
+    case, _role = consults.get_consult(actor, case_id)
     room = db.session.get(ConsultSession, record["room"]) if record["room"] else None
-    return render_template("consults/transcript.html", case=case, room=room, record=record)
+    parts = {
+        case.requested_by_id: _("requesting doctor"),
+        case.assigned_to_id or case.target_specialist_id: _("specialist"),
+    }
+    events = [
+        {
+            **event,
+            "at": datetime.fromisoformat(event["at"]),
+            "role": parts.get(event["sender"], _("observer") if event["sender"] else None),
+        }
+        for event in record["events"]
+        if not event["kind"].startswith(("viewport", "signal."))
+    ]
+    return render_template(
+        "consults/transcript.html",
+        case=case,
+        room=room,
+        record=record,
+        events=events,
+        zone=current_app.config["TELEMED_TIMEZONE"],
+    )
 
 
 @bp.route("/consults/<int:case_id>/transcript.json")

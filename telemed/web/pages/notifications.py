@@ -14,15 +14,22 @@ from telemed.web.security import current_actor, roles_required
 
 bp = Blueprint("notifications", __name__, url_prefix="/notifications")
 
+BELL_ITEMS = 5  # the newest notifications the header's popup lists
+
 
 @bp.app_context_processor
 def _bell() -> dict[str, object]:
     if not current_user.is_authenticated or g.get("authenticated_by_token"):
-        return {"unread_notifications": 0}
+        return {"unread_notifications": 0, "bell_items": list}
     count = g.get("unread_notifications")
     if count is None:
         count = g.unread_notifications = notifications.unread_count(current_user.id)
-    return {"unread_notifications": count}
+    user_id = current_user.id
+    # Called by the header's popup only, so a page without a header asks nothing more.
+    return {
+        "unread_notifications": count,
+        "bell_items": lambda: notifications.recent_for(user_id, limit=BELL_ITEMS),
+    }
 
 
 @bp.route("")

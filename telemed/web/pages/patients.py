@@ -6,6 +6,8 @@ at registration, and stay in the record.
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
 from flask import Blueprint, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -114,7 +116,7 @@ def register():
     if not form.validate():
         return page("patients/new.html", 422, form=form, back=back)
     try:
-        patients.register_patient(
+        patient = patients.register_patient(
             actor,
             name=form.name.data,
             sex=form.sex.data,
@@ -126,4 +128,9 @@ def register():
         attach_error(form, error)
         return page("patients/new.html", error.status, form=form, back=back)
     flash(_("Patient %(name)s registered.", name=form.name.data.strip()), "success")
-    return redirect(back or url_for("patients.index"), 303)
+    if back:
+        # The form that sent the doctor here (a hold's booking form) picks the new patient.
+        parts = urlsplit(back)
+        query = urlencode([*parse_qsl(parts.query), ("patient_id", patient.id)])
+        return redirect(urlunsplit(parts._replace(query=query)), 303)
+    return redirect(url_for("patients.index"), 303)

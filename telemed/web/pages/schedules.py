@@ -23,6 +23,7 @@ from telemed.i18n import consortium_zone
 from telemed.models.consortium import Institution, Role
 from telemed.models.scheduling import ServiceType
 from telemed.services.accounts import scopes
+from telemed.services.consults import joining
 from telemed.services.scheduling import calendar as calendar_views
 from telemed.services.scheduling import policies, publishing
 from telemed.web.pages.common import (
@@ -310,6 +311,7 @@ def _calendar_context(actor, first_day: date, specialist_id: int | None, **extra
     owner = scopes.get_user(actor, specialist_id or actor.user_id)
     return {
         "days": days,
+        **_consults_of(actor, [slot for day in days for slot in day.slots]),
         "week": first_day,
         "previous_week": first_day - timedelta(days=7),
         "next_week": first_day + timedelta(days=7),
@@ -319,6 +321,15 @@ def _calendar_context(actor, first_day: date, specialist_id: int | None, **extra
         "block_form": extra.pop("block_form", None) or BlockForm(),
         "failed_slot": extra.pop("failed_slot", None),
         **extra,
+    }
+
+
+def _consults_of(actor, slots) -> dict:
+    """The consult case of each booking shown, and its room's link."""
+    found = joining.cases_of_bookings(actor, [b.booking_id for s in slots for b in s.bookings])
+    return {
+        "consult_cases": found,
+        "rooms": {booking_id: joining.room_link(case) for booking_id, case in found.items()},
     }
 
 
@@ -334,6 +345,33 @@ def calendar():
         )
     first_day = _week_from(request.args.get("week"))
     return page("schedules/calendar.html", **_calendar_context(actor, first_day, specialist_id))
+
+
+@bp.route("/calendar/slots/<int:slot_id>")
+@roles_required(Role.SPECIALIST, Role.ADMIN)
+def slot(slot_id: int):
+    """One slot of the calendar on its own: its seats, its bookings, blocking it."""
+    actor = current_actor()
+    found = scopes.get_slot(actor, slot_id)
+    specialist_id = _specialist_arg(actor)
+    day = found.starts_at.astimezone(consortium_zone()).date()
+    (today,) = calendar_views.specialist_week(
+        actor, day, specialist_id=specialist_id or found.specialist_id, days=1
+    )
+    (shown,) = [s for s in today.slots if s.slot_id == slot_id]
+    extra = {"specialist_id": specialist_id} if specialist_id else {}
+    return page(
+        "schedules/slot.html",
+        slot=shown,
+        owner=found.specialist,
+        department=found.department,
+        week=calendar_views.week_start(day),
+        extra=extra,
+        now=clock.now(),
+        block_form=BlockForm(),
+        failed_slot=None,
+        **_consults_of(actor, [shown]),
+    )
 
 
 @bp.route("/calendar/slots/<int:slot_id>/block", methods=["POST"])
