@@ -88,8 +88,13 @@ def seed_rows(world) -> dict[str, int]:
 
 def test_no_input_breaks_the_api_contract(app, world):
     known = seed_rows(world)
+    # The in-process transport hands the checks the bytes as sent and undoes no content
+    # coding, so the fuzz asks for answers uncompressed (pages_compression tests gzip).
     headers = [
-        {"Authorization": f"Bearer {factories.token_for(world.user(username))}"}
+        {
+            "Authorization": f"Bearer {factories.token_for(world.user(username))}",
+            "Accept-Encoding": "identity",
+        }
         for username in ROLES
     ]
     api = schemathesis.openapi.from_wsgi("/api/openapi.json", app)

@@ -28,7 +28,10 @@ def _bell() -> dict[str, object]:
     # Called by the header's popup only, so a page without a header asks nothing more.
     return {
         "unread_notifications": count,
-        "bell_items": lambda: notifications.recent_for(user_id, limit=BELL_ITEMS),
+        "bell_items": lambda: [
+            (note, *notifications.wording(note))
+            for note in notifications.recent_for(user_id, limit=BELL_ITEMS)
+        ],
     }
 
 
