@@ -29,6 +29,7 @@ from telemed.db import set_write_intent
 from telemed.domain.dicomweb_media import (
     JSON_MEDIA,
     NATIVE_SYNTAXES,
+    OCTET_STREAM,
     RENDERED_MEDIA,
     Accepted,
     FrameChoice,
@@ -47,6 +48,7 @@ from telemed.domain.qido_matching import (
 )
 from telemed.errors import InvalidInput, NotFound, TelemedError
 from telemed.extensions import db
+from telemed.imaging.dicom_json import BULK_DATA_MARK
 from telemed.imaging.rendering import parse_window
 from telemed.models.case_files import DicomInstance
 from telemed.models.cases import Case
@@ -333,9 +335,18 @@ def _answer(
         wanted = [k.tag for k in query.keys] + [t for t in query.include if t != "all"]
         if "all" in query.include:
             wanted += list(header)
+        instance = first(group)
         for tag in wanted:
             if tag not in result and tag in header:
                 result[tag] = header[tag]
+                mark = header[tag].get("BulkDataURI", "")
+                if mark.startswith(BULK_DATA_MARK):
+                    url = _url(instance.case_id, instance.study_uid, instance.series_uid)
+                    result[tag] = {
+                        **header[tag],
+                        "BulkDataURI": f"{url}/instances/{instance.sop_instance_uid}"
+                        f"/bulkdata/{mark[len(BULK_DATA_MARK) :]}",
+                    }
         payload.append(result)
     response = jsonify(payload)
     response.mimetype = _json_media()
@@ -553,12 +564,20 @@ def retrieve_frames(case_id: int, study: str, series: str, sop: str, frames: str
 @login_required
 def retrieve_bulkdata(case_id: int, study: str, series: str, sop: str, tag: str):
     """The bulk data a metadata answer refers to: the pixel data, uncompressed in one part
-    (every frame, Explicit VR Little Endian) or as stored (one part per frame)."""
+    (every frame, Explicit VR Little Endian) or as stored (one part per frame); any other
+    top-level bulk value as its little endian bytes."""
     actor = current_actor()
     case = _case(case_id)
     instance = _select(case.id, study, series, sop)[0]
-    if tag.upper() != PIXEL_DATA:
-        raise NotFound(f"no bulk data {tag} in instance {sop}", field="tag")
+    tag = tag.upper()
+    if tag != PIXEL_DATA:
+        if choose_media(_accepted(), (OCTET_STREAM,)) is None and not any(
+            item.multipart and item.media in (OCTET_STREAM, "*/*") for item in _accepted()
+        ):
+            raise NotAcceptable("bulk data is application/octet-stream", field="Accept")
+        path = dicom.bulk_element_file(instance, tag)
+        dicom.audit_file_view(actor, instance, f"bulk data {tag}")
+        return _multipart([([path], OCTET_STREAM)])
     choice = _frame_choice(instance)
     files = dicom.frame_files(instance, native=choice.native)
     content_type = f"{choice.part_media}; transfer-syntax={choice.syntax}"
@@ -594,9 +613,10 @@ def _metadata(case_id: int, study: str, series: str | None, sop: str | None) -> 
         raise NotFound(f"{what} {sop or series or study} not found")
     parts = []
     for _id, series_uid, sop_uid, image_rows, syntax, header in rows:
-        header = header.strip()
+        bulk_root = f"{_url(case.id, study, series_uid, sop_uid)}/bulkdata/"
+        header = header.strip().replace(f'"{BULK_DATA_MARK}', f'"{bulk_root}')
         if image_rows:
-            uri = f"{_url(case.id, study, series_uid, sop_uid)}/bulkdata/{PIXEL_DATA}"
+            uri = f"{bulk_root}{PIXEL_DATA}"
             vr = "OW" if syntax in NATIVE_SYNTAXES else "OB"
             bulk = json.dumps({"vr": vr, "BulkDataURI": uri})
             header = header[:-1].rstrip() + ("," if header[1:-1].strip() else "")
