@@ -564,3 +564,29 @@ def test_other_bulk_values_have_uris_that_return_their_bytes(
         timeout=30,
     )
     assert missing.status_code == 404 and missing.json()["error"]["field"] == "tag"
+
+
+def test_a_truncated_part_is_refused_without_naming_a_server_path(
+    app, world, imaging_case, live_http
+):
+    token = factories.token_for(world.user("gp_ts1"))
+    boundary = "short"
+    data = dicom_files.sample("emri_small_jpeg_2k_lossless_too_short.dcm").read_bytes()
+    body = (
+        f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    answer = requests.post(
+        f"{live_http.url}/cases/{imaging_case}/dicomweb/studies",
+        data=body,
+        headers={
+            **factories.bearer(token),
+            "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+        },
+        timeout=30,
+    )
+    assert answer.status_code == 409
+    said = answer.headers["Warning"]
+    assert "part 1: truncated DICOM file" in said
+    assert "/" not in said.split("part 1:")[1], said

@@ -46,7 +46,7 @@ from telemed.domain.qido_matching import (
     parse_query,
     value_matches,
 )
-from telemed.errors import InvalidInput, NotFound, TelemedError
+from telemed.errors import Conflict, InvalidInput, NotFound, TelemedError
 from telemed.extensions import db
 from telemed.imaging.dicom_json import BULK_DATA_MARK
 from telemed.imaging.rendering import parse_window
@@ -553,6 +553,12 @@ def retrieve_frames(case_id: int, study: str, series: str, sop: str, frames: str
     choice = _frame_choice(instance)
     numbers = _frame_numbers(frames, instance.number_of_frames)
     files = dicom.frame_files(instance, native=choice.native)
+    if max(numbers) > len(files):
+        raise Conflict(
+            f"frame {max(numbers)} could not be read from the stored file "
+            f"(it holds {len(files)} of the {instance.number_of_frames} its header declares)",
+            field="frames",
+        )
     content_type = f"{choice.part_media}; transfer-syntax={choice.syntax}"
     dicom.audit_file_view(actor, instance, f"frames {','.join(map(str, numbers))}")
     if choice.single_part and len(numbers) == 1:
