@@ -143,6 +143,10 @@ def test_another_institution_gets_404_everywhere(app, world, imaging_case, live_
         f"{instance}/metadata",
         f"{instance}/rendered",
         f"{instance}/frames/1/rendered",
+        f"{instance}/frames/1",
+        f"{instance}/bulkdata/7FE00010",
+        f"{root}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/rendered",
+        f"{root}/studies/{ds.StudyInstanceUID}/rendered",
         f"{live_http.url}/cases/{imaging_case}/files/dicom/1",
         f"{live_http.url}/cases/{imaging_case}",
     ]
