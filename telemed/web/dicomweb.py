@@ -2,8 +2,10 @@
 
 The case's access rules apply to every call (another institution's case is a 404, as if
 it did not exist); bearer tokens and login sessions both work; every retrieval of a file
-(instance, metadata, rendered frame) is audited. Stored objects are streamed from the
-content store; renders come from the render cache.
+(instance, frames, bulk data, metadata, rendered frame) is audited. Stored objects are
+streamed from the content store; transcoded copies, frames, bulk values and renders from
+their caches, made by the workers. Which representation a client gets is decided by
+``domain.dicomweb_media``; QIDO's parameters and matching by ``domain.qido_matching``.
 """
 
 from __future__ import annotations
