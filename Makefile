@@ -9,7 +9,7 @@ FLASK  := $(BIN)/flask --app wsgi
 
 PO_FILES := $(wildcard telemed/translations/*/LC_MESSAGES/messages.po)
 MO_FILES := $(PO_FILES:.po=.mo)
-JS_FILES := $(wildcard static/js/*.js static/css/*.css) static/build.mjs
+JS_FILES := $(wildcard static/js/*.js static/css/*.css tests/browser/cornerstone/*.js tests/browser/cornerstone/*.html tests/browser/cornerstone/shims/*.cjs) static/build.mjs
 
 .PHONY: run test deps lint format assets translations messages test-tools bench clean
 

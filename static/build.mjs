@@ -1,7 +1,15 @@
 // Bundles each page script in static/js/ (and the npm packages it imports) into
 // static/dist/, fingerprinted, with a manifest.json the templates read.
 import { build } from "esbuild";
-import { readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { basename, dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
@@ -59,3 +67,44 @@ for (const file of Object.keys(result.metafile.outputs)) {
   }
 }
 console.log(`built ${Object.keys(manifest).length} bundles into static/dist/`);
+
+// A test-only harness, never served by the app: Cornerstone3D's DICOMweb image loader for
+// the browser test that opens a case's series through it (tests/test_cornerstone_browser.py).
+// The loader starts its decoding worker from "./decodeImageFrameWorker.js" beside the
+// bundle, and the worker fetches the codecs' .wasm files from wasm/ (the harness says so).
+const harness = join(here, "..", "tests", "browser", "cornerstone");
+const loader = join(here, "..", "node_modules", "@cornerstonejs", "dicom-image-loader");
+if (existsSync(loader)) {
+  const harnessOut = join(harness, "dist");
+  rmSync(harnessOut, { recursive: true, force: true });
+  await build({
+    entryPoints: {
+      harness: join(harness, "harness.js"),
+      decodeImageFrameWorker: join(loader, "dist", "esm", "decodeImageFrameWorker.js"),
+    },
+    bundle: true,
+    format: "esm",
+    minify: true,
+    target: ["chrome100"],
+    outdir: harnessOut,
+    // The codecs' Emscripten glue requires these only when run under Node.
+    external: ["fs", "path"],
+    // Two Node modules that libraries under the loader require when loaded.
+    alias: {
+      url: join(harness, "shims", "url.cjs"),
+      events: join(harness, "shims", "events.cjs"),
+    },
+    logLevel: "error",
+  });
+  mkdirSync(join(harnessOut, "wasm"), { recursive: true });
+  const codecs = join(here, "..", "node_modules", "@cornerstonejs");
+  for (const [codec, file] of [
+    ["codec-openjpeg", "openjpegwasm_decode.wasm"],
+    ["codec-charls", "charlswasm_decode.wasm"],
+    ["codec-libjpeg-turbo-8bit", "libjpegturbowasm_decode.wasm"],
+  ]) {
+    copyFileSync(join(codecs, codec, "dist", file), join(harnessOut, "wasm", file));
+  }
+  copyFileSync(join(harness, "index.html"), join(harnessOut, "index.html"));
+  console.log("built the Cornerstone3D test harness into tests/browser/cornerstone/dist/");
+}

@@ -143,6 +143,10 @@ def test_another_institution_gets_404_everywhere(app, world, imaging_case, live_
         f"{instance}/metadata",
         f"{instance}/rendered",
         f"{instance}/frames/1/rendered",
+        f"{instance}/frames/1",
+        f"{instance}/bulkdata/7FE00010",
+        f"{root}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/rendered",
+        f"{root}/studies/{ds.StudyInstanceUID}/rendered",
         f"{live_http.url}/cases/{imaging_case}/files/dicom/1",
         f"{live_http.url}/cases/{imaging_case}",
     ]
@@ -515,3 +519,78 @@ def test_stow_warns_of_repeats_in_a_batch_and_keeps_hashed_uids(
     assert answer.status_code == 409
     assert "SOPInstanceUID is missing or longer than 64 characters" in answer.headers["Warning"]
     assert "SeriesInstanceUID holds characters no identifier may carry" in answer.headers["Warning"]
+
+
+def test_other_bulk_values_have_uris_that_return_their_bytes(
+    app, world, imaging_case, live_http, tmp_path
+):
+    """An ICC profile (OB) and, in a big endian file, a long palette table (OW): left out
+    of the metadata's values, named by BulkDataURIs that return them little endian."""
+    token = factories.token_for(world.user("gp_ts1"))
+    web = client_for(live_http, imaging_case, token)
+    profile = bytes(range(256)) * 40  # 10 KB: over the inline limit
+    table = np.arange(8192, dtype=np.uint16)
+    plain = pydicom.dcmread(dicom_files.ct_series(tmp_path / "a", 1)[0])
+    plain.ICCProfile = profile
+    big = pydicom.dcmread(dicom_files.ct_series(tmp_path / "b", 1)[0])
+    pixels = big.pixel_array
+    big.add_new(0x00281201, "OW", table.astype(">u2").tobytes())
+    big.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.2"
+    big.PixelData = pixels.astype(pixels.dtype.newbyteorder(">")).tobytes()
+    big_path = tmp_path / "big.dcm"
+    pydicom.dcmwrite(big_path, big, implicit_vr=False, little_endian=False, force_encoding=True)
+    plain_path = tmp_path / "plain.dcm"
+    plain.save_as(plain_path, enforce_file_format=True)
+    dicom.attach_files(
+        actor_of(world.user("gp_ts1")),
+        imaging_case,
+        [("plain.dcm", plain_path), ("big.dcm", big_path)],
+    )
+    db.session.commit()
+    root = f"{live_http.url}/cases/{imaging_case}/dicomweb"
+    for ds, tag, expected in (
+        (plain, "00282000", profile),
+        (big, "00281201", table.astype("<u2").tobytes()),
+    ):
+        uids = (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        metadata = web.retrieve_instance_metadata(*uids)
+        uri = metadata[tag]["BulkDataURI"]
+        assert "Value" not in metadata[tag] and "InlineBinary" not in metadata[tag]
+        assert uri.endswith(f"/instances/{uids[2]}/bulkdata/{tag}")
+        uri = root + uri.split("/dicomweb", 1)[1]  # dicomweb-client's Host lacks the port
+        assert web.retrieve_bulkdata(uri) == [expected]
+        found = web.search_for_instances(uids[0], uids[1], fields=[tag])
+        assert found[0][tag]["BulkDataURI"].endswith(f"/bulkdata/{tag}")
+    missing = requests.get(
+        f"{root}/studies/{plain.StudyInstanceUID}/series/{plain.SeriesInstanceUID}"
+        f"/instances/{plain.SOPInstanceUID}/bulkdata/00100010",
+        headers=factories.bearer(token),
+        timeout=30,
+    )
+    assert missing.status_code == 404 and missing.json()["error"]["field"] == "tag"
+
+
+def test_a_truncated_part_is_refused_without_naming_a_server_path(
+    app, world, imaging_case, live_http
+):
+    token = factories.token_for(world.user("gp_ts1"))
+    boundary = "short"
+    data = dicom_files.sample("emri_small_jpeg_2k_lossless_too_short.dcm").read_bytes()
+    body = (
+        f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    answer = requests.post(
+        f"{live_http.url}/cases/{imaging_case}/dicomweb/studies",
+        data=body,
+        headers={
+            **factories.bearer(token),
+            "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+        },
+        timeout=30,
+    )
+    assert answer.status_code == 409
+    said = answer.headers["Warning"]
+    assert "part 1: truncated DICOM file" in said
+    assert "/" not in said.split("part 1:")[1], said

@@ -6,8 +6,8 @@ JSON values; on a CT header that is most of the cost of indexing a file. Here th
 bytes of the common cases (numbers, ASCII text, short binary values) go to JSON values
 directly, with the same results as pydicom; anything else (non-ASCII or escaped text,
 implicit or unknown VRs, UN, sequences read lazily, malformed values) is handed to pydicom
-element by element. Bulk data (pixel data, overlays, binary values over 6 KB) and trailing
-padding are left out.
+element by element. Pixel data, overlays and trailing padding are left out; binary values
+over 6 KB at the top level become BulkDataURIs (inside sequences they are left out).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from typing import Any
 # pydicom's bulk-data rule with a threshold of 8192 base64 characters.
 INLINE_BINARY_MAX = (8192 // 4) * 3
 TRAILING_PADDING = 0xFFFCFFFC  # Data Set Trailing Padding: no meaning (PS3.10 7.2)
+# Where a BulkDataURI will name the instance's bulkdata/ URL; a stored header keeps it so.
+BULK_DATA_MARK = "telemed-bulkdata:"
 
 _NUMBERS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "UV": "Q", "SV": "q", "FL": "f", "FD": "d"}
 _BINARY = {"OB", "OD", "OF", "OL", "OV", "OW"}
@@ -115,16 +117,23 @@ def _pydicom_element(ds, tag) -> dict[str, Any] | None:
     except (TypeError, ValueError, KeyError, AttributeError, NotImplementedError):
         return None  # a malformed value: the rest of the header still serialises
     if body.get("BulkDataURI") == "":
-        return None
+        return _bulk(body.get("vr") or "OB")
     return body
 
 
+def _bulk(vr: str) -> dict[str, Any]:
+    # Replaced by the instance's own URL when served; left out where it has no address.
+    return {"vr": vr, "BulkDataURI": BULK_DATA_MARK}
+
+
 def _sequence(element) -> dict[str, Any]:
-    return {"vr": "SQ", "Value": [dataset_json(item) for item in element.value]}
+    return {"vr": "SQ", "Value": [dataset_json(item, top_level=False) for item in element.value]}
 
 
-def dataset_json(ds) -> dict[str, Any]:
-    """Every element of ``ds`` (not its file meta) as DICOM JSON, bulk data left out."""
+def dataset_json(ds, *, top_level: bool = True) -> dict[str, Any]:
+    """Every element of ``ds`` (not its file meta) as DICOM JSON. A bulk value of the top
+    level is a ``BulkDataURI`` of ``BULK_DATA_MARK`` + its tag (the server puts the
+    instance's URL in its place); one inside a sequence is left out."""
     body: dict[str, Any] = {}
     for tag, element in ds._dict.items():
         group = tag >> 16
@@ -137,17 +146,21 @@ def dataset_json(ds) -> dict[str, Any]:
             converted = None
             if vr and vr not in ("UN", "SQ") and value is not None and not element.is_implicit_VR:
                 try:
-                    converted = _raw_element(vr, value, element.is_little_endian)
+                    converted = _raw_element(vr, value, element.is_little_endian) or _bulk(vr)
                 except (_Fallback, ValueError, struct.error):
                     converted = _pydicom_element(ds, tag)
             elif vr in _BINARY and value is None and element.length > INLINE_BINARY_MAX:
-                continue  # a deferred bulk value: never read
+                converted = _bulk(vr)  # a deferred bulk value: never read
             else:
                 converted = _pydicom_element(ds, tag)
         elif vr == "SQ":
             converted = _sequence(element)
         else:
             converted = _pydicom_element(ds, tag)
+        if converted is not None and converted.get("BulkDataURI") == BULK_DATA_MARK:
+            if not top_level:
+                continue
+            converted = {**converted, "BulkDataURI": BULK_DATA_MARK + key}
         if converted is not None:
             body[key] = converted
     return body

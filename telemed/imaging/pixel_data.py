@@ -127,3 +127,31 @@ def transcode_to_explicit_little(path: str, out_path: str) -> None:
     ds.preamble = bytes(128)
     # force_encoding: the only way pydicom writes a big endian dataset as little endian.
     pydicom.dcmwrite(out_path, ds, implicit_vr=False, little_endian=True, force_encoding=True)
+
+
+# Bytes per value of the binary VRs whose values are words (swapped out of big endian).
+_WORD_SIZES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def extract_element(path: str, tag: str, out_path: str) -> dict[str, Any]:
+    """The value of one top-level bulk element (``tag`` as eight hex digits) as little
+    endian bytes, written to ``out_path``."""
+    import pydicom
+
+    number = int(tag, 16)
+    ds = pydicom.dcmread(path, specific_tags=[number])
+    if number not in ds or number >> 16 == 0x7FE0:
+        raise ValueError(f"no bulk data {tag}")
+    element = ds[number]
+    value = element.value
+    if not isinstance(value, bytes | bytearray):
+        raise ValueError(f"{tag} is not bulk data")
+    size = _WORD_SIZES.get(str(element.VR))
+    if size and not ds.is_little_endian:
+        usable = len(value) - len(value) % size
+        value = np.frombuffer(value[:usable], f">u{size}").astype(f"<u{size}").tobytes()
+    temp = f"{out_path}.{os.getpid()}.part"
+    with open(temp, "wb") as handle:
+        handle.write(value)
+    os.replace(temp, out_path)
+    return {"bytes": len(value)}

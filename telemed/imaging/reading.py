@@ -118,6 +118,9 @@ def _read(path, **kwargs):
             raise Refused(f"unreadable DICOM header ({error})") from None
     for warning in caught:
         text = str(warning.message)
+        if isinstance(path, str | Path):
+            # pydicom names the file it read: a path on this server, not the sender's.
+            text = re.sub(r"\s*in file \S+", "", text.replace(str(path), "the file"))
         if "End of file" in text or "delimiter" in text or "truncat" in text.lower():
             raise Refused(f"truncated DICOM file ({text.splitlines()[0][:160]})")
     if len(ds) == 0:

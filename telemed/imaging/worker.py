@@ -99,6 +99,10 @@ def _task(op: str, args: dict[str, Any]) -> dict[str, Any]:
         from telemed.imaging.pixel_data import extract_frames
 
         return extract_frames(args["path"], args["out"], args["form"])
+    if op == "element":
+        from telemed.imaging.pixel_data import extract_element
+
+        return extract_element(args["path"], args["tag"], args["out"])
     if op == "ecg_read":
         from telemed.imaging.ecg_reading import read_and_normalise
 

@@ -2,8 +2,10 @@
 
 The case's access rules apply to every call (another institution's case is a 404, as if
 it did not exist); bearer tokens and login sessions both work; every retrieval of a file
-(instance, metadata, rendered frame) is audited. Stored objects are streamed from the
-content store; renders come from the render cache.
+(instance, frames, bulk data, metadata, rendered frame) is audited. Stored objects are
+streamed from the content store; transcoded copies, frames, bulk values and renders from
+their caches, made by the workers. Which representation a client gets is decided by
+``domain.dicomweb_media``; QIDO's parameters and matching by ``domain.qido_matching``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from telemed.db import set_write_intent
 from telemed.domain.dicomweb_media import (
     JSON_MEDIA,
     NATIVE_SYNTAXES,
+    OCTET_STREAM,
     RENDERED_MEDIA,
     Accepted,
     FrameChoice,
@@ -45,8 +48,9 @@ from telemed.domain.qido_matching import (
     parse_query,
     value_matches,
 )
-from telemed.errors import InvalidInput, NotFound, TelemedError
+from telemed.errors import Conflict, InvalidInput, NotFound, TelemedError
 from telemed.extensions import db
+from telemed.imaging.dicom_json import BULK_DATA_MARK
 from telemed.imaging.rendering import parse_window
 from telemed.models.case_files import DicomInstance
 from telemed.models.cases import Case
@@ -333,9 +337,18 @@ def _answer(
         wanted = [k.tag for k in query.keys] + [t for t in query.include if t != "all"]
         if "all" in query.include:
             wanted += list(header)
+        instance = first(group)
         for tag in wanted:
             if tag not in result and tag in header:
                 result[tag] = header[tag]
+                mark = header[tag].get("BulkDataURI", "")
+                if mark.startswith(BULK_DATA_MARK):
+                    url = _url(instance.case_id, instance.study_uid, instance.series_uid)
+                    result[tag] = {
+                        **header[tag],
+                        "BulkDataURI": f"{url}/instances/{instance.sop_instance_uid}"
+                        f"/bulkdata/{mark[len(BULK_DATA_MARK) :]}",
+                    }
         payload.append(result)
     response = jsonify(payload)
     response.mimetype = _json_media()
@@ -542,6 +555,12 @@ def retrieve_frames(case_id: int, study: str, series: str, sop: str, frames: str
     choice = _frame_choice(instance)
     numbers = _frame_numbers(frames, instance.number_of_frames)
     files = dicom.frame_files(instance, native=choice.native)
+    if max(numbers) > len(files):
+        raise Conflict(
+            f"frame {max(numbers)} could not be read from the stored file "
+            f"(it holds {len(files)} of the {instance.number_of_frames} its header declares)",
+            field="frames",
+        )
     content_type = f"{choice.part_media}; transfer-syntax={choice.syntax}"
     dicom.audit_file_view(actor, instance, f"frames {','.join(map(str, numbers))}")
     if choice.single_part and len(numbers) == 1:
@@ -553,12 +572,20 @@ def retrieve_frames(case_id: int, study: str, series: str, sop: str, frames: str
 @login_required
 def retrieve_bulkdata(case_id: int, study: str, series: str, sop: str, tag: str):
     """The bulk data a metadata answer refers to: the pixel data, uncompressed in one part
-    (every frame, Explicit VR Little Endian) or as stored (one part per frame)."""
+    (every frame, Explicit VR Little Endian) or as stored (one part per frame); any other
+    top-level bulk value as its little endian bytes."""
     actor = current_actor()
     case = _case(case_id)
     instance = _select(case.id, study, series, sop)[0]
-    if tag.upper() != PIXEL_DATA:
-        raise NotFound(f"no bulk data {tag} in instance {sop}", field="tag")
+    tag = tag.upper()
+    if tag != PIXEL_DATA:
+        if choose_media(_accepted(), (OCTET_STREAM,)) is None and not any(
+            item.multipart and item.media in (OCTET_STREAM, "*/*") for item in _accepted()
+        ):
+            raise NotAcceptable("bulk data is application/octet-stream", field="Accept")
+        path = dicom.bulk_element_file(instance, tag)
+        dicom.audit_file_view(actor, instance, f"bulk data {tag}")
+        return _multipart([([path], OCTET_STREAM)])
     choice = _frame_choice(instance)
     files = dicom.frame_files(instance, native=choice.native)
     content_type = f"{choice.part_media}; transfer-syntax={choice.syntax}"
@@ -594,9 +621,10 @@ def _metadata(case_id: int, study: str, series: str | None, sop: str | None) -> 
         raise NotFound(f"{what} {sop or series or study} not found")
     parts = []
     for _id, series_uid, sop_uid, image_rows, syntax, header in rows:
-        header = header.strip()
+        bulk_root = f"{_url(case.id, study, series_uid, sop_uid)}/bulkdata/"
+        header = header.strip().replace(f'"{BULK_DATA_MARK}', f'"{bulk_root}')
         if image_rows:
-            uri = f"{_url(case.id, study, series_uid, sop_uid)}/bulkdata/{PIXEL_DATA}"
+            uri = f"{bulk_root}{PIXEL_DATA}"
             vr = "OW" if syntax in NATIVE_SYNTAXES else "OB"
             bulk = json.dumps({"vr": vr, "BulkDataURI": uri})
             header = header[:-1].rstrip() + ("," if header[1:-1].strip() else "")

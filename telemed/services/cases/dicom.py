@@ -652,6 +652,25 @@ def frame_files(instance: DicomInstance, *, native: bool) -> list[Path]:
     return [target / str(number) for number in range(1, count + 1)]
 
 
+def bulk_element_file(instance: DicomInstance, tag: str) -> Path:
+    """The value of a top-level bulk element of the instance (one its metadata names by a
+    BulkDataURI), little endian; read by a worker, cached in ``bulk/``."""
+    if tag not in instance.header_json or "BulkDataURI" not in instance.header_json[tag]:
+        raise NotFound(f"no bulk data {tag} in instance {instance.sop_instance_uid}", field="tag")
+    content = store()
+    folder = content.area("bulk") / instance.sha256[:2] / instance.sha256
+    target = folder / tag
+    if not target.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            workers().call(
+                "element", path=str(content.path_of(instance.sha256)), tag=tag, out=str(target)
+            )
+        except (TaskError, WorkerFailed) as error:
+            raise Conflict(f"bulk data {tag} could not be read: {error}", field="tag") from None
+    return target
+
+
 # -- de-identified export ------------------------------------------------------------------------
 
 
