@@ -43,7 +43,7 @@ def test_synthetic_muse_with_doctype_is_read_with_the_12sl_report():
 
 def test_synthetic_philips_103_utf16_uncompressed():
     signal = read_ecg([SYNTHETIC / "philips_103.xml"])
-    samples, _peaks = beat_train(leads=12)
+    samples, _peaks = beat_train(leads=12, seconds=4)
     assert signal.source_format == "philips_sierra" and list(signal.leads) == TWELVE
     for row, name in enumerate(TWELVE):
         np.testing.assert_allclose(signal.lead(name), samples[row] * 5.0)
