@@ -236,6 +236,8 @@ def files(case_id: int):
                 "leads": r.leads,
                 "duration_s": r.duration_s,
                 "measurements": r.measurements,
+                "device_report": r.device_report,
+                "acquisition": r.acquisition,
             }
             for r in ecg_files.recordings_of(case.id)
         ],
