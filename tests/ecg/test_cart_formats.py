@@ -58,6 +58,11 @@ def test_ptb_style_record_with_two_signal_files():
     samples, _peaks = beat_train(leads=15, seconds=3)
     assert list(signal.leads) == [*TWELVE, "vx", "vy", "vz"]
     assert signal.warnings == ()  # the checksums in the header match
+    assert signal.acquisition == {
+        "stored_units": "2000 adu/mV",
+        "compression": "WFDB format 16",
+        "signal_files": "ptb01.dat, ptb01.xyz",
+    }
     for row, name in enumerate([*TWELVE, "vx", "vy", "vz"]):
         np.testing.assert_allclose(signal.lead(name), samples[row] * 0.5)  # 2000 adu/mV
     with pytest.raises(EcgFileError) as caught:
@@ -228,3 +233,10 @@ def test_muse_without_a_rhythm_waveform_is_refused(tmp_path):
     with pytest.raises(EcgFileError) as caught:
         read_ecg([path])
     assert caught.value.reason.startswith("GE MUSE XML: no Rhythm waveform")
+
+
+def test_dicom_waveform_states_its_filters():
+    from tests.ecg.samples import DICOM_WAVEFORM
+
+    acquisition = read_ecg([DICOM_WAVEFORM]).acquisition
+    assert acquisition == {"stored_units": "16-bit SS", "high_pass_hz": 0.05, "low_pass_hz": 300.0}

@@ -161,4 +161,26 @@ def read_dicom_waveform(name: str, path: Path, limits: EcgLimits) -> EcgSignal:
         birth_date=_text(ds.get("PatientBirthDate")),
         sex=_text(ds.get("PatientSex")),
     )
-    return build_signal(leads, rate, "dicom", patient=patient)
+    first = definitions[0] if definitions else None
+    acquisition = {
+        "stored_units": f"{int(bits)}-bit {interpretation}",
+        "high_pass_hz": _number(first, "FilterLowFrequency"),
+        "low_pass_hz": _number(first, "FilterHighFrequency"),
+        "mains_filter_hz": _number(first, "NotchFilterFrequency"),
+    }
+    return build_signal(
+        leads,
+        rate,
+        "dicom",
+        patient=patient,
+        acquisition={k: v for k, v in acquisition.items() if v is not None},
+    )
+
+
+def _number(channel, keyword: str) -> float | None:
+    """A channel's filter setting in Hz (PS3.3 C.10.9.1.4), or None when absent or 0."""
+    try:
+        value = float(channel.get(keyword)) if channel is not None else None
+    except (TypeError, ValueError):
+        return None
+    return value or None
