@@ -101,7 +101,7 @@ def philips_xml() -> str:
 
 def ptb_record() -> dict[str, bytes]:
     """A PTB-style WFDB record: 12 leads in ``.dat``, Frank X, Y, Z in ``.xyz``."""
-    samples, _peaks = beat_train(leads=15, seconds=3)
+    samples, _peaks = beat_train(leads=15)
     names = ["i", "ii", "iii", "avr", "avl", "avf", *[f"v{i}" for i in range(1, 7)]]
     names += ["vx", "vy", "vz"]
     lines = [f"ptb01 15 {RATE} {samples.shape[1]}"]

@@ -55,7 +55,7 @@ def test_synthetic_philips_103_utf16_uncompressed():
 def test_ptb_style_record_with_two_signal_files():
     files = [SYNTHETIC / "ptb01.hea", SYNTHETIC / "ptb01.dat", SYNTHETIC / "ptb01.xyz"]
     signal = read_ecg(files)
-    samples, _peaks = beat_train(leads=15, seconds=3)
+    samples, _peaks = beat_train(leads=15)
     assert list(signal.leads) == [*TWELVE, "vx", "vy", "vz"]
     assert signal.warnings == ()  # the checksums in the header match
     assert signal.acquisition == {
