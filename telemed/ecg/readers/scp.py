@@ -9,8 +9,9 @@ Decoding a lead: Huffman (or plain 16-bit samples without section 2) → undo fi
 second differences → restore full rate where the residual was decimated outside the
 protected zones (linear interpolation between kept samples) → add the reference beat
 back around each QRS of type 0. Every CRC is checked: a file that fails one is damaged.
-No library on PyPI does this (``scp-ecg``-style packages read uncompressed files only or
-are unmaintained), so the reader is ours, written against the standard's text.
+The reader is ours rather than ``ecgdatakit``'s (PyPI, Apache-2.0), which refuses
+decimated (bimodal) data and the real cart exports whose section 3 and section 6 disagree;
+the tests compare the two on everything both read.
 """
 
 from __future__ import annotations
