@@ -250,15 +250,15 @@ def huffman_decode(
 
 
 def undo_differences(values: np.ndarray, order: int) -> np.ndarray:
-    """First difference: x[n] = d[n] + x[n-1]; second: x[n] = d[n] + 2x[n-1] - x[n-2]."""
+    """First difference: x[n] = d[n] + x[n-1]; second: x[n] = d[n] + 2x[n-1] - x[n-2]
+    (x[0] = d[0], x[1] = d[1]). The second is two running sums: the slope x[n] - x[n-1]
+    starts at d[1] - d[0] and adds d[n]."""
     if order == 0 or len(values) < 2:
         return values
     if order == 1:
         return np.cumsum(values)
-    out = values.copy()
-    for n in range(2, len(out)):
-        out[n] = values[n] + 2 * out[n - 1] - out[n - 2]
-    return out
+    slopes = np.concatenate([[values[1] - values[0]], values[2:]]).cumsum()
+    return np.concatenate([[values[0]], values[0] + slopes.cumsum()])
 
 
 def _leads(name: str, body: bytes | None) -> _Leads:
