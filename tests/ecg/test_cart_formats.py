@@ -235,8 +235,24 @@ def test_muse_without_a_rhythm_waveform_is_refused(tmp_path):
     assert caught.value.reason.startswith("GE MUSE XML: no Rhythm waveform")
 
 
-def test_dicom_waveform_states_its_filters():
+def test_dicom_waveform_states_its_filters_and_the_carts_values():
     from tests.ecg.samples import DICOM_WAVEFORM
 
-    acquisition = read_ecg([DICOM_WAVEFORM]).acquisition
-    assert acquisition == {"stored_units": "16-bit SS", "high_pass_hz": 0.05, "low_pass_hz": 300.0}
+    signal = read_ecg([DICOM_WAVEFORM])
+    assert signal.acquisition == {
+        "stored_units": "16-bit SS", "high_pass_hz": 0.05, "low_pass_hz": 300.0,
+    }  # fmt: skip
+    # and the cart's values and statements from its Waveform Annotation Sequence
+    assert signal.device.source == "DICOM waveform annotations"
+    assert signal.device.values == {
+        "heart_rate_bpm": 61,
+        "rr_ms": 982,
+        "pr_ms": 161,
+        "qrs_ms": 75,
+        "qt_ms": 368,
+        "qtc_ms": 370,
+        "p_axis_deg": 74,
+        "qrs_axis_deg": 52,
+        "t_axis_deg": 57,
+    }  # fmt: skip  (a PP interval of 0 is left out: not plausible)
+    assert signal.device.statements == ("RITMO SINUSALE", "ECG NORMALE")
