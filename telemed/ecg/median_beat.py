@@ -7,13 +7,15 @@ offset per wave, common to all leads, found on the median beat of every lead tog
   than 20 % (ectopics, missed detections) are left out. Each lead's median beat is the
   sample-wise median of the remaining beats (0.5–45 Hz, zero-phase).
 - QRS onset and offset: where the spatial velocity (the length of the vector of every
-  lead's slope) rises above, and falls back under, a threshold between its noise floor
-  and its QRS peak.
+  lead's slope) rises above, and falls back under, 4 % of the way from its noise floor
+  to its QRS peak.
 - T end: per lead, the tangent at the steepest descent after the T peak, crossed with
-  the isoelectric level (the PR segment); the global T end is the latest of the leads
-  that agree (within 40 ms of their median), as the CSE "latest offset" rule.
+  the isoelectric level (the PR segment), on the 0.05 Hz median beat; the global T end
+  is the latest of the leads that agree (within 40 ms of their median), as the CSE
+  "latest offset" rule.
 - P wave: the peak of the leads' RMS before the QRS; onset and offset where it falls to
-  a fifth of its height over the floor. No P wave (atrial fibrillation, noise): no P, PR.
+  a tenth of its height over the floor. No P wave (atrial fibrillation, noise): no P, PR.
+- A ventricular pacing spike before the QRS is stepped over (``_after_pacing_spike``).
 - Axes: frontal plane, from the net areas of leads I and aVF over each wave
   (aVF = √3/2 of the vector's vertical component).
 
@@ -66,8 +68,9 @@ def median_beat(
     return np.median(beats, axis=0), beats
 
 
-def _ms(samples: int, rate: float) -> int:
-    return max(1, round(samples * rate / 1000.0))
+def _ms(milliseconds: float, rate: float) -> int:
+    """Samples in ``milliseconds`` at ``rate`` (at least one)."""
+    return max(1, round(milliseconds * rate / 1000.0))
 
 
 def delineate(
