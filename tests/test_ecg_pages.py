@@ -119,3 +119,35 @@ def test_consult_room_shows_the_device_values_beside_the_service(app, client, wo
     assert "Sinus rhythm" in page.split('id="room-ecg-values"', 1)[1]
     media = json.loads(html.unescape(re.search(r"data-media='([^']*)'", page).group(1)))
     assert media["ecg"]["values"]["device_source"] == "SCP-ECG section 7"
+
+
+def test_the_api_takes_the_readers_word_on_each_value(app, world, client):
+    from tests import factories
+
+    case_id = submitted_ecg_read(world)
+    token = factories.bearer(factories.token_for(world.user("ecg1")))
+    assert client.post(f"/api/cases/{case_id}/claim", headers=token).status_code == 200
+    bad = client.put(
+        f"/api/cases/{case_id}/report",
+        json={"impression": "x", "ecg_values": [{"key": "qt", "action": "changed", "value": 1}]},
+        headers=token,
+    )
+    assert bad.status_code == 422 and "ecg_values" in bad.get_data(as_text=True)
+    saved = client.put(
+        f"/api/cases/{case_id}/report",
+        json={
+            "impression": "Sinus rhythm.",
+            "ecg_values": [
+                {"key": "qt_ms", "action": "changed", "value": 450},
+                {"key": "pr_ms", "action": "struck"},
+            ],
+        },
+        headers=token,
+    )
+    assert saved.status_code == 200, saved.get_data(as_text=True)
+    signed = client.post(f"/api/cases/{case_id}/report/sign", headers=token).get_json()
+    by_key = {entry["key"]: entry for entry in signed["ecg_values"]}
+    assert (by_key["qt_ms"]["action"], by_key["qt_ms"]["value"]) == ("changed", 450)
+    assert (by_key["pr_ms"]["action"], by_key["pr_ms"]["value"]) == ("struck", None)
+    assert by_key["pr_ms"]["device"] == 160  # the cart's value stays on record
+    assert by_key["heart_rate_bpm"]["action"] == "confirmed"

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from telemed import clock
+from telemed.domain import ecg_values
 from telemed.domain.case_states import CaseKind, CaseStatus, Priority
 from telemed.models.cases import Case, Report
 from telemed.models.consortium import Role
@@ -46,6 +47,16 @@ class TransitionIn(Schema):
     reason = fields.String(allow_none=True, validate=validate.Length(max=1000))
 
 
+class EcgValueIn(Schema):
+    """The reader's word on one ECG value: confirm the machine's, change it, or strike it."""
+
+    key = fields.String(
+        required=True, validate=validate.OneOf([key for key, _unit in ecg_values.MEASURES])
+    )
+    action = fields.String(required=True, validate=validate.OneOf(ecg_values.CHOICES))
+    value = fields.Integer(allow_none=True)
+
+
 class ReportIn(Schema):
     findings = fields.String(allow_none=True)
     impression = fields.String(allow_none=True)
@@ -54,6 +65,8 @@ class ReportIn(Schema):
     disposition = fields.String(allow_none=True)
     follow_up_date = fields.Date(allow_none=True)
     amendment_reason = fields.String(allow_none=True, validate=validate.Length(max=1000))
+    # an ECG read's values; those not listed take their default (sure ones confirmed)
+    ecg_values = fields.List(fields.Nested(EcgValueIn))
 
 
 def case_view(case: Case) -> dict[str, Any]:
@@ -93,6 +106,7 @@ def report_view(report: Report) -> dict[str, Any]:
         "signed_at": report.signed_at.isoformat() if report.signed_at else None,
         "amends_id": report.amends_id,
         "amendment_reason": report.amendment_reason,
+        "ecg_values": report.ecg_values,
     }
 
 
@@ -185,6 +199,11 @@ def claim(case_id: int):
 def save_report(data: dict, case_id: int):
     actor = current_actor()
     reason = data.pop("amendment_reason", None)
+    if "ecg_values" in data:
+        data["ecg_choices"] = {
+            item["key"]: (item["action"], None if item.get("value") is None else str(item["value"]))
+            for item in data.pop("ecg_values")
+        }
     if reason and reports.current_draft(case_id) is None:
         draft = reports.amend(actor, case_id, reason, **data)
     else:
