@@ -256,3 +256,29 @@ def test_dicom_waveform_states_its_filters_and_the_carts_values():
         "t_axis_deg": 57,
     }  # fmt: skip  (a PP interval of 0 is left out: not plausible)
     assert signal.device.statements == ("RITMO SINUSALE", "ECG NORMALE")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (("<WaveFormData>", "<WaveFormData>@@"), "GE MUSE XML: lead I is not valid Base64"),
+        (("MICROVOLTS", "FURLONGS"), "GE MUSE XML: lead I has unit FURLONGS"),
+        (
+            ("500</SampleBase><SampleExponent>", "5</SampleBase><SampleExponent>"),
+            "sampling rate 5.0 Hz is outside",
+        ),
+        (
+            ('SYSTEM "restecg.dtd">', '[<!ENTITY x "y">]>'),
+            "XML entity declarations are not accepted",
+        ),
+    ],
+)  # fmt: skip
+def test_damaged_muse_files_are_refused_saying_what_is_wrong(tmp_path, change, reason):
+    text = (SYNTHETIC / "muse.xml").read_text(encoding="latin-1")
+    assert change[0] in text
+    path = tmp_path / "muse.xml"
+    path.write_text(text.replace(change[0], change[1], 1), encoding="latin-1")
+    with pytest.raises(EcgFileError) as caught:
+        read_ecg([path])
+    assert reason in caught.value.reason and caught.value.filename == "muse.xml"
+    assert str(tmp_path) not in caught.value.message
