@@ -38,6 +38,7 @@ from telemed.models.consortium import Department, Institution, Patient, Role, Us
 from telemed.services.accounts import scopes
 from telemed.services.cases import cases, dicom, ecg_files, reports
 from telemed.services.consults import joining
+from telemed.web import ecg_view
 from telemed.web.pages import consults as consult_pages
 from telemed.web.security import current_actor, roles_required
 
@@ -202,6 +203,10 @@ def detail(case_id: int):
             for r in recordings
         },
         machine_label=MACHINE_MEASUREMENT_LABEL,
+        ecg_tables={r.id: ecg_view.table_of(r) for r in recordings if r.status == "read"},
+        ecg_labels=ecg_view.LABELS,
+        ecg_quality=ecg_view.QUALITY,
+        ecg_actions=ecg_view.ACTIONS,
         actions=_actions(case, side),
         can_claim=side is Side.RESPONDER
         and case.kind.is_read
@@ -276,6 +281,9 @@ def report(case_id: int):
         fields["disposition"] = request.form["disposition"]
     if request.form.get("follow_up_date"):
         fields["follow_up_date"] = request.form["follow_up_date"]
+    choices = ecg_view.choices_from_form(request.form)
+    if choices is not None:
+        fields["ecg_choices"] = choices
     if request.form.get("amendment_reason") and reports.latest_signed(case_id):
         if reports.current_draft(case_id) is None:
             reports.amend(actor, case_id, request.form["amendment_reason"], **fields)
@@ -435,6 +443,24 @@ def consult_room_media(case_id: int) -> dict:
             "duration_ms": int((first.duration_s or 0) * 1000),
             "leads": first.leads or [],
         }
+        if first.status == "read":
+            table = ecg_view.table_of(first)
+            # plain values for the room's script data and its server-drawn table
+            ecg["values"] = {
+                "rows": [
+                    {
+                        "label": str(ecg_view.LABELS[row.key]),
+                        "unit": row.unit,
+                        "machine": row.machine,
+                        "uncertain": row.uncertain,
+                        "device": row.device,
+                    }
+                    for row in table["rows"]
+                ],
+                "device_source": table["device_source"],
+                "device_statements": table["device_statements"],
+                "quality": str(ecg_view.QUALITY.get(table["quality"], "")),
+            }
     return {"images": images, "ecg": ecg}
 
 

@@ -19,7 +19,10 @@ from telemed.models.live import RoomStatus
 UI_TEXT = {
     "case": {
         "dicom_note": _l("DICOM files or a zip of the study folder"),
-        "ecg_note": _l("DICOM waveform, HL7 aECG (.xml), WFDB (.hea + .dat) or CSV"),
+        "ecg_note": _l(
+            "DICOM waveform, HL7 aECG, GE MUSE or Philips XML, SCP-ECG (.scp), "
+            "WFDB (.hea with its .dat, .xyz) or CSV"
+        ),
         "show_new_files": _l("Show the new files"),
         "uploader_failed": _l(
             "Could not load the uploader: %(reason)s. Reload the page to try again."

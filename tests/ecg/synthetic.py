@@ -20,7 +20,7 @@ TWELVE = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "
 EIGHT = ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]
 
 
-def beat_train(leads: int = 8, seconds: float = 4.0, rr: int = 400, seed: int = 1):
+def beat_train(leads: int = 8, seconds: float = 10.0, rr: int = 400, seed: int = 1):
     """``leads`` rows of whole numbers: a P, QRS and T every ``rr`` samples, small noise."""
     t = np.arange(int(seconds * RATE))
     rng = np.random.default_rng(seed)
@@ -72,7 +72,7 @@ def muse_xml() -> str:
 
 def philips_xml() -> str:
     """Philips SierraECG 1.03, uncompressed 12 leads in units of 5 µV (saved as UTF-16)."""
-    samples, _peaks = beat_train(leads=12)
+    samples, _peaks = beat_train(leads=12, seconds=4)
     data = base64.b64encode(samples.astype("<i2").tobytes()).decode()
     duration = samples.shape[1] * 1000 // RATE
     return f"""<?xml version="1.0" encoding="UTF-16"?>
@@ -101,7 +101,7 @@ def philips_xml() -> str:
 
 def ptb_record() -> dict[str, bytes]:
     """A PTB-style WFDB record: 12 leads in ``.dat``, Frank X, Y, Z in ``.xyz``."""
-    samples, _peaks = beat_train(leads=15, seconds=3)
+    samples, _peaks = beat_train(leads=15)
     names = ["i", "ii", "iii", "avr", "avl", "avf", *[f"v{i}" for i in range(1, 7)]]
     names += ["vx", "vy", "vz"]
     lines = [f"ptb01 15 {RATE} {samples.shape[1]}"]

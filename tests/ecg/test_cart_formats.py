@@ -43,7 +43,7 @@ def test_synthetic_muse_with_doctype_is_read_with_the_12sl_report():
 
 def test_synthetic_philips_103_utf16_uncompressed():
     signal = read_ecg([SYNTHETIC / "philips_103.xml"])
-    samples, _peaks = beat_train(leads=12)
+    samples, _peaks = beat_train(leads=12, seconds=4)
     assert signal.source_format == "philips_sierra" and list(signal.leads) == TWELVE
     for row, name in enumerate(TWELVE):
         np.testing.assert_allclose(signal.lead(name), samples[row] * 5.0)
@@ -55,9 +55,14 @@ def test_synthetic_philips_103_utf16_uncompressed():
 def test_ptb_style_record_with_two_signal_files():
     files = [SYNTHETIC / "ptb01.hea", SYNTHETIC / "ptb01.dat", SYNTHETIC / "ptb01.xyz"]
     signal = read_ecg(files)
-    samples, _peaks = beat_train(leads=15, seconds=3)
+    samples, _peaks = beat_train(leads=15)
     assert list(signal.leads) == [*TWELVE, "vx", "vy", "vz"]
     assert signal.warnings == ()  # the checksums in the header match
+    assert signal.acquisition == {
+        "stored_units": "2000 adu/mV",
+        "compression": "WFDB format 16",
+        "signal_files": "ptb01.dat, ptb01.xyz",
+    }
     for row, name in enumerate([*TWELVE, "vx", "vy", "vz"]):
         np.testing.assert_allclose(signal.lead(name), samples[row] * 0.5)  # 2000 adu/mV
     with pytest.raises(EcgFileError) as caught:
@@ -228,3 +233,52 @@ def test_muse_without_a_rhythm_waveform_is_refused(tmp_path):
     with pytest.raises(EcgFileError) as caught:
         read_ecg([path])
     assert caught.value.reason.startswith("GE MUSE XML: no Rhythm waveform")
+
+
+def test_dicom_waveform_states_its_filters_and_the_carts_values():
+    from tests.ecg.samples import DICOM_WAVEFORM
+
+    signal = read_ecg([DICOM_WAVEFORM])
+    assert signal.acquisition == {
+        "stored_units": "16-bit SS", "high_pass_hz": 0.05, "low_pass_hz": 300.0,
+    }  # fmt: skip
+    # and the cart's values and statements from its Waveform Annotation Sequence
+    assert signal.device.source == "DICOM waveform annotations"
+    assert signal.device.values == {
+        "heart_rate_bpm": 61,
+        "rr_ms": 982,
+        "pr_ms": 161,
+        "qrs_ms": 75,
+        "qt_ms": 368,
+        "qtc_ms": 370,
+        "p_axis_deg": 74,
+        "qrs_axis_deg": 52,
+        "t_axis_deg": 57,
+    }  # fmt: skip  (a PP interval of 0 is left out: not plausible)
+    assert signal.device.statements == ("RITMO SINUSALE", "ECG NORMALE")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (("<WaveFormData>", "<WaveFormData>@@"), "GE MUSE XML: lead I is not valid Base64"),
+        (("MICROVOLTS", "FURLONGS"), "GE MUSE XML: lead I has unit FURLONGS"),
+        (
+            ("500</SampleBase><SampleExponent>", "5</SampleBase><SampleExponent>"),
+            "sampling rate 5.0 Hz is outside",
+        ),
+        (
+            ('SYSTEM "restecg.dtd">', '[<!ENTITY x "y">]>'),
+            "XML entity declarations are not accepted",
+        ),
+    ],
+)  # fmt: skip
+def test_damaged_muse_files_are_refused_saying_what_is_wrong(tmp_path, change, reason):
+    text = (SYNTHETIC / "muse.xml").read_text(encoding="latin-1")
+    assert change[0] in text
+    path = tmp_path / "muse.xml"
+    path.write_text(text.replace(change[0], change[1], 1), encoding="latin-1")
+    with pytest.raises(EcgFileError) as caught:
+        read_ecg([path])
+    assert reason in caught.value.reason and caught.value.filename == "muse.xml"
+    assert str(tmp_path) not in caught.value.message

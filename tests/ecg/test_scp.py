@@ -175,3 +175,35 @@ def test_huffman_data_ending_early_is_refused(tmp_path):
     with pytest.raises(EcgFileError) as caught:
         read_ecg([path])
     assert "compressed data end" in caught.value.reason
+
+
+def test_an_independent_decoder_reads_the_writers_files_as_ours_does(tmp_path):
+    """ecgdatakit (Apache-2.0) decodes SCP-ECG on its own: on the default and custom
+    Huffman tables, differences and reference-beat subtraction it agrees with our reader
+    sample for sample, so the writer and the reader do not share one misreading of the
+    standard. (It refuses decimated data, and both real shared samples, which ours reads.)"""
+    import warnings
+
+    from ecgdatakit import FileParser
+
+    samples, peaks = beat_train()
+    fiducial = 60
+    reference = samples[:, peaks[1] - fiducial + 1 : peaks[1] - fiducial + 161]
+    records = {
+        "default.scp": ScpRecord(CODES, samples, difference=2),
+        "custom.scp": ScpRecord(CODES, samples, huffman="custom", difference=1),
+        "reference.scp": ScpRecord(
+            CODES, samples, difference=1, reference=reference, fiducial=fiducial,
+            qrs=[(0, p - 40, p, p + 60) for p in peaks],
+            protected=[(p - 30, p + 50) for p in peaks],
+        ),
+    }  # fmt: skip
+    for name, record in records.items():
+        path = write(tmp_path, record, name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = FileParser.parse(path, units="uV")
+        ours = read_ecg([path])
+        assert [lead.label for lead in theirs.leads] == ["I", "II", *[f"V{i}" for i in range(1, 7)]]
+        for lead in theirs.leads:
+            np.testing.assert_allclose(ours.lead(lead.label), lead.samples, atol=1e-3)

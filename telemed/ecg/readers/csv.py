@@ -210,4 +210,6 @@ def read_csv(
         id=preamble.settings.get("patient_id") or None,
         name=preamble.settings.get("patient_name") or None,
     )
-    return build_signal(channels, rate, "csv", patient=patient, warnings=notes)
+    return build_signal(
+        channels, rate, "csv", patient=patient, warnings=notes, acquisition={"stored_units": unit}
+    )

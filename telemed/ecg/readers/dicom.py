@@ -13,7 +13,8 @@ from pydicom.waveforms.numpy_handler import WAVEFORM_DTYPES
 
 from telemed.ecg.errors import EcgFileError
 from telemed.ecg.readers._checks import check_sampling_rate, check_shape, checked_size
-from telemed.ecg.signal import EcgLimits, EcgSignal, PatientIdentifiers, build_signal
+from telemed.ecg.readers.device_values import plausible_device_values
+from telemed.ecg.signal import DeviceReport, EcgLimits, EcgSignal, PatientIdentifiers, build_signal
 
 _UNITS_TO_MICROVOLT = {"uv": 1.0, "mv": 1000.0, "v": 1_000_000.0, "nv": 0.001}
 # SCP-ECG lead codes ("5.6.3-9-N") and MDC codes ("2:N") share these numbers.
@@ -161,4 +162,70 @@ def read_dicom_waveform(name: str, path: Path, limits: EcgLimits) -> EcgSignal:
         birth_date=_text(ds.get("PatientBirthDate")),
         sex=_text(ds.get("PatientSex")),
     )
-    return build_signal(leads, rate, "dicom", patient=patient)
+    first = definitions[0] if definitions else None
+    acquisition = {
+        "stored_units": f"{int(bits)}-bit {interpretation}",
+        "high_pass_hz": _number(first, "FilterLowFrequency"),
+        "low_pass_hz": _number(first, "FilterHighFrequency"),
+        "mains_filter_hz": _number(first, "NotchFilterFrequency"),
+    }
+    return build_signal(
+        leads,
+        rate,
+        "dicom",
+        patient=patient,
+        acquisition={k: v for k, v in acquisition.items() if v is not None},
+        device=_device_report(ds),
+    )
+
+
+# SCP-ECG code meanings of the Waveform Annotation Sequence (PS3.16 CID 3678 and 3679)
+_ANNOTATION_VALUES = {
+    "rr interval": "rr_ms",
+    "pr interval": "pr_ms",
+    "qrs duration": "qrs_ms",
+    "qt interval": "qt_ms",
+    "qtc interval": "qtc_ms",
+    "p duration": "p_ms",
+    "p axis": "p_axis_deg",
+    "qrs axis": "qrs_axis_deg",
+    "t axis": "t_axis_deg",
+    "ventricular heart rate": "heart_rate_bpm",
+    "heart rate": "heart_rate_bpm",
+}
+
+
+def _device_report(ds) -> DeviceReport:
+    """The cart's values and statements from the Waveform Annotation Sequence."""
+    values: dict[str, float | None] = {}
+    statements: list[str] = []
+    for annotation in ds.get("WaveformAnnotationSequence") or []:
+        text = _text(annotation.get("UnformattedTextValue"))
+        if text:
+            statements.append(text)
+            continue
+        concept = annotation.get("ConceptNameCodeSequence")
+        key = (
+            _ANNOTATION_VALUES.get(str(concept[0].get("CodeMeaning", "")).lower())
+            if concept
+            else None
+        )
+        if key and key not in values and annotation.get("NumericValue") is not None:
+            try:
+                values[key] = float(annotation.NumericValue)
+            except (TypeError, ValueError):
+                continue
+    if values.get("rr_ms") and "heart_rate_bpm" not in values:
+        values["heart_rate_bpm"] = 60000.0 / values["rr_ms"]
+    return DeviceReport(
+        "DICOM waveform annotations", plausible_device_values(values), tuple(statements)
+    )
+
+
+def _number(channel, keyword: str) -> float | None:
+    """A channel's filter setting in Hz (PS3.3 C.10.9.1.4), or None when absent or 0."""
+    try:
+        value = float(channel.get(keyword)) if channel is not None else None
+    except (TypeError, ValueError):
+        return None
+    return value or None

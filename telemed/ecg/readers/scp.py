@@ -9,8 +9,9 @@ Decoding a lead: Huffman (or plain 16-bit samples without section 2) → undo fi
 second differences → restore full rate where the residual was decimated outside the
 protected zones (linear interpolation between kept samples) → add the reference beat
 back around each QRS of type 0. Every CRC is checked: a file that fails one is damaged.
-No library on PyPI does this (``scp-ecg``-style packages read uncompressed files only or
-are unmaintained), so the reader is ours, written against the standard's text.
+The reader is ours rather than ``ecgdatakit``'s (PyPI, Apache-2.0), which refuses
+decimated (bimodal) data and the real cart exports whose section 3 and section 6 disagree;
+the tests compare the two on everything both read.
 """
 
 from __future__ import annotations
@@ -249,15 +250,15 @@ def huffman_decode(
 
 
 def undo_differences(values: np.ndarray, order: int) -> np.ndarray:
-    """First difference: x[n] = d[n] + x[n-1]; second: x[n] = d[n] + 2x[n-1] - x[n-2]."""
+    """First difference: x[n] = d[n] + x[n-1]; second: x[n] = d[n] + 2x[n-1] - x[n-2]
+    (x[0] = d[0], x[1] = d[1]). The second is two running sums: the slope x[n] - x[n-1]
+    starts at d[1] - d[0] and adds d[n]."""
     if order == 0 or len(values) < 2:
         return values
     if order == 1:
         return np.cumsum(values)
-    out = values.copy()
-    for n in range(2, len(out)):
-        out[n] = values[n] + 2 * out[n - 1] - out[n - 2]
-    return out
+    slopes = np.concatenate([[values[1] - values[0]], values[2:]]).cumsum()
+    return np.concatenate([[values[0]], values[0] + slopes.cumsum()])
 
 
 def _leads(name: str, body: bytes | None) -> _Leads:

@@ -304,7 +304,14 @@ def read_wfdb(
         channels.append((label, microvolts))
     if not channels:
         raise EcgFileError(header_name, _("the record has no voltage signals"))
-    return build_signal(channels, rate, "wfdb", warnings=warnings)
+    gains = sorted({f"{spec.gain:g} adu/{spec.units}" for spec in parsed.signals})
+    formats = sorted({str(spec.fmt) for spec in parsed.signals})
+    acquisition = {
+        "stored_units": ", ".join(gains),
+        "compression": f"WFDB format {', '.join(formats)}",
+        "signal_files": ", ".join(by_file),
+    }
+    return build_signal(channels, rate, "wfdb", warnings=warnings, acquisition=acquisition)
 
 
 def signal_files_named(header_text: str) -> list[str] | None:

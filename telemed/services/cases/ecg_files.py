@@ -296,6 +296,16 @@ def recordings_of(case_id: int) -> list[EcgRecording]:
     )
 
 
+def first_read_recording(case_id: int) -> EcgRecording | None:
+    """The recording a report's ECG values refer to: the case's first one read."""
+    return db.session.execute(
+        select(EcgRecording)
+        .where(EcgRecording.case_id == case_id, EcgRecording.status == READ)
+        .order_by(EcgRecording.id)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
 def get_recording(actor: Actor, case_id: int, recording_id: int) -> EcgRecording:
     case = get_case(actor, case_id)
     recording = db.session.execute(

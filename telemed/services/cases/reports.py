@@ -8,6 +8,7 @@ from datetime import date
 from sqlalchemy import func, select
 
 from telemed import clock
+from telemed.domain import ecg_values
 from telemed.domain.access import Actor
 from telemed.domain.case_states import CaseKind, CaseStatus, Side, may_sign_draft
 from telemed.errors import Conflict, Forbidden, InvalidInput
@@ -15,6 +16,7 @@ from telemed.events import publish_after_commit
 from telemed.extensions import db
 from telemed.models.cases import Case, Disposition, Report
 from telemed.services.accounts import audit
+from telemed.services.cases import ecg_files
 from telemed.services.cases.cases import get_case, move_case, requester, side_of
 from telemed.services.notices.notifications import notify
 
@@ -129,6 +131,23 @@ def _apply(report: Report, case: Case, fields: dict) -> None:
                     "follow_up_date must be a date (YYYY-MM-DD)", field="follow_up_date"
                 ) from None
         report.follow_up_date = value
+    if "ecg_choices" in fields:
+        report.ecg_values = _ecg_values(case, fields["ecg_choices"] or {})
+
+
+def _ecg_values(case: Case, choices: dict[str, tuple[str | None, str | None]]) -> list | None:
+    """The reader's word on each ECG value of the case's first read recording, beside the
+    machine's and the device's (``domain.ecg_values``); None when there is no recording."""
+    recording = ecg_files.first_read_recording(case.id)
+    if recording is None:
+        return None
+    rows = ecg_values.rows(recording.measurements, (recording.device_report or {}).get("values"))
+    try:
+        recorded = ecg_values.reader_values(rows, choices)
+    except ecg_values.ValueRefused as refusal:
+        raise InvalidInput(str(refusal), field=f"ecg_{refusal.key}") from None
+    source = (recording.device_report or {}).get("source")
+    return [{**entry, "recording_id": recording.id, "device_source": source} for entry in recorded]
 
 
 def save_draft(actor: Actor, case_id: int, **fields) -> Report:
@@ -182,6 +201,7 @@ def amend(actor: Actor, case_id: int, reason: str, **fields) -> Report:
         disposition=signed.disposition,
         follow_up_date=signed.follow_up_date,
         critical=signed.critical,
+        ecg_values=signed.ecg_values,
         updated_at=clock.now(),
     )
     db.session.add(draft)
@@ -209,6 +229,9 @@ def sign(actor: Actor, case_id: int) -> Report:
         raise InvalidInput("a consult report needs a disposition", field="disposition")
     if draft.disposition is Disposition.FOLLOW_UP and draft.follow_up_date is None:
         raise InvalidInput("a follow-up needs its date", field="follow_up_date")
+    if draft.ecg_values is None and case.kind is CaseKind.ECG_READ:
+        # signed without a word on each value: sure values stand, uncertain ones do not
+        draft.ecg_values = _ecg_values(case, {})
     now = clock.now()
     draft.signed_by_id = actor.user_id
     draft.signed_at = now

@@ -6,6 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from telemed.domain import ecg_values
 from telemed.domain.case_states import CaseKind, CaseStatus, Priority
 from telemed.models.cases import Case, Disposition
 from telemed.web.api.schemas import PageQuery, enum_out
@@ -39,6 +40,16 @@ class TransitionIn(Schema):
     reason = fields.String(allow_none=True, validate=validate.Length(max=1000))
 
 
+class EcgValueIn(Schema):
+    """The reader's word on one ECG value: confirm the machine's, change it, or strike it."""
+
+    key = fields.String(
+        required=True, validate=validate.OneOf([key for key, _unit in ecg_values.MEASURES])
+    )
+    action = fields.String(required=True, validate=validate.OneOf(ecg_values.CHOICES))
+    value = fields.Integer(allow_none=True)
+
+
 class ReportIn(Schema):
     findings = fields.String(allow_none=True)
     impression = fields.String(allow_none=True)
@@ -47,6 +58,8 @@ class ReportIn(Schema):
     disposition = fields.String(allow_none=True)
     follow_up_date = fields.Date(allow_none=True)
     amendment_reason = fields.String(allow_none=True, validate=validate.Length(max=1000))
+    # an ECG read's values; those not listed take their default (sure ones confirmed)
+    ecg_values = fields.List(fields.Nested(EcgValueIn))
 
 
 # -- answers -------------------------------------------------------------------------------
@@ -120,6 +133,11 @@ class ReportOut(Schema):
     signed_at = fields.DateTime(allow_none=True)
     amends_id = fields.Integer(allow_none=True)
     amendment_reason = fields.String(allow_none=True)
+    ecg_values = fields.Dict(
+        keys=fields.String(),
+        allow_none=True,
+        metadata={"description": "an ECG read's values: the machine's, the device's, the reader's"},
+    )
 
 
 class CaseDetailOut(CaseOut):
@@ -169,6 +187,12 @@ class EcgRecordingOut(Schema):
     leads = fields.List(fields.String(), allow_none=True)
     duration_s = fields.Float(allow_none=True)
     measurements = fields.Dict(keys=fields.String(), allow_none=True)
+    device_report = fields.Dict(
+        keys=fields.String(),
+        allow_none=True,
+        metadata={"description": "the cart's own measurements and statements, when it sent them"},
+    )
+    acquisition = fields.Dict(keys=fields.String(), allow_none=True)
 
 
 class CaseFilesOut(Schema):

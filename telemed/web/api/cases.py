@@ -115,6 +115,11 @@ def claim(case_id: int):
 def save_report(data: dict, case_id: int):
     actor = current_actor()
     reason = data.pop("amendment_reason", None)
+    if "ecg_values" in data:
+        data["ecg_choices"] = {
+            item["key"]: (item["action"], None if item.get("value") is None else str(item["value"]))
+            for item in data.pop("ecg_values")
+        }
     if reason and reports.current_draft(case_id) is None:
         return reports.amend(actor, case_id, reason, **data)
     return reports.save_draft(actor, case_id, **data)
