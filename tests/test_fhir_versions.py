@@ -99,9 +99,12 @@ def test_two_clerks_one_appointment_the_second_change_gets_412(world, client, gp
     assert validated(clerk_b.send("PUT", path, changed, **{"If-Match": fresh}), 200)
 
 
-def test_without_if_match_the_change_applies_to_the_current_version(world, gp, slots):
+@pytest.mark.parametrize("header", [None, "*"])
+def test_without_a_version_the_change_applies_to_the_current_one(world, gp, slots, header):
     _response, created = _book(gp, slots[0], world.patients["TS1"][0].id)
-    response = gp.send("PATCH", f"Appointment/{created['id']}", CANCEL, content_type=JSON_PATCH)
+    extra = {} if header is None else {"If-Match": header}
+    path = f"Appointment/{created['id']}"
+    response = gp.send("PATCH", path, CANCEL, content_type=JSON_PATCH, **extra)
     assert validated(response, 200)["meta"]["versionId"] == "2"
 
 
