@@ -272,3 +272,26 @@ def test_a_signed_report_version_is_its_diagnostic_report_version(world, client,
     outcome(radiologist.get(f"DiagnosticReport/{report.id}/_history/9"), 404)
     outsider = fhir_client(client, world.user("gp_cm1"))
     outcome(outsider.get(f"DiagnosticReport/{report.id}/_history/{report.version}"), 404)
+
+
+def test_a_referral_version_moves_with_its_state(world, gp):
+    from telemed.services.consortium import referrals
+
+    up = referrals.open_upward_referral(
+        actor_of(world.user("gp_ts1")),
+        patient_id=world.patients["TS1"][0].id,
+        reason="syncope",
+        department_id=world.departments["CARD"].id,
+    )
+    db.session.commit()
+    path = f"ServiceRequest/referral-{up.id}"
+    opened = gp.get(path)
+    assert validated(opened, 200)["meta"]["versionId"] == "1"
+    assert opened.headers["ETag"] == 'W/"1"'
+    referrals.accept_referral(actor_of(world.user("card1")), up.id)
+    db.session.commit()
+    accepted = validated(gp.get(path), 200)
+    assert int(accepted["meta"]["versionId"]) > 1
+    version = accepted["meta"]["versionId"]
+    assert validated(gp.get(f"{path}/_history/{version}"), 200)["id"] == f"referral-{up.id}"
+    outcome(gp.get(f"{path}/_history/1"), 404)
