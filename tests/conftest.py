@@ -207,3 +207,17 @@ class ServerThread:
 def live_http(app):
     with ServerThread(app) as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _fhir_answers_are_valid(request):
+    """Whatever a test asks of /fhir, the answer must be a valid FHIR resource."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    from tests import fhir_conformance
+
+    seen = fhir_conformance.watch(request.getfixturevalue("app"))
+    yield
+    problems = seen.problems + fhir_conformance.r4_errors(seen.answers)
+    assert not problems, "invalid FHIR answers:\n" + "\n".join(problems)

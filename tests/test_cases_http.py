@@ -135,6 +135,7 @@ def test_fhir_service_request_create_read_search_within_scope(app, world, client
     assert created.status_code == 201, created.get_json()
     made = ServiceRequest.model_validate(created.get_json())
     assert created.headers["Location"].endswith(f"/fhir/ServiceRequest/{made.id}")
+    assert created.headers["ETag"] == 'W/"1"' and made.meta.versionId == "1"
     assert made.priority == "stat" and made.status == "draft"
     found = client.get(
         f"/fhir/ServiceRequest?patient=Patient/{world.patients['TS1'][1].id}&status=draft",

@@ -222,3 +222,49 @@ def test_a_browser_gets_a_page_in_its_language(app, client):
     assert as_json.mimetype == "application/fhir+json"
     # Pages are for the terminology only: a resource still refuses HTML.
     outcome(client.get("/fhir/Slot", headers={"Accept": "text/html"}), 406)
+
+
+def test_the_conformance_watch_catches_an_invalid_answer():
+    """The check every test's FHIR answers go through can fail: a bad body is reported."""
+    from flask import Flask, jsonify
+
+    from tests.fhir_conformance import watch
+
+    served = Flask("broken")
+
+    @served.get("/fhir/Patient/1")
+    def broken_patient():
+        response = jsonify({"resourceType": "Patient", "id": "1", "birthDate": "yesterday"})
+        response.mimetype = "application/fhir+json"
+        return response
+
+    @served.get("/fhir/Thing/1")
+    def not_a_resource():
+        return jsonify({"id": "1"})
+
+    problems = watch(served).problems
+    served.test_client().get("/fhir/Patient/1")
+    served.test_client().get("/fhir/Thing/1")
+    assert len(problems) == 2
+    assert "GET /fhir/Patient/1 -> 200" in problems[0] and "birthDate" in problems[0]
+    assert "not a FHIR resource" in problems[1]
+
+
+def test_the_r4_structure_definitions_catch_what_the_models_let_through():
+    """FHIR.js checks required bindings and unknown elements against the R4 core."""
+    from tests.fhir_conformance import r4_errors
+
+    slot = {
+        "resourceType": "Slot",
+        "id": "1-hospital",
+        "schedule": {"reference": "Schedule/1"},
+        "status": "robot",
+        "start": "2026-11-26T09:00:00+08:00",
+        "end": "2026-11-26T09:30:00+08:00",
+        "seats": 2,
+    }
+    errors = r4_errors([("GET /fhir/Slot/1-hospital -> 200", slot)])
+    assert any('Slot.status: Code "robot" not found' in e for e in errors), errors
+    assert any("Slot.seats: Unexpected property" in e for e in errors), errors
+    del slot["seats"]
+    assert r4_errors([("ok", {**slot, "status": "free"})]) == []

@@ -99,9 +99,12 @@ def test_two_clerks_one_appointment_the_second_change_gets_412(world, client, gp
     assert validated(clerk_b.send("PUT", path, changed, **{"If-Match": fresh}), 200)
 
 
-def test_without_if_match_the_change_applies_to_the_current_version(world, gp, slots):
+@pytest.mark.parametrize("header", [None, "*"])
+def test_without_a_version_the_change_applies_to_the_current_one(world, gp, slots, header):
     _response, created = _book(gp, slots[0], world.patients["TS1"][0].id)
-    response = gp.send("PATCH", f"Appointment/{created['id']}", CANCEL, content_type=JSON_PATCH)
+    extra = {} if header is None else {"If-Match": header}
+    path = f"Appointment/{created['id']}"
+    response = gp.send("PATCH", path, CANCEL, content_type=JSON_PATCH, **extra)
     assert validated(response, 200)["meta"]["versionId"] == "2"
 
 
@@ -269,3 +272,26 @@ def test_a_signed_report_version_is_its_diagnostic_report_version(world, client,
     outcome(radiologist.get(f"DiagnosticReport/{report.id}/_history/9"), 404)
     outsider = fhir_client(client, world.user("gp_cm1"))
     outcome(outsider.get(f"DiagnosticReport/{report.id}/_history/{report.version}"), 404)
+
+
+def test_a_referral_version_moves_with_its_state(world, gp):
+    from telemed.services.consortium import referrals
+
+    up = referrals.open_upward_referral(
+        actor_of(world.user("gp_ts1")),
+        patient_id=world.patients["TS1"][0].id,
+        reason="syncope",
+        department_id=world.departments["CARD"].id,
+    )
+    db.session.commit()
+    path = f"ServiceRequest/referral-{up.id}"
+    opened = gp.get(path)
+    assert validated(opened, 200)["meta"]["versionId"] == "1"
+    assert opened.headers["ETag"] == 'W/"1"'
+    referrals.accept_referral(actor_of(world.user("card1")), up.id)
+    db.session.commit()
+    accepted = validated(gp.get(path), 200)
+    assert int(accepted["meta"]["versionId"]) > 1
+    version = accepted["meta"]["versionId"]
+    assert validated(gp.get(f"{path}/_history/{version}"), 200)["id"] == f"referral-{up.id}"
+    outcome(gp.get(f"{path}/_history/1"), 404)

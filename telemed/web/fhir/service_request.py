@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify, request
+from flask import request
 from flask_login import login_required
 
 from telemed.domain.case_states import CaseKind, CaseStatus, Priority
@@ -24,6 +24,7 @@ from telemed.web.fhir.registry import ResourceDefinition, SearchParam, register
 from telemed.web.fhir.search import SearchError, page, parse_search, searchset
 from telemed.web.fhir.wire import (
     check_vread,
+    location_of,
     numeric_id,
     resource_response,
     searched_id,
@@ -31,7 +32,6 @@ from telemed.web.fhir.wire import (
 )
 from telemed.web.security import current_actor
 
-FHIR_JSON = "application/fhir+json"
 KIND_DISPLAY = codes.CASE_KIND_DISPLAY
 # SNOMED CT categories: consultation, imaging, electrocardiographic procedure.
 SNOMED = "http://snomed.info/sct"
@@ -54,13 +54,6 @@ STATUS = {
 }
 PRIORITY = {Priority.ROUTINE: "routine", Priority.URGENT: "urgent", Priority.CRITICAL: "stat"}
 FROM_PRIORITY = {value: key for key, value in PRIORITY.items()} | {"asap": Priority.URGENT}
-
-
-def fhir_response(body: dict[str, Any], status: int = 200):
-    response = jsonify(body)
-    response.mimetype = FHIR_JSON
-    response.status_code = status
-    return response
 
 
 def dicomweb_root(case_id: int) -> str:
@@ -286,6 +279,4 @@ def create_service_request():
         raise InvalidInput("the body must be FHIR JSON", field="resourceType")
     case = cases.open_case(current_actor(), **_from_fhir(body))
     db.session.flush()
-    response = fhir_response(to_fhir(case), 201)
-    response.headers["Location"] = f"{request.host_url.rstrip('/')}/fhir/ServiceRequest/{case.id}"
-    return response
+    return resource_response(to_fhir(case), 201, location=location_of("ServiceRequest", case.id))

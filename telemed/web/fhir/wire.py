@@ -129,8 +129,8 @@ VERSION_TAG = re.compile(r'^(?:W/)?"(\d{1,18})"$')
 def requested_version() -> int | None:
     """The version an ``If-Match`` header names (``W/"3"`` or ``"3"``), if one is sent."""
     header = request.headers.get("If-Match")
-    if header is None:
-        return None
+    if header is None or header.strip() == "*":
+        return None  # "*": any current version (RFC 9110), so no version to compare
     match = VERSION_TAG.match(header.strip())
     if match is None:
         raise MalformedRequest(
