@@ -140,6 +140,8 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "TELEMED_TIMEZONE": env("TIMEZONE", "Asia/Shanghai"),
         "TELEMED_REDIS_URL": env("REDIS_URL"),
+        # Refuse to start when TELEMED_REDIS_URL is set but unreachable (else: in-process).
+        "TELEMED_REDIS_REQUIRED": env_bool("REDIS_REQUIRED", False),
         "TELEMED_SMTP_URL": env("SMTP_URL"),
         "TELEMED_MAIL_FROM": env("MAIL_FROM", "telemed@localhost"),
         "TELEMED_HOST": env("HOST", "127.0.0.1"),

@@ -16,6 +16,8 @@ import click
 from flask import Flask, current_app
 from waitress import create_server, wasyncore
 
+from telemed.fanout import settle_at_start
+
 log = logging.getLogger(__name__)
 
 Stopper = Callable[[], None]
@@ -58,6 +60,10 @@ def freeze_startup_objects() -> None:
 def serve(app: Flask, *, live: bool = True, scheduler: bool = True, threads: int = 16) -> None:
     host = app.config["TELEMED_HOST"]
     port = app.config["TELEMED_PORT"]
+    try:
+        settle_at_start(app.config)
+    except RuntimeError as refusal:
+        raise click.ClickException(str(refusal)) from None
     stoppers = _start_companions(app, live=live, scheduler=scheduler)
     server = create_server(
         app,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
@@ -34,7 +35,7 @@ from websockets.exceptions import ConnectionClosed
 
 from telemed import clock
 from telemed.errors import TelemedError
-from telemed.fanout import ChannelSubscriber, channel_subscriber, get_fanout
+from telemed.fanout import ChannelSubscriber, channel_subscriber, get_fanout, settle_at_start
 from telemed.live import protocol
 from telemed.live.group_commit import GroupCommit
 from telemed.live.protocol import ProtocolError
@@ -684,6 +685,10 @@ def run_forever(app: Flask, settings: LiveSettings | None = None) -> None:
     """``python -m telemed.live`` / ``flask live``: serve until SIGINT or SIGTERM."""
     import signal
 
+    settle_at_start(app.config)  # Redis unreachable: in-process, said once (or refused)
+    if settings is not None and settings.redis_url and not app.config["TELEMED_REDIS_URL"]:
+        settings = dataclasses.replace(settings, redis_url=None)
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -740,7 +745,8 @@ class LiveThread:
         self._thread.start()
         self._started.wait(timeout=15)
         if self._error is not None:
-            raise RuntimeError(f"the live server did not start: {self._error}")
+            reason = str(self._error) or type(self._error).__name__
+            raise RuntimeError(f"the live server did not start: {reason}")
         return self
 
     def call(self, fn: Callable[[], Any]) -> Any:
