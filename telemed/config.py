@@ -140,6 +140,8 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "TELEMED_TIMEZONE": env("TIMEZONE", "Asia/Shanghai"),
         "TELEMED_REDIS_URL": env("REDIS_URL"),
+        # Retry-After (seconds) of the 503 answered while the database is unreachable.
+        "TELEMED_RETRY_AFTER_SECONDS": env_int("RETRY_AFTER_SECONDS", 30),
         # Refuse to start when TELEMED_REDIS_URL is set but unreachable (else: in-process).
         "TELEMED_REDIS_REQUIRED": env_bool("REDIS_REQUIRED", False),
         "TELEMED_SMTP_URL": env("SMTP_URL"),

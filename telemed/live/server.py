@@ -34,6 +34,7 @@ from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
 from telemed import clock
+from telemed.db import is_unreachable
 from telemed.errors import TelemedError
 from telemed.fanout import ChannelSubscriber, channel_subscriber, get_fanout, settle_at_start
 from telemed.live import protocol
@@ -304,6 +305,12 @@ class LiveServer:
         except TicketRefused as refusal:
             await close_reading(ws, refusal.code, refusal.reason)
             return
+        except Exception as error:
+            if not is_unreachable(error):
+                raise
+            log.warning("database unavailable for a hello: %s", error)
+            await close_reading(ws, protocol.CLOSE_TRY_AGAIN, "database unavailable; try again")
+            return
         client = Client(
             ws=ws,
             conn=f"{self.node}-{next(self._conn_ids)}",
@@ -470,6 +477,12 @@ class LiveServer:
             except TelemedError as error:
                 frame = {"type": "error", "id": _safe_id(client_id), **error.to_dict()}
                 client.outbox.push(encode(frame), force=True)
+            except Exception as error:
+                if not is_unreachable(error):
+                    raise
+                # Not stored, so not acknowledged: the client resends after reconnecting.
+                log.warning("database unavailable for a room message: %s", error)
+                self._close_soon(client, protocol.CLOSE_TRY_AGAIN, "database unavailable")
 
     async def _dispatch(self, client: Client, send: protocol.Send) -> None:
         room = client.room
