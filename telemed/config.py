@@ -195,6 +195,8 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": env_bool("SECURE_COOKIES", False),
+        # Strict-Transport-Security on answers served over TLS (0: none).
+        "TELEMED_HSTS_SECONDS": env_int("HSTS_SECONDS", 31536000),
         "SESSION_COOKIE_NAME": "telemed_session",
         "REMEMBER_COOKIE_DURATION": 0,
         # CSRF is checked in one place (web/security.py) so bearer-token calls can skip it.
