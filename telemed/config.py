@@ -165,6 +165,11 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "TELEMED_LIVE_PING_TIMEOUT": env_int("LIVE_PING_TIMEOUT", 20),
         "TELEMED_LIVE_SWEEP_SECONDS": env_int("LIVE_SWEEP_SECONDS", 60),
         "TELEMED_LIVE_BATCH_LIMIT": env_int("LIVE_BATCH_LIMIT", 500),
+        # Per user: open sockets (per live process), tickets a minute, record messages
+        # (chat, marks, calipers, report) a minute (per live process).
+        "TELEMED_LIVE_MAX_SOCKETS_PER_USER": env_int("LIVE_MAX_SOCKETS_PER_USER", 8),
+        "TELEMED_LIVE_TICKETS_PER_MINUTE": env_int("LIVE_TICKETS_PER_MINUTE", 30),
+        "TELEMED_LIVE_RECORD_PER_MINUTE": env_int("LIVE_RECORD_PER_MINUTE", 120),
         "TELEMED_STORAGE_DIR": str(storage_root),
         "TELEMED_MAX_UPLOAD_BYTES": env_int("MAX_UPLOAD_BYTES", 2 * 1024**3),
         # DICOM decoding runs in worker processes with these limits (telemed/imaging/).

@@ -35,7 +35,7 @@ from websockets.exceptions import ConnectionClosed
 
 from telemed import clock
 from telemed.db import is_unreachable
-from telemed.errors import TelemedError
+from telemed.errors import TelemedError, TooManyRequests
 from telemed.fanout import ChannelSubscriber, channel_subscriber, get_fanout, settle_at_start
 from telemed.live import protocol
 from telemed.live.group_commit import GroupCommit
@@ -65,6 +65,8 @@ class LiveSettings:
     hello_timeout: float = 10.0
     sweep_seconds: float = 60.0
     batch_limit: int = 500
+    max_sockets_per_user: int = 8
+    record_per_minute: int = 120
 
     @classmethod
     def from_app(cls, app: Flask, **overrides: Any) -> LiveSettings:
@@ -83,6 +85,8 @@ class LiveSettings:
             "ping_timeout": float(config.get("TELEMED_LIVE_PING_TIMEOUT", 20)),
             "sweep_seconds": float(config.get("TELEMED_LIVE_SWEEP_SECONDS", 60)),
             "batch_limit": int(config.get("TELEMED_LIVE_BATCH_LIMIT", 500)),
+            "max_sockets_per_user": int(config.get("TELEMED_LIVE_MAX_SOCKETS_PER_USER", 8)),
+            "record_per_minute": int(config.get("TELEMED_LIVE_RECORD_PER_MINUTE", 120)),
         }
         values.update(overrides)
         return cls(**values)
@@ -211,6 +215,7 @@ class LiveServer:
         self.rooms: dict[int, Room] = {}
         self._room_ready: dict[int, asyncio.Future] = {}
         self.users: dict[int, set[Client]] = {}
+        self.record_buckets: dict[int, TokenBucket] = {}
         self.subscriber: ChannelSubscriber = channel_subscriber(self.settings.redis_url)
         self._server: Server | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -310,6 +315,12 @@ class LiveServer:
                 raise
             log.warning("database unavailable for a hello: %s", error)
             await close_reading(ws, protocol.CLOSE_TRY_AGAIN, "database unavailable; try again")
+            return
+        if len(self.users.get(entry.user_id, ())) >= self.settings.max_sockets_per_user:
+            # Checked and registered with no await between: parallel hellos cannot pass it.
+            await close_reading(
+                ws, protocol.CLOSE_TOO_MANY_SOCKETS, "too many open sockets for this user"
+            )
             return
         client = Client(
             ws=ws,
@@ -489,6 +500,12 @@ class LiveServer:
         assert room is not None
         kind = send.kind
         if kind.record:
+            if not self._record_bucket(client.entry.user_id).take():
+                limit = self.settings.record_per_minute
+                raise TooManyRequests(
+                    f"at most {limit} record messages a minute per user; not stored",
+                    retry_after=max(1, int(60 / limit) + 1),
+                )
             frame = await self._store_record(client.entry, send)
             ack = {"type": "ack", "seq": frame["seq"]}
             if send.client_id is not None:
@@ -520,6 +537,15 @@ class LiveServer:
         else:
             self._deliver_local(room, encode(frame), skip=client.conn)
         self._publish_room(room.id, {"type": "relay", "frame": frame})
+
+    def _record_bucket(self, user_id: int) -> TokenBucket:
+        """One budget of record messages per user, shared by all the user's sockets: the
+        record is append-only, so a flood could never be removed."""
+        bucket = self.record_buckets.get(user_id)
+        if bucket is None:
+            per_minute = self.settings.record_per_minute
+            bucket = self.record_buckets[user_id] = TokenBucket(per_minute / 60, per_minute)
+        return bucket
 
     async def _store_record(self, entry: Entry, send: protocol.Send) -> dict[str, Any]:
         """Store a record message; its frame once committed. Chat, marks and calipers go
