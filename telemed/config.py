@@ -172,6 +172,11 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "TELEMED_LIVE_RECORD_PER_MINUTE": env_int("LIVE_RECORD_PER_MINUTE", 120),
         "TELEMED_STORAGE_DIR": str(storage_root),
         "TELEMED_MAX_UPLOAD_BYTES": env_int("MAX_UPLOAD_BYTES", 2 * 1024**3),
+        # Bytes of uploads (declared lengths) a user, and an institution, may start a day.
+        "TELEMED_UPLOAD_QUOTA_USER_BYTES": env_int("UPLOAD_QUOTA_USER_BYTES", 10 * 1024**3),
+        "TELEMED_UPLOAD_QUOTA_INSTITUTION_BYTES": env_int(
+            "UPLOAD_QUOTA_INSTITUTION_BYTES", 50 * 1024**3
+        ),
         # DICOM decoding runs in worker processes with these limits (telemed/imaging/).
         "TELEMED_DICOM_WORKERS": env_int("DICOM_WORKERS", 2),
         "TELEMED_DICOM_WORKER_MEMORY_MB": env_int("DICOM_WORKER_MEMORY_MB", 2048),
