@@ -183,6 +183,12 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "TELEMED_DICOM_WORKER_CPU_S": env_int("DICOM_WORKER_CPU_S", 20),
         "TELEMED_DICOM_WORKER_TIMEOUT_S": env_int("DICOM_WORKER_TIMEOUT_S", 30),
         "TELEMED_DICOM_MAX_PIXEL_MB": env_int("DICOM_MAX_PIXEL_MB", 1024),
+        # The render budget: a frame of more pixels is refused at ingest.
+        "TELEMED_DICOM_MAX_FRAME_MEGAPIXELS": env_int("DICOM_MAX_FRAME_MEGAPIXELS", 64),
+        # Renders one user may have running at once (per web process).
+        "TELEMED_DICOM_RENDERS_PER_USER": env_int("DICOM_RENDERS_PER_USER", 2),
+        # The largest decompressed copy WADO writes for a viewer without codecs.
+        "TELEMED_DICOM_MAX_TRANSCODE_MB": env_int("DICOM_MAX_TRANSCODE_MB", 256),
         "TELEMED_SQLITE_BUSY_TIMEOUT_MS": env_int("SQLITE_BUSY_TIMEOUT_MS", 30_000),
         "TELEMED_RUN_SCHEDULER": env_bool("RUN_SCHEDULER", True),
         # Scheduled jobs (telemed/jobs): the single-runner lease lives this many seconds

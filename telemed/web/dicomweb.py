@@ -515,6 +515,7 @@ def _render(case_id: int, study: str, series: str, sop: str, frame_number: int) 
         window=window.__dict__ if window else None,
         quality=quality,
         viewport=viewport,
+        renderer=actor.user_id,
     )
     dicom.audit_file_view(actor, instance, f"rendered frame {frame_number}")
     response = send_file(path, mimetype=media_type, max_age=3600, conditional=True)
