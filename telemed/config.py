@@ -183,6 +183,10 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "TELEMED_DICOM_WORKER_CPU_S": env_int("DICOM_WORKER_CPU_S", 20),
         "TELEMED_DICOM_WORKER_TIMEOUT_S": env_int("DICOM_WORKER_TIMEOUT_S", 30),
         "TELEMED_DICOM_MAX_PIXEL_MB": env_int("DICOM_MAX_PIXEL_MB", 1024),
+        # The clean-up removes files in storage/tmp, and stored objects no row names,
+        # once they are this old.
+        "TELEMED_TMP_GRACE_HOURS": env_int("TMP_GRACE_HOURS", 6),
+        "TELEMED_ORPHAN_GRACE_HOURS": env_int("ORPHAN_GRACE_HOURS", 48),
         # The render budget: a frame of more pixels is refused at ingest.
         "TELEMED_DICOM_MAX_FRAME_MEGAPIXELS": env_int("DICOM_MAX_FRAME_MEGAPIXELS", 64),
         # Renders one user may have running at once (per web process).
