@@ -150,6 +150,10 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "TELEMED_TIMEZONE": env("TIMEZONE", "Asia/Shanghai"),
         "TELEMED_REDIS_URL": env("REDIS_URL"),
+        # Retry-After (seconds) of the 503 answered while the database is unreachable.
+        "TELEMED_RETRY_AFTER_SECONDS": env_int("RETRY_AFTER_SECONDS", 30),
+        # Refuse to start when TELEMED_REDIS_URL is set but unreachable (else: in-process).
+        "TELEMED_REDIS_REQUIRED": env_bool("REDIS_REQUIRED", False),
         "TELEMED_SMTP_URL": env("SMTP_URL"),
         "TELEMED_MAIL_FROM": env("MAIL_FROM", "telemed@localhost"),
         "TELEMED_HOST": env("HOST", "127.0.0.1"),
@@ -180,14 +184,34 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "TELEMED_RUN_DICOM": env_bool("RUN_DICOM", True),
         # How many minutes before a booked consult seat starts its room's link is shown.
         "TELEMED_JOIN_OPENS_MINUTES": env_int("JOIN_OPENS_MINUTES", 15),
+        # Per user: open sockets (per live process), tickets a minute, record messages
+        # (chat, marks, calipers, report) a minute (per live process).
+        "TELEMED_LIVE_MAX_SOCKETS_PER_USER": env_int("LIVE_MAX_SOCKETS_PER_USER", 8),
+        "TELEMED_LIVE_TICKETS_PER_MINUTE": env_int("LIVE_TICKETS_PER_MINUTE", 30),
+        "TELEMED_LIVE_RECORD_PER_MINUTE": env_int("LIVE_RECORD_PER_MINUTE", 120),
         "TELEMED_STORAGE_DIR": str(storage_root),
         "TELEMED_MAX_UPLOAD_BYTES": env_int("MAX_UPLOAD_BYTES", 2 * 1024**3),
+        # Bytes of uploads (declared lengths) a user, and an institution, may start a day.
+        "TELEMED_UPLOAD_QUOTA_USER_BYTES": env_int("UPLOAD_QUOTA_USER_BYTES", 10 * 1024**3),
+        "TELEMED_UPLOAD_QUOTA_INSTITUTION_BYTES": env_int(
+            "UPLOAD_QUOTA_INSTITUTION_BYTES", 50 * 1024**3
+        ),
         # DICOM decoding runs in worker processes with these limits (telemed/imaging/).
         "TELEMED_DICOM_WORKERS": env_int("DICOM_WORKERS", 2),
         "TELEMED_DICOM_WORKER_MEMORY_MB": env_int("DICOM_WORKER_MEMORY_MB", 2048),
         "TELEMED_DICOM_WORKER_CPU_S": env_int("DICOM_WORKER_CPU_S", 20),
         "TELEMED_DICOM_WORKER_TIMEOUT_S": env_int("DICOM_WORKER_TIMEOUT_S", 30),
         "TELEMED_DICOM_MAX_PIXEL_MB": env_int("DICOM_MAX_PIXEL_MB", 1024),
+        # The clean-up removes files in storage/tmp, and stored objects no row names,
+        # once they are this old.
+        "TELEMED_TMP_GRACE_HOURS": env_int("TMP_GRACE_HOURS", 6),
+        "TELEMED_ORPHAN_GRACE_HOURS": env_int("ORPHAN_GRACE_HOURS", 48),
+        # The render budget: a frame of more pixels is refused at ingest.
+        "TELEMED_DICOM_MAX_FRAME_MEGAPIXELS": env_int("DICOM_MAX_FRAME_MEGAPIXELS", 64),
+        # Renders one user may have running at once (per web process).
+        "TELEMED_DICOM_RENDERS_PER_USER": env_int("DICOM_RENDERS_PER_USER", 2),
+        # The largest decompressed copy WADO writes for a viewer without codecs.
+        "TELEMED_DICOM_MAX_TRANSCODE_MB": env_int("DICOM_MAX_TRANSCODE_MB", 256),
         "TELEMED_SQLITE_BUSY_TIMEOUT_MS": env_int("SQLITE_BUSY_TIMEOUT_MS", 30_000),
         "TELEMED_RUN_SCHEDULER": env_bool("RUN_SCHEDULER", True),
         # Scheduled jobs (telemed/jobs): the single-runner lease lives this many seconds
@@ -215,6 +239,8 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": env_bool("SECURE_COOKIES", False),
+        # Strict-Transport-Security on answers served over TLS (0: none).
+        "TELEMED_HSTS_SECONDS": env_int("HSTS_SECONDS", 31536000),
         "SESSION_COOKIE_NAME": "telemed_session",
         "REMEMBER_COOKIE_DURATION": 0,
         # CSRF is checked in one place (web/security.py) so bearer-token calls can skip it.

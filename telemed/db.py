@@ -104,3 +104,19 @@ def utcnow_column_default() -> datetime:
     from telemed import clock
 
     return clock.now()
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """Whether ``error`` says the database cannot be reached or is too busy to answer now
+    (refused or lost connection, pool exhausted, SQLite locked or unopenable), as opposed
+    to a bug or a refused statement."""
+    from sqlalchemy import exc
+
+    if isinstance(error, (exc.DisconnectionError, exc.TimeoutError)):
+        return True
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, (exc.OperationalError, exc.InterfaceError)):
+        text = str(error.orig if getattr(error, "orig", None) else error).lower()
+        return not any(bug in text for bug in ("no such", "syntax error", "has no column"))
+    return False

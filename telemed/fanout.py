@@ -17,6 +17,7 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,24 @@ class RedisFanout:
         self._listener: threading.Thread | None = None
         self._pubsub = None
         self._lock = threading.Lock()
+        self._down = False  # said once per outage, not once per message
 
     def publish(self, channel: str, message: dict[str, Any]) -> None:
-        self._redis.publish(channel_prefix() + channel, json.dumps(message, default=str))
+        try:
+            self._redis.publish(channel_prefix() + channel, json.dumps(message, default=str))
+        except Exception as error:  # redis' errors and OSError: a nudge lost, not a request
+            if not self._down:
+                self._down = True
+                log.warning(
+                    "Redis at %s is unreachable (%s): live nudges are not sent until it is "
+                    "back; sockets catch up from the database",
+                    redacted(self._url),
+                    error,
+                )
+            return
+        if self._down:
+            self._down = False
+            log.info("Redis at %s is reachable again", redacted(self._url))
 
     def subscribe(self, callback: Callback) -> Callable[[], None]:
         unsubscribe = self._local.subscribe(callback)
@@ -139,6 +155,56 @@ def set_fanout(fanout: Fanout | None) -> None:
         if _fanout is not None and fanout is not _fanout:
             _fanout.close()
         _fanout = fanout
+
+
+def redacted(url: str) -> str:
+    """A Redis URL fit for a log line: without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (
+        f":{parts.port}" if parts.port else ""
+    )
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def redis_unreachable(url: str, timeout: float = 2.0) -> str | None:
+    """Why Redis at ``url`` cannot be reached now, or None when it answers a PING."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        client.ping()
+    except Exception as error:  # whatever stops the PING is the reason to report
+        return str(error) or type(error).__name__
+    finally:
+        client.close()
+    return None
+
+
+def settle_at_start(config: dict[str, Any]) -> str:
+    """Choose the fan-out as a process starts: Redis when configured and reachable;
+    unreachable, in-process with one clear log line, or (``TELEMED_REDIS_REQUIRED``)
+    a RuntimeError that says why. Returns "redis" or "in-process"."""
+    url = config.get("TELEMED_REDIS_URL")
+    if not url:
+        return "in-process"
+    reason = redis_unreachable(url)
+    if reason is None:
+        return "redis"
+    if config.get("TELEMED_REDIS_REQUIRED"):
+        raise RuntimeError(
+            f"Redis at {redacted(url)} is unreachable ({reason}) and TELEMED_REDIS_REQUIRED=1"
+        )
+    log.warning(
+        "Redis at %s is unreachable (%s): running in-process; live events reach only "
+        "this process's sockets",
+        redacted(url),
+        reason,
+    )
+    config["TELEMED_REDIS_URL"] = None
+    set_fanout(InProcessFanout())
+    return "in-process"
 
 
 def _configured_redis_url() -> str | None:

@@ -16,6 +16,8 @@ import click
 from flask import Flask, current_app
 from waitress import create_server, wasyncore
 
+from telemed.fanout import settle_at_start
+
 log = logging.getLogger(__name__)
 
 Stopper = Callable[[], None]
@@ -78,6 +80,10 @@ def serve(
 ) -> None:
     host = app.config["TELEMED_HOST"]
     port = app.config["TELEMED_PORT"]
+    try:
+        settle_at_start(app.config)
+    except RuntimeError as refusal:
+        raise click.ClickException(str(refusal)) from None
     stoppers = _start_companions(app, live=live, scheduler=scheduler, dicom=dicom)
     server = create_server(
         app,

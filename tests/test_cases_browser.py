@@ -59,7 +59,7 @@ def test_doctor_uploads_a_ct_series_and_the_radiologist_views_it(
     doctor.wait_for_selector("#uploader .uppy-StatusBar-progress", state="attached")
     doctor.wait_for_selector("#uploader .uppy-StatusBar.is-complete", timeout=60_000)
     doctor.wait_for_function(
-        "document.querySelectorAll('#upload-results li.stored').length === 12", timeout=30_000
+        "() => document.querySelectorAll('#upload-results li.stored').length === 12", timeout=30_000
     )
     assert doctor.locator("#upload-results li.refused").count() == 0
 
@@ -137,7 +137,9 @@ def test_doctor_uploads_a_ct_series_and_the_radiologist_views_it(
     reader.mouse.move(x, y, steps=5)
     reader.mouse.move(x + 100, y, steps=5)
     reader.mouse.up()
-    reader.wait_for_function("document.querySelector('#viewer').dataset.lengthMm", timeout=10_000)
+    reader.wait_for_function(
+        "() => document.querySelector('#viewer').dataset.lengthMm", timeout=10_000
+    )
     assert reader.inner_text("#measurement").endswith("mm")
     assert float(reader.get_attribute("#viewer", "data-length-mm")) > 10
 

@@ -80,12 +80,12 @@ def test_two_browsers_hold_a_consult(world, stack, browser):
     spec.mouse.down()
     spec.mouse.move(box["x"] + 200, box["y"] + 160)
     spec.mouse.up()
-    doctor.wait_for_function("window.telemedRoom.state.marks.size === 1")
+    doctor.wait_for_function("() => window.telemedRoom.state.marks.size === 1")
     mark = doctor.evaluate("[...window.telemedRoom.state.marks.values()][0]")
     assert mark["shape"] == "arrow" and mark["by"] == world.user("card1").display_name
     # The doctor zooms; the specialist follows the presenter.
     doctor.click("#zoom-in")
-    spec.wait_for_function("window.telemedRoom.state.viewport.zoom > 1.2")
+    spec.wait_for_function("() => window.telemedRoom.state.viewport.zoom > 1.2")
     # A caliper on the ECG from the doctor reaches the specialist.
     doctor.locator("#ecg-canvas").scroll_into_view_if_needed()
     ecg = doctor.locator("#ecg-canvas").bounding_box()
@@ -106,7 +106,11 @@ def test_two_browsers_hold_a_consult(world, stack, browser):
     spec.fill("textarea[name=impression]", "Stable angina pectoris")
     spec.select_option("select[name=disposition]", "manage_locally")
     doctor.wait_for_function(
-        "document.querySelector('textarea[name=impression]').value === 'Stable angina pectoris'"
+        "() => document.querySelector('textarea[name=impression]').value"
+        " === 'Stable angina pectoris'"
+    )
+    spec.wait_for_function(
+        "() => document.getElementById('report-state').textContent.includes('v1')"
     )
     spec.wait_for_function("document.getElementById('report-state').textContent.includes('v1')")
     spec.click("#report-sign")  # signing asks first

@@ -59,7 +59,7 @@ def test_admin_reads_filters_drills_and_exports(month, live_http, tmp_path):
         page.fill('[data-testid="anchor"]', "2026-12-15")
         page.click('[data-testid="apply"]')
         expect(page.get_by_test_id("period-shown")).to_contain_text("2026-12-01 – 2026-12-31")
-        page.wait_for_function("document.documentElement.dataset.chartsReady === 'true'")
+        page.wait_for_function("() => document.documentElement.dataset.chartsReady === 'true'")
         assert page.locator("#chart-share").bounding_box()["height"] > 50
         cardiology = page.get_by_test_id("target-CARD")
         expect(cardiology).to_have_class("target below-target")

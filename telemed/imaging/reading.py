@@ -65,6 +65,8 @@ class Refused(Exception):
 class Limits:
     max_pixel_bytes: int = 1024**3
     max_frames: int = 5000
+    # The render budget: one frame of more pixels would not decode within a worker's memory.
+    max_frame_pixels: int = 64 * 1024**2
 
 
 def _text(ds, keyword: str, limit: int = 200) -> str | None:
@@ -141,6 +143,12 @@ def _check_size(ds, limits: Limits) -> None:
     frames = max(_int(ds, "NumberOfFrames") or 1, 1)
     if frames > limits.max_frames:
         raise Refused(f"the header declares {frames} frames; at most {limits.max_frames} allowed")
+    if rows * columns > limits.max_frame_pixels:
+        raise Refused(
+            f"a frame of {columns}×{rows} pixels ({rows * columns / 1024**2:.0f} MP) is over "
+            f"the {limits.max_frame_pixels // 1024**2} MP a frame may have to be shown; "
+            "refused before decoding"
+        )
     size = declared_pixel_bytes(ds)
     if size > limits.max_pixel_bytes:
         raise Refused(

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 CHUNK = 1024 * 1024
 PREAMBLE = 128
@@ -55,6 +56,12 @@ class ContentStore:
 
     def temp_dir(self) -> Path:
         return Path(tempfile.mkdtemp(dir=self.area("tmp")))
+
+    def create_private(self, path: Path) -> BinaryIO:
+        """A new file inside the store open for writing, readable by this user only
+        (0600 whatever the umask): spooled bodies hold patients' images."""
+        fd = os.open(self._inside(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return os.fdopen(fd, "wb")
 
     # -- writing --------------------------------------------------------------------------
 

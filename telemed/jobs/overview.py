@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from telemed.extensions import db
 from telemed.jobs import lease
 from telemed.jobs.definitions import JOBS, JobSpec
+from telemed.models.consortium import Consortium
 from telemed.models.jobs import JobRun, apscheduler_jobs
 
 
@@ -60,6 +61,13 @@ def recent_runs(job_id: str | None = None, limit: int = 30) -> list[JobRun]:
     if job_id is not None:
         query = query.where(JobRun.job_id == job_id)
     return list(db.session.execute(query).scalars())
+
+
+def spans_several_consortia() -> bool:
+    """Jobs run for every consortium of the installation at once. With more than one, a
+    run's counts and errors are about all of them, and running one by hand reaches into
+    all of them: both are the operator's (``flask jobs``), not a consortium admin's."""
+    return db.session.execute(select(func.count(Consortium.id))).scalar_one() > 1
 
 
 def lease_state():

@@ -26,6 +26,7 @@ from telemed.errors import Conflict, Forbidden, NotFound
 from telemed.extensions import db
 from telemed.jobs import lease, outbox
 from telemed.jobs.definitions import JOBS, JobContext, JobSpec
+from telemed.jobs.overview import spans_several_consortia
 from telemed.models.jobs import JobRun, JobRunStatus
 from telemed.notifier import current_notifier
 from telemed.services.accounts import audit
@@ -190,6 +191,11 @@ def request_run(actor, job_id: str) -> JobRun:
     """ "Run now" from the admin page: a JobRun the scheduler's process picks up."""
     if not actor.is_admin:
         raise Forbidden("only admins run jobs by hand")
+    if spans_several_consortia():
+        raise Forbidden(
+            "jobs run for every consortium here; the operator runs them (flask jobs run)",
+            field="job_id",
+        )
     spec = spec_of(job_id)
     waiting = db.session.execute(
         select(JobRun.id).where(

@@ -29,7 +29,9 @@ CLOSE_WRONG_ROOM = 4404  # the ticket is for another room, or the room does not 
 CLOSE_HELLO_TIMEOUT = 4408  # no first message in time
 CLOSE_RESYNC = 4409  # too far behind: reconnect with the last sequence number
 CLOSE_RATE = 4429  # more messages than the per-connection rate allows
+CLOSE_TOO_MANY_SOCKETS = 4430  # the user already holds the most sockets one user may open
 CLOSE_SHUTDOWN = 1001  # the live server is stopping; reconnect
+CLOSE_TRY_AGAIN = 1013  # the database cannot be reached now; reconnect later
 
 
 class ProtocolError(Exception):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
@@ -33,8 +34,9 @@ from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
 from telemed import clock
-from telemed.errors import TelemedError
-from telemed.fanout import ChannelSubscriber, channel_subscriber, get_fanout
+from telemed.db import is_unreachable
+from telemed.errors import TelemedError, TooManyRequests
+from telemed.fanout import ChannelSubscriber, channel_subscriber, get_fanout, settle_at_start
 from telemed.live import protocol
 from telemed.live.group_commit import GroupCommit
 from telemed.live.protocol import ProtocolError
@@ -63,6 +65,8 @@ class LiveSettings:
     hello_timeout: float = 10.0
     sweep_seconds: float = 60.0
     batch_limit: int = 500
+    max_sockets_per_user: int = 8
+    record_per_minute: int = 120
 
     @classmethod
     def from_app(cls, app: Flask, **overrides: Any) -> LiveSettings:
@@ -81,6 +85,8 @@ class LiveSettings:
             "ping_timeout": float(config.get("TELEMED_LIVE_PING_TIMEOUT", 20)),
             "sweep_seconds": float(config.get("TELEMED_LIVE_SWEEP_SECONDS", 60)),
             "batch_limit": int(config.get("TELEMED_LIVE_BATCH_LIMIT", 500)),
+            "max_sockets_per_user": int(config.get("TELEMED_LIVE_MAX_SOCKETS_PER_USER", 8)),
+            "record_per_minute": int(config.get("TELEMED_LIVE_RECORD_PER_MINUTE", 120)),
         }
         values.update(overrides)
         return cls(**values)
@@ -209,6 +215,7 @@ class LiveServer:
         self.rooms: dict[int, Room] = {}
         self._room_ready: dict[int, asyncio.Future] = {}
         self.users: dict[int, set[Client]] = {}
+        self.record_buckets: dict[int, TokenBucket] = {}
         self.subscriber: ChannelSubscriber = channel_subscriber(self.settings.redis_url)
         self._server: Server | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -302,6 +309,18 @@ class LiveServer:
             entry = await self.store.write(consults.consume_ticket, hello.ticket, room_id, _ip=ip)
         except TicketRefused as refusal:
             await close_reading(ws, refusal.code, refusal.reason)
+            return
+        except Exception as error:
+            if not is_unreachable(error):
+                raise
+            log.warning("database unavailable for a hello: %s", error)
+            await close_reading(ws, protocol.CLOSE_TRY_AGAIN, "database unavailable; try again")
+            return
+        if len(self.users.get(entry.user_id, ())) >= self.settings.max_sockets_per_user:
+            # Checked and registered with no await between: parallel hellos cannot pass it.
+            await close_reading(
+                ws, protocol.CLOSE_TOO_MANY_SOCKETS, "too many open sockets for this user"
+            )
             return
         client = Client(
             ws=ws,
@@ -469,12 +488,24 @@ class LiveServer:
             except TelemedError as error:
                 frame = {"type": "error", "id": _safe_id(client_id), **error.to_dict()}
                 client.outbox.push(encode(frame), force=True)
+            except Exception as error:
+                if not is_unreachable(error):
+                    raise
+                # Not stored, so not acknowledged: the client resends after reconnecting.
+                log.warning("database unavailable for a room message: %s", error)
+                self._close_soon(client, protocol.CLOSE_TRY_AGAIN, "database unavailable")
 
     async def _dispatch(self, client: Client, send: protocol.Send) -> None:
         room = client.room
         assert room is not None
         kind = send.kind
         if kind.record:
+            if not self._record_bucket(client.entry.user_id).take():
+                limit = self.settings.record_per_minute
+                raise TooManyRequests(
+                    f"at most {limit} record messages a minute per user; not stored",
+                    retry_after=max(1, int(60 / limit) + 1),
+                )
             frame = await self._store_record(client.entry, send)
             ack = {"type": "ack", "seq": frame["seq"]}
             if send.client_id is not None:
@@ -506,6 +537,15 @@ class LiveServer:
         else:
             self._deliver_local(room, encode(frame), skip=client.conn)
         self._publish_room(room.id, {"type": "relay", "frame": frame})
+
+    def _record_bucket(self, user_id: int) -> TokenBucket:
+        """One budget of record messages per user, shared by all the user's sockets: the
+        record is append-only, so a flood could never be removed."""
+        bucket = self.record_buckets.get(user_id)
+        if bucket is None:
+            per_minute = self.settings.record_per_minute
+            bucket = self.record_buckets[user_id] = TokenBucket(per_minute / 60, per_minute)
+        return bucket
 
     async def _store_record(self, entry: Entry, send: protocol.Send) -> dict[str, Any]:
         """Store a record message; its frame once committed. Chat, marks and calipers go
@@ -684,6 +724,10 @@ def run_forever(app: Flask, settings: LiveSettings | None = None) -> None:
     """``python -m telemed.live`` / ``flask live``: serve until SIGINT or SIGTERM."""
     import signal
 
+    settle_at_start(app.config)  # Redis unreachable: in-process, said once (or refused)
+    if settings is not None and settings.redis_url and not app.config["TELEMED_REDIS_URL"]:
+        settings = dataclasses.replace(settings, redis_url=None)
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -740,7 +784,8 @@ class LiveThread:
         self._thread.start()
         self._started.wait(timeout=15)
         if self._error is not None:
-            raise RuntimeError(f"the live server did not start: {self._error}")
+            reason = str(self._error) or type(self._error).__name__
+            raise RuntimeError(f"the live server did not start: {reason}")
         return self
 
     def call(self, fn: Callable[[], Any]) -> Any:

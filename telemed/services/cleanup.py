@@ -19,7 +19,7 @@ from telemed.extensions import db
 from telemed.models.accounts import LoginAttempt, LoginSession
 from telemed.models.idempotency import IdempotencyRecord
 from telemed.models.live import LiveTicket
-from telemed.services.cases import case_uploads
+from telemed.services.cases import case_uploads, store_cleanup
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,9 @@ def _old_idempotency_records(now: datetime) -> int:
 
 # Unfinished resumable uploads past their expiry, with their partial files.
 cleanup_task("stale_uploads")(case_uploads.expire_stale_uploads)
+# What crashed requests left in the file store.
+cleanup_task("temporary_files")(store_cleanup.remove_temporary_leftovers)
+cleanup_task("orphan_objects")(store_cleanup.remove_orphan_objects)
 
 
 @cleanup_task("live_tickets")

@@ -8,9 +8,10 @@ and audit events that the transaction could not carry are written last
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from telemed.db import set_write_intent
@@ -46,6 +47,11 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _end(response: Response) -> Response:
         session = db.session
+        if g.get("database_unavailable"):
+            with contextlib.suppress(Exception):  # the connection is gone; nothing to end
+                session.rollback()
+            audit.discard_buffered(session)
+            return response
         if response.status_code >= 400:
             session.rollback()
             audit.write_buffered(session, failed_status=response.status_code)

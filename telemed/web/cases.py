@@ -36,7 +36,7 @@ from telemed.labels import LABELS
 from telemed.models.cases import Case
 from telemed.models.consortium import Department, Institution, Patient, Role, User
 from telemed.services.accounts import scopes
-from telemed.services.cases import cases, dicom, ecg_files, reports
+from telemed.services.cases import case_uploads, cases, dicom, ecg_files, reports
 from telemed.services.consults import joining
 from telemed.web import ecg_view
 from telemed.web.pages import consults as consult_pages
@@ -212,6 +212,9 @@ def detail(case_id: int):
         and case.kind.is_read
         and case.status is CaseStatus.SUBMITTED,
         can_attach=side is Side.REQUESTER and case.status is CaseStatus.DRAFT,
+        upload_left=case_uploads.allowance(actor).left
+        if side is Side.REQUESTER and case.status is CaseStatus.DRAFT
+        else None,
         # The reader's page shows the first series at once; the requester (who sent the
         # images, perhaps over a slow link) opens one when wanted.
         open_first_series=side is Side.RESPONDER,

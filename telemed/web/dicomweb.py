@@ -683,6 +683,7 @@ def _render(case_id: int, instance: DicomInstance, frame_number: int) -> Respons
         window=window.__dict__ if window else None,
         quality=quality,
         viewport=viewport,
+        renderer=actor.user_id,
     )
     dicom.audit_file_view(actor, instance, f"rendered frame {frame_number}")
     response = send_file(path, mimetype=media_type, max_age=3600, conditional=True)
@@ -798,7 +799,7 @@ def _read_body(staging: Path | None) -> bytes | Path:
         return b"".join(chunks)
     assert staging is not None
     body = staging / "body"
-    with open(body, "wb") as out:
+    with dicom.store().create_private(body) as out:
         while chunk := request.stream.read(CHUNK):
             out.write(chunk)
     return body
@@ -812,7 +813,7 @@ def _part_source(body, span: tuple[int, int], staging: Path | None, number: int)
         return body[start:end]
     assert staging is not None
     spill = staging / f"{number:06d}.dcm"
-    with open(spill, "wb") as out:
+    with dicom.store().create_private(spill) as out:
         for cursor in range(start, end, CHUNK):
             out.write(body[cursor : min(cursor + CHUNK, end)])
     return spill

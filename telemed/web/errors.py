@@ -7,12 +7,14 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import Flask, current_app, g, jsonify, render_template, request
 from marshmallow import ValidationError as SchemaError
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
+from telemed.db import is_unreachable
 from telemed.errors import TelemedError, TooManyRequests
+from telemed.extensions import login_manager
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,24 @@ def conflict_response(message: str):
     return response
 
 
+def unavailable_response():
+    """503 with Retry-After: the database cannot be reached. Pages get a page that asks
+    nothing of the database; the API its JSON error; FHIR an OperationOutcome."""
+    g.database_unavailable = True  # the boundary writes no audit rows now
+    # Whoever it is cannot be looked up now: the page is worded by the browser's language.
+    g._login_user = login_manager.anonymous_user()
+    retry_after = current_app.config["TELEMED_RETRY_AFTER_SECONDS"]
+    log.warning("database unavailable on %s %s", request.method, request.path)
+    if is_fhir() or wants_json():
+        body, status = error_response(
+            503, "unavailable", "the database is unavailable; try again later"
+        )
+    else:
+        # Not render_template: its context processors look up the signed-in user.
+        body, status = current_app.jinja_env.get_template("unavailable.html").render(), 503
+    return body, status, {"Retry-After": str(retry_after)}
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(TelemedError)
     def _domain_error(error: TelemedError):
@@ -85,6 +105,9 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
+        original = getattr(error, "original_exception", None)
+        if error.code == 500 and original is not None and is_unreachable(original):
+            return unavailable_response()  # raised after the view, ending the transaction
         data = getattr(error, "data", None)
         if error.code == 422 and data and "messages" in data:
             return _validation_response(data["messages"])
@@ -115,6 +138,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
+        if is_unreachable(error):
+            return unavailable_response()
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "an internal error occurred")
 

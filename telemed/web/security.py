@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import secrets
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, has_request_context, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
@@ -53,7 +55,7 @@ def init_app(app: Flask) -> None:
     def _fresh_identity() -> None:
         # g outlives a request when an app context was pushed around it (tests, CLI):
         # each request must identify its caller afresh.
-        for name in ("actor", "_login_user", "authenticated_by_token", "csrf_token"):
+        for name in ("actor", "_login_user", "authenticated_by_token", "csrf_token", "csp_nonce"):
             g.pop(name, None)
 
     @app.before_request
@@ -78,6 +80,7 @@ def init_app(app: Flask) -> None:
         return redirect(url_for("auth.login", next=request.full_path))
 
     app.after_request(protective_headers)
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
     app.register_error_handler(CSRFError, _csrf_error)
 
 
@@ -86,6 +89,47 @@ def _bearer_challenge() -> str:
     if bearer_token() is not None:
         return 'Bearer realm="telemed", error="invalid_token"'
     return 'Bearer realm="telemed"'
+
+
+def csp_nonce() -> str:
+    """This response's nonce: a script may carry it (``nonce="{{ csp_nonce() }}"``)."""
+    nonce = g.get("csp_nonce")
+    if nonce is None:
+        nonce = g.csp_nonce = secrets.token_urlsafe(16)
+    return nonce
+
+
+def live_socket_origin() -> str:
+    """Where pages open their sockets (TELEMED_LIVE_URL, else the live port on this host)."""
+    configured = current_app.config.get("TELEMED_LIVE_URL")
+    if configured:
+        parts = urlsplit(configured)
+        return f"{parts.scheme}://{parts.netloc}"
+    host = urlsplit(request.host_url).hostname or "127.0.0.1"
+    scheme = "wss" if request.scheme == "https" else "ws"
+    return f"{scheme}://{host}:{current_app.config['TELEMED_LIVE_PORT']}"
+
+
+def content_security_policy(nonce: str, live_origin: str) -> str:
+    """Scripts only from this site (or carrying the nonce): no inline script, no inline
+    handler, no eval. Styles may be inline: the uploader, the charts and the ECG viewer set
+    them, and a style cannot run code."""
+    return "; ".join(
+        [
+            "default-src 'self'",
+            f"script-src 'self' 'nonce-{nonce}'",
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data: blob:",
+            "media-src 'self' blob: mediastream:",
+            f"connect-src 'self' {live_origin}",
+            "worker-src 'self' blob:",
+            "font-src 'self' data:",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
 
 
 def protective_headers(response: Response) -> Response:
@@ -97,6 +141,13 @@ def protective_headers(response: Response) -> Response:
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "same-origin")  # URLs name cases and patients
+    if has_request_context():
+        headers.setdefault(
+            "Content-Security-Policy", content_security_policy(csp_nonce(), live_socket_origin())
+        )
+        hsts = current_app.config["TELEMED_HSTS_SECONDS"]
+        if request.is_secure and hsts > 0:  # behind TLS (X-Forwarded-Proto from a trusted proxy)
+            headers.setdefault("Strict-Transport-Security", f"max-age={hsts}; includeSubDomains")
     if "Cache-Control" not in headers:
         headers["Cache-Control"] = "no-store"
     return response

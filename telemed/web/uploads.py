@@ -37,7 +37,7 @@ from telemed.domain.file_names import clean_file_name
 from telemed.errors import Conflict, InvalidInput, NotFound, TelemedError
 from telemed.extensions import db
 from telemed.models.case_files import UploadSession
-from telemed.services.cases import dicom, ecg_files
+from telemed.services.cases import case_uploads, dicom, ecg_files
 from telemed.services.cases.case_uploads import partial_path
 from telemed.services.cases.cases import get_case
 from telemed.web.security import current_actor
@@ -144,6 +144,16 @@ def create():
         raise InvalidInput("Upload-Metadata needs the case_id", field="case_id") from None
     case = get_case(actor, case_id)
     (dicom if purpose == "dicom" else ecg_files).check_may_attach(actor, case)
+    left = case_uploads.allowance(actor, for_update=True)
+    if length > left.left:
+        whose = "your" if left.user_left <= left.institution_left else "your institution's"
+        raise TusError(
+            413,
+            f"{filename}: {length} bytes is more than {whose} upload quota has left today "
+            f"({left.left} bytes)",
+            field="filename",
+            quota_left=left.left,
+        )
     now = clock.now()
     upload = UploadSession(
         id=secrets.token_hex(16),
@@ -162,6 +172,7 @@ def create():
     partial_path(upload.id).touch()
     response = Response(status=201)
     response.headers["Location"] = f"/uploads/{upload.id}"
+    response.headers["Upload-Quota-Left"] = str(max(0, left.left - length))
     response.headers["Upload-Expires"] = upload.expires_at.strftime("%a, %d %b %Y %H:%M:%S GMT")
     if length == 0:
         _finish(actor, upload)

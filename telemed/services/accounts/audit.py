@@ -98,6 +98,11 @@ def _committed(session: Session) -> None:
         session.info[_BUFFER_KEY] = [entry for entry in buffered if not entry[1]]
 
 
+def discard_buffered(session: Session) -> None:
+    """Forget what waits to be written: the database cannot be reached to write it."""
+    session.info.pop(_BUFFER_KEY, None)
+
+
 def write_buffered(session: Session, *, failed_status: int | None) -> None:
     """After the main transaction ended: write what it could not carry.
 

@@ -10,13 +10,14 @@ header is checked in process (``reading.inspect_native``), anything else by a wo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
 import threading
 import zipfile
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -32,7 +33,7 @@ from telemed.domain.case_states import EDITABLE, Side
 from telemed.domain.dicom_identity import identity_warnings
 from telemed.domain.dicomweb_media import EXPLICIT_LITTLE, NATIVE_SYNTAXES
 from telemed.domain.file_names import clean_file_name
-from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound
+from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
 from telemed.extensions import db
 from telemed.imaging import reading, safezip
 from telemed.imaging.deidentify import UidMap
@@ -100,7 +101,11 @@ def workers():
 
 
 def pixel_limits() -> dict[str, int]:
-    return {"max_pixel_bytes": current_app.config["TELEMED_DICOM_MAX_PIXEL_MB"] * 1024**2}
+    config = current_app.config
+    return {
+        "max_pixel_bytes": config["TELEMED_DICOM_MAX_PIXEL_MB"] * 1024**2,
+        "max_frame_pixels": config["TELEMED_DICOM_MAX_FRAME_MEGAPIXELS"] * 1024**2,
+    }
 
 
 # -- attaching ------------------------------------------------------------------------------
@@ -568,8 +573,10 @@ def rendered_frame(
     window: dict[str, Any] | None,
     quality: int,
     viewport: tuple[int, int] | None,
+    renderer: int | None = None,
 ) -> Path:
-    """The cached render of one frame (zero-based), made by a worker on a miss."""
+    """The cached render of one frame (zero-based), made by a worker on a miss; a miss
+    takes one of the ``renderer``'s (a user id) render slots."""
     if not instance.decodable:
         why = instance.notes or "the file holds no image to show"
         raise Conflict(
@@ -589,21 +596,68 @@ def rendered_frame(
     target = folder / f"{frame}-{key}.{extension}"
     if target.exists():
         return target
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        workers().call(
-            "render",
-            path=str(content.path_of(instance.sha256)),
-            out=str(target),
-            frame=frame,
-            media_type=media_type,
-            window=window,
-            quality=quality,
-            viewport=list(viewport) if viewport else None,
+    # A frame that failed once (out of the worker's memory or time) fails again: say so at
+    # once rather than spend a worker on it for every request.
+    failed = folder / f"{frame}.failed"
+    if failed.exists():
+        raise Conflict(
+            f"frame {frame + 1} could not be rendered: {failed.read_text()}", field="frame"
         )
-    except (TaskError, WorkerFailed) as error:
-        raise Conflict(f"frame {frame + 1} could not be rendered: {error}", field="frame") from None
+    folder.mkdir(parents=True, exist_ok=True)
+    with render_slot(renderer):
+        try:
+            workers().call(
+                "render",
+                path=str(content.path_of(instance.sha256)),
+                out=str(target),
+                frame=frame,
+                media_type=media_type,
+                window=window,
+                quality=quality,
+                viewport=list(viewport) if viewport else None,
+            )
+        except (TaskError, WorkerFailed) as error:
+            failed.write_text(str(error)[:500])
+            raise Conflict(
+                f"frame {frame + 1} could not be rendered: {error}", field="frame"
+            ) from None
     return target
+
+
+_renders_lock = threading.Lock()
+_renders_by_user: Counter[int] = Counter()
+
+
+@contextlib.contextmanager
+def render_slot(user_id: int | None) -> Iterator[None]:
+    """At most TELEMED_DICOM_RENDERS_PER_USER renders of one user at a time in this
+    process: one user's loop cannot take every worker from the others."""
+    if user_id is None:
+        yield
+        return
+    limit = current_app.config["TELEMED_DICOM_RENDERS_PER_USER"]
+    with _renders_lock:
+        if _renders_by_user[user_id] >= limit:
+            raise TooManyRequests(
+                f"at most {limit} images are rendered for one user at a time; try again",
+                retry_after=1,
+            )
+        _renders_by_user[user_id] += 1
+    try:
+        yield
+    finally:
+        with _renders_lock:
+            _renders_by_user[user_id] -= 1
+            if _renders_by_user[user_id] <= 0:
+                del _renders_by_user[user_id]
+
+
+def decoded_size_bound(instance: DicomInstance) -> int:
+    """At most how many bytes the instance's pixels take decoded (16 bits, 3 samples for
+    colour), for bounding a decompressed copy before it is made."""
+    samples = 3 if (instance.photometric or "").startswith(("RGB", "YBR")) else 1
+    frames = max(instance.number_of_frames or 1, 1)
+    return (instance.rows or 0) * (instance.columns or 0) * frames * samples * 2
 
 
 def explicit_little_copy(instance: DicomInstance) -> Path:
@@ -616,11 +670,22 @@ def explicit_little_copy(instance: DicomInstance) -> Path:
         return original
     # Named apart from the copies of old, which carried a new SOP Instance UID.
     target = content.area("transcoded") / f"{instance.sha256}.explicit-le.dcm"
+    bound = current_app.config["TELEMED_DICOM_MAX_TRANSCODE_MB"] * 1024**2
+    too_big = Conflict(
+        f"{instance.sop_instance_uid}: a decompressed copy would be over "
+        f"{bound // 1024**2} MB; ask for the stored transfer syntax (transfer-syntax=*)",
+        field="transfer-syntax",
+    )
+    if decoded_size_bound(instance) > bound:
+        raise too_big
     if not target.exists():
         try:
             workers().call("transcode", path=str(original), out=str(target))
         except (TaskError, WorkerFailed) as error:
             raise Conflict(f"the instance could not be decompressed: {error}") from None
+        if target.stat().st_size > bound:  # the header's sizes undersold it
+            target.unlink(missing_ok=True)
+            raise too_big
     return target
 
 

@@ -19,14 +19,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, case, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from telemed import clock
 from telemed.domain.access import Actor
 from telemed.domain.case_states import CaseKind, CaseStatus, Side
 from telemed.domain.live_rules import ROOM_STATES, RoomRole, room_role
-from telemed.errors import Conflict, Forbidden, NotFound
+from telemed.errors import Conflict, Forbidden, NotFound, TooManyRequests
 from telemed.events import publish_after_commit
 from telemed.extensions import db
 from telemed.models.accounts import ApiToken, LoginSession
@@ -126,8 +126,9 @@ def _issue(
     login_session_id: str | None,
     api_token_id: int | None = None,
 ) -> tuple[str, datetime]:
-    jti = secrets.token_urlsafe(24)
     now = clock.now()
+    _check_ticket_rate(user_id, now)
+    jti = secrets.token_urlsafe(24)
     expires = now + TICKET_LIFETIME
     db.session.add(
         LiveTicket(
@@ -142,6 +143,22 @@ def _issue(
     )
     db.session.flush()
     return f"{jti}.{_signature(jti)}", expires
+
+
+def _check_ticket_rate(user_id: int, now: datetime) -> None:
+    """At most TELEMED_LIVE_TICKETS_PER_MINUTE tickets a user a minute: a page needs one
+    per (re)connection, a flood of sockets needs hundreds."""
+    limit = current_app.config["TELEMED_LIVE_TICKETS_PER_MINUTE"]
+    recent = db.session.execute(
+        select(func.count(), func.min(LiveTicket.created_at)).where(
+            LiveTicket.user_id == user_id, LiveTicket.created_at > now - timedelta(minutes=1)
+        )
+    ).one()
+    if recent[0] >= limit:
+        wait = int((recent[1] + timedelta(minutes=1) - now).total_seconds()) + 1
+        raise TooManyRequests(
+            f"at most {limit} live tickets a minute; try again shortly", retry_after=max(1, wait)
+        )
 
 
 def issue_room_ticket(

@@ -65,10 +65,12 @@ def job_title(job_id: str) -> str:
 @roles_required(Role.ADMIN)
 def index():
     lease_row, lease_live = overview.lease_state()
+    shared = overview.spans_several_consortia()
     return render_template(
         "admin/jobs.html",
         statuses=overview.job_statuses(),
-        runs=overview.recent_runs(limit=30),
+        runs=[] if shared else overview.recent_runs(limit=30),
+        shared=shared,
         lease=lease_row,
         lease_live=lease_live,
     )
@@ -80,8 +82,12 @@ def history(job_id: str):
     spec = JOBS.get(job_id)
     if spec is None:
         abort(404)
+    shared = overview.spans_several_consortia()
     return render_template(
-        "admin/job_history.html", spec=spec, runs=overview.recent_runs(job_id, limit=100)
+        "admin/job_history.html",
+        spec=spec,
+        runs=[] if shared else overview.recent_runs(job_id, limit=100),
+        shared=shared,
     )
 
 
