@@ -119,6 +119,7 @@ function applyEvent(event) {
       break;
     case "session.started":
       showStatus("session-status", "session", "live");
+      $("session-start")?.setAttribute("hidden", "");
       showStatus("case-status", "case", "in_session");
       break;
     case "session.ended":
