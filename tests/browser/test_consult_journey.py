@@ -27,6 +27,7 @@ from tests.ecg import samples as ecg_samples
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
+FAILED: list[str] = []
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "journey"
 # Monday 08:00 in Shanghai; the consult seat is at 09:00 the same morning.
 MORNING = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
@@ -111,6 +112,14 @@ def sign_in(browser, base_url: str, username: str, words: dict):
     page = context.new_page()
     page.set_default_timeout(30_000)
     page.on("pageerror", lambda error: print("page error", username, error))
+    # Nothing a page asks for is missing or breaks (the favicon included).
+    page.on(
+        "response",
+        lambda response: (
+            (response.status == 404 or response.status >= 500)
+            and FAILED.append(f"{response.status} {response.url}")
+        ),
+    )
     page.goto("/")  # the home page: the only address typed
     page.fill("#username", username)
     page.fill("#password", factories.PASSWORD)
@@ -132,6 +141,7 @@ def drag(page, selector: str, start: tuple[int, int], end: tuple[int, int]) -> N
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_a_consult_from_booking_to_signed_report(app, world, stack, browser, tmp_path, lang):
     web, frozen = stack
+    FAILED.clear()
     words = WORDS[lang]
     shots = Shots(lang)
     series = dicom_files.ct_series(tmp_path / "series", 4)
@@ -287,3 +297,4 @@ def test_a_consult_from_booking_to_signed_report(app, world, stack, browser, tmp
     assert words["chat_doctor"] in transcript and words["chat_specialist"] in transcript
     assert "\\u" not in doctor.content() and '{"' not in transcript
     shots.take(doctor, "transcript", full_page=True)
+    assert FAILED == []
