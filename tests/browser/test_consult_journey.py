@@ -47,6 +47,7 @@ WORDS = {
         "chat_specialist": "好的，请看这张 CT 的箭头处。",
         "findings": "运动后 ST 段压低。",
         "impression": "稳定型心绞痛",
+        "manage_locally": "本地处理",
     },
     "en": {
         "locale": "en",
@@ -60,6 +61,7 @@ WORDS = {
         "chat_specialist": "Good. Look at the arrow on the CT.",
         "findings": "Exertional ST depression.",
         "impression": "Stable angina pectoris",
+        "manage_locally": "Manage locally",
     },
 }
 
@@ -290,6 +292,7 @@ def test_a_consult_from_booking_to_signed_report(app, world, stack, browser, tmp
     report = doctor.locator("#report article.signed-report")
     assert words["impression"] in report.locator(".impression").inner_text()
     assert words["specialist"] in report.locator(".signature").inner_text()
+    assert report.locator(".disposition").inner_text() == words["manage_locally"]
     report.scroll_into_view_if_needed()
     shots.take(doctor, "signed-report-on-the-case")
     doctor.click("a.transcript-link")
