@@ -119,12 +119,27 @@ function applyEvent(event) {
       break;
     case "session.started":
       showStatus("session-status", "session", "live");
+      $("session-start")?.setAttribute("hidden", "");
       showStatus("case-status", "case", "in_session");
       break;
     case "session.ended":
       showStatus("session-status", "session", "ended");
       break;
   }
+}
+
+// -- the time to the seat's start --------------------------------------------------------
+// Counted from the server's "now" at page load (the server's clock is the one that counts).
+const startTime = $("start-time");
+if (startTime) {
+  const startsAt = Date.parse(startTime.dataset.startsAt);
+  const offset = Date.parse(startTime.dataset.now) - Date.now();
+  const tick = () => {
+    const minutes = Math.round((startsAt - (Date.now() + offset)) / 60000);
+    $("time-to-start").textContent = minutes > 0 ? t("starts_in", { minutes })
+      : minutes < 0 ? t("started_ago", { minutes: -minutes }) : t("starts_now");
+  };
+  setInterval(tick, 30000);
 }
 
 // -- participants and chat ---------------------------------------------------------------

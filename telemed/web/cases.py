@@ -180,7 +180,7 @@ def detail(case_id: int):
         side is Side.REQUESTER
         and case.kind is CaseKind.CONSULT
         and case.booking_id is None
-        and case.status in (CaseStatus.DRAFT, CaseStatus.SUBMITTED, CaseStatus.ACCEPTED)
+        and case.status in cases.SEAT_STATES
     )
     return render_template(
         "cases/detail.html",

@@ -27,6 +27,7 @@ from tests.ecg import samples as ecg_samples
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
+FAILED: list[str] = []
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "journey"
 # Monday 08:00 in Shanghai; the consult seat is at 09:00 the same morning.
 MORNING = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
@@ -46,6 +47,7 @@ WORDS = {
         "chat_specialist": "好的，请看这张 CT 的箭头处。",
         "findings": "运动后 ST 段压低。",
         "impression": "稳定型心绞痛",
+        "manage_locally": "本地处理",
     },
     "en": {
         "locale": "en",
@@ -59,6 +61,7 @@ WORDS = {
         "chat_specialist": "Good. Look at the arrow on the CT.",
         "findings": "Exertional ST depression.",
         "impression": "Stable angina pectoris",
+        "manage_locally": "Manage locally",
     },
 }
 
@@ -111,6 +114,14 @@ def sign_in(browser, base_url: str, username: str, words: dict):
     page = context.new_page()
     page.set_default_timeout(30_000)
     page.on("pageerror", lambda error: print("page error", username, error))
+    # Nothing a page asks for is missing or breaks (the favicon included).
+    page.on(
+        "response",
+        lambda response: (
+            (response.status == 404 or response.status >= 500)
+            and FAILED.append(f"{response.status} {response.url}")
+        ),
+    )
     page.goto("/")  # the home page: the only address typed
     page.fill("#username", username)
     page.fill("#password", factories.PASSWORD)
@@ -132,6 +143,7 @@ def drag(page, selector: str, start: tuple[int, int], end: tuple[int, int]) -> N
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_a_consult_from_booking_to_signed_report(app, world, stack, browser, tmp_path, lang):
     web, frozen = stack
+    FAILED.clear()
     words = WORDS[lang]
     shots = Shots(lang)
     series = dicom_files.ct_series(tmp_path / "series", 4)
@@ -280,6 +292,7 @@ def test_a_consult_from_booking_to_signed_report(app, world, stack, browser, tmp
     report = doctor.locator("#report article.signed-report")
     assert words["impression"] in report.locator(".impression").inner_text()
     assert words["specialist"] in report.locator(".signature").inner_text()
+    assert report.locator(".disposition").inner_text() == words["manage_locally"]
     report.scroll_into_view_if_needed()
     shots.take(doctor, "signed-report-on-the-case")
     doctor.click("a.transcript-link")
@@ -287,3 +300,4 @@ def test_a_consult_from_booking_to_signed_report(app, world, stack, browser, tmp
     assert words["chat_doctor"] in transcript and words["chat_specialist"] in transcript
     assert "\\u" not in doctor.content() and '{"' not in transcript
     shots.take(doctor, "transcript", full_page=True)
+    assert FAILED == []

@@ -310,3 +310,19 @@ def test_a_patient_registered_from_a_hold_is_chosen(world, signed_in, consult_sl
     page = text_of(gp.get(f"{hold_url}?patient_id={stranger.id}"))
     assert "selected" not in page[page.index('id="patient_id"') :].split("</select>")[0]
     assert db.session.execute(select(Case)).first() is None
+
+
+def test_signing_too_early_is_refused_in_words_not_a_server_error(world, signed_in, consult_slots):
+    booking_id = _booked(world, consult_slots[0])
+    gp, spec = signed_in("gp_ts1"), signed_in("card1")
+    case_id = _open_from_booking(gp, booking_id)
+    draft_case = spec.get(f"/consults/{case_id}/report/sign")  # not yet scheduled
+    assert draft_case.status_code == 409 and "scheduled" in text_of(draft_case)
+    _scheduled(world, case_id)
+    no_draft = text_of(spec.get(f"/consults/{case_id}/report/sign"))
+    assert "There is no draft to sign" in no_draft and 'id="confirm-sign"' not in no_draft
+    refused = spec.post(f"/consults/{case_id}/report/sign", headers={"Accept": "text/html"})
+    assert 400 <= refused.status_code < 500
+    assert reports.latest_signed(case_id) is None
+    huge = gp.get("/cases/new?booking_id=99999999999999999999")
+    assert huge.status_code in (404, 422) and "booking_id" in text_of(huge)

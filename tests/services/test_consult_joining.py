@@ -141,3 +141,17 @@ def test_a_policy_below_the_down_share_floor_is_refused(world, frozen_clock):
         kept = policies.change_policy(admin, card, reason="more", outpatient_share=Fraction(1, 3))
         assert kept.outpatient_share_num == 1
         db.session.rollback()
+
+
+def test_the_case_follows_its_seat_when_moved_and_lets_go_when_cancelled(world, seats):
+    gp = actor_of(world.user("gp_ts1"))
+    tuesday, tuesday_later = seats[2], seats[3]  # far enough ahead to move or cancel
+    with write_intent(True):
+        case = _consult(world, tuesday)
+        moved = booking.reschedule_booking(gp, case.booking_id, tuesday_later, "later suits")
+        assert case.booking_id == moved.id and moved.slot_id == tuesday_later
+        booking.cancel_booking(gp, moved.id, "the patient is better")
+        assert case.booking_id is None
+        # Free again to book a seat from the case page.
+        assert cases.book_consult_seat(gp, case.id, tuesday).booking.slot_id == tuesday
+        db.session.rollback()

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, or_, select, update
 
 from telemed import clock
+from telemed.domain import events
 from telemed.domain.access import Actor
 from telemed.domain.case_states import (
     DEFAULT_READ_DEADLINE_MINUTES,
@@ -33,6 +34,10 @@ from telemed.services.scheduling import booking as booking_service
 from telemed.services.scheduling import policies
 
 MAX_QUESTION = 4000
+# Consult states in which the case may take (or lose) a booked seat: before the session.
+SEAT_STATES = frozenset(
+    {CaseStatus.DRAFT, CaseStatus.SUBMITTED, CaseStatus.ACCEPTED, CaseStatus.SCHEDULED}
+)
 MAX_SUMMARY = 20000
 MAX_REASON = 1000
 
@@ -199,7 +204,7 @@ def attach_booking(actor: Actor, case_id: int, booking_id: int) -> Case:
         raise Forbidden("only the requesting institution books its consult's seat")
     if case.booking_id is not None:
         raise Conflict(f"case {case.id} already has its consult seat", field="booking_id")
-    if case.status not in (CaseStatus.DRAFT, CaseStatus.SUBMITTED, CaseStatus.ACCEPTED):
+    if case.status not in SEAT_STATES:
         raise Conflict(f"case {case.id} is {case.status.value}", field="status")
     booking = _consult_booking(actor, booking_id, case.patient_id)
     specialist = case.assigned_to_id or case.target_specialist_id
@@ -212,6 +217,28 @@ def attach_booking(actor: Actor, case_id: int, booking_id: int) -> Case:
     if case.status is CaseStatus.ACCEPTED:
         move_case(actor, case, CaseStatus.SCHEDULED, side=Side.SYSTEM)
     return case
+
+
+def on_booking_moved(event: events.BookingMoved) -> None:
+    """A consult's seat was rescheduled: the case follows its booking to the new seat."""
+    case = db.session.execute(
+        select(Case).where(Case.booking_id == event.old_booking_id)
+    ).scalar_one_or_none()
+    if case is not None:
+        case.booking_id = event.new_booking_id
+        case.updated_at = clock.now()
+
+
+def on_booking_fell_through(event: events.BookingFellThrough) -> None:
+    """A consult's seat was cancelled (by its booker, or the slot was blocked): the case
+    lets go of it, so its page offers to book another."""
+    case = db.session.execute(
+        select(Case).where(Case.booking_id == event.booking_id)
+    ).scalar_one_or_none()
+    if case is not None and case.status in SEAT_STATES:
+        case.booking_id = None
+        case.updated_at = clock.now()
+        audit.record(None, "lose_seat", "case", case.id, detail={"booking": event.booking_id})
 
 
 def free_consult_seats(actor: Actor, case_id: int, *, days: int = 28) -> list[Slot]:
