@@ -388,7 +388,9 @@ function showSigned(body) {
     if (!body[name]) continue;
     const p = document.createElement("p");
     p.dataset.field = name;
-    p.textContent = `${t(name)}: ${body[name]}`;
+    // A disposition is a code: the page says it in words.
+    const value = name === "disposition" ? t(`disposition_${body[name]}`) : body[name];
+    p.textContent = `${t(name)}: ${value}`;
     box.append(p);
   }
   if (body.referral) {

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request
+from flask_babel import lazy_gettext as _l
 from werkzeug.routing import IntegerConverter
 
 from telemed.errors import InvalidInput
@@ -79,4 +80,4 @@ def refuse_nul() -> None:
     """``before_request``: a NUL character in any field is refused, naming the field."""
     for name, value in _fields():
         if isinstance(value, str) and "\x00" in value:
-            raise InvalidInput(f"{name} contains a NUL character", field=name)
+            raise InvalidInput(_l("%(name)s contains a NUL character", name=name), field=name)

@@ -13,7 +13,9 @@ from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 
 from telemed.domain.case_states import CaseStatus
+from telemed.domain.live_rules import RoomRole
 from telemed.labels import LABELS
+from telemed.models.cases import Disposition
 from telemed.models.live import RoomStatus
 
 UI_TEXT = {
@@ -36,9 +38,8 @@ UI_TEXT = {
         # Statuses by their code, in the words the pages use (``|label``).
         **{f"session_{s.value}": label for s, label in LABELS[RoomStatus].items()},
         **{f"case_{s.value}": label for s, label in LABELS[CaseStatus].items()},
-        "role_specialist": _l("specialist"),
-        "role_doctor": _l("requesting doctor"),
-        "role_observer": _l("observer"),
+        **{f"role_{r.value}": label for r, label in LABELS[RoomRole].items()},
+        **{f"disposition_{d.value}": label for d, label in LABELS[Disposition].items()},
         "online": _l("online"),
         "connecting": _l("Connecting…"),
         "closed": _l("closed: %(reason)s"),

@@ -8,6 +8,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -37,7 +38,7 @@ def hash_password(password: str) -> str:
 
 def validate_new_password(password: str) -> None:
     if len(password) < 10:
-        raise InvalidInput("password must be at least 10 characters", field="password")
+        raise InvalidInput(_l("password must be at least 10 characters"), field="password")
 
 
 def _throttle(username: str, ip: str | None) -> None:
@@ -55,7 +56,7 @@ def _throttle(username: str, ip: str | None) -> None:
         or by_ip >= config["TELEMED_LOGIN_MAX_FAILURES_PER_IP"]
     ):
         raise TooManyRequests(
-            "too many failed sign-ins; try again later",
+            _l("too many failed sign-ins; try again later"),
             retry_after=config["TELEMED_LOGIN_WINDOW_SECONDS"],
         )
 
@@ -176,7 +177,7 @@ def user_for_api_token(token: str) -> User | None:
 def revoke_api_token(token_id: int) -> ApiToken:
     row = db.session.get(ApiToken, token_id)
     if row is None:
-        raise NotFound(f"token {token_id} not found", field="token_id")
+        raise NotFound(_l("token %(token_id)s not found", token_id=token_id), field="token_id")
     if row.revoked_at is None:
         row.revoked_at = clock.now()
         audit.record(actor_of(row.user), "revoke", "api_token", row.id)

@@ -11,6 +11,7 @@ from marshmallow import Schema, fields, validate
 
 from telemed import clock
 from telemed.domain.case_states import CaseKind, CaseStatus, Priority
+from telemed.labels import identity_mismatch
 from telemed.models.cases import Case, Report
 from telemed.models.consortium import Role
 from telemed.services.cases import cases, dicom, ecg_files, reports
@@ -239,5 +240,7 @@ def files(case_id: int):
             }
             for r in ecg_files.recordings_of(case.id)
         ],
-        "warnings": [w for study in dicom.studies_of(case) for w in study.warnings],
+        "warnings": [
+            identity_mismatch(w) for study in dicom.studies_of(case) for w in study.warnings
+        ],
     }
