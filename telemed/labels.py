@@ -154,3 +154,16 @@ def identity_mismatch(mismatch: IdentityMismatch) -> str:
         "the file's patient ID '%(in_file)s' is not the case patient's",
         in_file=mismatch.in_file,
     )
+
+
+# An ECG recording's format, by the code its reader gives (telemed/ecg/signal.py).
+ECG_FORMATS = {
+    "dicom": _l("DICOM waveform"),
+    "hl7_aecg": _l("HL7 aECG"),
+    "wfdb": _l("WFDB"),
+    "csv": _l("CSV"),
+}
+
+
+def ecg_format(code: str | None) -> str:
+    return str(ECG_FORMATS.get(code or "", code or ""))

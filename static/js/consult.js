@@ -451,7 +451,9 @@ async function ensurePeer(conn) {
   };
   pc.ontrack = (e) => { $("remote-video").srcObject = e.streams[0]; };
   pc.onconnectionstatechange = () => {
-    callState.textContent = t("call_state", { state: pc ? pc.connectionState : t("call_ended") });
+    // The connection's state is a WebRTC code: the page says it in words.
+    const state = pc ? t(`call_${pc.connectionState}`) : t("call_ended");
+    callState.textContent = t("call_state", { state });
     callState.dataset.state = pc ? pc.connectionState : "ended";
   };
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });

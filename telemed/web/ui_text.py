@@ -23,6 +23,13 @@ UI_TEXT = {
         "dicom_note": _l("DICOM files or a zip of the study folder"),
         "ecg_note": _l("DICOM waveform, HL7 aECG (.xml), WFDB (.hea + .dat) or CSV"),
         "show_new_files": _l("Show the new files"),
+        # A file's outcome after upload, by its code.
+        "outcome_stored": _l("stored"),
+        "outcome_skipped": _l("skipped"),
+        "outcome_duplicate": _l("already attached"),
+        "outcome_read": _l("read"),
+        "outcome_incomplete": _l("incomplete"),
+        "outcome_refused": _l("refused"),
         "uploader_failed": _l(
             "Could not load the uploader: %(reason)s. Reload the page to try again."
         ),
@@ -33,6 +40,13 @@ UI_TEXT = {
         "loading_percent": _l("Loading… %(percent)s%%"),
         "loaded": _l("Loaded."),
         "load_failed": _l("Could not load: %(reason)s"),
+        # Window/level presets: the viewer's own and the page's (static/js/case.js).
+        "preset_minmax": _l("full range"),
+        "preset_soft_tissue": _l("soft tissue"),
+        "preset_lung": _l("lung"),
+        "preset_bone": _l("bone"),
+        "preset_brain": _l("brain"),
+        "preset_liver": _l("liver"),
     },
     "consult": {
         # Statuses by their code, in the words the pages use (``|label``).
@@ -57,6 +71,13 @@ UI_TEXT = {
         "referral_opened": _l("Upward referral %(referral)s opened (green channel)."),
         "call_state": _l("call %(state)s"),
         "call_ended": _l("ended"),
+        # RTCPeerConnection.connectionState, by its code.
+        "call_new": _l("starting"),
+        "call_connecting": _l("connecting"),
+        "call_connected": _l("connected"),
+        "call_disconnected": _l("interrupted"),
+        "call_failed": _l("failed"),
+        "call_closed": _l("ended"),
         "no_call": _l("No call"),
         "call_error": _l("call error: %(reason)s"),
         "nobody_to_call": _l("Nobody to call yet"),

@@ -58,13 +58,13 @@ def store() -> ContentStore:
 class EcgOutcome:
     filename: str
     status: str  # read, incomplete, refused
-    reason: str | None = None
+    reason: Any = None  # text, or a lazy translation worded when the outcome is sent
     recording_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"filename": self.filename, "status": self.status}
         if self.reason:
-            body["reason"] = self.reason
+            body["reason"] = str(self.reason)
         if self.recording_id is not None:
             body["recording_id"] = self.recording_id
         return body
@@ -195,9 +195,11 @@ def record(actor: Actor, case: Case, planned: EcgPlan) -> EcgOutcome:
     if planned.waiting_for:
         recording.format = "wfdb"
         recording.status = INCOMPLETE
-        recording.problem = f"waiting for {planned.waiting_for}"
+        # While incomplete, the problem is the missing part's name (pages word it).
+        recording.problem = planned.waiting_for
         db.session.flush()
-        return EcgOutcome(planned.filename, INCOMPLETE, recording.problem, recording.id)
+        waiting = _l("waiting for %(file)s", file=planned.waiting_for)
+        return EcgOutcome(planned.filename, INCOMPLETE, waiting, recording.id)
     summary = planned.result["summary"]
     recording.format = summary["source_format"]
     recording.status = READ
