@@ -26,6 +26,10 @@ class TelemedError(Exception):
     def message(self) -> str:
         return str(self._message)
 
+    @message.setter
+    def message(self, value: Any) -> None:
+        self._message = value
+
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.field:
