@@ -170,6 +170,7 @@ function mountViewer(viewer, { App, AppOptions, ViewConfig, ToolConfig, WindowLe
         const key = `preset_${name.replace(/\W+/g, "_")}`;
         const word = t(key);
         option.textContent = word === key ? name : word;
+        if (word === key) option.translate = false; // the file's own name for its window
         presets.appendChild(option);
       }
     }
