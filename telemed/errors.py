@@ -1,7 +1,10 @@
 """Errors that domain rules and services raise; every entry point maps them the same way.
 
 Each carries the HTTP status it stands for, a stable code, a human message and, where
-one input is to blame, the field that names it.
+one input is to blame, the field that names it. The message is usually a lazy
+translation: it is worded when read (``error.message``), in the locale of that moment,
+so the entry point that shows it decides the language; the code stays the same for
+programs.
 """
 
 from __future__ import annotations
@@ -13,11 +16,19 @@ class TelemedError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, field: str | None = None, **detail: Any) -> None:
+    def __init__(self, message: Any, *, field: str | None = None, **detail: Any) -> None:
         super().__init__(message)
-        self.message = message
+        self._message = message
         self.field = field
         self.detail = detail
+
+    @property
+    def message(self) -> str:
+        return str(self._message)
+
+    @message.setter
+    def message(self, value: Any) -> None:
+        self._message = value
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "message": self.message}

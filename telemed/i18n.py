@@ -12,16 +12,32 @@ LOCALES = ("zh_Hans", "en")
 LOCALE_COOKIE = "telemed_lang"
 
 
+# Programs' entry points: a request's Accept-Language chooses the language of its error
+# messages before the account's own setting does (a browser page follows the account).
+MACHINE_PATHS = ("/api/", "/uploads")
+
+
+def _accepted(header_locales) -> str | None:
+    best = header_locales.best_match(["zh", "zh-CN", "zh-Hans", "en"])
+    if best:
+        return "en" if best.startswith("en") else "zh_Hans"
+    return None
+
+
 def select_locale() -> str:
+    if request and request.path.startswith(MACHINE_PATHS) and request.accept_languages:
+        chosen = _accepted(request.accept_languages)
+        if chosen:
+            return chosen
     if current_user and getattr(current_user, "is_authenticated", False) and current_user.locale:
         return current_user.locale
     chosen = request.cookies.get(LOCALE_COOKIE) if request else None
     if chosen in LOCALES:
         return chosen
     if request:
-        best = request.accept_languages.best_match(["zh", "zh-CN", "zh-Hans", "en"])
+        best = _accepted(request.accept_languages)
         if best:
-            return "en" if best.startswith("en") else "zh_Hans"
+            return best
     return current_app.config["BABEL_DEFAULT_LOCALE"]
 
 

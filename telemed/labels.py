@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import enum
 
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
 from telemed.domain.beds import AdmissionStatus
 from telemed.domain.case_states import CaseKind, CaseStatus, Priority
+from telemed.domain.dicom_identity import IdentityMismatch
+from telemed.domain.live_rules import RoomRole
 from telemed.domain.referral_states import Direction, ReferralStatus
+from telemed.models.cases import Disposition
 from telemed.models.consortium import ClinicalTitle, InstitutionKind, ReadingKind, Role, Sex
 from telemed.models.jobs import JobRunStatus
 from telemed.models.live import RoomStatus
@@ -86,6 +90,16 @@ LABELS: dict[type[enum.Enum], dict[enum.Enum, object]] = {
         JobRunStatus.OK: _l("succeeded"),
         JobRunStatus.FAILED: _l("failed"),
     },
+    RoomRole: {
+        RoomRole.SPECIALIST: _l("specialist"),
+        RoomRole.DOCTOR: _l("requesting doctor"),
+        RoomRole.OBSERVER: _l("observer"),
+    },
+    Disposition: {
+        Disposition.MANAGE_LOCALLY: _l("Manage locally"),
+        Disposition.REFER_UP: _l("Refer up (green channel)"),
+        Disposition.FOLLOW_UP: _l("Follow up at the member institution"),
+    },
     SlotStatus: {SlotStatus.OPEN: _l("open"), SlotStatus.BLOCKED: _l("blocked")},
     WaitlistStatus: {
         WaitlistStatus.WAITING: _l("waiting"),
@@ -126,3 +140,30 @@ def label(value: enum.Enum | None) -> str:
     if value is None:
         return ""
     return str(LABELS.get(type(value), {}).get(value, value.value))
+
+
+def identity_mismatch(mismatch: IdentityMismatch) -> str:
+    """A file's patient that differs from the case's, in the reader's language."""
+    if mismatch.field == "name":
+        return gettext(
+            "the file names the patient '%(in_file)s', the case '%(in_case)s'",
+            in_file=mismatch.in_file,
+            in_case=mismatch.in_case,
+        )
+    return gettext(
+        "the file's patient ID '%(in_file)s' is not the case patient's",
+        in_file=mismatch.in_file,
+    )
+
+
+# An ECG recording's format, by the code its reader gives (telemed/ecg/signal.py).
+ECG_FORMATS = {
+    "dicom": _l("DICOM waveform"),
+    "hl7_aecg": _l("HL7 aECG"),
+    "wfdb": _l("WFDB"),
+    "csv": _l("CSV"),
+}
+
+
+def ecg_format(code: str | None) -> str:
+    return str(ECG_FORMATS.get(code or "", code or ""))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from flask_babel import force_locale
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
@@ -40,7 +41,11 @@ def test_read_cannot_be_submitted_without_its_files(world):
     with pytest.raises(InvalidInput) as refusal:
         cases.transition(actor_of(world.user("gp_ts1")), case.id, CaseStatus.SUBMITTED)
     assert refusal.value.field == "files"
-    assert "ECG recording" in refusal.value.message
+    # The message is worded when read, in the locale of that moment.
+    with force_locale("en"):
+        assert "ECG recording" in refusal.value.message
+    with force_locale("zh_Hans"):
+        assert "心电记录" in refusal.value.message
 
 
 def test_read_goes_submitted_claimed_reported_with_history(world):

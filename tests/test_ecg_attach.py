@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from flask_babel import force_locale
 
 from telemed.domain.case_states import CaseKind, CaseStatus
 from telemed.extensions import db
@@ -51,7 +52,8 @@ def test_every_format_is_read_stored_and_measured(app, world, tmp_path):
         ],
     )
     assert [o.status for o in outcomes] == ["read", "read", "incomplete", "read", "read"]
-    assert outcomes[2].reason == "waiting for 100.dat"
+    with force_locale("en"):
+        assert str(outcomes[2].reason) == "waiting for 100.dat"
     assert outcomes[2].recording_id == outcomes[3].recording_id
     recordings = {r.format: r for r in ecg_files.recordings_of(case.id)}
     assert set(recordings) == {"dicom", "hl7_aecg", "wfdb", "csv"}

@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from telemed.domain.dicom_identity import identity_warnings, normalised_name
+from telemed.domain.dicom_identity import IdentityMismatch, identity_warnings, normalised_name
 from telemed.imaging import safezip
 from telemed.imaging.deidentify import UidMap
 from telemed.imaging.rendering import Window, apply_window, parse_window
@@ -44,7 +44,10 @@ def test_identity_warnings_compare_names_loosely_and_ids_exactly():
     assert normalised_name("Zhang^San") == normalised_name("san zhang")
     assert identity_warnings("Zhang San", ["110105194912310021"], "ZHANG^SAN", None) == []
     warnings = identity_warnings("Zhang San", ["110105194912310021"], "Li^Si", "12345")
-    assert len(warnings) == 2
+    assert warnings == [
+        IdentityMismatch("name", "Li^Si", "Zhang San"),
+        IdentityMismatch("id", "12345"),
+    ]
     assert identity_warnings("Zhang San", [""], None, "12345") == []  # nothing to compare
 
 

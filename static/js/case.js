@@ -85,7 +85,7 @@ function mountUploader(element, resultsList, { Uppy, Dashboard, Tus, locale }) {
         const refused = outcome.status === "refused";
         resultItem(
           resultsList,
-          `${outcome.filename}: ${outcome.status}${outcome.reason ? " — " + outcome.reason : ""}`,
+          `${outcome.filename}: ${t(`outcome_${outcome.status}`)}${outcome.reason ? " — " + outcome.reason : ""}`,
           refused,
         );
       }
@@ -165,7 +165,12 @@ function mountViewer(viewer, { App, AppOptions, ViewConfig, ToolConfig, WindowLe
       for (const name of controller.getWindowLevelPresetsNames()) {
         const option = document.createElement("option");
         option.value = name;
-        option.textContent = name;
+        // Preset names are the viewer's codes ("minmax"): said in words where we have them;
+        // a name a file brings along is shown as it is.
+        const key = `preset_${name.replace(/\W+/g, "_")}`;
+        const word = t(key);
+        option.textContent = word === key ? name : word;
+        if (word === key) option.translate = false; // the file's own name for its window
         presets.appendChild(option);
       }
     }

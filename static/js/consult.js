@@ -405,6 +405,7 @@ function showSigned(body) {
     if (!body[name]) continue;
     const p = document.createElement("p");
     p.dataset.field = name;
+    // A disposition is a code: the page says it in words.
     const value = name === "disposition" ? t(`disposition_${body[name]}`) : body[name];
     p.textContent = `${t(name)}: ${value}`;
     box.append(p);
@@ -475,7 +476,9 @@ async function ensurePeer(conn) {
   };
   pc.ontrack = (e) => { $("remote-video").srcObject = e.streams[0]; };
   pc.onconnectionstatechange = () => {
-    callState.textContent = t("call_state", { state: pc ? pc.connectionState : t("call_ended") });
+    // The connection's state is a WebRTC code: the page says it in words.
+    const state = pc ? t(`call_${pc.connectionState}`) : t("call_ended");
+    callState.textContent = t("call_state", { state });
     callState.dataset.state = pc ? pc.connectionState : "ended";
   };
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import Flask
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -46,7 +47,7 @@ class RunPolicy:
 def spec_of(job_id: str) -> JobSpec:
     spec = JOBS.get(job_id)
     if spec is None:
-        raise NotFound(f"no job named {job_id!r}", field="job_id")
+        raise NotFound(_l("no job named %(job_id)s", job_id=repr(job_id)), field="job_id")
     return spec
 
 
@@ -190,10 +191,10 @@ def _drain_outbox(app: Flask) -> None:
 def request_run(actor, job_id: str) -> JobRun:
     """ "Run now" from the admin page: a JobRun the scheduler's process picks up."""
     if not actor.is_admin:
-        raise Forbidden("only admins run jobs by hand")
+        raise Forbidden(_l("only admins run jobs by hand"))
     if spans_several_consortia():
         raise Forbidden(
-            "jobs run for every consortium here; the operator runs them (flask jobs run)",
+            _l("jobs run for every consortium here; the operator runs them (flask jobs run)"),
             field="job_id",
         )
     spec = spec_of(job_id)
@@ -205,7 +206,7 @@ def request_run(actor, job_id: str) -> JobRun:
         )
     ).first()
     if waiting is not None:
-        raise Conflict(f"job {spec.id} is already requested or running", field="job_id")
+        raise Conflict(_l("job %(id)s is already requested or running", id=spec.id), field="job_id")
     run = JobRun(
         job_id=spec.id,
         scheduled_at=clock.now(),
@@ -219,7 +220,7 @@ def request_run(actor, job_id: str) -> JobRun:
             db.session.add(run)
             db.session.flush()
     except IntegrityError:
-        raise Conflict(f"job {spec.id} was just requested", field="job_id") from None
+        raise Conflict(_l("job %(id)s was just requested", id=spec.id), field="job_id") from None
     audit.record(actor, "run_now", "job", spec.id, detail={"job_run_id": run.id})
     return run
 

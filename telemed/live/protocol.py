@@ -14,7 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
+
 from telemed.domain.live_rules import RoomRole
+from telemed.labels import label
 
 VERSION = 1
 MAX_TEXT = 4000
@@ -37,11 +40,15 @@ CLOSE_TRY_AGAIN = 1013  # the database cannot be reached now; reconnect later
 class ProtocolError(Exception):
     """A message the protocol refuses; answered with an ``error`` frame, not a close."""
 
-    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+    def __init__(self, code: str, message: Any, field: str | None = None) -> None:
         super().__init__(message)
         self.code = code
-        self.message = message
+        self._message = message  # a lazy translation, worded when the frame is made
         self.field = field
+
+    @property
+    def message(self) -> str:
+        return str(self._message)
 
     def frame(self, client_id: str | None) -> dict[str, Any]:
         body: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
@@ -60,9 +67,13 @@ def _text(body: dict, name: str, limit: int, *, required: bool = True) -> str | 
     if value is None and not required:
         return None
     if not isinstance(value, str) or (required and not value.strip()):
-        raise ProtocolError("invalid", f"{name} must be a non-empty string", name)
+        raise ProtocolError("invalid", _l("%(name)s must be a non-empty string", name=name), name)
     if len(value) > limit:
-        raise ProtocolError("invalid", f"{name} is longer than {limit} characters", name)
+        raise ProtocolError(
+            "invalid",
+            _l("%(name)s is longer than %(limit)s characters", name=name, limit=limit),
+            name,
+        )
     return value
 
 
@@ -71,9 +82,13 @@ def _number(body: dict, name: str, low: float, high: float, *, required: bool = 
     if value is None and not required:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ProtocolError("invalid", f"{name} must be a number", name)
+        raise ProtocolError("invalid", _l("%(name)s must be a number", name=name), name)
     if not low <= value <= high:
-        raise ProtocolError("invalid", f"{name} must be between {low} and {high}", name)
+        raise ProtocolError(
+            "invalid",
+            _l("%(name)s must be between %(low)s and %(high)s", name=name, low=low, high=high),
+            name,
+        )
     return value
 
 
@@ -86,7 +101,7 @@ def _point(value: Any, name: str) -> list[float]:
             for v in value
         )
     ):
-        raise ProtocolError("invalid", f"{name} must be points [x, y]", name)
+        raise ProtocolError("invalid", _l("%(name)s must be points [x, y]", name=name), name)
     return [float(value[0]), float(value[1])]
 
 
@@ -94,7 +109,7 @@ def _target(body: dict) -> dict[str, Any]:
     """Where on the shared views a mark or a viewport points: an image frame or the ECG."""
     target = body.get("target", "image")
     if target not in ("image", "ecg"):
-        raise ProtocolError("invalid", "target must be image or ecg", "target")
+        raise ProtocolError("invalid", _l("target must be image or ecg"), "target")
     out: dict[str, Any] = {"target": target}
     series = _text(body, "series", 128, required=False)
     if series is not None:
@@ -114,7 +129,7 @@ def check_viewport(body: dict) -> dict:
     if "window" in body and body["window"] is not None:
         window = body["window"]
         if not isinstance(window, dict):
-            raise ProtocolError("invalid", "window must be {center, width}", "window")
+            raise ProtocolError("invalid", _l("window must be {center, width}"), "window")
         out["window"] = {
             "center": _number(window, "center", -100_000, 100_000),
             "width": _number(window, "width", 1, 200_000),
@@ -139,11 +154,13 @@ def check_annotation_add(body: dict) -> dict:
     out["mark"] = _mark_id(body)
     shape = body.get("shape")
     if shape not in SHAPES:
-        raise ProtocolError("invalid", f"shape must be one of {', '.join(SHAPES)}", "shape")
+        raise ProtocolError(
+            "invalid", _l("shape must be one of %(values)s", values=", ".join(SHAPES)), "shape"
+        )
     out["shape"] = shape
     points = body.get("points")
     if not isinstance(points, list) or len(points) != 2:
-        raise ProtocolError("invalid", "points must be two points [x, y]", "points")
+        raise ProtocolError("invalid", _l("points must be two points [x, y]"), "points")
     out["points"] = [_point(p, "points") for p in points]
     if shape == "length":
         # The sender's viewer knows the pixel spacing; the length is what the reader saw.
@@ -168,7 +185,7 @@ def check_caliper(body: dict) -> dict:
     start = _number(body, "start_ms", 0, 600_000)
     end = _number(body, "end_ms", 0, 600_000)
     if end < start:
-        raise ProtocolError("invalid", "end_ms must not be before start_ms", "end_ms")
+        raise ProtocolError("invalid", _l("end_ms must not be before start_ms"), "end_ms")
     out["start_ms"], out["end_ms"] = start, end
     out["interval_ms"] = round(end - start, 1)
     if out["interval_ms"] > 0:
@@ -187,9 +204,11 @@ def check_offer_answer(body: dict) -> dict:
 def check_ice(body: dict) -> dict:
     candidate = body.get("candidate")
     if candidate is not None and not isinstance(candidate, dict):
-        raise ProtocolError("invalid", "candidate must be an RTCIceCandidate object", "candidate")
+        raise ProtocolError(
+            "invalid", _l("candidate must be an RTCIceCandidate object"), "candidate"
+        )
     if candidate is not None and len(str(candidate)) > 4000:
-        raise ProtocolError("invalid", "candidate is too long", "candidate")
+        raise ProtocolError("invalid", _l("candidate is too long"), "candidate")
     return {"to": _peer(body), "candidate": candidate}
 
 
@@ -206,10 +225,10 @@ def check_report_draft(body: dict) -> dict:
         if name in body:
             value = body[name]
             if value is not None and not isinstance(value, str):
-                raise ProtocolError("invalid", f"{name} must be a string", name)
+                raise ProtocolError("invalid", _l("%(name)s must be a string", name=name), name)
             out[name] = value
     if not out:
-        raise ProtocolError("invalid", "a draft edit changes at least one field", "body")
+        raise ProtocolError("invalid", _l("a draft edit changes at least one field"), "body")
     return out
 
 
@@ -277,15 +296,17 @@ class Hello:
 def parse_hello(message: Any) -> Hello:
     """The first message: ``{"type": "hello", "v": 1, "ticket": "...", "last_seq": 0}``."""
     if not isinstance(message, dict) or message.get("type") != "hello":
-        raise ProtocolError("protocol", "the first message must be hello with a ticket")
+        raise ProtocolError("protocol", _l("the first message must be hello with a ticket"))
     if message.get("v") != VERSION:
-        raise ProtocolError("protocol", f"unsupported version; this server speaks v{VERSION}")
+        raise ProtocolError(
+            "protocol", _l("unsupported version; this server speaks v%(VERSION)s", VERSION=VERSION)
+        )
     ticket = message.get("ticket")
     if not isinstance(ticket, str) or not ticket or len(ticket) > 200:
-        raise ProtocolError("unauthenticated", "hello carries no ticket", "ticket")
+        raise ProtocolError("unauthenticated", _l("hello carries no ticket"), "ticket")
     last_seq = message.get("last_seq", 0)
     if isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < 0:
-        raise ProtocolError("protocol", "last_seq must be a non-negative integer", "last_seq")
+        raise ProtocolError("protocol", _l("last_seq must be a non-negative integer"), "last_seq")
     return Hello(ticket, last_seq)
 
 
@@ -299,20 +320,30 @@ class Send:
 def parse_send(message: Any, role: RoomRole) -> Send:
     """Check one client message against the protocol and the sender's role."""
     if not isinstance(message, dict) or message.get("type") != "send":
-        raise ProtocolError("protocol", 'messages are {"type": "send", "kind": ..., "body": ...}')
+        raise ProtocolError(
+            "protocol", _l('messages are {"type": "send", "kind": ..., "body": ...}')
+        )
     client_id = message.get("id")
     if client_id is not None and (not isinstance(client_id, str) or not 0 < len(client_id) <= 64):
-        raise ProtocolError("invalid", "id must be a string of at most 64 characters", "id")
+        raise ProtocolError("invalid", _l("id must be a string of at most 64 characters"), "id")
     kind = KINDS.get(message.get("kind"))  # type: ignore[arg-type]
     if kind is None:
-        raise ProtocolError("unknown_kind", f"unknown message kind {message.get('kind')!r}", "kind")
+        raise ProtocolError(
+            "unknown_kind",
+            _l("unknown message kind %(get)s", get=repr(message.get("kind"))),
+            "kind",
+        )
     if role not in kind.senders:
-        raise ProtocolError("forbidden", f"a {role.value} may not send {kind.name}", "kind")
+        raise ProtocolError(
+            "forbidden",
+            _l("a %(role)s may not send %(name)s", role=label(role), name=kind.name),
+            "kind",
+        )
     body = message.get("body", {})
     if not isinstance(body, dict):
-        raise ProtocolError("invalid", "body must be an object", "body")
+        raise ProtocolError("invalid", _l("body must be an object"), "body")
     try:
         checked = kind.check(body)
     except ProtocolError as error:
-        raise ProtocolError(error.code, error.message, f"body.{error.field}") from None
+        raise ProtocolError(error.code, error._message, f"body.{error.field}") from None
     return Send(client_id, kind, checked)

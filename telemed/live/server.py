@@ -24,11 +24,12 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask
+from flask_babel import force_locale
 from sqlalchemy.exc import IntegrityError
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
@@ -484,9 +485,12 @@ class LiveServer:
                 send = protocol.parse_send(message, client.entry.role)
                 await self._dispatch(client, send)
             except ProtocolError as error:
-                client.outbox.push(encode(error.frame(_safe_id(client_id))), force=True)
+                with self._in_language_of(client):
+                    frame = error.frame(_safe_id(client_id))
+                client.outbox.push(encode(frame), force=True)
             except TelemedError as error:
-                frame = {"type": "error", "id": _safe_id(client_id), **error.to_dict()}
+                with self._in_language_of(client):
+                    frame = {"type": "error", "id": _safe_id(client_id), **error.to_dict()}
                 client.outbox.push(encode(frame), force=True)
             except Exception as error:
                 if not is_unreachable(error):
@@ -494,6 +498,13 @@ class LiveServer:
                 # Not stored, so not acknowledged: the client resends after reconnecting.
                 log.warning("database unavailable for a room message: %s", error)
                 self._close_soon(client, protocol.CLOSE_TRY_AGAIN, "database unavailable")
+
+    @contextlib.contextmanager
+    def _in_language_of(self, client: Client) -> Iterator[None]:
+        """Error messages are worded in the socket's user's own language."""
+        locale = client.entry.locale or self.app.config["BABEL_DEFAULT_LOCALE"]
+        with self.app.app_context(), force_locale(locale):
+            yield
 
     async def _dispatch(self, client: Client, send: protocol.Send) -> None:
         room = client.room

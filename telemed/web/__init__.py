@@ -55,11 +55,14 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(consults_bp)
     init_api(app)
 
+    from telemed.labels import ecg_format, identity_mismatch
     from telemed.web.pages.common import label, local_day, local_name
 
     app.jinja_env.filters["localtime"] = local_time
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.filters["label"] = label
+    app.jinja_env.filters["identity_mismatch"] = identity_mismatch
+    app.jinja_env.filters["ecg_format"] = ecg_format
     app.jinja_env.filters["localday"] = local_day
     app.jinja_env.filters["local_name"] = local_name
     app.jinja_env.add_extension("jinja2.ext.do")

@@ -16,6 +16,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -241,7 +242,7 @@ def transition(case_id: int):
     try:
         target = CaseStatus(request.form.get("to", ""))
     except ValueError:
-        raise InvalidInput("unknown state", field="to") from None
+        raise InvalidInput(_l("unknown state"), field="to") from None
     cases.transition(current_actor(), case_id, target, request.form.get("reason"))
     flash(_("Case moved to %(state)s.", state=STATUS_LABELS[target]), "ok")
     return _back(case_id)
@@ -342,7 +343,7 @@ def ecg_file(case_id: int, recording_id: int):
     try:
         original = recording.originals[int(request.args.get("part", 0))]
     except (ValueError, IndexError):
-        raise InvalidInput("part names one of the recording's files", field="part") from None
+        raise InvalidInput(_l("part names one of the recording's files"), field="part") from None
     from telemed.services.accounts import audit
 
     audit.record(
@@ -373,7 +374,7 @@ def ecg_svg(case_id: int, recording_id: int):
         gain = float(request.args.get("gain", 10))
         start = float(request.args.get("start", 0))
     except ValueError:
-        raise InvalidInput("speed, gain and start are numbers", field="speed") from None
+        raise InvalidInput(_l("speed, gain and start are numbers"), field="speed") from None
     svg = ecg_files.render_svg(recording, speed=speed, gain=gain, start=start)
     from telemed.services.accounts import audit
 

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from flask import Flask, current_app, g, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError as SchemaError
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
@@ -26,6 +28,45 @@ def answers_json(view: V) -> V:
     caller accepts, never a redirect to the login page or an HTML error page."""
     view.answers_json = True  # type: ignore[attr-defined]
     return view
+
+
+# Werkzeug's own descriptions are English; these say the same in the reader's language.
+HTTP_MESSAGES = {
+    400: _l("The request could not be understood."),
+    401: _l("Sign in first."),
+    403: _l("You may not do this."),
+    404: _l("Not found: nothing is at this address."),
+    405: _l("This address does not take that method."),
+    406: _l("No answer in an acceptable format can be given."),
+    409: _l("The request conflicts with the current state."),
+    410: _l("This is gone."),
+    411: _l("The request needs a Content-Length."),
+    412: _l("A precondition of the request failed."),
+    413: _l("The request is too large."),
+    415: _l("This content type is not accepted here."),
+    416: _l("The requested range cannot be served."),
+    422: _l("The request's content is not valid."),
+    428: _l("The request needs a precondition."),
+    429: _l("Too many requests; try again later."),
+    500: _l("An internal error occurred."),
+    503: _l("The service is busy; try again shortly."),
+}
+# marshmallow's fixed messages (the API's schemas), in the reader's language.
+SCHEMA_MESSAGES = {
+    "Missing data for required field.": _l("This field is required."),
+    "Field may not be null.": _l("This field may not be empty."),
+    "Unknown field.": _l("Unknown field."),
+    "Not a valid integer.": _l("Not a whole number."),
+    "Not a valid number.": _l("Not a number."),
+    "Not a valid string.": _l("Not text."),
+    "Not a valid boolean.": _l("Not true or false."),
+    "Not a valid date.": _l("Not a date (YYYY-MM-DD)."),
+    "Not a valid datetime.": _l("Not a date and time."),
+    "Not a valid time.": _l("Not a time (HH:MM)."),
+    "Not a valid list.": _l("Not a list."),
+    "Not a valid mapping type.": _l("Not an object."),
+    "Invalid input type.": _l("Invalid input type."),
+}
 
 
 def wants_json() -> bool:
@@ -111,7 +152,13 @@ def init_app(app: Flask) -> None:
         data = getattr(error, "data", None)
         if error.code == 422 and data and "messages" in data:
             return _validation_response(data["messages"])
-        message = error.description or error.name
+        # A description of our own is kept; werkzeug's stock one is said in our words.
+        stock = error.description == type(error).description
+        message = (
+            str(HTTP_MESSAGES.get(error.code or 500, error.name))
+            if stock or not error.description
+            else error.description
+        )
         code = (error.name or "error").lower().replace(" ", "_")
         response = error_response(error.code or 500, code, message)
         if error.code == 405:
@@ -133,7 +180,9 @@ def init_app(app: Flask) -> None:
         field = out_of_range_field() if too_big else None
         if field is None:
             return _unexpected(error)
-        message = f"{field}: the number is out of range (at most {MAX_ID})"
+        message = _(
+            "%(field)s: the number is out of range (at most %(max)s)", field=field, max=MAX_ID
+        )
         return error_response(422, "invalid_input", message, field=field)
 
     @app.errorhandler(Exception)
@@ -141,7 +190,7 @@ def init_app(app: Flask) -> None:
         if is_unreachable(error):
             return unavailable_response()
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "an internal error occurred")
+        return error_response(500, "internal_error", str(HTTP_MESSAGES[500]))
 
 
 def _first_field(messages, prefix: str = "") -> tuple[str | None, str]:
@@ -157,7 +206,7 @@ def _first_field(messages, prefix: str = "") -> tuple[str | None, str]:
         first = messages[0]
         if isinstance(first, (dict, list)):
             return _first_field(first, prefix)
-        return None, str(first)
+        return None, str(SCHEMA_MESSAGES.get(str(first), first))
     return None, str(messages)
 
 

@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 from flask import current_app, request
+from flask_babel import lazy_gettext as _l
 from werkzeug.routing import IntegerConverter
 
 from telemed.errors import InvalidInput
@@ -84,7 +85,7 @@ def refuse_nul() -> None:
     """``before_request``: a NUL character in any field is refused, naming the field."""
     for name, value in _fields():
         if isinstance(value, str) and "\x00" in value:
-            raise InvalidInput(f"{name} contains a NUL character", field=name)
+            raise InvalidInput(_l("%(name)s contains a NUL character", name=name), field=name)
 
 
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -114,4 +115,6 @@ def refuse_deep_json() -> None:
     if body.count(b"[") + body.count(b"{") <= limit:
         return
     if json_depth(body) > limit:
-        raise InvalidInput(f"the JSON body is nested deeper than {limit} levels", field="body")
+        raise InvalidInput(
+            _l("the JSON body is nested deeper than %(limit)s levels", limit=limit), field="body"
+        )

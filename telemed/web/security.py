@@ -9,6 +9,7 @@ from typing import ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, has_request_context, request
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
@@ -176,7 +177,7 @@ def roles_required(*roles: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
             if not current_user.is_authenticated:
                 return login_manager.unauthorized()
             if roles and current_user.role not in roles:
-                raise Forbidden("your role may not use this page")
+                raise Forbidden(_l("your role may not use this page"))
             return view(*args, **kwargs)
 
         return wrapped

@@ -13,7 +13,9 @@ from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 
 from telemed.domain.case_states import CaseStatus
+from telemed.domain.live_rules import RoomRole
 from telemed.labels import LABELS
+from telemed.models.cases import Disposition
 from telemed.models.live import RoomStatus
 
 UI_TEXT = {
@@ -24,6 +26,13 @@ UI_TEXT = {
             "WFDB (.hea with its .dat, .xyz) or CSV"
         ),
         "show_new_files": _l("Show the new files"),
+        # A file's outcome after upload, by its code.
+        "outcome_stored": _l("stored"),
+        "outcome_skipped": _l("skipped"),
+        "outcome_duplicate": _l("already attached"),
+        "outcome_read": _l("read"),
+        "outcome_incomplete": _l("incomplete"),
+        "outcome_refused": _l("refused"),
         "uploader_failed": _l(
             "Could not load the uploader: %(reason)s. Reload the page to try again."
         ),
@@ -34,14 +43,20 @@ UI_TEXT = {
         "loading_percent": _l("Loading… %(percent)s%%"),
         "loaded": _l("Loaded."),
         "load_failed": _l("Could not load: %(reason)s"),
+        # Window/level presets: the viewer's own and the page's (static/js/case.js).
+        "preset_minmax": _l("full range"),
+        "preset_soft_tissue": _l("soft tissue"),
+        "preset_lung": _l("lung"),
+        "preset_bone": _l("bone"),
+        "preset_brain": _l("brain"),
+        "preset_liver": _l("liver"),
     },
     "consult": {
         # Statuses by their code, in the words the pages use (``|label``).
         **{f"session_{s.value}": label for s, label in LABELS[RoomStatus].items()},
         **{f"case_{s.value}": label for s, label in LABELS[CaseStatus].items()},
-        "role_specialist": _l("specialist"),
-        "role_doctor": _l("requesting doctor"),
-        "role_observer": _l("observer"),
+        **{f"role_{r.value}": label for r, label in LABELS[RoomRole].items()},
+        **{f"disposition_{d.value}": label for d, label in LABELS[Disposition].items()},
         "online": _l("online"),
         "connecting": _l("Connecting…"),
         "closed": _l("closed: %(reason)s"),
@@ -66,6 +81,13 @@ UI_TEXT = {
         "referral_opened": _l("Upward referral %(referral)s opened (green channel)."),
         "call_state": _l("call %(state)s"),
         "call_ended": _l("ended"),
+        # RTCPeerConnection.connectionState, by its code.
+        "call_new": _l("starting"),
+        "call_connecting": _l("connecting"),
+        "call_connected": _l("connected"),
+        "call_disconnected": _l("interrupted"),
+        "call_failed": _l("failed"),
+        "call_closed": _l("ended"),
         "no_call": _l("No call"),
         "call_error": _l("call error: %(reason)s"),
         "nobody_to_call": _l("Nobody to call yet"),

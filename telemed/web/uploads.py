@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from sqlalchemy import select
 from werkzeug.exceptions import ClientDisconnected
@@ -85,14 +86,16 @@ def parse_metadata(raw: str | None) -> dict[str, str]:
         try:
             values[key] = base64.b64decode(encoded, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            raise InvalidInput(f"Upload-Metadata {key!r} is not base64 text", field=key) from None
+            raise InvalidInput(
+                _l("Upload-Metadata %(key)s is not base64 text", key=repr(key)), field=key
+            ) from None
     return values
 
 
 def _load(actor: Actor, upload_id: str, *, for_update: bool = False) -> UploadSession:
     """The caller's own upload, on a case it can still see; anything else is a 404."""
     if len(upload_id) != 32 or not all(c in "0123456789abcdef" for c in upload_id):
-        raise NotFound(f"upload {upload_id} not found")
+        raise NotFound(_l("upload %(upload_id)s not found", upload_id=upload_id))
     query = select(UploadSession).where(
         UploadSession.id == upload_id, UploadSession.user_id == actor.user_id
     )
@@ -100,7 +103,7 @@ def _load(actor: Actor, upload_id: str, *, for_update: bool = False) -> UploadSe
         query = query.with_for_update()
     upload = db.session.execute(query).scalar_one_or_none()
     if upload is None:
-        raise NotFound(f"upload {upload_id} not found")
+        raise NotFound(_l("upload %(upload_id)s not found", upload_id=upload_id))
     if upload.completed_at is None and upload.expires_at < clock.now():
         raise TusError(410, f"upload {upload_id} has expired; start it again")
     get_case(actor, upload.case_id)  # 404 if the case left the caller's scope
@@ -129,7 +132,7 @@ def create():
     metadata = parse_metadata(request.headers.get("Upload-Metadata"))
     filename = clean_file_name(metadata.get("filename") or metadata.get("name"))
     if not filename:
-        raise InvalidInput("Upload-Metadata needs the filename", field="filename")
+        raise InvalidInput(_l("Upload-Metadata needs the filename"), field="filename")
     limit = current_app.config["TELEMED_MAX_UPLOAD_BYTES"]
     if length < 0 or length > limit:
         raise TusError(
@@ -137,11 +140,11 @@ def create():
         )
     purpose = metadata.get("purpose", "dicom")
     if purpose not in PURPOSES:
-        raise InvalidInput("purpose must be dicom or ecg", field="purpose")
+        raise InvalidInput(_l("purpose must be dicom or ecg"), field="purpose")
     try:
         case_id = int(metadata.get("case_id", ""))
     except ValueError:
-        raise InvalidInput("Upload-Metadata needs the case_id", field="case_id") from None
+        raise InvalidInput(_l("Upload-Metadata needs the case_id"), field="case_id") from None
     case = get_case(actor, case_id)
     (dicom if purpose == "dicom" else ecg_files).check_may_attach(actor, case)
     left = case_uploads.allowance(actor, for_update=True)
@@ -251,7 +254,7 @@ def patch(upload_id: str):
     set_write_intent(False)
     upload = _load(actor, upload_id)
     if upload.completed_at is not None:
-        raise Conflict(f"{upload.filename}: the upload is already complete")
+        raise Conflict(_l("%(filename)s: the upload is already complete", filename=upload.filename))
     if claimed != upload.offset:
         raise TusError(409, f"Upload-Offset is {claimed} but the server has {upload.offset}")
     start, length = upload.offset, upload.length
@@ -272,7 +275,10 @@ def patch(upload_id: str):
         if refused and len(refused) == len(outcomes):
             db.session.commit()  # the upload is over either way; the refusal is its result
             first = refused[0]
-            raise InvalidInput(f"{first['filename']}: {first['reason']}", field="file")
+            raise InvalidInput(
+                _l("%(first)s: %(first2)s", first=first["filename"], first2=first["reason"]),
+                field="file",
+            )
     return response
 
 

@@ -8,6 +8,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -37,7 +38,7 @@ def hash_password(password: str) -> str:
 
 def validate_new_password(password: str) -> None:
     if len(password) < 10:
-        raise InvalidInput("password must be at least 10 characters", field="password")
+        raise InvalidInput(_l("password must be at least 10 characters"), field="password")
 
 
 def authenticate(
@@ -179,7 +180,7 @@ def user_for_api_token(token: str) -> User | None:
 def revoke_api_token(token_id: int) -> ApiToken:
     row = db.session.get(ApiToken, token_id)
     if row is None:
-        raise NotFound(f"token {token_id} not found", field="token_id")
+        raise NotFound(_l("token %(token_id)s not found", token_id=token_id), field="token_id")
     if row.revoked_at is None:
         row.revoked_at = clock.now()
         audit.record(actor_of(row.user), "revoke", "api_token", row.id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -37,11 +38,11 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
 def _stored(record: IdempotencyRecord, print_: str) -> StoredResponse:
     if record.fingerprint != print_:
         raise InvalidInput(
-            "this Idempotency-Key was already used for a different request",
+            _l("this Idempotency-Key was already used for a different request"),
             field="Idempotency-Key",
         )
     if record.status_code is None:
-        raise Conflict("a request with this Idempotency-Key is still in progress")
+        raise Conflict(_l("a request with this Idempotency-Key is still in progress"))
     return StoredResponse(record.status_code, record.response_body or "", record.content_type or "")
 
 
@@ -49,7 +50,8 @@ def claim(user_id: int, key: str, print_: str) -> IdempotencyRecord | StoredResp
     """Either the stored response of an earlier request, or a fresh claim to fill in."""
     if not key or len(key) > MAX_KEY:
         raise InvalidInput(
-            f"Idempotency-Key must be 1 to {MAX_KEY} characters", field="Idempotency-Key"
+            _l("Idempotency-Key must be 1 to %(MAX_KEY)s characters", MAX_KEY=MAX_KEY),
+            field="Idempotency-Key",
         )
     query = select(IdempotencyRecord).where(
         IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import false, func, or_, select
 
 from telemed import clock
@@ -70,29 +70,29 @@ def register_patient(
     phone: str | None = None,
 ) -> Patient:
     if not may_register_patients(actor):
-        raise Forbidden("only grassroots doctors and registrars register patients")
+        raise Forbidden(_l("only grassroots doctors and registrars register patients"))
     name = (name or "").strip()
     if not name:
-        raise InvalidInput("name is required", field="name")
+        raise InvalidInput(_l("name is required"), field="name")
     if len(name) > 100:
-        raise InvalidInput("name is longer than 100 characters", field="name")
+        raise InvalidInput(_l("name is longer than 100 characters"), field="name")
     try:
         sex_value = Sex(sex)
     except ValueError:
         raise InvalidInput(
-            f"sex must be one of {', '.join(s.value for s in Sex)}", field="sex"
+            _l("sex must be one of %(values)s", values=", ".join(s.value for s in Sex)), field="sex"
         ) from None
     if birth_date is not None and birth_date > clock.now().date():
-        raise InvalidInput("birth_date is in the future", field="birth_date")
+        raise InvalidInput(_l("birth_date is in the future"), field="birth_date")
     national_id = (national_id or "").strip().upper() or None
     if national_id is not None and not national_id_is_valid(national_id):
         raise InvalidInput(
-            "national_id is not a valid 18-character resident ID (check digit)",
+            _l("national_id is not a valid 18-character resident ID (check digit)"),
             field="national_id",
         )
     phone = (phone or "").strip() or None
     if phone is not None and not PHONE_FORMAT.match(phone):
-        raise InvalidInput("phone must be 6 to 20 digits", field="phone")
+        raise InvalidInput(_l("phone must be 6 to 20 digits"), field="phone")
     if national_id is not None:
         existing = db.session.execute(
             select(Patient.id).where(
@@ -102,7 +102,9 @@ def register_patient(
         ).scalar_one_or_none()
         if existing is not None:
             raise Conflict(
-                _("a patient with this national ID is already registered (id %(id)s)", id=existing),
+                _l(
+                    "a patient with this national ID is already registered (id %(id)s)", id=existing
+                ),
                 field="national_id",
                 patient_id=existing,
             )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, select
 
 from telemed.domain.access import Actor
@@ -86,7 +87,7 @@ def users_visible_to(actor: Actor) -> Select[tuple[User]]:
 def one_or_404(query: Select[tuple[T]], what: str, ident: object, field: str | None = None) -> T:
     found = db.session.execute(query).scalars().first()
     if found is None:
-        raise NotFound(f"{what} {ident} not found", field=field)
+        raise NotFound(_l("%(what)s %(ident)s not found", what=what, ident=ident), field=field)
     return found
 
 

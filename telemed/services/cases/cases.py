@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, or_, select, update
 
 from telemed import clock
@@ -26,6 +27,7 @@ from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telemed.events import publish_after_commit
 from telemed.extensions import db
 from telemed.i18n import consortium_zone
+from telemed.labels import label
 from telemed.models.cases import Case, CaseTransition
 from telemed.models.consortium import Department, ReadingKind, Role, User
 from telemed.models.scheduling import Booking, BookingStatus, ServiceType, Slot
@@ -116,9 +118,12 @@ def side_of(actor: Actor, case: Case) -> Side | None:
 def _text(value: str | None, field: str, limit: int, *, required: bool = False) -> str | None:
     value = (value or "").strip() or None
     if required and value is None:
-        raise InvalidInput(f"{field} is required", field=field)
+        raise InvalidInput(_l("%(field)s is required", field=field), field=field)
     if value is not None and len(value) > limit:
-        raise InvalidInput(f"{field} is longer than {limit} characters", field=field)
+        raise InvalidInput(
+            _l("%(field)s is longer than %(limit)s characters", field=field, limit=limit),
+            field=field,
+        )
     return value
 
 
@@ -127,12 +132,16 @@ def _target_department(actor: Actor, kind: CaseKind, department_id: int) -> Depa
     wanted = READS_OF_KIND.get(kind)
     if wanted is not None and department.reads is not wanted:
         raise InvalidInput(
-            f"department {department.id} is not a {wanted.value} reading centre",
+            _l(
+                "department %(id)s is not a %(wanted)s reading centre",
+                id=department.id,
+                wanted=wanted.value,
+            ),
             field="target_department_id",
         )
     if kind is CaseKind.CONSULT and department.reads is not None:
         raise InvalidInput(
-            "a consult targets a clinical department or a specialist, not a reading centre",
+            _l("a consult targets a clinical department or a specialist, not a reading centre"),
             field="target_department_id",
         )
     return department
@@ -149,11 +158,24 @@ def _consult_booking(actor: Actor, booking_id: int, patient_id: int) -> Booking:
         )
     ).scalar_one_or_none()
     if booking is None:
-        raise NotFound(f"remote-consult booking {booking_id} not found", field="booking_id")
+        raise NotFound(
+            _l("remote-consult booking %(booking_id)s not found", booking_id=booking_id),
+            field="booking_id",
+        )
     if booking.status is not BookingStatus.BOOKED:
-        raise Conflict(f"booking {booking_id} is {booking.status.value}", field="booking_id")
+        raise Conflict(
+            _l(
+                "booking %(booking_id)s is %(status)s",
+                booking_id=booking_id,
+                status=label(booking.status),
+            ),
+            field="booking_id",
+        )
     if booking.patient_id != patient_id:
-        raise InvalidInput(f"booking {booking_id} is for another patient", field="booking_id")
+        raise InvalidInput(
+            _l("booking %(booking_id)s is for another patient", booking_id=booking_id),
+            field="booking_id",
+        )
     return booking
 
 
@@ -291,17 +313,17 @@ def open_case(
 ) -> Case:
     """A grassroots doctor opens a case (a draft) for one of their own patients."""
     if actor.role is not Role.GRASSROOTS:
-        raise Forbidden("cases are opened by grassroots doctors")
+        raise Forbidden(_l("cases are opened by grassroots doctors"))
     question = _text(question, "question", MAX_QUESTION, required=True)
     clinical_summary = _text(clinical_summary, "clinical_summary", MAX_SUMMARY)
     patient = scopes.get_patient(actor, patient_id, field="patient_id")
     booking = None
     if kind.is_read:
         if target_department_id is None:
-            raise InvalidInput("a read needs its reading centre", field="target_department_id")
+            raise InvalidInput(_l("a read needs its reading centre"), field="target_department_id")
         if target_specialist_id is not None or booking_id is not None:
             raise InvalidInput(
-                "a read goes to a reading centre, not a specialist or a booking",
+                _l("a read goes to a reading centre, not a specialist or a booking"),
                 field="target_specialist_id" if target_specialist_id else "booking_id",
             )
     if booking_id is not None:
@@ -309,7 +331,7 @@ def open_case(
         target_specialist_id = target_specialist_id or booking.slot.specialist_id
         if booking.slot.specialist_id != target_specialist_id:
             raise InvalidInput(
-                "the booking is with another specialist", field="target_specialist_id"
+                _l("the booking is with another specialist"), field="target_specialist_id"
             )
     department = None
     if target_department_id is not None:
@@ -318,13 +340,15 @@ def open_case(
         specialist = scopes.get_user(actor, target_specialist_id, field="target_specialist_id")
         if specialist.role is not Role.SPECIALIST:
             raise InvalidInput(
-                f"user {specialist.id} is not a specialist", field="target_specialist_id"
+                _l("user %(id)s is not a specialist", id=specialist.id),
+                field="target_specialist_id",
             )
         if department is None:
             department = specialist.department
     if department is None and target_specialist_id is None:
         raise InvalidInput(
-            "choose a department, a specialist or a reading centre", field="target_department_id"
+            _l("choose a department, a specialist or a reading centre"),
+            field="target_department_id",
         )
     now = clock.now()
     case = Case(
@@ -353,9 +377,15 @@ def open_case(
 def update_draft(actor: Actor, case_id: int, **fields) -> Case:
     case = get_case(actor, case_id, for_update=True)
     if side_of(actor, case) is not Side.REQUESTER:
-        raise Forbidden("only the requesting institution edits its case")
+        raise Forbidden(_l("only the requesting institution edits its case"))
     if case.status not in EDITABLE:
-        raise Conflict(f"case {case.id} is {case.status.value}; it can no longer be edited")
+        raise Conflict(
+            _l(
+                "case %(id)s is %(status)s; it can no longer be edited",
+                id=case.id,
+                status=label(case.status),
+            )
+        )
     if "question" in fields:
         case.question = _text(fields["question"], "question", MAX_QUESTION, required=True)
     if "clinical_summary" in fields:
@@ -417,7 +447,7 @@ def move_case(
     reason = _text(reason, "reason", MAX_REASON)
     acting_side = side or (side_of(actor, case) if actor else None)
     if acting_side is None:
-        raise Forbidden("you are not a party to this case")
+        raise Forbidden(_l("you are not a party to this case"))
     refusal = refuse_transition(case.kind, case.status, target, acting_side, reason=reason)
     if refusal is not None:
         raise Conflict(refusal.message, field="status")
@@ -456,9 +486,13 @@ def move_case(
 def _check_files(case: Case) -> None:
     needed = REQUIRED_FILES.get(case.kind)
     if needed is not None and file_count(case.id, needed) == 0:
-        label = {"ecg": "an ECG recording", "dicom": "a DICOM study"}[needed]
+        missing = {"ecg": _l("an ECG recording"), "dicom": _l("a DICOM study")}[needed]
         raise InvalidInput(
-            f"a {case.kind.value.replace('_', ' ')} cannot be submitted without {label}",
+            _l(
+                "%(kind)s cannot be submitted without %(files)s",
+                kind=label(case.kind),
+                files=missing,
+            ),
             field="files",
         )
 
@@ -489,7 +523,7 @@ def claim(actor: Actor, case_id: int) -> Case:
     conditional UPDATE, and only the reader whose UPDATE changed the row proceeds."""
     case = get_case(actor, case_id)
     if side_of(actor, case) is not Side.RESPONDER or not case.kind.is_read:
-        raise Forbidden("only readers of the target reading centre claim this read")
+        raise Forbidden(_l("only readers of the target reading centre claim this read"))
     now = clock.now()
     result = db.session.execute(
         update(Case)
@@ -529,7 +563,7 @@ class WorklistItem:
 def worklist(actor: Actor, *, include_claimed: bool = True, limit: int = 100) -> list[WorklistItem]:
     """Open reads of the caller's reading centre: most urgent first, then oldest."""
     if actor.role is not Role.SPECIALIST or actor.department_id is None:
-        raise Forbidden("the worklist belongs to a reading centre's readers")
+        raise Forbidden(_l("the worklist belongs to a reading centre's readers"))
     statuses = [CaseStatus.SUBMITTED] + ([CaseStatus.CLAIMED] if include_claimed else [])
     rows = db.session.execute(
         select(Case)

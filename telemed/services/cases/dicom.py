@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from telemed.domain.access import Actor
 from telemed.domain.case_states import EDITABLE, Side
-from telemed.domain.dicom_identity import identity_warnings
+from telemed.domain.dicom_identity import IdentityMismatch, identity_warnings
 from telemed.domain.dicomweb_media import EXPLICIT_LITTLE, NATIVE_SYNTAXES
 from telemed.domain.file_names import clean_file_name
 from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
@@ -39,6 +40,7 @@ from telemed.imaging import reading, safezip
 from telemed.imaging.deidentify import UidMap
 from telemed.imaging.storage import ContentStore
 from telemed.imaging.worker import TaskError, WorkerFailed, WorkerLimits, pool_for
+from telemed.labels import label
 from telemed.models.audit import AuditOutcome
 from telemed.models.case_files import DicomInstance
 from telemed.models.cases import Case
@@ -151,10 +153,14 @@ class Prepared:
 
 def check_may_attach(actor: Actor, case: Case) -> None:
     if side_of(actor, case) is not Side.REQUESTER:
-        raise Forbidden("only the requesting institution attaches files to its case")
+        raise Forbidden(_l("only the requesting institution attaches files to its case"))
     if case.status not in EDITABLE:
         raise Conflict(
-            f"case {case.id} is {case.status.value}; files can only be attached to a draft",
+            _l(
+                "case %(id)s is %(status)s; files can only be attached to a draft",
+                id=case.id,
+                status=label(case.status),
+            ),
             field="files",
         )
 
@@ -473,7 +479,7 @@ class StudySummary:
     header_patient_name: str | None
     header_patient_id: str | None
     series: list[SeriesSummary]
-    warnings: list[str]
+    warnings: list[IdentityMismatch]
 
 
 def studies_of(case: Case) -> list[StudySummary]:
@@ -484,7 +490,7 @@ def studies_of(case: Case) -> list[StudySummary]:
     studies = []
     for study_uid, series_map in by_study.items():
         first = next(iter(series_map.values()))[0]
-        warnings: list[str] = []
+        warnings: list[IdentityMismatch] = []
         for instances in series_map.values():
             for instance in instances:
                 for warning in identity_warnings(
@@ -530,7 +536,7 @@ def get_instance(actor: Actor, case_id: int, instance_id: int) -> tuple[Case, Di
         )
     ).scalar_one_or_none()
     if instance is None:
-        raise NotFound(f"file {instance_id} not found")
+        raise NotFound(_l("file %(instance_id)s not found", instance_id=instance_id))
     return case, instance
 
 
@@ -580,11 +586,20 @@ def rendered_frame(
     if not instance.decodable:
         why = instance.notes or "the file holds no image to show"
         raise Conflict(
-            f"{instance.original_filename or instance.sop_instance_uid}: {why}", field="frame"
+            _l(
+                "%(value)s: %(why)s",
+                value=instance.original_filename or instance.sop_instance_uid,
+                why=why,
+            ),
+            field="frame",
         )
     if not 0 <= frame < instance.number_of_frames:
         raise NotFound(
-            f"frame {frame + 1} not found (the instance has {instance.number_of_frames})"
+            _l(
+                "frame %(value)s not found (the instance has %(number_of_frames)s)",
+                value=frame + 1,
+                number_of_frames=instance.number_of_frames,
+            )
         )
     params = json.dumps(
         {"m": media_type, "w": window, "q": quality, "v": viewport}, sort_keys=True
@@ -619,7 +634,12 @@ def rendered_frame(
         except (TaskError, WorkerFailed) as error:
             failed.write_text(str(error)[:500])
             raise Conflict(
-                f"frame {frame + 1} could not be rendered: {error}", field="frame"
+                _l(
+                    "frame %(value)s could not be rendered: %(error)s",
+                    value=frame + 1,
+                    error=error,
+                ),
+                field="frame",
             ) from None
     return target
 
@@ -682,7 +702,9 @@ def explicit_little_copy(instance: DicomInstance) -> Path:
         try:
             workers().call("transcode", path=str(original), out=str(target))
         except (TaskError, WorkerFailed) as error:
-            raise Conflict(f"the instance could not be decompressed: {error}") from None
+            raise Conflict(
+                _l("the instance could not be decompressed: %(error)s", error=error)
+            ) from None
         if target.stat().st_size > bound:  # the header's sizes undersold it
             target.unlink(missing_ok=True)
             raise too_big
@@ -744,7 +766,7 @@ def export_deidentified(actor: Actor, case_id: int, study_uid: str) -> Path:
     case = get_case(actor, case_id)
     instances = [i for i in instances_of(case.id) if i.study_uid == study_uid]
     if not instances:
-        raise NotFound(f"study {study_uid} not found", field="study_uid")
+        raise NotFound(_l("study %(study_uid)s not found", study_uid=study_uid), field="study_uid")
     content = store()
     secret = secrets.token_bytes(16)
     uids = UidMap(secret)  # the worker derives the same UIDs from the same secret
@@ -765,7 +787,11 @@ def export_deidentified(actor: Actor, case_id: int, study_uid: str) -> Path:
                     )
                 except (TaskError, WorkerFailed) as error:
                     raise InvalidInput(
-                        f"{instance.original_filename}: cannot be de-identified ({error})",
+                        _l(
+                            "%(original_filename)s: cannot be de-identified (%(error)s)",
+                            original_filename=instance.original_filename,
+                            error=error,
+                        ),
                         field="study_uid",
                     ) from None
                 series = uids(instance.series_uid)[-12:]

@@ -21,6 +21,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from telemed.domain.access import Actor
@@ -30,6 +31,7 @@ from telemed.errors import Conflict, Forbidden, NotFound
 from telemed.extensions import db
 from telemed.imaging.storage import ContentStore
 from telemed.imaging.worker import TaskError, WorkerFailed
+from telemed.labels import label
 from telemed.models.audit import AuditOutcome
 from telemed.models.case_files import EcgRecording
 from telemed.models.cases import Case
@@ -62,13 +64,13 @@ def store() -> ContentStore:
 class EcgOutcome:
     filename: str
     status: str  # read, incomplete, refused
-    reason: str | None = None
+    reason: Any = None  # text, or a lazy translation worded when the outcome is sent
     recording_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"filename": self.filename, "status": self.status}
         if self.reason:
-            body["reason"] = self.reason
+            body["reason"] = str(self.reason)
         if self.recording_id is not None:
             body["recording_id"] = self.recording_id
         return body
@@ -89,10 +91,14 @@ class EcgPlan:
 
 def check_may_attach(actor: Actor, case: Case) -> None:
     if side_of(actor, case) is not Side.REQUESTER:
-        raise Forbidden("only the requesting institution attaches files to its case")
+        raise Forbidden(_l("only the requesting institution attaches files to its case"))
     if case.status not in EDITABLE:
         raise Conflict(
-            f"case {case.id} is {case.status.value}; files can only be attached to a draft",
+            _l(
+                "case %(id)s is %(status)s; files can only be attached to a draft",
+                id=case.id,
+                status=label(case.status),
+            ),
             field="files",
         )
 
@@ -312,7 +318,7 @@ def get_recording(actor: Actor, case_id: int, recording_id: int) -> EcgRecording
         select(EcgRecording).where(EcgRecording.id == recording_id, EcgRecording.case_id == case.id)
     ).scalar_one_or_none()
     if recording is None:
-        raise NotFound(f"ECG recording {recording_id} not found")
+        raise NotFound(_l("ECG recording %(recording_id)s not found", recording_id=recording_id))
     return recording
 
 
@@ -322,11 +328,17 @@ def render_svg(recording: EcgRecording, *, speed: float, gain: float, start: flo
     from telemed.imaging.ecg_reading import load_signal
 
     if recording.status != READ or not recording.normalised_sha256:
-        raise Conflict(f"ECG recording {recording.id} has not been read", field="recording")
+        raise Conflict(
+            _l("ECG recording %(id)s has not been read", id=recording.id), field="recording"
+        )
     if speed not in PAPER_SPEEDS:
-        raise InvalidInput(f"speed must be one of {list(PAPER_SPEEDS)} mm/s", field="speed")
+        raise InvalidInput(
+            _l("speed must be one of %(list)s mm/s", list=list(PAPER_SPEEDS)), field="speed"
+        )
     if gain not in PAPER_GAINS:
-        raise InvalidInput(f"gain must be one of {list(PAPER_GAINS)} mm/mV", field="gain")
+        raise InvalidInput(
+            _l("gain must be one of %(list)s mm/mV", list=list(PAPER_GAINS)), field="gain"
+        )
     signal = load_signal(store().path_of(recording.normalised_sha256))
     return render_ecg_svg(
         signal,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from telemed import clock
@@ -14,6 +15,7 @@ from telemed.domain.case_states import CaseKind, CaseStatus, Side, may_sign_draf
 from telemed.errors import Conflict, Forbidden, InvalidInput
 from telemed.events import publish_after_commit
 from telemed.extensions import db
+from telemed.labels import label
 from telemed.models.cases import Case, Disposition, Report
 from telemed.services.accounts import audit
 from telemed.services.cases import ecg_files
@@ -32,9 +34,9 @@ TEXT_FIELDS = ("findings", "impression", "advice")
 
 def _author_check(actor: Actor, case: Case) -> None:
     if side_of(actor, case) is not Side.RESPONDER:
-        raise Forbidden("only the responding specialist writes the report")
+        raise Forbidden(_l("only the responding specialist writes the report"))
     if case.assigned_to_id not in (None, actor.user_id):
-        raise Forbidden("the case is assigned to another specialist")
+        raise Forbidden(_l("the case is assigned to another specialist"))
 
 
 def versions(case_id: int) -> list[Report]:
@@ -103,7 +105,14 @@ def _apply(report: Report, case: Case, fields: dict) -> None:
         if name in fields:
             value = (fields[name] or "").strip() or None
             if value is not None and len(value) > MAX_FIELD:
-                raise InvalidInput(f"{name} is longer than {MAX_FIELD} characters", field=name)
+                raise InvalidInput(
+                    _l(
+                        "%(name)s is longer than %(MAX_FIELD)s characters",
+                        name=name,
+                        MAX_FIELD=MAX_FIELD,
+                    ),
+                    field=name,
+                )
             setattr(report, name, value)
     if "critical" in fields:
         report.critical = bool(fields["critical"])
@@ -113,12 +122,17 @@ def _apply(report: Report, case: Case, fields: dict) -> None:
             report.disposition = None
         else:
             if case.kind is not CaseKind.CONSULT:
-                raise InvalidInput("only a consult report has a disposition", field="disposition")
+                raise InvalidInput(
+                    _l("only a consult report has a disposition"), field="disposition"
+                )
             try:
                 report.disposition = Disposition(raw)
             except ValueError:
                 raise InvalidInput(
-                    f"disposition must be one of {', '.join(d.value for d in Disposition)}",
+                    _l(
+                        "disposition must be one of %(values)s",
+                        values=", ".join(d.value for d in Disposition),
+                    ),
                     field="disposition",
                 ) from None
     if "follow_up_date" in fields:
@@ -128,7 +142,7 @@ def _apply(report: Report, case: Case, fields: dict) -> None:
                 value = date.fromisoformat(value) if value else None
             except ValueError:
                 raise InvalidInput(
-                    "follow_up_date must be a date (YYYY-MM-DD)", field="follow_up_date"
+                    _l("follow_up_date must be a date (YYYY-MM-DD)"), field="follow_up_date"
                 ) from None
         report.follow_up_date = value
     if "ecg_choices" in fields:
@@ -157,9 +171,16 @@ def save_draft(actor: Actor, case_id: int, **fields) -> Report:
     draft = current_draft(case.id)
     if draft is None:
         if latest_signed(case.id) is not None:
-            raise Conflict("the report is signed; amend it with a reason", field="case_id")
+            raise Conflict(_l("the report is signed; amend it with a reason"), field="case_id")
         if case.status not in SIGNABLE_STATES[case.kind]:
-            raise Conflict(f"case {case.id} is {case.status.value}; no report yet", field="case_id")
+            raise Conflict(
+                _l(
+                    "case %(id)s is %(status)s; no report yet",
+                    id=case.id,
+                    status=label(case.status),
+                ),
+                field="case_id",
+            )
         draft = Report(case_id=case.id, version=1, author_id=actor.user_id)
         db.session.add(draft)
     elif draft.author_id != actor.user_id:
@@ -174,18 +195,19 @@ def amend(actor: Actor, case_id: int, reason: str, **fields) -> Report:
     """Start an amendment: a new draft version that names the signed one and why."""
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidInput("an amendment needs a reason", field="amendment_reason")
+        raise InvalidInput(_l("an amendment needs a reason"), field="amendment_reason")
     if len(reason) > MAX_REASON:
         raise InvalidInput(
-            f"amendment_reason is longer than {MAX_REASON} characters", field="amendment_reason"
+            _l("amendment_reason is longer than %(MAX_REASON)s characters", MAX_REASON=MAX_REASON),
+            field="amendment_reason",
         )
     case = get_case(actor, case_id, for_update=True)
     _author_check(actor, case)
     signed = latest_signed(case.id)
     if signed is None:
-        raise Conflict("there is no signed report to amend", field="case_id")
+        raise Conflict(_l("there is no signed report to amend"), field="case_id")
     if current_draft(case.id) is not None:
-        raise Conflict("an amendment is already being drafted", field="case_id")
+        raise Conflict(_l("an amendment is already being drafted"), field="case_id")
     top = db.session.execute(
         select(func.max(Report.version)).where(Report.case_id == case.id)
     ).scalar_one()
@@ -217,18 +239,18 @@ def sign(actor: Actor, case_id: int) -> Report:
     _author_check(actor, case)
     draft = current_draft(case.id)
     if draft is None:
-        raise Conflict("there is no draft report to sign", field="case_id")
+        raise Conflict(_l("there is no draft report to sign"), field="case_id")
     if not may_sign_draft(actor.user_id, draft.author_id):
         raise Conflict(
-            "the draft was written by another reader; save it as yours before signing",
+            _l("the draft was written by another reader; save it as yours before signing"),
             field="case_id",
         )
     if not draft.impression:
-        raise InvalidInput("the report needs an impression before signing", field="impression")
+        raise InvalidInput(_l("the report needs an impression before signing"), field="impression")
     if case.kind is CaseKind.CONSULT and draft.disposition is None:
-        raise InvalidInput("a consult report needs a disposition", field="disposition")
+        raise InvalidInput(_l("a consult report needs a disposition"), field="disposition")
     if draft.disposition is Disposition.FOLLOW_UP and draft.follow_up_date is None:
-        raise InvalidInput("a follow-up needs its date", field="follow_up_date")
+        raise InvalidInput(_l("a follow-up needs its date"), field="follow_up_date")
     if draft.ecg_values is None and case.kind is CaseKind.ECG_READ:
         # signed without a word on each value: sure values stand, uncertain ones do not
         draft.ecg_values = _ecg_values(case, {})

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
@@ -22,6 +23,7 @@ from telemed.domain.access import Actor
 from telemed.domain.beds import MAX_STAY_DAYS, AdmissionStatus, Stay
 from telemed.errors import Conflict, Forbidden, InvalidInput
 from telemed.extensions import db
+from telemed.labels import label
 from telemed.models.beds import Admission, BedDay, BedInventory
 from telemed.models.consortium import Department, Institution, InstitutionKind, Role, User
 from telemed.services import bus
@@ -94,10 +96,13 @@ def capacity_by_day(department_id: int, days: list[date]) -> dict[date, int]:
 def _lead_department(actor: Actor, department_id: int, field: str) -> Department:
     department = scopes.get_department(actor, department_id, field=field)
     if department.institution.kind is not InstitutionKind.LEAD:
-        raise InvalidInput(f"department {department.id} is not the lead hospital's", field=field)
+        raise InvalidInput(
+            _l("department %(id)s is not the lead hospital's", id=department.id), field=field
+        )
     if department.reads is not None:
         raise InvalidInput(
-            f"department {department.id} is a reading centre; it has no beds", field=field
+            _l("department %(id)s is a reading centre; it has no beds", id=department.id),
+            field=field,
         )
     return department
 
@@ -113,18 +118,25 @@ def change_inventory(
 ) -> BedInventory:
     """Append a version of the department's beds, in force from ``valid_from`` (today)."""
     if not actor.is_admin:
-        raise Forbidden("only admins change the bed inventory")
+        raise Forbidden(_l("only admins change the bed inventory"))
     department = _lead_department(actor, department_id, "department_id")
     for name, value in (("total_beds", total_beds), ("down_shared_beds", down_shared_beds)):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_BEDS:
-            raise InvalidInput(f"{name} must be a whole number from 0 to {MAX_BEDS}", field=name)
+            raise InvalidInput(
+                _l(
+                    "%(name)s must be a whole number from 0 to %(MAX_BEDS)s",
+                    name=name,
+                    MAX_BEDS=MAX_BEDS,
+                ),
+                field=name,
+            )
     if down_shared_beds > total_beds:
-        raise InvalidInput("down_shared_beds exceeds total_beds", field="down_shared_beds")
+        raise InvalidInput(_l("down_shared_beds exceeds total_beds"), field="down_shared_beds")
     today = local_today()
     valid_from = valid_from or today
     if valid_from < today:
         raise InvalidInput(
-            "the inventory changes from today or later; the past stays as it was",
+            _l("the inventory changes from today or later; the past stays as it was"),
             field="valid_from",
         )
     # Admissions already placed on beds from that day on must still fit.
@@ -135,8 +147,12 @@ def change_inventory(
     ).scalar_one()
     if highest is not None and highest > down_shared_beds:
         raise Conflict(
-            f"down-shared bed {highest} is taken by an admission on or after "
-            f"{valid_from.isoformat()}; keep at least {highest} down-shared beds",
+            _l(
+                "down-shared bed %(highest)s is taken by an admission on or after "
+                "%(valid_from)s; keep at least %(highest)s down-shared beds",
+                highest=highest,
+                valid_from=valid_from.isoformat(),
+            ),
             field="down_shared_beds",
         )
     current = inventory_in_force(department.id, valid_from)
@@ -195,7 +211,7 @@ def _department_side(actor: Actor, admission: Admission) -> None:
         return
     if actor.role is Role.SPECIALIST and actor.department_id == admission.department_id:
         return
-    raise Forbidden("only the department's specialists or an admin decide on admissions")
+    raise Forbidden(_l("only the department's specialists or an admin decide on admissions"))
 
 
 # -- requesting --------------------------------------------------------------------------
@@ -203,10 +219,14 @@ def _department_side(actor: Actor, admission: Admission) -> None:
 
 def _stay(wanted_from: date, nights: int) -> Stay:
     if isinstance(nights, bool) or not isinstance(nights, int) or not 1 <= nights <= MAX_STAY_DAYS:
-        raise InvalidInput(f"nights must be from 1 to {MAX_STAY_DAYS}", field="nights")
+        raise InvalidInput(
+            _l("nights must be from 1 to %(MAX_STAY_DAYS)s", MAX_STAY_DAYS=MAX_STAY_DAYS),
+            field="nights",
+        )
     if wanted_from < local_today():
         raise InvalidInput(
-            f"wanted_from {wanted_from.isoformat()} is in the past", field="wanted_from"
+            _l("wanted_from %(wanted_from)s is in the past", wanted_from=wanted_from.isoformat()),
+            field="wanted_from",
         )
     return Stay(wanted_from, nights)
 
@@ -222,7 +242,7 @@ def request_admission(
 ) -> Admission:
     """A member institution asks the department to admit one of its own patients."""
     if actor.role is not Role.GRASSROOTS:
-        raise Forbidden("admissions are requested by member institutions")
+        raise Forbidden(_l("admissions are requested by member institutions"))
     patient = scopes.get_patient(actor, patient_id, field="patient_id")
     return new_admission(
         actor,
@@ -252,9 +272,12 @@ def new_admission(
     referral service asks on the member side's behalf for a referred patient)."""
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidInput("give the reason for admission", field="reason")
+        raise InvalidInput(_l("give the reason for admission"), field="reason")
     if len(reason) > MAX_REASON:
-        raise InvalidInput(f"reason is longer than {MAX_REASON} characters", field="reason")
+        raise InvalidInput(
+            _l("reason is longer than %(MAX_REASON)s characters", MAX_REASON=MAX_REASON),
+            field="reason",
+        )
     department = _lead_department(actor, department_id, "department_id")
     _stay(wanted_from, nights)
     admission = Admission(
@@ -378,10 +401,13 @@ def place_admission(
 ) -> Admission:
     if admission.status is not AdmissionStatus.REQUESTED:
         raise Conflict(
-            f"admission {admission.id} is {admission.status.value}", field="admission_id"
+            _l("admission %(id)s is %(status)s", id=admission.id, status=label(admission.status)),
+            field="admission_id",
         )
     if bed_no is not None and (isinstance(bed_no, bool) or not 1 <= bed_no <= MAX_BEDS):
-        raise InvalidInput(f"bed_no must be from 1 to {MAX_BEDS}", field="bed_no")
+        raise InvalidInput(
+            _l("bed_no must be from 1 to %(MAX_BEDS)s", MAX_BEDS=MAX_BEDS), field="bed_no"
+        )
     start = admit_on or max(admission.wanted_from, local_today())
     _stay(start, admission.nights)
     search = admission.green_channel if earliest is None else earliest
@@ -437,13 +463,14 @@ def decline_admission(actor: Actor, admission_id: int, reason: str) -> Admission
     _department_side(actor, admission)
     if admission.status is not AdmissionStatus.REQUESTED:
         raise Conflict(
-            f"admission {admission.id} is {admission.status.value}", field="admission_id"
+            _l("admission %(id)s is %(status)s", id=admission.id, status=label(admission.status)),
+            field="admission_id",
         )
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidInput("give the reason for declining", field="reason")
+        raise InvalidInput(_l("give the reason for declining"), field="reason")
     if len(reason) > 1000:
-        raise InvalidInput("reason is longer than 1000 characters", field="reason")
+        raise InvalidInput(_l("reason is longer than 1000 characters"), field="reason")
     admission.status = AdmissionStatus.DECLINED
     admission.decline_reason = reason
     admission.decided_by_id = actor.user_id
@@ -458,14 +485,15 @@ def cancel_admission(actor: Actor, admission_id: int, reason: str) -> Admission:
     """The requesting institution (or an admin) withdraws before the patient arrives."""
     admission = get_admission(actor, admission_id, for_update=True)
     if not (actor.is_admin or actor.institution_id == admission.institution_id):
-        raise Forbidden("only the requesting institution cancels its admission")
+        raise Forbidden(_l("only the requesting institution cancels its admission"))
     if admission.status not in (AdmissionStatus.REQUESTED, AdmissionStatus.ACCEPTED):
         raise Conflict(
-            f"admission {admission.id} is {admission.status.value}", field="admission_id"
+            _l("admission %(id)s is %(status)s", id=admission.id, status=label(admission.status)),
+            field="admission_id",
         )
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidInput("give the reason for cancelling", field="reason")
+        raise InvalidInput(_l("give the reason for cancelling"), field="reason")
     was_placed = admission.status is AdmissionStatus.ACCEPTED
     _free_from(admission, None)
     admission.status = AdmissionStatus.CANCELLED
@@ -483,7 +511,8 @@ def admit(actor: Actor, admission_id: int) -> Admission:
     _department_side(actor, admission)
     if admission.status is not AdmissionStatus.ACCEPTED:
         raise Conflict(
-            f"admission {admission.id} is {admission.status.value}", field="admission_id"
+            _l("admission %(id)s is %(status)s", id=admission.id, status=label(admission.status)),
+            field="admission_id",
         )
     admission.status = AdmissionStatus.ADMITTED
     admission.admitted_at = clock.now()
@@ -497,12 +526,13 @@ def discharge(actor: Actor, admission_id: int, *, on: date | None = None) -> Adm
     _department_side(actor, admission)
     if admission.status is not AdmissionStatus.ADMITTED:
         raise Conflict(
-            f"admission {admission.id} is {admission.status.value}", field="admission_id"
+            _l("admission %(id)s is %(status)s", id=admission.id, status=label(admission.status)),
+            field="admission_id",
         )
     on = on or local_today()
     assert admission.admit_on is not None
     if on <= admission.admit_on:
-        raise InvalidInput("discharge comes after the admission day", field="on")
+        raise InvalidInput(_l("discharge comes after the admission day"), field="on")
     _free_from(admission, on)
     admission.status = AdmissionStatus.DISCHARGED
     admission.discharge_on = min(on, admission.discharge_on or on)
@@ -548,9 +578,9 @@ def occupancy(actor: Actor, department_id: int, first: date, last: date) -> list
     """Down-shared beds and how many are occupied, day by day."""
     department = scopes.get_department(actor, department_id, field="department_id")
     if last < first:
-        raise InvalidInput("the last day is before the first", field="last")
+        raise InvalidInput(_l("the last day is before the first"), field="last")
     if (last - first).days > 366:
-        raise InvalidInput("at most a year at a time", field="last")
+        raise InvalidInput(_l("at most a year at a time"), field="last")
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     capacity = capacity_by_day(department.id, days)
     counts = dict(

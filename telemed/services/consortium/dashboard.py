@@ -33,6 +33,7 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     Date,
     Integer,
@@ -115,15 +116,17 @@ def scope_for(
     institution_id: int | None = None,
 ) -> Scope:
     if not actor.is_admin:
-        raise Forbidden("the dashboard is for admins")
+        raise Forbidden(_l("the dashboard is for admins"))
     if department_id is not None:
         department = scopes.get_department(actor, department_id, field="department_id")
         if department.institution.kind is not InstitutionKind.LEAD:
-            raise InvalidInput("choose a department of the lead hospital", field="department_id")
+            raise InvalidInput(
+                _l("choose a department of the lead hospital"), field="department_id"
+            )
     if institution_id is not None:
         institution = scopes.get_institution(actor, institution_id, field="institution_id")
         if not institution.is_member:
-            raise InvalidInput("choose a member institution", field="institution_id")
+            raise InvalidInput(_l("choose a member institution"), field="institution_id")
     return Scope(actor.consortium_id, period, department_id, institution_id)
 
 

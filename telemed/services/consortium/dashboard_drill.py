@@ -65,7 +65,10 @@ def _day(value: date | None) -> str:
 def _choice(params: dict[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
     value = params.get(name) or default
     if value not in allowed:
-        raise InvalidInput(f"{name} must be one of {', '.join(allowed)}", field=name)
+        raise InvalidInput(
+            _l("%(name)s must be one of %(values)s", name=name, values=", ".join(allowed)),
+            field=name,
+        )
     return value
 
 
@@ -77,7 +80,9 @@ def drill(
     scope: Scope, what: str, params: dict[str, str], *, offset: int = 0, limit: int = PAGE
 ) -> Drill:
     if what not in WHATS:
-        raise InvalidInput(f"what must be one of {', '.join(WHATS)}", field="what")
+        raise InvalidInput(
+            _l("what must be one of %(values)s", values=", ".join(WHATS)), field="what"
+        )
     departments, institutions = _scoped(scope)
     builder = {
         "seats": _seats,
@@ -432,4 +437,4 @@ def period_from(params: dict[str, str], default: Period) -> Period:
     try:
         return Period(date.fromisoformat(first or ""), date.fromisoformat(last or ""))
     except ValueError as exc:
-        raise InvalidInput(f"first/last: {exc}", field="first") from None
+        raise InvalidInput(_l("first/last: %(exc)s", exc=exc), field="first") from None

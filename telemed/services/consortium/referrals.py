@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, and_, exists, or_, select
 
 from telemed import clock
@@ -33,6 +34,7 @@ from telemed.domain.referral_states import (
 )
 from telemed.errors import Conflict, Forbidden, InvalidInput, TelemedError
 from telemed.extensions import db
+from telemed.labels import label
 from telemed.models.audit import AuditOutcome
 from telemed.models.beds import Admission
 from telemed.models.cases import Case, Report
@@ -75,9 +77,12 @@ def _zone() -> ZoneInfo:
 def _text(value: str | None, field: str, limit: int, *, required: bool = False) -> str | None:
     value = (value or "").strip() or None
     if required and value is None:
-        raise InvalidInput(f"{field} is required", field=field)
+        raise InvalidInput(_l("%(field)s is required", field=field), field=field)
     if value is not None and len(value) > limit:
-        raise InvalidInput(f"{field} is longer than {limit} characters", field=field)
+        raise InvalidInput(
+            _l("%(field)s is longer than %(limit)s characters", field=field, limit=limit),
+            field=field,
+        )
     return value
 
 
@@ -196,7 +201,7 @@ def _move(
     """Move a loaded referral to ``target`` if the state machine and the caller allow it."""
     acting = side or (side_of(actor, referral) if actor else None)
     if acting is None:
-        raise Forbidden("you are not a party to this referral")
+        raise Forbidden(_l("you are not a party to this referral"))
     refusal = refuse(referral.status, target, acting, reason=note)
     if refusal is not None:
         if refusal.wrong_side:
@@ -241,11 +246,15 @@ def _lead_department(actor: Actor, department_id: int) -> Department:
     department = scopes.get_department(actor, department_id, field="department_id")
     if department.institution.kind is not InstitutionKind.LEAD:
         raise InvalidInput(
-            f"department {department.id} is not the lead hospital's", field="department_id"
+            _l("department %(id)s is not the lead hospital's", id=department.id),
+            field="department_id",
         )
     if department.reads is not None:
         raise InvalidInput(
-            f"department {department.id} is a reading centre; refer to a clinical department",
+            _l(
+                "department %(id)s is a reading centre; refer to a clinical department",
+                id=department.id,
+            ),
             field="department_id",
         )
     return department
@@ -255,7 +264,7 @@ def _member_institution(actor: Actor, institution_id: int) -> Institution:
     institution = scopes.get_institution(actor, institution_id, field="member_institution_id")
     if not institution.is_member:
         raise InvalidInput(
-            f"institution {institution.id} is not a member institution",
+            _l("institution %(id)s is not a member institution", id=institution.id),
             field="member_institution_id",
         )
     return institution
@@ -265,9 +274,9 @@ def _case_of_patient(actor: Actor, case_id: int, patient_id: int, field: str) ->
     try:
         case = cases.get_case(actor, case_id)
     except TelemedError:
-        raise InvalidInput(f"case {case_id} not found", field=field) from None
+        raise InvalidInput(_l("case %(case_id)s not found", case_id=case_id), field=field) from None
     if case.patient_id != patient_id:
-        raise InvalidInput(f"case {case.id} is about another patient", field=field)
+        raise InvalidInput(_l("case %(id)s is about another patient", id=case.id), field=field)
     return case
 
 
@@ -332,30 +341,30 @@ def open_upward_referral(
     elif actor.role is Role.SPECIALIST:
         if case_id is None:
             raise InvalidInput(
-                "a specialist refers up from a consult: give its case", field="case_id"
+                _l("a specialist refers up from a consult: give its case"), field="case_id"
             )
         case = _case_of_patient(actor, case_id, patient_id, "case_id")
         if cases.side_of(actor, case) is None:
-            raise Forbidden("you are not a party to this case")
+            raise Forbidden(_l("you are not a party to this case"))
         patient = case.patient
         member_institution_id = case.institution_id
         member_doctor_id = case.requested_by_id
     else:
-        raise Forbidden("upward referrals come from member institutions or a consult")
+        raise Forbidden(_l("upward referrals come from member institutions or a consult"))
     if department_id is None:
         if case is not None and case.target_department_id is not None:
             department_id = case.target_department_id
         elif actor.role is Role.SPECIALIST:
             department_id = actor.department_id
     if department_id is None:
-        raise InvalidInput("choose the department to refer to", field="department_id")
+        raise InvalidInput(_l("choose the department to refer to"), field="department_id")
     department = _lead_department(actor, department_id)
     extra = []
     for other in attach_case_ids or []:
         extra.append(_case_of_patient(actor, other, patient.id, "attach_case_ids").id)
     if needs_admission and (wanted_from is None or nights is None):
         raise InvalidInput(
-            "an admission needs the wanted day and the nights",
+            _l("an admission needs the wanted day and the nights"),
             field="wanted_from" if wanted_from is None else "nights",
         )
     referral = _new(
@@ -423,7 +432,7 @@ def accept_referral(
         return Acceptance(confirm_downward(actor, referral.id, note=note), None, None, None)
     if green_channel is not None:
         if side_of(actor, referral) is not ReferralSide.RECEIVER:
-            raise Forbidden("only the receiving department grants the green channel")
+            raise Forbidden(_l("only the receiving department grants the green channel"))
         referral.green_channel = bool(green_channel)
     _move(actor, referral, ReferralStatus.ACCEPTED, note=note)
     booked: Booking | None = None
@@ -454,7 +463,7 @@ def accept_referral(
 def _member_doctor_actor(referral: Referral) -> Actor:
     doctor = db.session.get(User, referral.member_doctor_id or referral.requested_by_id)
     if doctor is None or doctor.role is not Role.GRASSROOTS:
-        raise Conflict("the referral has no grassroots doctor to book for", field="referral_id")
+        raise Conflict(_l("the referral has no grassroots doctor to book for"), field="referral_id")
     return actor_of(doctor)
 
 
@@ -515,14 +524,17 @@ def book_referral_seat(actor: Actor, referral_id: int, slot_id: int) -> Booking:
     green-channel reserve too, if the referral has the green channel)."""
     referral = get_referral(actor, referral_id, for_update=True)
     if referral.direction is not Direction.UP:
-        raise Conflict("only upward referrals are booked onto seats", field="referral_id")
+        raise Conflict(_l("only upward referrals are booked onto seats"), field="referral_id")
     if side_of(actor, referral) is not ReferralSide.REQUESTER:
-        raise Forbidden("the referring institution books the seat")
+        raise Forbidden(_l("the referring institution books the seat"))
     if referral.status is not ReferralStatus.ACCEPTED:
-        raise Conflict(f"referral {referral.id} is {referral.status.value}", field="referral_id")
+        raise Conflict(
+            _l("referral %(id)s is %(status)s", id=referral.id, status=label(referral.status)),
+            field="referral_id",
+        )
     slot = scopes.get_slot(actor, slot_id, field="slot_id")
     if slot.department_id != referral.department_id:
-        raise InvalidInput("the slot is in another department", field="slot_id")
+        raise InvalidInput(_l("the slot is in another department"), field="slot_id")
     made = booking.book_slot(
         actor,
         patient_id=referral.patient_id,
@@ -683,16 +695,19 @@ def open_downward_referral(
     if actor.role is Role.SPECIALIST:
         department_id = actor.department_id
     elif not actor.is_admin:
-        raise Forbidden("downward referrals come from the lead hospital")
+        raise Forbidden(_l("downward referrals come from the lead hospital"))
     if department_id is None:
-        raise InvalidInput("choose the sending department", field="department_id")
+        raise InvalidInput(_l("choose the sending department"), field="department_id")
     department = _lead_department(actor, department_id)
     reason = _text(reason, "reason", MAX_REASON, required=True)
     plan = _text(follow_up_plan, "follow_up_plan", MAX_PLAN, required=True)
     today = clock.now().astimezone(_zone()).date()
     if next_visit_date < today:
         raise InvalidInput(
-            f"next_visit_date {next_visit_date.isoformat()} is in the past",
+            _l(
+                "next_visit_date %(next_visit_date)s is in the past",
+                next_visit_date=next_visit_date.isoformat(),
+            ),
             field="next_visit_date",
         )
     patient = _patient_for_lead_side(actor, patient_id, department.id)
@@ -702,7 +717,11 @@ def open_downward_referral(
     ).scalar_one_or_none()
     if doctor is None or doctor.role is not Role.GRASSROOTS:
         raise InvalidInput(
-            f"user {member_doctor_id} is not a grassroots doctor of institution {institution.id}",
+            _l(
+                "user %(member_doctor_id)s is not a grassroots doctor of institution %(id)s",
+                member_doctor_id=member_doctor_id,
+                id=institution.id,
+            ),
             field="member_doctor_id",
         )
     parent = None
@@ -710,13 +729,16 @@ def open_downward_referral(
         parent = get_referral(actor, parent_id, for_update=True)
         if parent.direction is not Direction.UP or parent.patient_id != patient.id:
             raise InvalidInput(
-                f"referral {parent.id} is not an upward referral of this patient",
+                _l("referral %(id)s is not an upward referral of this patient", id=parent.id),
                 field="parent_id",
             )
         if parent.status not in (ReferralStatus.SCHEDULED, ReferralStatus.COMPLETED):
             raise Conflict(
-                f"the upward referral {parent.id} is {parent.status.value}; the patient has "
-                "not been seen yet",
+                _l(
+                    "the upward referral %(id)s is %(status)s; the patient has not been seen yet",
+                    id=parent.id,
+                    status=label(parent.status),
+                ),
                 field="parent_id",
             )
     case = _case_of_patient(actor, case_id, patient.id, "case_id") if case_id else None
@@ -781,12 +803,12 @@ def confirm_downward(
     fixes the first follow-up visit (scheduled)."""
     referral = get_referral(actor, referral_id, for_update=True)
     if referral.direction is not Direction.DOWN:
-        raise Conflict("only downward referrals are confirmed", field="referral_id")
+        raise Conflict(_l("only downward referrals are confirmed"), field="referral_id")
     note = _text(note, "note", MAX_NOTE)
     if next_visit_date is not None:
         today = clock.now().astimezone(_zone()).date()
         if next_visit_date < today:
-            raise InvalidInput("next_visit_date is in the past", field="next_visit_date")
+            raise InvalidInput(_l("next_visit_date is in the past"), field="next_visit_date")
     _move(
         actor,
         referral,

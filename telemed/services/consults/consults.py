@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -29,6 +30,7 @@ from telemed.domain.live_rules import ROOM_STATES, RoomRole, room_role
 from telemed.errors import Conflict, Forbidden, NotFound, TooManyRequests
 from telemed.events import publish_after_commit
 from telemed.extensions import db
+from telemed.labels import label
 from telemed.models.accounts import ApiToken, LoginSession
 from telemed.models.cases import Case, Disposition, Report
 from telemed.models.consortium import User
@@ -63,10 +65,12 @@ def get_consult(actor: Actor, case_id: int, *, for_update: bool = False) -> tupl
     """A consult case the caller takes part in: other scopes 404, non-participants 403."""
     case = get_case(actor, case_id, for_update=for_update)
     if case.kind is not CaseKind.CONSULT:
-        raise NotFound(f"consult {case_id} not found")
+        raise NotFound(_l("consult %(case_id)s not found", case_id=case_id))
     role = role_in(actor, case)
     if role is None:
-        raise Forbidden("only the requesting doctor, the specialist and admins join this consult")
+        raise Forbidden(
+            _l("only the requesting doctor, the specialist and admins join this consult")
+        )
     return case, role
 
 
@@ -99,7 +103,11 @@ def enterable_consult(actor: Actor, case_id: int) -> tuple[Case, RoomRole]:
     case, role = get_consult(actor, case_id)
     if case.status not in ROOM_STATES:
         raise Conflict(
-            f"consult {case.id} is {case.status.value}; its room opens once it is scheduled",
+            _l(
+                "consult %(id)s is %(status)s; its room opens once it is scheduled",
+                id=case.id,
+                status=label(case.status),
+            ),
             field="status",
         )
     return case, role
@@ -206,6 +214,7 @@ class Entry:
     api_token_id: int | None = None
     # When the login session behind the socket expires (None: an API token, no expiry).
     credential_expires_at: datetime | None = None
+    locale: str | None = None  # the user's language: error frames are worded in it
 
     @property
     def credential(self) -> tuple[str | None, int | None]:
@@ -271,6 +280,7 @@ def consume_ticket(token: str, room_id: int | None) -> Entry:
             0,
             api_token_id,
             expires_at,
+            user.locale,
         )
     room = db.session.get(ConsultSession, room_id)
     if room is None:
@@ -291,6 +301,7 @@ def consume_ticket(token: str, room_id: int | None) -> Entry:
         room.next_seq - 1,
         api_token_id,
         expires_at,
+        user.locale,
     )
 
 
@@ -469,7 +480,7 @@ def append_events(
     for event in events:
         seq = next_seq.get(event.room_id)
         if seq is None:
-            results.append(Conflict("the session has ended", field="kind"))
+            results.append(Conflict(_l("the session has ended"), field="kind"))
             continue
         next_seq[event.room_id] = seq + 1
         sender_id = event.sender.user_id if event.sender else None
@@ -578,9 +589,9 @@ def report_frame(report: Report) -> dict[str, Any]:
 
 def start_session(actor: Actor, room: ConsultSession, case: Case) -> dict[str, Any]:
     if room.status is RoomStatus.ENDED:
-        raise Conflict("the session has ended", field="kind")
+        raise Conflict(_l("the session has ended"), field="kind")
     if room.status is RoomStatus.LIVE:
-        raise Conflict("the session has already started", field="kind")
+        raise Conflict(_l("the session has already started"), field="kind")
     room.status = RoomStatus.LIVE
     room.started_at = clock.now()
     if case.status is CaseStatus.SCHEDULED:
@@ -590,7 +601,7 @@ def start_session(actor: Actor, room: ConsultSession, case: Case) -> dict[str, A
 
 def end_session(actor: Actor, room: ConsultSession) -> dict[str, Any]:
     if room.status is RoomStatus.ENDED:
-        raise Conflict("the session has already ended", field="kind")
+        raise Conflict(_l("the session has already ended"), field="kind")
     room.status = RoomStatus.ENDED
     room.ended_at = clock.now()
     audit.record(actor, "end_session", "consult", room.case_id, detail={"room": room.id})
@@ -636,7 +647,7 @@ def sign_from_page(actor: Actor, case_id: int, sender_name: str) -> dict[str, An
     """Signing in the web app: the same record event as signing in the room."""
     case, _room, role = open_room(actor, case_id)
     if role is not RoomRole.SPECIALIST:
-        raise Forbidden("only the consult's specialist signs the report")
+        raise Forbidden(_l("only the consult's specialist signs the report"))
     room = room_of_case(case)
     body = sign_report(actor, case.id)
     return append_event(room.id, "report.signed", body, sender=actor, sender_name=sender_name)
@@ -682,12 +693,12 @@ def apply_record_message(
     spec = KINDS[kind]
     case, role = get_consult(entry.actor, entry.case_id, for_update=True)
     if role is not entry.role:
-        raise Forbidden("your part in this consult changed; rejoin")
+        raise Forbidden(_l("your part in this consult changed; rejoin"))
     room = db.session.execute(
         select(ConsultSession).where(ConsultSession.id == entry.room_id)
     ).scalar_one()
     if room.status is RoomStatus.ENDED and not spec.while_ended:
-        raise Conflict("the session has ended", field="kind")
+        raise Conflict(_l("the session has ended"), field="kind")
     stored_kind = spec.stored_as or kind
     payload = body
     if kind == "report.draft":

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 
 from telemed import clock
@@ -109,7 +110,10 @@ def mark_read(actor: Actor, notification_id: int) -> Notification:
         )
     ).scalar_one_or_none()
     if note is None:
-        raise NotFound(f"notification {notification_id} not found", field="notification_id")
+        raise NotFound(
+            _l("notification %(notification_id)s not found", notification_id=notification_id),
+            field="notification_id",
+        )
     if note.read_at is None:
         note.read_at = clock.now()
         db.session.flush()

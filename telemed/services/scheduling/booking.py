@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, exists, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -29,6 +30,7 @@ from telemed.domain.booking_rules import (
 )
 from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telemed.extensions import db
+from telemed.labels import label
 from telemed.models.consortium import Department, Patient, Role, User
 from telemed.models.scheduling import (
     OCCUPYING_STATUSES,
@@ -97,14 +99,17 @@ def _zone() -> ZoneInfo:
 def _pool_of(actor: Actor) -> Pool:
     pool = pool_for_role(actor.role)
     if pool is None:
-        raise Forbidden("only grassroots doctors and the registrar book seats")
+        raise Forbidden(_l("only grassroots doctors and the registrar book seats"))
     return pool
 
 
 def _check_reason(reason: str | None) -> str | None:
     reason = (reason or "").strip() or None
     if reason is not None and len(reason) > MAX_REASON:
-        raise InvalidInput(f"reason is longer than {MAX_REASON} characters", field="reason")
+        raise InvalidInput(
+            _l("reason is longer than %(MAX_REASON)s characters", MAX_REASON=MAX_REASON),
+            field="reason",
+        )
     return reason
 
 
@@ -261,9 +266,14 @@ def search_slots(
     """Open slots of the caller's pool between two local dates, with free seats counted."""
     _pool_of(actor)
     if date_to < date_from:
-        raise InvalidInput("date_to is before date_from", field="date_to")
+        raise InvalidInput(_l("date_to is before date_from"), field="date_to")
     if (date_to - date_from).days > MAX_SEARCH_DAYS:
-        raise InvalidInput(f"search at most {MAX_SEARCH_DAYS} days at a time", field="date_to")
+        raise InvalidInput(
+            _l(
+                "search at most %(MAX_SEARCH_DAYS)s days at a time", MAX_SEARCH_DAYS=MAX_SEARCH_DAYS
+            ),
+            field="date_to",
+        )
     zone = _zone()
     wanted = (Availability.FREE,) if only_available else (Availability.FREE, Availability.FULL)
     return slot_availability(
@@ -426,7 +436,9 @@ def _own_patient(actor: Actor, patient_id: int) -> Patient:
         )
     ).scalar_one_or_none()
     if patient is None:
-        raise NotFound(f"patient {patient_id} not found", field="patient_id")
+        raise NotFound(
+            _l("patient %(patient_id)s not found", patient_id=patient_id), field="patient_id"
+        )
     return patient
 
 
@@ -466,7 +478,7 @@ def book_slot(
     pool = _pool_of(actor)
     reason = _check_reason(reason)
     if (slot_id is None) == (hold_id is None):
-        raise InvalidInput("give either slot_id or hold_id", field="slot_id")
+        raise InvalidInput(_l("give either slot_id or hold_id"), field="slot_id")
     patient = _own_patient(actor, patient_id)
     now = clock.now()
     no_shows.refuse_if_suspended(patient.id, pool, now)
@@ -526,13 +538,16 @@ def _held_booking(actor: Actor, hold_id: int, now: datetime) -> Booking:
         .with_for_update()
     ).scalar_one_or_none()
     if booking is None:
-        raise NotFound(f"hold {hold_id} not found", field="hold_id")
+        raise NotFound(_l("hold %(hold_id)s not found", hold_id=hold_id), field="hold_id")
     if booking.status is not BookingStatus.HELD:
-        raise Conflict(f"hold {hold_id} is {booking.status.value}", field="hold_id")
+        raise Conflict(
+            _l("hold %(hold_id)s is %(status)s", hold_id=hold_id, status=label(booking.status)),
+            field="hold_id",
+        )
     if booking.hold_expires_at is not None and booking.hold_expires_at < now:
         booking.status = BookingStatus.EXPIRED
         raise Conflict(
-            _("the hold expired; the seat may have gone to someone else"), field="hold_id"
+            _l("the hold expired; the seat may have gone to someone else"), field="hold_id"
         )
     return booking
 
@@ -568,9 +583,12 @@ def _cancel(actor: Actor, booking_id: int, reason: str | None) -> Booking:
     if not may_cancel_booking(
         actor, booking_institution_id=booking.institution_id, slot_specialist_id=slot.specialist_id
     ):
-        raise Forbidden("you may not cancel this booking")
+        raise Forbidden(_l("you may not cancel this booking"))
     if booking.status not in (BookingStatus.BOOKED, BookingStatus.HELD, BookingStatus.OFFERED):
-        raise Conflict(f"booking {booking.id} is {booking.status.value}", field="booking_id")
+        raise Conflict(
+            _l("booking %(id)s is %(status)s", id=booking.id, status=label(booking.status)),
+            field="booking_id",
+        )
     now = clock.now()
     windows = policies.windows_of(policies.policy_in_force(slot.department_id, now))
     if actor.role is not Role.SPECIALIST and not actor.is_admin:
@@ -598,9 +616,12 @@ def reschedule_booking(
     A referral scheduled on the old booking follows it to the new one."""
     old = scopes.get_booking(actor, booking_id, for_update=True)
     if old.status is not BookingStatus.BOOKED or old.patient_id is None:
-        raise Conflict(f"booking {old.id} is {old.status.value}", field="booking_id")
+        raise Conflict(
+            _l("booking %(id)s is %(status)s", id=old.id, status=label(old.status)),
+            field="booking_id",
+        )
     if new_slot_id == old.slot_id:
-        raise InvalidInput("the new slot is the booking's current slot", field="slot_id")
+        raise InvalidInput(_l("the new slot is the booking's current slot"), field="slot_id")
     _cancel(actor, old.id, reason=reason or "rescheduled")
     new = book_slot(
         actor,
@@ -617,9 +638,12 @@ def reschedule_booking(
 def check_in(actor: Actor, booking_id: int) -> Booking:
     booking = scopes.get_booking(actor, booking_id, for_update=True)
     if actor.role not in (Role.SPECIALIST, Role.REGISTRAR, Role.ADMIN):
-        raise Forbidden("check-in is done by the lead hospital")
+        raise Forbidden(_l("check-in is done by the lead hospital"))
     if booking.status is not BookingStatus.BOOKED:
-        raise Conflict(f"booking {booking.id} is {booking.status.value}", field="booking_id")
+        raise Conflict(
+            _l("booking %(id)s is %(status)s", id=booking.id, status=label(booking.status)),
+            field="booking_id",
+        )
     booking.status = BookingStatus.CHECKED_IN
     booking.checked_in_at = clock.now()
     audit.record(actor, "check_in", "booking", booking.id)
@@ -654,7 +678,7 @@ def join_waitlist(
             db.session.flush()
     except IntegrityError:
         raise Conflict(
-            _("the patient is already on this slot's waitlist"), field="patient_id"
+            _l("the patient is already on this slot's waitlist"), field="patient_id"
         ) from None
     audit.record(actor, "create", "waitlist_entry", entry.id, detail={"slot_id": slot.id})
     return entry
@@ -716,9 +740,12 @@ def accept_offer(actor: Actor, booking_id: int) -> Booking:
     booking = scopes.get_booking(actor, booking_id, for_update=True)
     now = clock.now()
     if booking.status is not BookingStatus.OFFERED:
-        raise Conflict(f"booking {booking.id} is {booking.status.value}", field="booking_id")
+        raise Conflict(
+            _l("booking %(id)s is %(status)s", id=booking.id, status=label(booking.status)),
+            field="booking_id",
+        )
     if booking.hold_expires_at is not None and booking.hold_expires_at < now:
-        raise Conflict(_("the offer has expired"), field="booking_id")
+        raise Conflict(_l("the offer has expired"), field="booking_id")
     booking.status = BookingStatus.BOOKED
     booking.confirmed_at = now
     booking.hold_expires_at = None
@@ -829,7 +856,7 @@ def list_bookings(
 def specialist_calendar(actor: Actor, *, date_from: date, date_to: date):
     """The specialist's own slots with their seats and bookings."""
     if actor.role is not Role.SPECIALIST:
-        raise Forbidden("the calendar is the specialist's")
+        raise Forbidden(_l("the calendar is the specialist's"))
     zone = _zone()
     slots = (
         db.session.execute(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
@@ -75,7 +76,7 @@ def read_hold(actor: Actor, hold_id: int) -> Booking:
         )
     ).scalar_one_or_none()
     if booking is None:
-        raise NotFound(f"hold {hold_id} not found", field="hold_id")
+        raise NotFound(_l("hold %(hold_id)s not found", hold_id=hold_id), field="hold_id")
     return booking
 
 

@@ -11,6 +11,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import case, func, select
 
 from telemed.domain.access import Actor
@@ -90,7 +91,7 @@ def _calendar_owner(actor: Actor, specialist_id: int | None) -> int:
         user = scopes.get_user(actor, specialist_id, field="specialist_id")
         if user.role is Role.SPECIALIST:
             return user.id
-    raise Forbidden("the calendar is the specialist's")
+    raise Forbidden(_l("the calendar is the specialist's"))
 
 
 def specialist_week(

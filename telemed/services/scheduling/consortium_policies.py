@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from telemed import clock
@@ -62,7 +63,7 @@ def reminder_leads(policy: ConsortiumPolicy) -> list[int]:
 def change_policy(actor: Actor, *, reason: str | None, **settings: int) -> ConsortiumPolicy:
     """Append a new version of the caller's consortium policy, in force from now."""
     if not actor.is_admin:
-        raise Forbidden("only admins change the consortium policy")
+        raise Forbidden(_l("only admins change the consortium policy"))
     current = policy_in_force(actor.consortium_id)
     new = ConsortiumPolicy(
         consortium_id=actor.consortium_id,
@@ -73,15 +74,25 @@ def change_policy(actor: Actor, *, reason: str | None, **settings: int) -> Conso
     )
     for name, value in settings.items():
         if name not in LIMITS:
-            raise InvalidInput(f"unknown policy setting {name}", field=name)
+            raise InvalidInput(_l("unknown policy setting %(name)s", name=name), field=name)
         low, high = LIMITS[name]
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            raise InvalidInput(f"{name} must be a whole number from {low} to {high}", field=name)
+            raise InvalidInput(
+                _l(
+                    "%(name)s must be a whole number from %(low)s to %(high)s",
+                    name=name,
+                    low=low,
+                    high=high,
+                ),
+                field=name,
+            )
         setattr(new, name, value)
     if new.reminder_early_minutes and new.reminder_early_minutes <= new.reminder_late_minutes:
         raise InvalidInput(
-            "reminder_early_minutes must be longer than reminder_late_minutes "
-            "(or 0 to turn the early reminder off)",
+            _l(
+                "reminder_early_minutes must be longer than reminder_late_minutes "
+                "(or 0 to turn the early reminder off)"
+            ),
             field="reminder_early_minutes",
         )
     db.session.add(new)

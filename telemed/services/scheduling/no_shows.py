@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 
 from telemed.errors import Conflict
@@ -51,7 +51,7 @@ def refuse_if_suspended(patient_id: int, pool: Pool, now: datetime) -> None:
     suspension = active_suspension(patient_id, now)
     if suspension is not None:
         raise Conflict(
-            _(
+            _l(
                 "online booking for this patient is suspended until %(until)s "
                 "after %(count)s missed appointments",
                 until=local_time(suspension.ends_at),

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from fractions import Fraction
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from telemed import clock
@@ -101,7 +102,7 @@ def change_policy(
     default allotments as a whole; left out, the current ones carry over.
     """
     if not actor.is_admin:
-        raise Forbidden("only admins change department policies")
+        raise Forbidden(_l("only admins change department policies"))
     department = scopes.get_department(actor, department_id, field="department_id")
     current = policy_in_force(department.id)
     new = DepartmentPolicy(
@@ -122,20 +123,33 @@ def change_policy(
         if share is None:
             continue
         if not 0 <= share <= 1:
-            raise InvalidInput(f"{name} must lie between 0 and 1", field=name)
+            raise InvalidInput(_l("%(name)s must lie between 0 and 1", name=name), field=name)
         floor = share_floor_missed(name, share)
         if floor is not None:
             raise InvalidInput(
-                f"{name} must be at least {floor} (the down-share floor)", field=name
+                _l(
+                    "%(name)s must be at least %(floor)s (the down-share floor)",
+                    name=name,
+                    floor=floor,
+                ),
+                field=name,
             )
         setattr(new, f"{name}_num", share.numerator)
         setattr(new, f"{name}_den", share.denominator)
     for name, value in settings.items():
         if name not in LIMITS:
-            raise InvalidInput(f"unknown policy setting {name}", field=name)
+            raise InvalidInput(_l("unknown policy setting %(name)s", name=name), field=name)
         low, high = LIMITS[name]
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            raise InvalidInput(f"{name} must be a whole number from {low} to {high}", field=name)
+            raise InvalidInput(
+                _l(
+                    "%(name)s must be a whole number from %(low)s to %(high)s",
+                    name=name,
+                    low=low,
+                    high=high,
+                ),
+                field=name,
+            )
         setattr(new, name, value)
     if allotments is None:
         allotments = allotments_of(current)
@@ -181,14 +195,21 @@ def _checked_allotments(actor: Actor, allotments: dict[int, int]) -> dict[int, i
     for institution_id, seats in allotments.items():
         if institution_id not in members:
             raise InvalidInput(
-                f"institution {institution_id} is not a member institution of the consortium",
+                _l(
+                    "institution %(institution_id)s is not a member institution of the consortium",
+                    institution_id=institution_id,
+                ),
                 field="allotments",
             )
         if isinstance(seats, bool) or not isinstance(seats, int):
-            raise InvalidInput("allotments are whole numbers of seats", field="allotments")
+            raise InvalidInput(_l("allotments are whole numbers of seats"), field="allotments")
         if not 1 <= seats <= MAX_ALLOTMENT:
             raise InvalidInput(
-                f"an allotment is 1 to {MAX_ALLOTMENT} seats per slot", field="allotments"
+                _l(
+                    "an allotment is 1 to %(MAX_ALLOTMENT)s seats per slot",
+                    MAX_ALLOTMENT=MAX_ALLOTMENT,
+                ),
+                field="allotments",
             )
     return dict(allotments)
 
@@ -205,8 +226,13 @@ def _check_deadline_order(policy: DepartmentPolicy) -> None:
     for shorter, longer in itertools.pairwise(DEADLINE_ORDER):
         if getattr(policy, shorter) > getattr(policy, longer):
             raise InvalidInput(
-                f"{shorter} ({getattr(policy, shorter)}) may not exceed "
-                f"{longer} ({getattr(policy, longer)})",
+                _l(
+                    "%(shorter)s (%(getattr)s) may not exceed %(longer)s (%(getattr2)s)",
+                    shorter=shorter,
+                    getattr=getattr(policy, shorter),
+                    longer=longer,
+                    getattr2=getattr(policy, longer),
+                ),
                 field=shorter,
             )
 

@@ -7,6 +7,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, func, insert, or_, select
 
 from telemed import clock
@@ -81,28 +82,36 @@ def _consortium_zone() -> str:
 
 def _validate_shape(req: ScheduleRequest, zone: str) -> None:
     if not req.weekdays:
-        raise InvalidInput("choose at least one weekday", field="weekdays")
+        raise InvalidInput(_l("choose at least one weekday"), field="weekdays")
     try:
         weekday_mask(req.weekdays)
     except ValueError as exc:
         raise InvalidInput(str(exc), field="weekdays") from None
     if req.end_time <= req.start_time:
-        raise InvalidInput("end_time must be after start_time", field="end_time")
+        raise InvalidInput(_l("end_time must be after start_time"), field="end_time")
     low, high = SLOT_MINUTES_RANGE
     if not low <= req.slot_minutes <= high:
-        raise InvalidInput(f"slot_minutes must be between {low} and {high}", field="slot_minutes")
+        raise InvalidInput(
+            _l("slot_minutes must be between %(low)s and %(high)s", low=low, high=high),
+            field="slot_minutes",
+        )
     if not 1 <= req.seats_per_slot <= MAX_SEATS:
         raise InvalidInput(
-            f"seats_per_slot must be between 1 and {MAX_SEATS}", field="seats_per_slot"
+            _l("seats_per_slot must be between 1 and %(MAX_SEATS)s", MAX_SEATS=MAX_SEATS),
+            field="seats_per_slot",
         )
     if req.valid_until < req.valid_from:
-        raise InvalidInput("valid_until is before valid_from", field="valid_until")
+        raise InvalidInput(_l("valid_until is before valid_from"), field="valid_until")
     if (req.valid_until - req.valid_from).days > MAX_WEEKS * 7:
-        raise InvalidInput(f"a schedule may cover at most {MAX_WEEKS} weeks", field="valid_until")
+        raise InvalidInput(
+            _l("a schedule may cover at most %(MAX_WEEKS)s weeks", MAX_WEEKS=MAX_WEEKS),
+            field="valid_until",
+        )
     today = clock.now().astimezone(ZoneInfo(zone)).date()
     if req.valid_from < today:
         raise InvalidInput(
-            f"valid_from {req.valid_from.isoformat()} is in the past", field="valid_from"
+            _l("valid_from %(valid_from)s is in the past", valid_from=req.valid_from.isoformat()),
+            field="valid_from",
         )
     if req.service_type is ServiceType.REMOTE_CONSULT:
         # Remote consults exist for member institutions: every seat is down-shared.
@@ -110,18 +119,22 @@ def _validate_shape(req: ScheduleRequest, zone: str) -> None:
     down = req.down_shared_per_slot
     if down is not None and not 0 <= down <= req.seats_per_slot:
         raise InvalidInput(
-            "down_shared_per_slot must be between 0 and seats_per_slot",
+            _l("down_shared_per_slot must be between 0 and seats_per_slot"),
             field="down_shared_per_slot",
         )
     for institution_id, seats in (req.allotments or {}).items():
         if seats < 1:
             raise InvalidInput(
-                f"allotment for institution {institution_id} must be at least 1 seat",
+                _l(
+                    "allotment for institution %(institution_id)s must be at least 1 seat",
+                    institution_id=institution_id,
+                ),
                 field="allotments",
             )
     if req.override_reason is not None and len(req.override_reason) > MAX_TEXT:
         raise InvalidInput(
-            f"override_reason is longer than {MAX_TEXT} characters", field="override_reason"
+            _l("override_reason is longer than %(MAX_TEXT)s characters", MAX_TEXT=MAX_TEXT),
+            field="override_reason",
         )
 
 
@@ -130,14 +143,18 @@ def _check_allotment_total(req: ScheduleRequest, *, defaults: bool = False) -> N
     assert req.allotments is not None
     if defaults and sum(req.allotments.values()) > down:
         raise InvalidInput(
-            f"the department's default allotments need {sum(req.allotments.values())} "
-            f"down-shared seats per slot but this schedule down-shares {down}: down-share "
-            "more seats, or give the allotments explicitly (none is allowed)",
+            _l(
+                "the department's default allotments need %(sum)s down-shared seats per slot "
+                "but this schedule down-shares %(down)s: down-share more seats, or give the "
+                "allotments explicitly (none is allowed)",
+                sum=sum(req.allotments.values()),
+                down=down,
+            ),
             field="allotments",
         )
     if sum(req.allotments.values()) > down:
         raise InvalidInput(
-            _(
+            _l(
                 "allotments (%(allotted)s seats) exceed the down-shared seats per slot (%(down)s)",
                 allotted=sum(req.allotments.values()),
                 down=down,
@@ -150,10 +167,14 @@ def _specialist(actor: Actor, specialist_id: int) -> User:
     specialist = scopes.get_user(actor, specialist_id, field="specialist_id")
     if specialist.role is not Role.SPECIALIST or specialist.department_id is None:
         raise InvalidInput(
-            f"user {specialist_id} is not a specialist with a department", field="specialist_id"
+            _l(
+                "user %(specialist_id)s is not a specialist with a department",
+                specialist_id=specialist_id,
+            ),
+            field="specialist_id",
         )
     if not may_publish_for(actor, specialist.id):
-        raise Forbidden("specialists publish only their own schedules")
+        raise Forbidden(_l("specialists publish only their own schedules"))
     return specialist
 
 
@@ -169,7 +190,10 @@ def _check_allotments(actor: Actor, allotments: dict[int, int]) -> None:
     for institution_id in allotments:
         if institution_id not in members:
             raise InvalidInput(
-                f"institution {institution_id} is not a member institution of the consortium",
+                _l(
+                    "institution %(institution_id)s is not a member institution of the consortium",
+                    institution_id=institution_id,
+                ),
                 field="allotments",
             )
 
@@ -278,13 +302,13 @@ def publish_schedule(actor: Actor, req: ScheduleRequest) -> Publication:
     )
     if not times:
         raise InvalidInput(
-            _("the schedule yields no slots: check the weekdays, the times and the slot length"),
+            _l("the schedule yields no slots: check the weekdays, the times and the slot length"),
             field="weekdays",
         )
     now = clock.now()
     if times[0].starts_at <= now:
         raise InvalidInput(
-            _(
+            _l(
                 "the first slot (%(when)s) has already started",
                 when=f"{times[0].starts_at.astimezone(zone):%Y-%m-%d %H:%M}",
             ),
@@ -293,7 +317,7 @@ def publish_schedule(actor: Actor, req: ScheduleRequest) -> Publication:
     clash = _overlapping_slot(specialist.id, times)
     if clash is not None:
         raise Conflict(
-            _(
+            _l(
                 "overlaps the specialist's slot at %(when)s",
                 when=f"{clash.starts_at.astimezone(zone):%Y-%m-%d %H:%M}",
             ),
@@ -316,7 +340,7 @@ def publish_schedule(actor: Actor, req: ScheduleRequest) -> Publication:
     if short and not (actor.is_admin and override):
         share = policies.outpatient_share(policy)
         raise InvalidInput(
-            _(
+            _l(
                 "Publication refused: the department must down-share at least "
                 "%(share)s of its outpatient seats each week; %(weeks)s. Down-share "
                 "%(missing)s more seat(s), or an admin may override with a reason.",
@@ -411,17 +435,19 @@ def block_slot(actor: Actor, slot_id: int, reason: str) -> list[Booking]:
     """Block a slot (leave, surgery): its bookings are cancelled and the bookers told."""
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidInput("give a reason for blocking the slot", field="reason")
+        raise InvalidInput(_l("give a reason for blocking the slot"), field="reason")
     if len(reason) > MAX_TEXT:
-        raise InvalidInput(f"reason is longer than {MAX_TEXT} characters", field="reason")
+        raise InvalidInput(
+            _l("reason is longer than %(MAX_TEXT)s characters", MAX_TEXT=MAX_TEXT), field="reason"
+        )
     slot = scopes.get_slot(actor, slot_id)
     if not may_publish_for(actor, slot.specialist_id):
-        raise Forbidden("only the slot's specialist or an admin may block it")
+        raise Forbidden(_l("only the slot's specialist or an admin may block it"))
     now = clock.now()
     if slot.starts_at <= now:
-        raise InvalidInput(_("the slot has already started"), field="slot_id")
+        raise InvalidInput(_l("the slot has already started"), field="slot_id")
     if slot.status is SlotStatus.BLOCKED:
-        raise Conflict(_("the slot is already blocked"), field="slot_id")
+        raise Conflict(_l("the slot is already blocked"), field="slot_id")
     slot.status = SlotStatus.BLOCKED
     slot.blocked_reason = reason
     slot.blocked_at = now

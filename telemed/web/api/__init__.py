@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, request
+from flask_babel import gettext as _
 from flask_login import current_user
 from flask_smorest import Api
 
@@ -61,7 +62,10 @@ def require_json_body() -> None:
         from werkzeug.exceptions import UnsupportedMediaType
 
         raise UnsupportedMediaType(
-            f"Content-Type must be application/json, not {request.mimetype or 'missing'}"
+            _(
+                "Content-Type must be application/json, not %(type)s",
+                type=request.mimetype or _("missing"),
+            )
         )
 
 

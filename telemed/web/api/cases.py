@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 
 from telemed import clock
 from telemed.domain.case_states import CaseKind, CaseStatus, Priority
+from telemed.labels import identity_mismatch
 from telemed.models.consortium import Role
 from telemed.services.cases import cases, dicom, ecg_files, reports
 from telemed.web.api.case_schemas import (
@@ -142,5 +143,7 @@ def files(case_id: int):
     return {
         "dicom": dicom.instances_of(case.id),
         "ecg": ecg_files.recordings_of(case.id),
-        "warnings": [w for study in dicom.studies_of(case) for w in study.warnings],
+        "warnings": [
+            identity_mismatch(w) for study in dicom.studies_of(case) for w in study.warnings
+        ],
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from marshmallow import Schema, fields, validate, validates_schema
 from marshmallow import ValidationError as SchemaError
 
@@ -152,7 +153,7 @@ class PolicyIn(Schema):
     def _distinct_allotments(self, data, **_kwargs):
         ids = [a["institution_id"] for a in data.get("allotments") or []]
         if len(ids) != len(set(ids)):
-            raise SchemaError("each institution may appear once", field_name="allotments")
+            raise SchemaError(_("each institution may appear once"), field_name="allotments")
 
 
 # -- patients ------------------------------------------------------------------------------
@@ -228,7 +229,7 @@ class ScheduleIn(Schema):
     def _distinct_allotments(self, data, **_kwargs):
         ids = [a["institution_id"] for a in data.get("allotments") or []]
         if len(ids) != len(set(ids)):
-            raise SchemaError("each institution may appear once", field_name="allotments")
+            raise SchemaError(_("each institution may appear once"), field_name="allotments")
 
 
 class ScheduleOut(Schema):
@@ -311,7 +312,7 @@ class BookingIn(Schema):
     @validates_schema
     def _one_source(self, data, **_kwargs):
         if ("slot_id" in data) == ("hold_id" in data):
-            raise SchemaError("give either slot_id or hold_id", field_name="slot_id")
+            raise SchemaError(_("give either slot_id or hold_id"), field_name="slot_id")
 
 
 class CancelIn(Schema):

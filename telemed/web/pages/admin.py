@@ -244,7 +244,7 @@ def _posted_allotments(members: list[Institution]) -> dict[int, int]:
             continue
         if not raw.isdigit():
             raise InvalidInput(
-                _("Allotments are whole numbers of seats (%(name)s).", name=institution.name),
+                _l("Allotments are whole numbers of seats (%(name)s).", name=institution.name),
                 field=f"allot_{institution.id}",
             )
         if int(raw):

@@ -439,7 +439,7 @@ def cancel(booking_id: int):
 
             deadline = local_time(booking_views.cancel_deadline(item))
             shown = Conflict(
-                _("Cancelling was possible until %(time)s.", time=deadline), field="booking_id"
+                _l("Cancelling was possible until %(time)s.", time=deadline), field="booking_id"
             )
         attach_error(form, shown, {"booking_id": "reason"})
         return page(
@@ -492,7 +492,7 @@ def reschedule(booking_id: int):
     current = scopes.get_booking(actor, booking_id)
     if current.status is not BookingStatus.BOOKED:
         raise Conflict(
-            _(
+            _l(
                 "Only a booked appointment can be moved; this one is %(status)s.",
                 status=label(current.status),
             ),

@@ -20,6 +20,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from telemed import clock
@@ -177,12 +178,12 @@ def amend(case_id: int):
     data = request.get_json(silent=True) or {}
     reason = data.get("reason")
     if not isinstance(reason, str):
-        raise InvalidInput("an amendment needs a reason", field="amendment_reason")
+        raise InvalidInput(_l("an amendment needs a reason"), field="amendment_reason")
     fields = {k: data[k] for k in consults_fields() if k in data}
     actor = current_actor()
     case, room, role = consults.open_room(actor, case_id)
     if role is not RoomRole.SPECIALIST:
-        raise InvalidInput("only the consult's specialist amends the report", field="case_id")
+        raise InvalidInput(_l("only the consult's specialist amends the report"), field="case_id")
     body = consults.amend_report(actor, case.id, reason, fields)
     return jsonify(
         consults.append_event(

@@ -12,6 +12,7 @@ from babel.dates import get_timezone_name
 from flask import Blueprint, Response, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from telemed import clock
 from telemed.domain.figures import Period, PeriodError, parse_period
@@ -36,7 +37,10 @@ def _date(name: str) -> date | None:
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        raise InvalidInput(f"{name} must be a date (YYYY-MM-DD), not {raw!r}", field=name) from None
+        raise InvalidInput(
+            _l("%(name)s must be a date (YYYY-MM-DD), not %(raw)s", name=name, raw=repr(raw)),
+            field=name,
+        ) from None
 
 
 def _int(name: str) -> int | None:
@@ -46,14 +50,14 @@ def _int(name: str) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise InvalidInput(f"{name} must be a whole number", field=name) from None
+        raise InvalidInput(_l("%(name)s must be a whole number", name=name), field=name) from None
 
 
 def request_filters() -> dict[str, Any]:
     """The period and filters of this request, as given (for links) and parsed."""
     kind = request.args.get("period") or "month"
     if kind not in PERIOD_KINDS:
-        raise InvalidInput("period must be week, month or custom", field="period")
+        raise InvalidInput(_l("period must be week, month or custom"), field="period")
     today = clock.now().astimezone(consortium_zone()).date()
     anchor = _date("anchor") or today
     first, last = _date("first"), _date("last")
@@ -207,7 +211,7 @@ def _suffix(period: Period) -> str:
 @roles_required(Role.ADMIN)
 def export(name: str):
     if name not in dashboard_tables.TABLES:
-        raise NotFound(f"no dashboard table named {name}")
+        raise NotFound(_l("no dashboard table named %(name)s", name=name))
     filters = request_filters()
     table = dashboard_tables.TABLES[name](_board(filters))
     return _csv(dashboard_tables.as_csv_rows(table), f"{name}_{_suffix(filters['period'])}.csv")
@@ -251,7 +255,7 @@ def _audit_drill(action: str, result: dashboard_drill.Drill, filters: dict[str, 
 def drill():
     offset = _int("offset") or 0
     if offset < 0:
-        raise InvalidInput("offset must not be negative", field="offset")
+        raise InvalidInput(_l("offset must not be negative"), field="offset")
     result, filters, params = _drill(dashboard_drill.PAGE, offset)
     _audit_drill("view", result, filters)
     return render_template(

@@ -12,6 +12,7 @@ from datetime import date, timedelta
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from telemed import clock
@@ -56,24 +57,26 @@ def _form_date(name: str, *, required: bool = False) -> date | None:
     raw = (request.form.get(name) or "").strip()
     if not raw:
         if required:
-            raise InvalidInput(f"{name} is required", field=name)
+            raise InvalidInput(_l("%(name)s is required", name=name), field=name)
         return None
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        raise InvalidInput(f"{name} must be a date (YYYY-MM-DD)", field=name) from None
+        raise InvalidInput(
+            _l("%(name)s must be a date (YYYY-MM-DD)", name=name), field=name
+        ) from None
 
 
 def _form_int(name: str, *, required: bool = False) -> int | None:
     raw = (request.form.get(name) or "").strip()
     if not raw:
         if required:
-            raise InvalidInput(f"{name} is required", field=name)
+            raise InvalidInput(_l("%(name)s is required", name=name), field=name)
         return None
     try:
         return int(raw)
     except ValueError:
-        raise InvalidInput(f"{name} must be a whole number", field=name) from None
+        raise InvalidInput(_l("%(name)s must be a whole number", name=name), field=name) from None
 
 
 def _checked(name: str) -> bool:
@@ -201,7 +204,7 @@ def step(referral_id: int):
                 actor, referral_id, _form_int("slot_id", required=True) or 0
             )
         else:
-            raise InvalidInput(f"unknown step {action!r}", field="action")
+            raise InvalidInput(_l("unknown step %(action)s", action=repr(action)), field="action")
     except TelemedError as error:
         return _detail(referral_id, error)
     return redirect(url_for("referrals.detail", referral_id=referral_id))
@@ -394,7 +397,7 @@ def admission_step(admission_id: int):
         elif action == "discharge":
             beds.discharge(actor, admission_id, on=_form_date("on"))
         else:
-            raise InvalidInput(f"unknown step {action!r}", field="action")
+            raise InvalidInput(_l("unknown step %(action)s", action=repr(action)), field="action")
     except TelemedError as error:
         return _admissions(error)
     return redirect(url_for("referrals.admissions"))
