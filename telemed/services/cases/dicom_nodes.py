@@ -38,7 +38,7 @@ def member_nodes(actor: Actor) -> list[tuple[Institution, DicomNode | None]]:
         .where(Institution.consortium_id == actor.consortium_id, Institution.kind != "lead")
         .order_by(Institution.id)
     )
-    return [(institution, node) for institution, node in rows.tuples()]
+    return [(institution, node) for institution, node in rows]
 
 
 def member_institution(actor: Actor, institution_id: int) -> Institution:

@@ -29,7 +29,7 @@ UID_CHARACTERS = frozenset("0123456789.")
 def _pacs_of(case: Case) -> tuple[DicomNode, scu.Pacs]:
     node = node_of(case.institution_id)
     if node is None or not node.has_pacs:
-        raise Conflict("no PACS is configured for this institution", field="pacs")
+        raise Conflict("no PACS is configured for this institution", field="pacs", reason="none")
     return node, scu.Pacs(node.pacs_host, node.pacs_port, node.pacs_ae_title)  # type: ignore[arg-type]
 
 
@@ -81,7 +81,7 @@ def find_studies(
             timeout=float(config["TELEMED_DICOM_TIMEOUT_S"]),
         )
     except scu.PacsUnreachable as error:
-        raise Conflict(str(error), field="pacs") from None
+        raise Conflict(str(error), field="pacs", reason="unreachable") from None
     audit.record(
         actor,
         "query_pacs",
