@@ -41,6 +41,12 @@ class FoundStudy:
     modalities: str
     instances: int | None
 
+    @property
+    def shown_date(self) -> str:
+        """The study date as pages write dates (YYYY-MM-DD), or as the PACS gave it."""
+        raw = self.study_date
+        return f"{raw[:4]}-{raw[4:6]}-{raw[6:]}" if len(raw) == 8 and raw.isdigit() else raw
+
 
 @dataclass(frozen=True)
 class MoveResult:
