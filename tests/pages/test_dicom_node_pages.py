@@ -153,6 +153,7 @@ def test_attaching_to_a_case_not_taking_files_is_refused_on_the_page(
     for form, message in (
         ({"study_uid": study_uid, "case_id": other.id}, "Choose the case"),
         ({"study_uid": study_uid, "case_id": "x"}, "Choose the case"),
+        ({"study_uid": study_uid, "case_id": "99999999999999999999"}, "Choose the case"),
         ({"study_uid": "1.2.3", "case_id": imaging_case(world).id}, "no longer in the inbox"),
     ):
         answer = doctor.post("/imaging/inbox/attach", form)
@@ -188,6 +189,11 @@ def test_a_doctor_pulls_a_study_from_the_pacs_on_the_case_page(app, signed_in, w
         assert found.status_code == 200 and f'data-study="{study_uid}"' in text_of(found)
         bad = doctor.get(f"/cases/{case.id}/pacs?patient_id=A*")
         assert bad.status_code == 422 and 'id="patient_id-error"' in text_of(bad)
+        bad = doctor.get(f"/cases/{case.id}/pacs?study_date=2026-13-45")
+        assert bad.status_code == 422 and 'id="study_date-error"' in text_of(bad)
+        bad = doctor.post(f"/cases/{case.id}/pacs/pull", {"study_uid": "1.2.3'; --"})
+        assert bad.status_code == 303
+        assert "That is not a study of the PACS." in text_of(doctor.get(bad.headers["Location"]))
         pulled = doctor.post(f"/cases/{case.id}/pacs/pull", {"study_uid": study_uid})
         assert pulled.status_code == 303
         page = text_of(doctor.get(f"/cases/{case.id}"))

@@ -121,7 +121,7 @@ def attach():
     study_uid = request.form.get("study_uid", "")
     raw_case = request.form.get("case_id", "")
     problem = None
-    if not raw_case.isdigit():
+    if not raw_case.isdigit() or len(raw_case) > 9:  # 9 digits: within every INTEGER
         problem = _("Choose the case to attach the study to.")
     else:
         try:
