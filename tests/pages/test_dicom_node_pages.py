@@ -32,11 +32,13 @@ def test_the_admin_sets_an_ae_title_and_a_pacs(signed_in, world):
             "pacs_host": "127.0.0.1",
             "pacs_port": "4242",
             "pacs_ae_title": "TS1_PACS",
+            "pacs_retrieve": "get",
         },
     )
     assert saved.status_code == 303
     node = dicom_nodes.node_of(world.members[0].id)
     assert (node.ae_title, node.pacs_host, node.pacs_port) == ("TS1_PACS", "127.0.0.1", 4242)
+    assert node.pacs_retrieve.value == "get"
     assert "TS1_PACS@127.0.0.1:4242" in text_of(admin.get("/admin/dicom-nodes"))
 
 
@@ -59,6 +61,7 @@ def test_the_admin_sets_an_ae_title_and_a_pacs(signed_in, world):
             "from 1 to 65535",
         ),
         ({"ae_title": "OK", "pacs_port": "x"}, "pacs_port", "whole number"),
+        ({"ae_title": "OK", "pacs_retrieve": "ftp"}, "pacs_retrieve", "Choose from the list."),
     ],
 )
 def test_bad_settings_are_refused_naming_the_field(signed_in, world, form, field, message):

@@ -9,14 +9,21 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
 
 from telemed.errors import Conflict, InvalidInput, NotFound, TelemedError
 from telemed.extensions import db
 from telemed.models.consortium import Role
-from telemed.models.dicom_node import PullStatus
+from telemed.models.dicom_node import PullStatus, Retrieve
 from telemed.services.cases import cases, dicom_inbox, dicom_nodes, pacs_pulls
-from telemed.web.pages.common import LocalDateField, WholeNumberField, attach_error, page
+from telemed.web.pages.common import (
+    ChoiceField,
+    LocalDateField,
+    WholeNumberField,
+    attach_error,
+    page,
+)
 from telemed.web.security import current_actor, roles_required
 
 bp = Blueprint("dicom_node", __name__)
@@ -54,6 +61,17 @@ class DicomNodeForm(FlaskForm):
     pacs_host = StringField(_l("PACS host"), validators=[Optional(), Length(max=253)])
     pacs_port = WholeNumberField(_l("PACS port"), validators=[Optional()])
     pacs_ae_title = StringField(_l("PACS AE title"), validators=[Optional(), Length(max=64)])
+    pacs_retrieve = ChoiceField(
+        _l("Studies come from the PACS by"),
+        choices=[
+            SelectChoice(Retrieve.MOVE.value, _l("C-MOVE: the PACS sends them to telemed")),
+            SelectChoice(
+                Retrieve.GET.value,
+                _l("C-GET: telemed fetches them (for a PACS that cannot reach it)"),
+            ),
+        ],
+        default=Retrieve.MOVE.value,
+    )
 
 
 @bp.route("/admin/dicom-nodes")
@@ -91,6 +109,7 @@ def node(institution_id: int):
             pacs_host=form.pacs_host.data or None,
             pacs_port=form.pacs_port.data,
             pacs_ae_title=form.pacs_ae_title.data or None,
+            pacs_retrieve=Retrieve(form.pacs_retrieve.data),
         )
     except InvalidInput as error:
         db.session.rollback()
@@ -232,9 +251,9 @@ def pull(case_id: int):
         return redirect(url_for("dicom_node.pacs", case_id=case_id), 303)
     # Committed before the C-MOVE: the listener (other threads, or another process) must
     # find the pull to send what arrives to this case.
-    db.session.commit()
     pull_id = requested.id
-    done = pacs_pulls.finish_pull(pull_id, pacs_pulls.run_move(requested))
+    db.session.commit()
+    done = pacs_pulls.retrieve(actor, pull_id)
     if done.status is PullStatus.DONE:
         flash(_("The PACS sent %(count)d images into this case.", count=done.completed), "ok")
     else:
