@@ -27,6 +27,7 @@ def upgrade():
     sa.Column('pacs_host', sa.String(length=253), nullable=True),
     sa.Column('pacs_port', sa.Integer(), nullable=True),
     sa.Column('pacs_ae_title', sa.String(length=16), nullable=True),
+    sa.Column('pacs_retrieve', sa.Enum('move', 'get', name='pacs_retrieve', native_enum=False, create_constraint=True, length=4), server_default='move', nullable=False),
     sa.Column('updated_at', telemed.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', telemed.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['institution_id'], ['institution.id'], name=op.f('fk_dicom_node_institution_id_institution')),

@@ -5,13 +5,16 @@ No database here: callers record what was asked and what came of it."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pynetdicom import AE
+from pynetdicom import AE, build_role, evt
+from pynetdicom.presentation import StoragePresentationContexts
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
 )
 
@@ -40,6 +43,12 @@ class FoundStudy:
     description: str
     modalities: str
     instances: int | None
+
+    @property
+    def shown_date(self) -> str:
+        """The study date as pages write dates (YYYY-MM-DD), or as the PACS gave it."""
+        raw = self.study_date
+        return f"{raw[:4]}-{raw[4:6]}-{raw[6:]}" if len(raw) == 8 and raw.isdigit() else raw
 
 
 @dataclass(frozen=True)
@@ -151,6 +160,114 @@ def move_study(
             if not status:
                 raise PacsUnreachable("the PACS stopped answering the retrieve")
             if status.Status not in (0xFF00,):
+                final = MoveResult(
+                    int(status.Status),
+                    int(status.get("NumberOfCompletedSuboperations", 0) or 0),
+                    int(status.get("NumberOfFailedSuboperations", 0) or 0),
+                    int(status.get("NumberOfWarningSuboperations", 0) or 0),
+                )
+    finally:
+        assoc.release()
+    return final
+
+
+# An association has at most 128 presentation contexts: the C-GET one, and storage ones.
+GET_STORAGE_CONTEXTS = 127
+# What each storage context offers: the uncompressed syntaxes and the usual compressed ones
+# (every syntax pydicom knows, on 127 contexts, would make the request some 120 KB).
+GET_TRANSFER_SYNTAXES = [
+    "1.2.840.10008.1.2.1",  # explicit VR little endian
+    "1.2.840.10008.1.2",  # implicit VR little endian
+    "1.2.840.10008.1.2.1.99",  # deflated explicit VR little endian
+    "1.2.840.10008.1.2.2",  # explicit VR big endian
+    "1.2.840.10008.1.2.4.50",  # JPEG baseline
+    "1.2.840.10008.1.2.4.51",  # JPEG extended
+    "1.2.840.10008.1.2.4.57",  # JPEG lossless
+    "1.2.840.10008.1.2.4.70",  # JPEG lossless, first-order prediction
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS lossless
+    "1.2.840.10008.1.2.4.81",  # JPEG-LS near-lossless
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "1.2.840.10008.1.2.5",  # RLE lossless
+]
+
+
+def _sop_classes_in_study(
+    own_ae_title: str, pacs: Pacs, study_uid: str, timeout: float
+) -> list[str]:
+    """The study's SOP classes, if the PACS tells (SOP Classes in Study); else none."""
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = study_uid
+    query.SOPClassesInStudy = ""
+    ae = _ae(own_ae_title, timeout)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    assoc = _associate(ae, pacs)
+    found: list[str] = []
+    try:
+        for status, answer in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
+            if status and status.Status in (0xFF00, 0xFF01) and answer is not None:
+                value = answer.get("SOPClassesInStudy") or []
+                found += [str(v) for v in (value if isinstance(value, list | tuple) else [value])]
+    finally:
+        assoc.release()
+    return sorted({uid for uid in found if uid})
+
+
+def get_study(
+    own_ae_title: str,
+    pacs: Pacs,
+    study_uid: str,
+    receive: Callable[[bytes, str], int],
+    *,
+    timeout: float = 300.0,
+) -> MoveResult:
+    """C-GET one study: its instances come back on this association, each handed to
+    ``receive(part10_bytes, sop_instance_uid)`` (on pynetdicom's thread), whose answer is
+    the C-STORE status. The usual transfer syntaxes are all offered, so the PACS sends what
+    it stores as it stores it."""
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.StudyInstanceUID = study_uid
+    sop_classes = _sop_classes_in_study(own_ae_title, pacs, study_uid, timeout)
+    ae = _ae(own_ae_title, timeout)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    if sop_classes and len(sop_classes) * len(GET_TRANSFER_SYNTAXES) <= GET_STORAGE_CONTEXTS:
+        # One context per class and syntax: the PACS then finds each instance's own
+        # syntax accepted and sends it as stored (one context with many syntaxes gets one
+        # of them chosen, and the rest would have to be transcoded).
+        for sop_class in sop_classes:
+            for syntax in GET_TRANSFER_SYNTAXES:
+                ae.add_requested_context(sop_class, [syntax])
+    else:
+        sop_classes = [
+            str(c.abstract_syntax) for c in StoragePresentationContexts[:GET_STORAGE_CONTEXTS]
+        ]
+        for sop_class in sop_classes:
+            ae.add_requested_context(sop_class, GET_TRANSFER_SYNTAXES)
+    roles = [build_role(sop_class, scp_role=True) for sop_class in sop_classes]
+
+    def on_store(event) -> int:
+        return receive(event.encoded_dataset(), str(event.request.AffectedSOPInstanceUID))
+
+    assoc = ae.associate(
+        pacs.host,
+        pacs.port,
+        ae_title=pacs.ae_title,
+        ext_neg=roles,
+        evt_handlers=[(evt.EVT_C_STORE, on_store)],
+    )
+    if not assoc.is_established:
+        why = "rejected the association" if assoc.is_rejected else "did not answer"
+        raise PacsUnreachable(f"the PACS {pacs.ae_title} at {pacs.host}:{pacs.port} {why}")
+    final = MoveResult(0xC000, 0, 0, 0)
+    try:
+        for status, _identifier in assoc.send_c_get(
+            identifier, StudyRootQueryRetrieveInformationModelGet
+        ):
+            if not status:
+                raise PacsUnreachable("the PACS stopped answering the retrieve")
+            if status.Status != 0xFF00:
                 final = MoveResult(
                     int(status.Status),
                     int(status.get("NumberOfCompletedSuboperations", 0) or 0),

@@ -17,7 +17,7 @@ from telemed.models.consortium import (
     Sex,
     User,
 )
-from telemed.models.dicom_node import DicomNode, DicomPull, InboxInstance, PullStatus
+from telemed.models.dicom_node import DicomNode, DicomPull, InboxInstance, PullStatus, Retrieve
 from telemed.models.idempotency import IdempotencyRecord
 from telemed.models.jobs import JobRun, JobRunStatus, SchedulerLease
 from telemed.models.live import ConsultSession, LiveTicket, RoomEvent, RoomStatus
@@ -86,6 +86,7 @@ __all__ = [
     "ReferralAttachment",
     "ReferralTransition",
     "Report",
+    "Retrieve",
     "Role",
     "RoomEvent",
     "RoomStatus",

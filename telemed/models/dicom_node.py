@@ -26,6 +26,15 @@ from telemed.models.base import CreatedAtMixin, enum_column
 from telemed.models.consortium import Institution
 
 
+class Retrieve(enum.StrEnum):
+    """How studies come from the PACS: C-MOVE (the PACS opens an association to telemed's
+    listener) or C-GET (they come back on telemed's own association: for a PACS that
+    cannot reach telemed)."""
+
+    MOVE = "move"
+    GET = "get"
+
+
 class DicomNode(CreatedAtMixin, Base):
     """How one member institution speaks DICOM with telemed: the AE title its modalities
     and PACS call from (an unknown calling AE is refused), and its PACS, which doctors
@@ -39,6 +48,9 @@ class DicomNode(CreatedAtMixin, Base):
     pacs_host: Mapped[str | None] = mapped_column(String(253))
     pacs_port: Mapped[int | None] = mapped_column(Integer)
     pacs_ae_title: Mapped[str | None] = mapped_column(String(16))
+    pacs_retrieve: Mapped[Retrieve] = mapped_column(
+        enum_column(Retrieve, "pacs_retrieve"), default=Retrieve.MOVE, server_default="move"
+    )
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     institution: Mapped[Institution] = relationship()

@@ -30,6 +30,7 @@ def init_app(app: Flask) -> None:
     from telemed.web.pages.booking import bp as booking_bp
     from telemed.web.pages.consults import bp as consults_bp
     from telemed.web.pages.dashboard import bp as dashboard_bp
+    from telemed.web.pages.dicom_node import bp as dicom_node_bp
     from telemed.web.pages.home import bp as home_bp
     from telemed.web.pages.jobs import bp as jobs_admin_bp
     from telemed.web.pages.notifications import bp as notifications_bp
@@ -52,6 +53,7 @@ def init_app(app: Flask) -> None:
         app.register_blueprint(blueprint)
     for blueprint in (cases_bp, uploads_bp, dicomweb_bp, dashboard_bp, referrals_bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(dicom_node_bp)
     app.register_blueprint(consults_bp)
     init_api(app)
 

@@ -230,3 +230,59 @@ def test_a_doctor_attaches_a_waiting_study_in_one_step(scp, node, world, tmp_pat
     assert dicom_inbox.waiting_studies(other) == []
     count = db.session.execute(select(func.count()).select_from(DicomInstance)).scalar_one()
     assert count == 2
+
+
+@pytest.mark.parametrize("cut_off", [True, False])
+def test_an_association_cut_off_mid_instance_keeps_nothing(scp, node, cut_off):
+    """The sender goes away after the command and part of the data set: no inbox row, no
+    stored object, and the listener goes on serving. (Sent whole, the same bytes land.)"""
+    from io import BytesIO
+
+    from pydicom.uid import ExplicitVRLittleEndian
+    from pynetdicom import AE
+    from pynetdicom.dimse_messages import C_STORE_RQ
+    from pynetdicom.dimse_primitives import C_STORE
+    from pynetdicom.pdu import P_DATA_TF
+    from pynetdicom.sop_class import CTImageStorage
+
+    source = dicom_files.sample("CT_small.dcm")
+    header = pydicom.dcmread(source, stop_before_pixels=True)
+    ae = AE(ae_title=MEMBER_AE)
+    ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", scp.port, ae_title=scp.ae_title)
+    assert assoc.is_established
+    request = C_STORE()
+    request.MessageID = 1
+    request.AffectedSOPClassUID = CTImageStorage
+    request.AffectedSOPInstanceUID = header.SOPInstanceUID
+    request.Priority = 0
+    request.DataSet = BytesIO(data_set_bytes(source))
+    message = C_STORE_RQ()
+    message.primitive_to_message(request)
+    context_id = assoc.accepted_contexts[0].context_id
+    fragments = list(message.encode_msg(context_id, 4096))
+    assert len(fragments) > 4
+    raw = assoc.dul.socket.socket
+    sent = fragments[:3] if cut_off else fragments  # the command, then (part of) the data set
+    for fragment in sent:
+        pdu = P_DATA_TF()
+        pdu.from_primitive(fragment)
+        raw.sendall(pdu.encode())
+    time.sleep(1.0)
+    assoc.abort()
+    raw.close()  # pynetdicom's abort shuts the socket down but leaves it open
+    time.sleep(0.5)
+    if not cut_off:
+        for _ in range(100):  # the success status leaves after the commit
+            if inbox_rows(node.id):
+                break
+            db.session.commit()
+            time.sleep(0.1)
+        [row] = inbox_rows(node.id)
+        assert data_set_bytes(dicom.store().path_of(row.sha256)) == data_set_bytes(source)
+        return
+    assert inbox_rows(node.id) == []
+    objects = dicom.store().root / "objects"
+    assert not objects.exists() or not any(p.is_file() for p in objects.rglob("*"))
+    address = ["-aec", "TELEMED", "127.0.0.1", str(scp.port)]
+    assert dcmtk("echoscu", "-aet", MEMBER_AE, *address).returncode == 0

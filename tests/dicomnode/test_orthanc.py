@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from telemed.domain.case_states import CaseKind
 from telemed.extensions import db
-from telemed.models.dicom_node import DicomPull, InboxInstance, PullStatus
+from telemed.models.dicom_node import DicomPull, InboxInstance, PullStatus, Retrieve
 from telemed.services.accounts.context import actor_of
 from telemed.services.cases import cases, dicom, dicom_inbox, dicom_nodes, pacs_pulls
 from tests import dicom_files
@@ -18,6 +18,7 @@ from tests.dicomnode.support import (
     Orthanc,
     as_dcmtk_sends,
     data_set_bytes,
+    free_port,
     listener,
     same_elements,
 )
@@ -109,10 +110,9 @@ def test_a_doctor_finds_a_study_on_the_pacs_and_pulls_it_into_a_case(
     assert found.patient_id == "PACS-0042" and found.instances == 3
 
     pull = pacs_pulls.request_pull(gp, case.id, found.study_uid)
-    db.session.commit()  # the listener must see the pull
     pull_id = pull.id
-    result = pacs_pulls.run_move(pull)
-    pacs_pulls.finish_pull(pull_id, result)
+    db.session.commit()  # the listener must see the pull
+    pacs_pulls.retrieve(gp, pull.id)
     db.session.commit()
 
     done = db.session.get(DicomPull, pull_id)
@@ -132,7 +132,6 @@ def test_a_doctor_finds_a_study_on_the_pacs_and_pulls_it_into_a_case(
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_pacs_that_does_not_answer_is_a_clear_refusal(app, world, scp, tmp_path):
     from telemed.errors import Conflict
-    from tests.dicomnode.support import free_port
 
     dicom_nodes.set_node(
         actor_of(world.user("admin")),
@@ -154,3 +153,54 @@ def test_a_pacs_that_does_not_answer_is_a_clear_refusal(app, world, scp, tmp_pat
     with pytest.raises(Conflict) as refused:
         pacs_pulls.find_studies(gp, case.id, patient_id="X")
     assert refused.value.field == "pacs" and "did not answer" in refused.value.message
+
+
+def test_a_pacs_set_to_c_get_sends_the_study_back_on_telemed_s_association(app, world, tmp_path):
+    """No listener runs at all: the study comes back on the C-GET association."""
+    pacs = Orthanc(
+        tmp_path / "orthanc",
+        ae_title=PACS_AE,
+        # Orthanc must know telemed to answer it, not reach it: nothing listens there.
+        modalities={"telemed": ["TELEMED", "127.0.0.1", free_port()]},
+    )
+    try:
+        dicom_nodes.set_node(
+            actor_of(world.user("admin")),
+            world.members[0].id,
+            ae_title=PACS_AE,
+            pacs_host="127.0.0.1",
+            pacs_port=pacs.dicom_port,
+            pacs_ae_title=PACS_AE,
+            pacs_retrieve=Retrieve.GET,
+        )
+        wanted = dicom_files.ct_series(tmp_path / "wanted", 2, patient_id="PACS-0042")
+        wanted.append(dicom_files.sample("MR2_J2KI.dcm"))  # JPEG 2000, kept as it is
+        for path in wanted:
+            pacs.upload(path)
+        gp = actor_of(world.user("gp_ts1"))
+        case = cases.open_case(
+            gp,
+            patient_id=world.patients["TS1"][1].id,
+            kind=CaseKind.IMAGING_READ,
+            question="?",
+            target_department_id=world.departments["RAD"].id,
+        )
+        db.session.commit()
+        studies = {
+            s.study_uid for s in pacs_pulls.find_studies(gp, case.id, study_date="2004-01-19")
+        }
+        assert pydicom.dcmread(wanted[0]).StudyInstanceUID in studies
+        for study_uid in {pydicom.dcmread(p).StudyInstanceUID for p in wanted}:
+            pull = pacs_pulls.request_pull(gp, case.id, study_uid)
+            db.session.commit()
+            done = pacs_pulls.retrieve(gp, pull.id)
+            db.session.commit()
+            assert done.status is PullStatus.DONE and done.failed == 0, done.problem
+        by_sop = {i.sop_instance_uid: i for i in dicom.instances_of(case.id)}
+        assert sorted(by_sop) == sorted(sop_of(p) for p in wanted)
+        for path in wanted:
+            stored = dicom.store().path_of(by_sop[sop_of(path)].sha256)
+            assert data_set_bytes(stored) == as_dcmtk_sends(path, tmp_path), path.name
+            same_elements(stored, path)
+    finally:
+        pacs.stop()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -70,35 +70,42 @@ def _open_cases(institution_id: int) -> list[OpenCase]:
     ]
 
 
-def _pulled_into(institution_id: int, study_uid: str) -> Case | None:
+# A pull still "requested" after this long was cut off (its process died mid-C-MOVE): what
+# arrives later for its study is matched as anything else is.
+PULL_STANDS = timedelta(hours=1)
+
+
+def _pulled_into(institution_id: int, study_uid: str) -> int | None:
     """The case a doctor is pulling this study into, if a pull of it is under way."""
-    pull = db.session.execute(
-        select(DicomPull)
+    return db.session.execute(
+        select(DicomPull.case_id)
         .where(
             DicomPull.institution_id == institution_id,
             DicomPull.study_uid == study_uid,
             DicomPull.status == PullStatus.REQUESTED,
+            DicomPull.created_at >= clock.now() - PULL_STANDS,
         )
         .order_by(DicomPull.id.desc())
         .limit(1)
     ).scalar_one_or_none()
-    if pull is None:
-        return None
-    case = db.session.get(Case, pull.case_id)
-    return case if case is not None and case.status in EDITABLE else None
 
 
 def _case_for(institution_id: int, index: dict) -> Case | None:
-    pulled = _pulled_into(institution_id, index["study_uid"])
-    if pulled is not None:
-        return pulled
-    case_id = matching_case(
-        _open_cases(institution_id),
-        study_uid=index["study_uid"],
-        accession_number=index.get("accession_number"),
-        patient_id=index.get("header_patient_id"),
-    )
-    return db.session.get(Case, case_id) if case_id is not None else None
+    case_id = _pulled_into(institution_id, index["study_uid"])
+    if case_id is None:
+        case_id = matching_case(
+            _open_cases(institution_id),
+            study_uid=index["study_uid"],
+            accession_number=index.get("accession_number"),
+            patient_id=index.get("header_patient_id"),
+        )
+    if case_id is None:
+        return None
+    # Locked and checked again: a case submitted meanwhile takes no more files.
+    case = db.session.execute(
+        select(Case).where(Case.id == case_id).with_for_update()
+    ).scalar_one_or_none()
+    return case if case is not None and case.status in EDITABLE else None
 
 
 def receive(institution_id: int, calling_ae_title: str, outcome: dicom.FileOutcome) -> Received:

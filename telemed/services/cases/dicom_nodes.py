@@ -12,7 +12,7 @@ from telemed.domain.dicom_node import BadSetting, check_port, normalise_ae_title
 from telemed.errors import Forbidden, InvalidInput, NotFound
 from telemed.extensions import db
 from telemed.models.consortium import Institution
-from telemed.models.dicom_node import DicomNode
+from telemed.models.dicom_node import DicomNode, Retrieve
 from telemed.services.accounts import audit
 
 
@@ -38,7 +38,7 @@ def member_nodes(actor: Actor) -> list[tuple[Institution, DicomNode | None]]:
         .where(Institution.consortium_id == actor.consortium_id, Institution.kind != "lead")
         .order_by(Institution.id)
     )
-    return [(institution, node) for institution, node in rows.tuples()]
+    return [(institution, node) for institution, node in rows]
 
 
 def member_institution(actor: Actor, institution_id: int) -> Institution:
@@ -66,6 +66,7 @@ def set_node(
     pacs_host: str | None = None,
     pacs_port: int | None = None,
     pacs_ae_title: str | None = None,
+    pacs_retrieve: Retrieve = Retrieve.MOVE,
 ) -> DicomNode:
     """Set (or change) an institution's AE title and PACS. The PACS is all three of host,
     port and AE title, or none of them."""
@@ -100,6 +101,7 @@ def set_node(
         port,
         pacs_title,
     )
+    node.pacs_retrieve = pacs_retrieve
     node.updated_at = clock.now()
     try:
         with db.session.begin_nested():
@@ -113,6 +115,9 @@ def set_node(
         "set_dicom_node",
         "institution",
         institution.id,
-        detail={"ae_title": title, "pacs": f"{pacs_title}@{host}:{port}" if host else None},
+        detail={
+            "ae_title": title,
+            "pacs": f"{pacs_title}@{host}:{port} ({pacs_retrieve.value})" if host else None,
+        },
     )
     return node

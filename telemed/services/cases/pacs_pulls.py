@@ -3,21 +3,25 @@
 instances arrive at the DICOM node's listener like any other; while the pull is
 requested, those of its study go to its case (``dicom_inbox.receive``).
 
-The entry point commits the pull before the C-MOVE (the listener, on other threads or in
-another process, must see it) and records its outcome after: ``request_pull``, commit,
-``run_move``, ``finish_pull``, commit."""
+A PACS that cannot reach telemed's listener is set to C-GET: the study then comes back
+on telemed's own association. The entry point commits the pull before retrieving (for a
+C-MOVE, the listener, on other threads or in another process, must see it) and commits
+the outcome after: ``request_pull``, commit, ``retrieve``, commit."""
 
 from __future__ import annotations
+
+import threading
+from collections.abc import Callable
 
 from flask import current_app
 
 from telemed import clock
 from telemed.dicomnode import scu
 from telemed.domain.access import Actor
-from telemed.errors import Conflict, InvalidInput
+from telemed.errors import Conflict, InvalidInput, NotFound
 from telemed.extensions import db
 from telemed.models.cases import Case
-from telemed.models.dicom_node import DicomNode, DicomPull, PullStatus
+from telemed.models.dicom_node import DicomNode, DicomPull, PullStatus, Retrieve
 from telemed.services.accounts import audit
 from telemed.services.cases import dicom
 from telemed.services.cases.cases import get_case
@@ -29,7 +33,7 @@ UID_CHARACTERS = frozenset("0123456789.")
 def _pacs_of(case: Case) -> tuple[DicomNode, scu.Pacs]:
     node = node_of(case.institution_id)
     if node is None or not node.has_pacs:
-        raise Conflict("no PACS is configured for this institution", field="pacs")
+        raise Conflict("no PACS is configured for this institution", field="pacs", reason="none")
     return node, scu.Pacs(node.pacs_host, node.pacs_port, node.pacs_ae_title)  # type: ignore[arg-type]
 
 
@@ -81,7 +85,7 @@ def find_studies(
             timeout=float(config["TELEMED_DICOM_TIMEOUT_S"]),
         )
     except scu.PacsUnreachable as error:
-        raise Conflict(str(error), field="pacs") from None
+        raise Conflict(str(error), field="pacs", reason="unreachable") from None
     audit.record(
         actor,
         "query_pacs",
@@ -113,24 +117,48 @@ def request_pull(actor: Actor, case_id: int, study_uid: str) -> DicomPull:
     return pull
 
 
-def run_move(pull: DicomPull) -> scu.MoveResult | str:
-    """Ask the PACS to send the pull's study to telemed (no transaction held): the final
-    C-MOVE status and counts, or why the PACS could not be asked."""
-    case = db.session.get(Case, pull.case_id)
-    assert case is not None
-    _node, pacs = _pacs_of(case)
-    study_uid = pull.study_uid
-    db.session.rollback()  # SQLite: no lock held while the listener stores what arrives
+def retrieve(actor: Actor, pull_id: int) -> DicomPull:
+    """Have the PACS send the pull's study, with no transaction held while it does, and
+    record the outcome (flushes). C-MOVE: the PACS sends to the listener, which puts the
+    study's instances into the case (the pull was committed first). C-GET: they come back
+    on this association, each checked and stored as an upload is, and are recorded into
+    the case together at the end."""
+    pull = db.session.get(DicomPull, pull_id)
+    if pull is None:
+        raise NotFound(f"pull {pull_id} not found")
+    case = _case_taking_files(actor, pull.case_id)
+    node, pacs = _pacs_of(case)
+    how, study_uid, case_id = node.pacs_retrieve, pull.study_uid, case.id
     config = current_app.config
+    own, timeout = config["TELEMED_DICOM_AE_TITLE"], float(config["TELEMED_DICOM_TIMEOUT_S"]) * 10
+    db.session.rollback()  # SQLite: no lock held while instances are stored
+    prepared = dicom.Prepared()
     try:
-        return scu.move_study(
-            config["TELEMED_DICOM_AE_TITLE"],
-            pacs,
-            study_uid,
-            timeout=float(config["TELEMED_DICOM_TIMEOUT_S"]) * 10,
-        )
+        if how is Retrieve.MOVE:
+            result: scu.MoveResult | str = scu.move_study(own, pacs, study_uid, timeout=timeout)
+        else:
+            result = scu.get_study(own, pacs, study_uid, _receiver(pacs, prepared), timeout=timeout)
     except scu.PacsUnreachable as error:
-        return str(error)
+        result = str(error)
+    if prepared.outcomes:
+        dicom.record(actor, _case_taking_files(actor, case_id), prepared)
+    return finish_pull(pull_id, result)
+
+
+def _receiver(pacs: scu.Pacs, prepared: dicom.Prepared) -> Callable[[bytes, str], int]:
+    """What a C-GET does with each instance (on pynetdicom's thread): check and store it
+    as an upload; the status says whether it was kept."""
+    app = current_app._get_current_object()
+    lock = threading.Lock()
+
+    def receive(data: bytes, sop_instance_uid: str) -> int:
+        with app.app_context():
+            [outcome] = dicom.prepare(data, f"{pacs.ae_title}/{sop_instance_uid}.dcm").outcomes
+        with lock:
+            prepared.outcomes.append(outcome)
+        return 0x0000 if outcome.status == "stored" else 0xC000
+
+    return receive
 
 
 def finish_pull(pull_id: int, result: scu.MoveResult | str) -> DicomPull:
