@@ -55,11 +55,15 @@ messages: $(STAMPS)/python
 # The browser tests drive Debian's Chromium, the call's TURN test runs a real coturn, and
 # the DICOM node's tests run dcmtk's storescu/findscu and a real Orthanc: install whichever
 # is missing (command:package).
-TEST_TOOLS := chromium:chromium turnserver:coturn storescu:dcmtk Orthanc:orthanc
+# A Chinese font too (a file, not a command), or Chinese pages screenshot as boxes.
+TEST_TOOLS := chromium:chromium turnserver:coturn storescu:dcmtk Orthanc:orthanc \
+  /usr/share/fonts/truetype/wqy/wqy-microhei.ttc:fonts-wqy-microhei
 
 test-tools:
 	@missing=""; for tool in $(TEST_TOOLS); do \
-	  command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool#*:}"; done; \
+	  what=$${tool%%:*}; \
+	  case $$what in /*) test -e $$what ;; *) command -v $$what >/dev/null 2>&1 ;; esac \
+	    || missing="$$missing $${tool#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian's$$missing for the tests"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
