@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from functools import cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from flask import current_app, request
+from flask import Flask, current_app, has_app_context, request
+from flask_babel import Babel, force_locale
 from flask_login import current_user
 
 LOCALES = ("zh_Hans", "en")
@@ -50,3 +55,24 @@ def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     if value is None:
         return ""
     return value.astimezone(consortium_zone()).strftime(fmt)
+
+
+@cache
+def _catalogue_app() -> Flask:
+    """A bare app that carries only the catalogues, for a process without the web app."""
+    app = Flask("telemed.words")
+    Babel(app, default_translation_directories=str(Path(__file__).parent / "translations"))
+    return app
+
+
+@contextmanager
+def worded_in(locale: str | None) -> Iterator[None]:
+    """Messages made inside are worded in ``locale`` (the default language when None),
+    in the web app or in a process that has none (the decoding workers, whose refusals
+    reach the person who sent the file)."""
+    if has_app_context():
+        with force_locale(locale or current_app.config["BABEL_DEFAULT_LOCALE"]):
+            yield
+        return
+    with _catalogue_app().app_context(), force_locale(locale or "zh_Hans"):
+        yield

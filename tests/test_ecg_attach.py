@@ -182,3 +182,23 @@ def test_cart_exports_keep_the_device_report_beside_the_machine_measurements(app
     assert muse.acquisition["low_pass_hz"] == 150
     assert scp.device_report["statements"] == ["Sinus rhythm"]
     assert muse.measurements["is_machine_measurement"] is True
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [("zh_Hans", "GE MUSE XML：导联 I 不是有效的 Base64"), ("en", "GE MUSE XML: lead I is not")],
+)
+def test_a_refusal_made_in_the_worker_is_worded_in_the_senders_language(
+    app, world, tmp_path, locale, expected
+):
+    muse = (samples.SYNTHETIC / "muse.xml").read_text()
+    start = muse.index("<WaveFormData>") + len("<WaveFormData>")
+    damaged = tmp_path / "muse.xml"
+    damaged.write_text(muse[:start] + "!!not base64!!" + muse[muse.index("</WaveFormData>") :])
+    case = open_ecg_case(world)
+    with force_locale(locale):
+        (outcome,) = ecg_files.attach_files(
+            actor_of(world.user("gp_ts1")), case.id, [("muse.xml", damaged)]
+        )
+    assert outcome.status == "refused"
+    assert expected in str(outcome.reason), outcome.reason

@@ -21,6 +21,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from flask import current_app
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
@@ -210,7 +211,9 @@ def read(planned: EcgPlan) -> EcgPlan:
     try:
         files = [(o["filename"], str(content.path_of(o["sha256"]))) for o in planned.parts]
         try:
-            planned.result = workers().call("ecg_read", files=files, out=str(out))
+            planned.result = workers().call(
+                "ecg_read", files=files, out=str(out), locale=str(get_locale() or "")
+            )
         except TaskError as error:
             planned.refused = (
                 error.message if error.kind == "refused" else f"unreadable ({error.message})"
