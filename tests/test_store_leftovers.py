@@ -63,3 +63,18 @@ def test_temporary_files_are_private(app):
     for path in (spooled, content.temp_file(".part")):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(spooled.parent.stat().st_mode) == 0o700
+
+
+def test_instances_waiting_in_a_dicom_nodes_inbox_are_kept(app, world, tmp_path):
+    from telemed.services.cases import dicom_inbox
+
+    content = dicom.store()
+    [received] = dicom.prepare(
+        dicom_files.ct_series(tmp_path, 1)[0].read_bytes(), "ct.dcm"
+    ).outcomes
+    institution = world.users["gp_ts1"].institution_id
+    assert dicom_inbox.receive(institution, "TS1_CT", received).status != "refused"
+    db.session.commit()
+    age(content.path_of(received.sha256), 49)
+    cleanup.run_all(clock.now())
+    assert content.exists(received.sha256)

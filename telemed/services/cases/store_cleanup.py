@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from telemed.extensions import db
 from telemed.models.case_files import DicomInstance, EcgRecording
+from telemed.models.dicom_node import InboxInstance
 from telemed.services.cases import dicom
 
 
@@ -42,9 +43,11 @@ def remove_temporary_leftovers(now: datetime) -> int:
 
 
 def referenced_objects() -> set[str]:
-    """Every content address a row names: DICOM instances, ECG originals and their
-    normalised arrays."""
+    """Every content address a row names: DICOM instances, instances waiting in a DICOM
+    node's inbox, ECG originals and their normalised arrays. A new table that names stored
+    files belongs here, or the clean-up takes its files."""
     names = set(db.session.execute(select(DicomInstance.sha256)).scalars())
+    names.update(db.session.execute(select(InboxInstance.sha256)).scalars())
     for originals, normalised in db.session.execute(
         select(EcgRecording.originals, EcgRecording.normalised_sha256)
     ):
