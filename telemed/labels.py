@@ -89,6 +89,7 @@ LABELS: dict[type[enum.Enum], dict[enum.Enum, object]] = {
         JobRunStatus.RUNNING: _l("running"),
         JobRunStatus.OK: _l("succeeded"),
         JobRunStatus.FAILED: _l("failed"),
+        JobRunStatus.ABANDONED: _l("abandoned (its process stopped)"),
     },
     RoomRole: {
         RoomRole.SPECIALIST: _l("specialist"),

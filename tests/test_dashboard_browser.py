@@ -83,6 +83,7 @@ def test_admin_reads_filters_drills_and_exports(month, live_http, tmp_path):
         cell(page, "departments", "Cardiology", "no_shows").locator("a").click()
         expect(page.get_by_test_id("drill-total")).to_contain_text(f"{no_shows} rows")
         expect(page.locator('[data-testid="drill-table"] tbody tr')).to_have_count(no_shows)
+        # The status as a word, not its code.
         expect(page.locator('[data-testid="drill-table"] tbody')).to_contain_text("no-show")
         page.go_back()
 

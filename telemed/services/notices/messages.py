@@ -29,6 +29,14 @@ from telemed.labels import label
 from telemed.models.scheduling import ServiceType
 
 
+def _instant(value: str) -> str:
+    return local_time(datetime.fromisoformat(value))
+
+
+# Parameters named so hold instants (ISO 8601, UTC) in every message that has them.
+INSTANTS = ("when", "until", "due")
+
+
 def _lead(minutes: int) -> str:
     if minutes % (24 * 60) == 0:
         return _("in %(n)s day(s)", n=minutes // (24 * 60))
@@ -142,11 +150,8 @@ def _value_in_words(key: str, value: Any, message: Message) -> Any:
     if isinstance(value, dict) and "name" in value:
         english = value.get("name_en")
         return english if str(get_locale()) == "en" and english else value["name"]
-    if isinstance(value, str) and len(value) >= 19 and value[10:11] == "T":
-        try:
-            return local_time(datetime.fromisoformat(value))
-        except ValueError:
-            return value
+    if key in INSTANTS and isinstance(value, str):
+        return _instant(value)
     return value
 
 
