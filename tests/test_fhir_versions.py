@@ -21,7 +21,13 @@ from telemed.services.cases import cases, reports
 from telemed.services.scheduling import booking, publishing
 from telemed.services.scheduling.slot_versions import slot_versions
 from tests import factories
-from tests.fhir_support import appointment, fhir_client, outcome, slot_ids, validated
+from tests.fhir_support import (
+    appointment,
+    cardiology_week,
+    fhir_client,
+    outcome,
+    validated,
+)
 
 JSON_PATCH = "application/json-patch+json"
 CANCEL = [{"op": "replace", "path": "/status", "value": "cancelled"}]
@@ -29,10 +35,7 @@ CANCEL = [{"op": "replace", "path": "/status", "value": "cancelled"}]
 
 @pytest.fixture
 def slots(world, frozen_clock):
-    """Cardiology Thu 26th to Wed 2nd, 09:00 and 09:30 local, 3 seats of which 1 down-shared."""
-    schedule = factories.publish(world.user("card1"), seats=3, down_shared=1).schedule
-    db.session.commit()
-    return slot_ids(schedule.id)
+    return cardiology_week(world)
 
 
 @pytest.fixture
