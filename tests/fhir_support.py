@@ -127,6 +127,14 @@ def fhir_client(client, user) -> FhirClient:
     return FhirClient(client, factories.token_for(user))
 
 
+def cardiology_week(world) -> list[int]:
+    """Slot ids of card1's published week (from the frozen clock's Monday: Thu 26th to Wed
+    2nd, 09:00 and 09:30 local), 3 seats each of which 1 down-shared; committed."""
+    schedule = factories.publish(world.user("card1"), seats=3, down_shared=1).schedule
+    db.session.commit()
+    return slot_ids(schedule.id)
+
+
 def slot_ids(schedule_id: int) -> list[int]:
     from sqlalchemy import select
 

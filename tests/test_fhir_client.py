@@ -14,14 +14,12 @@ from fhirpy.base.exceptions import MultipleResourcesFound, OperationOutcome, Res
 
 from telemed.extensions import db
 from tests import factories
-from tests.fhir_support import appointment, slot_ids
+from tests.fhir_support import appointment, cardiology_week
 
 
 @pytest.fixture
 def slots(world, frozen_clock):
-    schedule = factories.publish(world.user("card1"), seats=3, down_shared=1).schedule
-    db.session.commit()
-    return slot_ids(schedule.id)
+    return cardiology_week(world)
 
 
 def _client(live_http, user, **headers) -> SyncFHIRClient:

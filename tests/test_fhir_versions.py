@@ -21,7 +21,13 @@ from telemed.services.cases import cases, reports
 from telemed.services.scheduling import booking, publishing
 from telemed.services.scheduling.slot_versions import slot_versions
 from tests import factories
-from tests.fhir_support import appointment, fhir_client, outcome, slot_ids, validated
+from tests.fhir_support import (
+    appointment,
+    cardiology_week,
+    fhir_client,
+    outcome,
+    validated,
+)
 
 JSON_PATCH = "application/json-patch+json"
 CANCEL = [{"op": "replace", "path": "/status", "value": "cancelled"}]
@@ -29,10 +35,7 @@ CANCEL = [{"op": "replace", "path": "/status", "value": "cancelled"}]
 
 @pytest.fixture
 def slots(world, frozen_clock):
-    """Cardiology Thu 26th to Wed 2nd, 09:00 and 09:30 local, 3 seats of which 1 down-shared."""
-    schedule = factories.publish(world.user("card1"), seats=3, down_shared=1).schedule
-    db.session.commit()
-    return slot_ids(schedule.id)
+    return cardiology_week(world)
 
 
 @pytest.fixture
@@ -295,3 +298,53 @@ def test_a_referral_version_moves_with_its_state(world, gp):
     version = accepted["meta"]["versionId"]
     assert validated(gp.get(f"{path}/_history/{version}"), 200)["id"] == f"referral-{up.id}"
     outcome(gp.get(f"{path}/_history/1"), 404)
+
+
+def test_two_clerks_at_once_one_cancels_the_other_gets_412(world, live_http, slots):
+    """Over real HTTP, at the same moment: the version check and the change are one step
+    (the booking is locked), so exactly one of two changes made against version 1 wins."""
+    import json
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    tokens = [factories.token_for(world.user(name)) for name in ("gp_ts1", "gp_ts2")]
+    body = appointment(f"Slot/{slots[0]}-down-shared", world.patients["TS1"][0].id)
+    db.session.commit()
+    created = requests.post(
+        f"{live_http.url}/fhir/Appointment",
+        data=json.dumps(body),
+        headers={"Authorization": f"Bearer {tokens[0]}", "Content-Type": "application/fhir+json"},
+        timeout=60,
+    )
+    assert created.status_code == 201 and created.headers["ETag"] == 'W/"1"'
+    url = created.headers["Location"]
+    barrier = threading.Barrier(2)
+
+    def cancel(token_and_reason):
+        token, reason = token_and_reason
+        patch = [*CANCEL, {"op": "add", "path": "/cancelationReason/text", "value": reason}]
+        barrier.wait()
+        return requests.patch(
+            url,
+            data=json.dumps(patch),
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": JSON_PATCH,
+                "If-Match": 'W/"1"',
+            },
+            timeout=120,
+        )
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(cancel, zip(tokens, ("clerk one", "clerk two"), strict=True)))
+
+    assert sorted(a.status_code for a in answers) == [200, 412], [a.text for a in answers]
+    winner = next(a for a in answers if a.status_code == 200).json()
+    loser = next(a for a in answers if a.status_code == 412).json()
+    assert loser["issue"][0]["expression"] == ["If-Match"]
+    db.session.rollback()
+    booking_row = db.session.get(Booking, int(winner["id"]))
+    assert booking_row.row_version == 2
+    assert booking_row.cancel_reason == winner["cancelationReason"]["text"]
