@@ -173,6 +173,20 @@ def transition(data: dict, case_id: int):
     return case_view(case)
 
 
+class HandOverIn(Schema):
+    to_user_id = fields.Integer(required=True, strict=True)
+    reason = fields.String(allow_none=True, validate=validate.Length(max=1000))
+
+
+@blp.route("/<int:case_id>/hand-over", methods=["POST"])
+@blp.arguments(HandOverIn)
+@login_required
+def hand_over(data: dict, case_id: int):
+    """A claimed read to another reader: by its claimant, or an admin with a reason."""
+    case = cases.hand_over(current_actor(), case_id, data["to_user_id"], data.get("reason"))
+    return case_view(case)
+
+
 @blp.route("/<int:case_id>/claim", methods=["POST"])
 @roles_required(Role.SPECIALIST)
 def claim(case_id: int):
