@@ -133,7 +133,10 @@ def live_command(host: str | None, port: int | None) -> None:
 
     app = current_app._get_current_object()
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
-    run_forever(app, LiveSettings.from_app(app, **overrides))
+    try:
+        run_forever(app, LiveSettings.from_app(app, **overrides))
+    except RuntimeError as refusal:  # Redis required but unreachable: say why, no traceback
+        raise click.ClickException(str(refusal)) from None
 
 
 def init_app(app: Flask) -> None:

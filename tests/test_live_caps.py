@@ -92,3 +92,30 @@ def test_record_messages_a_minute_are_capped_per_user_across_sockets(app, world,
         select(func.count()).select_from(RoomEvent).where(RoomEvent.kind == "chat")
     ).scalar_one()
     assert chats == 7
+
+
+def test_parallel_ticket_requests_pass_the_limit_no_more_than_it_allows(app, world, consult):
+    import threading
+
+    app.config["TELEMED_LIVE_TICKETS_PER_MINUTE"] = 5
+    headers = {
+        **factories.bearer(factories.token_for(world.user("gp_ts1"))),
+        "Accept": "application/json",
+    }
+    case_id = consult.id
+    db.session.commit()
+    start = threading.Barrier(20)
+    answers: list[int] = []
+
+    def one() -> None:
+        with app.app_context():
+            client = app.test_client()
+            start.wait()
+            answers.append(client.post(f"/consults/{case_id}/ticket", headers=headers).status_code)
+
+    threads = [threading.Thread(target=one) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [200] * 5 + [429] * 15

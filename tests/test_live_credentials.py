@@ -1,6 +1,6 @@
 """Live tickets and sockets belong to the credential that asked for them: revoking an
 API token closes its sockets at once (and at the next sweep, should the nudge be missed)
-and voids its unused tickets; an expired login is closed at its next message."""
+and voids its unused tickets; an expired login is closed when it expires."""
 
 from __future__ import annotations
 
@@ -153,3 +153,22 @@ def test_users_disable_command(world, app):
     assert result.exit_code == 0, result.output
     db.session.rollback()
     assert world.user("gp_ts1").is_enabled is False
+
+
+def test_an_idle_socket_is_closed_when_its_login_expires(app, world, live, consult):
+    from telemed.models.accounts import LoginSession
+
+    doctor = world.user("gp_ts1")
+    login = ls.login(doctor)
+    ticket, room = ls.room_ticket(doctor, consult, login)
+    with write_intent(True):
+        from telemed import clock
+
+        db.session.get(LoginSession, login).expires_at = clock.now() + timedelta(seconds=1.5)
+        db.session.commit()
+
+    async def scenario():
+        socket = await (await ls.LiveClient.open(room_url(live, room), ticket)).joined()
+        assert await socket.closed(timeout=10) == (protocol.CLOSE_UNAUTHENTICATED, "signed out")
+
+    asyncio.run(scenario())

@@ -113,3 +113,31 @@ def test_an_admin_hands_back_a_claim_with_a_reason_on_the_record(api, read):
         "rad1 is off sick",
     )
     assert last.actor_id == factories_user(None, "admin").id
+
+
+def test_a_claim_is_handed_to_a_named_reader_only_by_its_claimant(api, read, world):
+    rad2 = factories_user(world, "rad2").id
+    seized = api("POST", "rad2", "/hand-over", json={"to_user_id": rad2})
+    assert seized.status_code == 403 and seized.get_json()["error"]["field"] == "to_user_id"
+    not_a_reader = api(
+        "POST", "rad1", "/hand-over", json={"to_user_id": factories_user(world, "gp_ts1").id}
+    )
+    assert not_a_reader.status_code == 422
+    assert not_a_reader.get_json()["error"]["field"] == "to_user_id"
+    handed = api("POST", "rad1", "/hand-over", json={"to_user_id": rad2, "reason": "leaving"})
+    assert handed.status_code == 200, handed.get_json()
+    assert api("POST", "rad2", "/report/sign").status_code == 409  # rad1's text, not yet rad2's
+    assert api("PUT", "rad2", "/report", json={"impression": "Fracture"}).status_code == 200
+    assert api("POST", "rad2", "/report/sign").status_code == 200
+    db.session.rollback()
+    last_move = (
+        db.session.execute(
+            select(CaseTransition)
+            .where(CaseTransition.case_id == read, CaseTransition.from_status == CaseStatus.CLAIMED)
+            .order_by(CaseTransition.id)
+        )
+        .scalars()
+        .first()
+    )
+    assert (last_move.to_status, last_move.reason) == (CaseStatus.CLAIMED, "leaving")
+    assert last_move.actor_id == factories_user(world, "rad1").id

@@ -101,3 +101,24 @@ def test_serve_refuses_when_redis_is_required(tmp_path):
     assert process.returncode != 0
     assert "TELEMED_REDIS_REQUIRED=1" in output and "unreachable" in output
     assert "Traceback" not in output
+
+
+def test_a_live_process_refuses_when_redis_is_required(tmp_path):
+    environment = {
+        **os.environ,
+        "TELEMED_INSTANCE_DIR": str(tmp_path),
+        "TELEMED_DATABASE_URL": f"sqlite:///{tmp_path / 'live.db'}",
+        "TELEMED_LIVE_PORT": str(free_port()),
+        "TELEMED_REDIS_URL": NOWHERE,
+        "TELEMED_REDIS_REQUIRED": "1",
+    }
+    process = subprocess.run(
+        [sys.executable, "-m", "telemed.live"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert process.returncode != 0
+    assert "TELEMED_REDIS_REQUIRED=1" in process.stderr and "Traceback" not in process.stderr

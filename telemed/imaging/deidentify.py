@@ -182,7 +182,60 @@ BASIC_PROFILE: dict[str, str] = {
     "CurveDate": "X",
     "CurveTime": "X",
     "InstanceCreatorUID": "U",
+    # The exam's own dates and times (the performed and scheduled procedure steps, the
+    # study's reading and verification): X in the table.
+    "PerformedProcedureStepStartDate": "X",
+    "PerformedProcedureStepStartTime": "X",
+    "PerformedProcedureStepEndDate": "X",
+    "PerformedProcedureStepEndTime": "X",
+    "ScheduledProcedureStepStartDate": "X",
+    "ScheduledProcedureStepStartTime": "X",
+    "ScheduledProcedureStepEndDate": "X",
+    "ScheduledProcedureStepEndTime": "X",
+    "StudyVerifiedDate": "X",
+    "StudyVerifiedTime": "X",
+    "StudyReadDate": "X",
+    "StudyReadTime": "X",
+    "StudyArrivalDate": "X",
+    "StudyArrivalTime": "X",
+    "StudyCompletionDate": "X",
+    "StudyCompletionTime": "X",
+    "AdmittingDate": "X",
+    "AdmittingTime": "X",
+    "DischargeDate": "X",
+    "DischargeTime": "X",
+    "LastMenstrualDate": "X",
+    "DateOfLastCalibration": "X",
+    "TimeOfLastCalibration": "X",
+    "DateOfSecondaryCapture": "X",
+    "TimeOfSecondaryCapture": "X",
+    "DateOfLastDetectorCalibration": "X",
+    "TimeOfLastDetectorCalibration": "X",
+    "FrameAcquisitionDateTime": "X",
+    "FrameReferenceDateTime": "X",
+    "ReferencedDateTime": "X",
+    "StartAcquisitionDateTime": "X",
+    "EndAcquisitionDateTime": "X",
+    "RadiopharmaceuticalStartDateTime": "X",
+    "RadiopharmaceuticalStopDateTime": "X",
+    "RadiopharmaceuticalStartTime": "X",
+    "RadiopharmaceuticalStopTime": "X",
+    "ContributionDateTime": "X",
+    "InterpretationRecordedDate": "X",
+    "InterpretationRecordedTime": "X",
+    "InterpretationApprovalDate": "X",
+    "InterpretationApprovalTime": "X",
+    "IssueDateOfImagingServiceRequest": "X",
+    "IssueTimeOfImagingServiceRequest": "X",
+    "ObservationDateTime": "X",
+    "VerificationDateTime": "X",
 }
+
+# Every date, time and date-time the profile's table lists is removed or emptied unless
+# the Retain Longitudinal Temporal Information (Full Dates) option is asked for; one the
+# table above does not name is removed too (the table lists the ones the IODs define,
+# and an unnamed one is as telling). With the option, dates and times are kept (K).
+TEMPORAL_VRS = frozenset({"DA", "DT", "TM"})
 
 # UIDs of the standard (SOP classes, transfer syntaxes, coding schemes) are not identifying.
 STANDARD_UID_ROOT = "1.2.840.10008."
@@ -208,13 +261,22 @@ class UidMap:
         return new
 
 
-def _scrub(dataset, uids: UidMap) -> None:
+def action_for(keyword: str, vr: str, *, retain_dates: bool) -> str | None:
+    """The profile's action on one attribute: X, Z, D, U, or None (kept)."""
+    if vr in TEMPORAL_VRS:
+        if retain_dates:
+            return None
+        return BASIC_PROFILE.get(keyword, "X")
+    return BASIC_PROFILE.get(keyword)
+
+
+def _scrub(dataset, uids: UidMap, retain_dates: bool = False) -> None:
     from pydicom.datadict import keyword_for_tag
 
     dataset.remove_private_tags()
     for element in list(dataset):
         keyword = keyword_for_tag(element.tag) or ""
-        action = BASIC_PROFILE.get(keyword)
+        action = action_for(keyword, element.VR, retain_dates=retain_dates)
         if action == "X":
             del dataset[element.tag]
             continue
@@ -231,25 +293,36 @@ def _scrub(dataset, uids: UidMap) -> None:
                 element.value = uids(element.value)
         elif element.VR == "SQ":
             for item in element.value:
-                _scrub(item, uids)
+                _scrub(item, uids, retain_dates)
 
 
-def deidentify_file(source: Path, target: Path, uids: UidMap, pseudonym: str) -> None:
+def deidentify_file(
+    source: Path, target: Path, uids: UidMap, pseudonym: str, *, retain_dates: bool = False
+) -> None:
     import pydicom
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
 
     ds = pydicom.dcmread(source)
-    _scrub(ds, uids)
+    _scrub(ds, uids, retain_dates)
     ds.PatientName = pseudonym
     ds.PatientID = pseudonym
     ds.PatientIdentityRemoved = "YES"
     ds.DeidentificationMethod = "DICOM PS3.15 Basic Application Confidentiality Profile"
-    code = Dataset()
-    code.CodeValue = "113100"
-    code.CodingSchemeDesignator = "DCM"
-    code.CodeMeaning = "Basic Application Confidentiality Profile"
-    ds.DeidentificationMethodCodeSequence = Sequence([code])
+    codes = [("113100", "Basic Application Confidentiality Profile")]
+    if retain_dates:
+        codes.append(("113106", "Retain Longitudinal Temporal Information Full Dates Option"))
+        ds.LongitudinalTemporalInformationModified = "UNMODIFIED"
+    else:
+        ds.LongitudinalTemporalInformationModified = "REMOVED"
+    items = []
+    for value, meaning in codes:
+        code = Dataset()
+        code.CodeValue = value
+        code.CodingSchemeDesignator = "DCM"
+        code.CodeMeaning = meaning
+        items.append(code)
+    ds.DeidentificationMethodCodeSequence = Sequence(items)
     meta = ds.file_meta
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     for keyword in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle"):

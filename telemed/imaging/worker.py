@@ -117,7 +117,13 @@ def _task(op: str, args: dict[str, Any]) -> dict[str, Any]:
 
         temp = args["out"] + ".part"
         uids = UidMap(bytes.fromhex(args["secret"]))
-        deidentify_file(Path(args["path"]), Path(temp), uids, args["pseudonym"])
+        deidentify_file(
+            Path(args["path"]),
+            Path(temp),
+            uids,
+            args["pseudonym"],
+            retain_dates=bool(args.get("retain_dates")),
+        )
         os.replace(temp, args["out"])
         return {}
     if op == "ping":

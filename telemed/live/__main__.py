@@ -15,7 +15,10 @@ def main() -> None:
     args = parser.parse_args()
     app = create_app()
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    run_forever(app, LiveSettings.from_app(app, **overrides))
+    try:
+        run_forever(app, LiveSettings.from_app(app, **overrides))
+    except RuntimeError as refusal:  # Redis required but unreachable: say why, no traceback
+        raise SystemExit(f"telemed live: {refusal}") from None
 
 
 if __name__ == "__main__":

@@ -331,6 +331,7 @@ class LiveServer:
             bucket=TokenBucket(self.settings.rate_per_second, self.settings.burst),
         )
         writer = asyncio.create_task(self._write(client))
+        expiry = self._close_at_expiry(client)
         try:
             await self._register_user(client)
             if room_id is None:
@@ -346,7 +347,19 @@ class LiveServer:
             pass
         finally:
             writer.cancel()
+            if expiry is not None:
+                expiry.cancel()
             await self._unregister(client)
+
+    def _close_at_expiry(self, client: Client) -> asyncio.TimerHandle | None:
+        """A login session ends at its expiry even on a socket that says nothing."""
+        expires = client.entry.credential_expires_at
+        if expires is None:
+            return None
+        delay = max(0.0, (expires - clock.now()).total_seconds())
+        return asyncio.get_running_loop().call_later(
+            delay, self._close_soon, client, protocol.CLOSE_UNAUTHENTICATED, "signed out"
+        )
 
     async def _write(self, client: Client) -> None:
         with contextlib.suppress(ConnectionClosed, asyncio.CancelledError):

@@ -320,7 +320,13 @@ def dicom_file(case_id: int, instance_id: int):
 @bp.route("/<int:case_id>/studies/<study_uid>/deidentified.zip")
 @login_required
 def export_study(case_id: int, study_uid: str):
-    archive = dicom.export_deidentified(current_actor(), case_id, study_uid)
+    # Dates are kept only when asked (the profile's Full Dates option): ?retain_dates=1.
+    retain = request.args.get("retain_dates", "0")
+    if retain not in ("0", "1"):
+        raise InvalidInput("retain_dates must be 0 or 1", field="retain_dates")
+    archive = dicom.export_deidentified(
+        current_actor(), case_id, study_uid, retain_dates=retain == "1"
+    )
 
     @after_this_request
     def _remove(response):

@@ -518,6 +518,49 @@ def release_claim(actor: Actor, case: Case, reason: str | None) -> Case:
     return move_case(actor, case, CaseStatus.SUBMITTED, reason=reason, side=side)
 
 
+def hand_over(actor: Actor, case_id: int, to_user_id: int, reason: str | None) -> Case:
+    """A claimed read to another reader of its reading centre: by its claimant, or by an
+    admin with a reason. Recorded as a transition (claimed → claimed) naming both; the
+    unfinished draft stays its author's until the new reader saves it as theirs."""
+    case = get_case(actor, case_id, for_update=True)
+    reason = _text(reason, "reason", MAX_REASON)
+    if not case.kind.is_read or case.status is not CaseStatus.CLAIMED:
+        raise Conflict(f"case {case.id} is not a claimed read", field="case_id")
+    refusal = refuse_claim_release(
+        actor.user_id, is_admin=actor.is_admin, claimant_id=case.assigned_to_id, reason=reason
+    )
+    if refusal is not None:
+        raise Forbidden(refusal.message, field="reason" if actor.is_admin else "to_user_id")
+    reader = db.session.get(User, to_user_id)
+    if (
+        reader is None
+        or not reader.is_enabled
+        or reader.role is not Role.SPECIALIST
+        or reader.department_id != case.target_department_id
+    ):
+        raise InvalidInput(
+            "to_user_id must name an active reader of the case's reading centre",
+            field="to_user_id",
+        )
+    previous = case.assigned_to_id
+    now = clock.now()
+    case.assigned_to_id = reader.id
+    case.claimed_at = now
+    case.updated_at = now
+    _record(case, CaseStatus.CLAIMED, CaseStatus.CLAIMED, actor, reason or "handed over", now)
+    audit.record(
+        actor,
+        "hand_over",
+        "case",
+        case.id,
+        detail={"from": previous, "to": reader.id, "reason": reason},
+    )
+    publish_after_commit(
+        db.session, f"case:{case.id}", {"type": "case_status", "case": case.id, "status": "claimed"}
+    )
+    return case
+
+
 def claim(actor: Actor, case_id: int) -> Case:
     """A reader claims a submitted read. Two readers never both win: the claim is one
     conditional UPDATE, and only the reader whose UPDATE changed the row proceeds."""

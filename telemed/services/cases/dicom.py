@@ -761,8 +761,11 @@ def bulk_element_file(instance: DicomInstance, tag: str) -> Path:
 # -- de-identified export ------------------------------------------------------------------------
 
 
-def export_deidentified(actor: Actor, case_id: int, study_uid: str) -> Path:
-    """A zip of the study de-identified (PS3.15 basic profile); the caller deletes it."""
+def export_deidentified(
+    actor: Actor, case_id: int, study_uid: str, *, retain_dates: bool = False
+) -> Path:
+    """A zip of the study de-identified (PS3.15 basic profile; with ``retain_dates`` its
+    Retain Longitudinal Temporal Information Full Dates option); the caller deletes it."""
     case = get_case(actor, case_id)
     instances = [i for i in instances_of(case.id) if i.study_uid == study_uid]
     if not instances:
@@ -784,6 +787,7 @@ def export_deidentified(actor: Actor, case_id: int, study_uid: str) -> Path:
                         out=str(target),
                         secret=secret.hex(),
                         pseudonym=pseudonym,
+                        retain_dates=retain_dates,
                     )
                 except (TaskError, WorkerFailed) as error:
                     raise InvalidInput(
@@ -807,7 +811,7 @@ def export_deidentified(actor: Actor, case_id: int, study_uid: str) -> Path:
         "export_deidentified",
         "dicom_study",
         study_uid,
-        detail={"case": case.id, "instances": len(instances)},
+        detail={"case": case.id, "instances": len(instances), "retain_dates": retain_dates},
         in_transaction=False,
     )
     return archive

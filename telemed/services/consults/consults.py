@@ -157,6 +157,8 @@ def _check_ticket_rate(user_id: int, now: datetime) -> None:
     """At most TELEMED_LIVE_TICKETS_PER_MINUTE tickets a user a minute: a page needs one
     per (re)connection, a flood of sockets needs hundreds."""
     limit = current_app.config["TELEMED_LIVE_TICKETS_PER_MINUTE"]
+    # One user's tickets are counted one after another (PostgreSQL: the user's row lock).
+    db.session.execute(select(User.id).where(User.id == user_id).with_for_update())
     recent = db.session.execute(
         select(func.count(), func.min(LiveTicket.created_at)).where(
             LiveTicket.user_id == user_id, LiveTicket.created_at > now - timedelta(minutes=1)

@@ -100,6 +100,20 @@ def transition(data: dict, case_id: int):
     return cases.transition(current_actor(), case_id, CaseStatus(data["to"]), data.get("reason"))
 
 
+class HandOverIn(Schema):
+    to_user_id = fields.Integer(required=True, strict=True)
+    reason = fields.String(allow_none=True, validate=validate.Length(max=1000))
+
+
+@blp.route("/<int:case_id>/hand-over", methods=["POST"])
+@blp.arguments(HandOverIn)
+@login_required
+def hand_over(data: dict, case_id: int):
+    """A claimed read to another reader: by its claimant, or an admin with a reason."""
+    case = cases.hand_over(current_actor(), case_id, data["to_user_id"], data.get("reason"))
+    return case_view(case)
+
+
 @blp.route("/<int:case_id>/claim", methods=["POST"])
 @blp.doc(operationId="claim_case")
 @blp.response(200, CaseOut)
