@@ -97,6 +97,10 @@ def handle_store(event, app: Flask) -> int:
                 return CANNOT_UNDERSTAND
             # Checked and stored outside the transaction, as uploads are.
             outcome = dicom.prepare(data, f"{calling}/{sop}.dcm").outcomes[0]
+            if outcome.index is not None and outcome.index["sop_instance_uid"] != sop:
+                # The file meta telemed writes names the request's instance: they must agree.
+                outcome.status, outcome.index = "refused", None
+                outcome.reason = "the data set's SOP Instance UID is not the request's"
             with write_intent():
                 received = dicom_inbox.receive(institution_id, calling, outcome)
                 db.session.commit()
