@@ -52,9 +52,12 @@ def _start_live(app: Flask) -> Stopper:
 
 def _start_dicom(app: Flask) -> Stopper:
     """The DICOM node's listener (C-ECHO, C-STORE) on its own threads."""
-    from telemed.dicomnode.scp import DicomListener
+    from telemed.dicomnode.scp import DicomListener, ListenerUnavailable
 
-    listener = DicomListener(app).start()
+    try:
+        listener = DicomListener(app).start()
+    except ListenerUnavailable as error:
+        raise click.ClickException(str(error)) from None
     click.echo(f"DICOM node {listener.ae_title} on {listener.host}:{listener.port}")
     return listener.stop
 

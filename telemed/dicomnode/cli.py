@@ -10,7 +10,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from telemed.dicomnode.scp import DicomListener
+from telemed.dicomnode.scp import DicomListener, ListenerUnavailable
 
 dicom_cli = AppGroup("dicom", help="The DICOM node for member institutions.")
 
@@ -20,7 +20,11 @@ dicom_cli = AppGroup("dicom", help="The DICOM node for member institutions.")
 @click.option("--port", type=int, default=None, help="Port to listen on (TELEMED_DICOM_PORT).")
 def dicom_serve(host: str | None, port: int | None) -> None:
     """C-ECHO and C-STORE for member institutions' AE titles, until SIGTERM or Ctrl-C."""
-    listener = DicomListener(current_app._get_current_object(), host=host, port=port).start()
+    try:
+        listener = DicomListener(current_app._get_current_object(), host=host, port=port)
+    except ListenerUnavailable as error:
+        raise click.ClickException(str(error)) from None
+    listener.start()
     click.echo(f"DICOM node {listener.ae_title} on {listener.host}:{listener.port}")
     done = threading.Event()
     previous = {

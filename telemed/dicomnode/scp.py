@@ -97,6 +97,10 @@ def handle_store(event, app: Flask) -> int:
                 return CANNOT_UNDERSTAND
             # Checked and stored outside the transaction, as uploads are.
             outcome = dicom.prepare(data, f"{calling}/{sop}.dcm").outcomes[0]
+            if outcome.index is not None and outcome.index["sop_instance_uid"] != sop:
+                # The file meta telemed writes names the request's instance: they must agree.
+                outcome.status, outcome.index = "refused", None
+                outcome.reason = "the data set's SOP Instance UID is not the request's"
             with write_intent():
                 received = dicom_inbox.receive(institution_id, calling, outcome)
                 db.session.commit()
@@ -123,6 +127,10 @@ def application_entity(ae_title: str, timeout: float) -> AE:
     return ae
 
 
+class ListenerUnavailable(RuntimeError):
+    """The listener's address cannot be bound (in use, not this machine's)."""
+
+
 class DicomListener:
     """The listener on its own thread (associations each get one more)."""
 
@@ -136,12 +144,19 @@ class DicomListener:
             (evt.EVT_C_ECHO, handle_echo),
             (evt.EVT_C_STORE, handle_store, [app]),
         ]
-        self.server = ae.make_server(
-            (self.host, config["TELEMED_DICOM_PORT"] if port is None else port),
-            ae_title=self.ae_title,
-            evt_handlers=handlers,
-            server_class=NoDelayServer,
-        )
+        address = (self.host, config["TELEMED_DICOM_PORT"] if port is None else port)
+        try:
+            self.server = ae.make_server(
+                address,
+                ae_title=self.ae_title,
+                evt_handlers=handlers,
+                server_class=NoDelayServer,
+            )
+        except OSError as error:
+            raise ListenerUnavailable(
+                f"the DICOM node cannot listen on {address[0]}:{address[1]} ({error.strerror}); "
+                "set TELEMED_DICOM_HOST/TELEMED_DICOM_PORT, or TELEMED_RUN_DICOM=0"
+            ) from None
         self.port: int = self.server.server_address[1]
         self.thread = threading.Thread(
             target=self.server.serve_forever, name="dicom-listener", daemon=True

@@ -75,10 +75,16 @@ def _associate(ae: AE, pacs: Pacs):
     if not assoc.is_established:
         why = "rejected the association" if assoc.is_rejected else "did not answer"
         raise PacsUnreachable(f"the PACS {pacs.ae_title} at {pacs.host}:{pacs.port} {why}")
-    sock = getattr(assoc.dul.socket, "socket", None)
-    if sock is not None:  # small PDUs (queries, responses) go out at once
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    _no_delay(assoc)
     return assoc
+
+
+def _no_delay(assoc) -> None:
+    """Small PDUs (queries, C-STORE responses) go out at once, not after the peer's
+    delayed ACK."""
+    sock = getattr(assoc.dul.socket, "socket", None)
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _text(ds: Dataset, keyword: str) -> str:
@@ -257,6 +263,7 @@ def get_study(
         ext_neg=roles,
         evt_handlers=[(evt.EVT_C_STORE, on_store)],
     )
+    _no_delay(assoc)
     if not assoc.is_established:
         why = "rejected the association" if assoc.is_rejected else "did not answer"
         raise PacsUnreachable(f"the PACS {pacs.ae_title} at {pacs.host}:{pacs.port} {why}")

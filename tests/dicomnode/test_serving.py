@@ -14,7 +14,7 @@ from telemed.extensions import db
 from telemed.runner import _start_companions
 from telemed.services.accounts.context import actor_of
 from telemed.services.cases import dicom_nodes
-from tests.dicomnode.support import dcmtk, free_port
+from tests.dicomnode.support import dcmtk, free_port, listener
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,3 +72,19 @@ def test_flask_serve_starts_the_listener_beside_the_web_app(app, world):
             stop()
     app.config["TELEMED_RUN_DICOM"] = False
     assert _start_companions(app, live=False, scheduler=False, dicom=True) == []
+
+
+def test_a_taken_port_is_a_clear_refusal_to_start(app, world):
+    import click
+    import pytest
+
+    taken = listener(app)
+    try:
+        app.config["TELEMED_DICOM_PORT"] = taken.port
+        app.config["TELEMED_RUN_DICOM"] = True
+        with pytest.raises(click.ClickException) as refused:
+            _start_companions(app, live=False, scheduler=False, dicom=True)
+        assert f"cannot listen on 127.0.0.1:{taken.port}" in refused.value.message
+        assert "TELEMED_DICOM_PORT" in refused.value.message
+    finally:
+        taken.stop()

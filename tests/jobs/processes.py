@@ -98,6 +98,8 @@ def process_env(database_url: str, clock_file: Path, instance: Path, **extra: st
         TELEMED_SCHEDULER_LEASE_SECONDS="4",
         TELEMED_SCHEDULER_POLL_SECONDS="0.2",
         TELEMED_JOB_RETRY_DELAYS="0.2,0.5",
+        # Several `flask serve` at once: the DICOM listener's one port would be taken twice.
+        TELEMED_RUN_DICOM="0",
         PYTHONUNBUFFERED="1",
         **extra,
     )
