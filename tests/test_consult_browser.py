@@ -112,7 +112,9 @@ def test_two_browsers_hold_a_consult(world, stack, browser):
     spec.wait_for_function(
         "() => document.getElementById('report-state').textContent.includes('v1')"
     )
-    spec.wait_for_function("document.getElementById('report-state').textContent.includes('v1')")
+    spec.wait_for_function(
+        "() => document.getElementById('report-state').textContent.includes('v1')"
+    )
     spec.click("#report-sign")  # signing asks first
     spec.wait_for_selector("#sign-dialog[open]")
     spec.click("#confirm-sign")

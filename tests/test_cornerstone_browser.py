@@ -81,7 +81,7 @@ def test_cornerstone_opens_every_stored_syntax_with_pydicoms_pixels(
         page.on("pageerror", lambda error: problems.append(str(error)))
         sign_in(page, base, "gp_ts1")
         page.goto(f"{base}/__harness__/index.html")
-        page.wait_for_function("typeof window.openSeries === 'function'", timeout=30_000)
+        page.wait_for_function("() => typeof window.openSeries === 'function'", timeout=30_000)
         compared = set()
         for path in paths:
             ds = pydicom.dcmread(path)

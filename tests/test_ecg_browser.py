@@ -44,7 +44,7 @@ def test_cart_files_read_and_their_values_confirmed_changed_struck(app, world, l
     doctor.click("#ecg-uploader .uppy-StatusBar-actionBtn--upload")
     doctor.wait_for_selector("#ecg-uploader .uppy-StatusBar.is-complete", timeout=60_000)
     doctor.wait_for_function(
-        "document.querySelectorAll('#ecg-upload-results li').length === 4", timeout=30_000
+        "() => document.querySelectorAll('#ecg-upload-results li').length === 4", timeout=30_000
     )
     results = doctor.inner_text("#ecg-upload-results")
     assert results.count(": read") == 2 and "refused" not in results, results

@@ -199,7 +199,7 @@ def test_a_consult_from_booking_to_signed_report(app, world, stack, browser, tmp
     doctor.set_input_files("#uploader .uppy-Dashboard-input >> nth=0", [str(p) for p in series])
     doctor.click("#uploader .uppy-StatusBar-actionBtn--upload")
     doctor.wait_for_function(
-        "document.querySelectorAll('#upload-results li.stored').length === 4", timeout=60_000
+        "() => document.querySelectorAll('#upload-results li.stored').length === 4", timeout=60_000
     )
     doctor.set_input_files(
         "#ecg-uploader .uppy-Dashboard-input >> nth=0", str(ecg_samples.DICOM_WAVEFORM)
@@ -266,7 +266,7 @@ def test_a_consult_from_booking_to_signed_report(app, world, stack, browser, tmp
     spec.press("#chat-input", "Enter")
     doctor.wait_for_selector(f"#chat-log li:has-text('{words['chat_specialist']}')")
     drag(spec, "#image-canvas", (180, 180), (280, 250))
-    doctor.wait_for_function("window.telemedRoom.state.marks.size === 1")
+    doctor.wait_for_function("() => window.telemedRoom.state.marks.size === 1")
     drag(doctor, "#ecg-canvas", (60, 50), (140, 50))
     spec.wait_for_selector("#calipers li")
     assert "ms" in spec.inner_text("#calipers li")
@@ -276,7 +276,9 @@ def test_a_consult_from_booking_to_signed_report(app, world, stack, browser, tmp
     spec.fill("textarea[name=findings]", words["findings"])
     spec.fill("textarea[name=impression]", words["impression"])
     spec.select_option("select[name=disposition]", "manage_locally")
-    spec.wait_for_function("document.getElementById('report-state').textContent.includes('1')")
+    spec.wait_for_function(
+        "() => document.getElementById('report-state').textContent.includes('1')"
+    )
     spec.click("#report-sign")
     spec.wait_for_selector("#sign-dialog[open]")
     assert words["impression"] in spec.inner_text("#sign-dialog-summary")

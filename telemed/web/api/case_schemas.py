@@ -40,6 +40,11 @@ class TransitionIn(Schema):
     reason = fields.String(allow_none=True, validate=validate.Length(max=1000))
 
 
+class HandOverIn(Schema):
+    to_user_id = fields.Integer(required=True, strict=True)
+    reason = fields.String(allow_none=True, validate=validate.Length(max=1000))
+
+
 class EcgValueIn(Schema):
     """The reader's word on one ECG value: confirm the machine's, change it, or strike it."""
 

@@ -19,6 +19,7 @@ from telemed.web.api.case_schemas import (
     CaseOut,
     CaseQuery,
     CaseWith,
+    HandOverIn,
     ReportIn,
     ReportOut,
     TransitionIn,
@@ -100,18 +101,14 @@ def transition(data: dict, case_id: int):
     return cases.transition(current_actor(), case_id, CaseStatus(data["to"]), data.get("reason"))
 
 
-class HandOverIn(Schema):
-    to_user_id = fields.Integer(required=True, strict=True)
-    reason = fields.String(allow_none=True, validate=validate.Length(max=1000))
-
-
 @blp.route("/<int:case_id>/hand-over", methods=["POST"])
+@blp.doc(operationId="hand_over_case")
 @blp.arguments(HandOverIn)
+@blp.response(200, CaseOut)
 @login_required
 def hand_over(data: dict, case_id: int):
     """A claimed read to another reader: by its claimant, or an admin with a reason."""
-    case = cases.hand_over(current_actor(), case_id, data["to_user_id"], data.get("reason"))
-    return case_view(case)
+    return cases.hand_over(current_actor(), case_id, data["to_user_id"], data.get("reason"))
 
 
 @blp.route("/<int:case_id>/claim", methods=["POST"])
