@@ -219,7 +219,7 @@ def build_config(instance_path: Path) -> dict[str, object]:
         # every poll interval; a failing run is retried after each of the delays.
         "TELEMED_SCHEDULER_LEASE_SECONDS": env_int("SCHEDULER_LEASE_SECONDS", 30),
         "TELEMED_SCHEDULER_POLL_SECONDS": env_float("SCHEDULER_POLL_SECONDS", 5.0),
-        "TELEMED_JOB_WORKERS": env_int("JOB_WORKERS", 4),
+        "TELEMED_JOB_WORKERS": env_int("JOB_WORKERS", 6),
         "TELEMED_JOB_RETRY_DELAYS": env_floats("JOB_RETRY_DELAYS", [10.0, 60.0]),
         # The site's public address, for links in mails.
         "TELEMED_PUBLIC_URL": env("PUBLIC_URL"),

@@ -142,7 +142,7 @@ JOBS: dict[str, JobSpec] = {
             title=_l("Tell both sides when a consult room opens"),
             run=_open_rooms,
             make_trigger=every(minutes=1),
-            schedule="every minute",
+            schedule=_l("every minute"),
             misfire_grace_seconds=30 * MINUTE,
         ),
         JobSpec(

@@ -182,3 +182,10 @@ def test_reading_centres_set_their_read_deadlines_on_the_policy_page(app, world,
         policy.read_deadline_urgent_minutes,
         policy.read_deadline_routine_minutes,
     ) == (10, 90, 600)
+
+
+def test_every_clean_up_task_has_words_for_its_result():
+    from telemed.services import cleanup
+    from telemed.web.pages.jobs import RESULT_LABELS
+
+    assert set(cleanup.registered()) - set(RESULT_LABELS) == set()

@@ -138,10 +138,13 @@ class ReportOut(Schema):
     signed_at = fields.DateTime(allow_none=True)
     amends_id = fields.Integer(allow_none=True)
     amendment_reason = fields.String(allow_none=True)
-    ecg_values = fields.Dict(
-        keys=fields.String(),
+    ecg_values = fields.List(
+        fields.Dict(keys=fields.String()),
         allow_none=True,
-        metadata={"description": "an ECG read's values: the machine's, the device's, the reader's"},
+        metadata={
+            "description": "an ECG read's values, each with the reader's action and the "
+            "machine's and the device's value"
+        },
     )
 
 

@@ -39,6 +39,10 @@ RESULT_LABELS = {
     "idempotency_records": _l("old repeat-request records removed"),
     "stale_uploads": _l("abandoned uploads removed"),
     "live_tickets": _l("expired call tickets removed"),
+    "temporary_files": _l("leftover temporary files removed"),
+    "orphan_objects": _l("stored files without a record removed"),
+    "notices": _l("notices sent"),
+    "consults": _l("consults"),
 }
 
 
