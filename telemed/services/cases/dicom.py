@@ -569,8 +569,8 @@ def rendered_frame(
         why = instance.notes or "the file holds no image to show"
         raise Conflict(
             _l(
-                "%(value)s: %(why)s",
-                value=instance.original_filename or instance.sop_instance_uid,
+                "%(file)s: %(why)s",
+                file=instance.original_filename or instance.sop_instance_uid,
                 why=why,
             ),
             field="frame",
@@ -578,9 +578,9 @@ def rendered_frame(
     if not 0 <= frame < instance.number_of_frames:
         raise NotFound(
             _l(
-                "frame %(value)s not found (the instance has %(number_of_frames)s)",
-                value=frame + 1,
-                number_of_frames=instance.number_of_frames,
+                "frame %(frame)s not found (the instance has %(frames)s)",
+                frame=frame + 1,
+                frames=instance.number_of_frames,
             )
         )
     params = json.dumps(
@@ -607,7 +607,7 @@ def rendered_frame(
         )
     except (TaskError, WorkerFailed) as error:
         raise Conflict(
-            _l("frame %(value)s could not be rendered: %(error)s", value=frame + 1, error=error),
+            _l("frame %(frame)s could not be rendered: %(error)s", frame=frame + 1, error=error),
             field="frame",
         ) from None
     return target
@@ -622,8 +622,8 @@ def explicit_little_copy(instance: DicomInstance) -> Path:
     if not instance.decodable:
         raise Conflict(
             _l(
-                "%(sop_instance_uid)s: %(notes)s",
-                sop_instance_uid=instance.sop_instance_uid,
+                "%(instance)s: %(notes)s",
+                instance=instance.sop_instance_uid,
                 notes=instance.notes,
             )
         )
