@@ -30,6 +30,29 @@ UID_AS_SENT = re.compile(r"^[0-9A-Za-z._~-]+$")
 # storage; an executable is a polyglot attack and is refused.
 EXECUTABLE_PREAMBLES = {b"MZ": "a Windows executable (MZ)", b"\x7fELF": "an ELF executable"}
 TIFF_PREAMBLES = (b"II*\x00", b"MM\x00*")
+
+# What a stored file's notes may say, as templates ({name}: a value); pages word a note
+# in the reader's language by the template it was made from (web/file_notes.py).
+NOTE_TIFF_PREAMBLE = "the preamble held a TIFF header; it was zeroed when stored"
+NOTE_BITS = "Bits Allocated {bits} cannot be displayed"
+NOTE_SAMPLES = "Samples per Pixel {samples} cannot be displayed"
+NOTE_PIXEL_REPRESENTATION = "Pixel Representation must be 0 or 1"
+NOTE_COLOUR_MODEL = "three samples per pixel need an RGB or YBR photometric interpretation"
+NOTE_UNDECODABLE_SYNTAX = "transfer syntax {transfer_syntax} cannot be decoded here"
+NOTE_NO_PLUGIN = "no installed plugin decodes transfer syntax {transfer_syntax}"
+NOTE_DECODING_FAILED = "pixel data could not be decoded ({detail})"
+NOTE_NO_PIXEL_DATA = "the header declares an image but the file has no pixel data"
+NOTE_TEMPLATES = (
+    NOTE_TIFF_PREAMBLE,
+    NOTE_BITS,
+    NOTE_SAMPLES,
+    NOTE_PIXEL_REPRESENTATION,
+    NOTE_COLOUR_MODEL,
+    NOTE_UNDECODABLE_SYNTAX,
+    NOTE_NO_PLUGIN,
+    NOTE_DECODING_FAILED,
+    NOTE_NO_PIXEL_DATA,
+)
 NATIVE_SYNTAXES = {
     "1.2.840.10008.1.2",
     "1.2.840.10008.1.2.1",
@@ -100,7 +123,7 @@ def check_head(head: bytes) -> list[str]:
     if preamble.startswith(b"#!"):
         raise Refused("the DICOM preamble holds a script (#!); refused as a polyglot file")
     if preamble.startswith(TIFF_PREAMBLES):
-        return ["the preamble held a TIFF header; it was zeroed when stored"]
+        return [NOTE_TIFF_PREAMBLE]
     return []
 
 
@@ -162,15 +185,15 @@ def _native_layout_problem(ds) -> str | None:
     bits = _int(ds, "BitsAllocated")
     samples = _int(ds, "SamplesPerPixel") or 1
     if bits not in (1, 8, 16, 32, 64):
-        return f"Bits Allocated {bits} cannot be displayed"
+        return NOTE_BITS.format(bits=bits)
     if samples not in (1, 3):
-        return f"Samples per Pixel {samples} cannot be displayed"
+        return NOTE_SAMPLES.format(samples=samples)
     if _int(ds, "PixelRepresentation") not in (None, 0, 1):
-        return "Pixel Representation must be 0 or 1"
+        return NOTE_PIXEL_REPRESENTATION
     if samples == 3 and not str(ds.get("PhotometricInterpretation", "")).upper().startswith(
         ("RGB", "YBR")
     ):
-        return "three samples per pixel need an RGB or YBR photometric interpretation"
+        return NOTE_COLOUR_MODEL
     return None
 
 
@@ -181,9 +204,9 @@ def decoder_problem(transfer_syntax: str) -> str | None:
     try:
         decoder = get_decoder(transfer_syntax)
     except NotImplementedError:
-        return f"transfer syntax {transfer_syntax} cannot be decoded here"
+        return NOTE_UNDECODABLE_SYNTAX.format(transfer_syntax=transfer_syntax)
     if not decoder.is_available:
-        return f"no installed plugin decodes transfer syntax {transfer_syntax}"
+        return NOTE_NO_PLUGIN.format(transfer_syntax=transfer_syntax)
     return None
 
 
@@ -348,13 +371,13 @@ def _index(
             except MemoryError:
                 raise
             except Exception as error:  # any codec failure: stored but flagged
-                problem = f"pixel data could not be decoded ({str(error).splitlines()[0][:160]})"
+                problem = NOTE_DECODING_FAILED.format(detail=str(error).splitlines()[0][:160])
         if problem is not None:
             decodable = False
             notes.append(problem)
     elif has_pixels:
         decodable = False
-        notes.append("the header declares an image but the file has no pixel data")
+        notes.append(NOTE_NO_PIXEL_DATA)
     else:
         decodable = False  # not an image (structured report, waveform...): nothing to render
     return {

@@ -330,7 +330,7 @@ def parse_send(message: Any, role: RoomRole) -> Send:
     if kind is None:
         raise ProtocolError(
             "unknown_kind",
-            _l("unknown message kind %(get)s", get=repr(message.get("kind"))),
+            _l("unknown message kind %(kind)s", kind=repr(message.get("kind"))),
             "kind",
         )
     if role not in kind.senders:

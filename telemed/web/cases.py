@@ -40,6 +40,7 @@ from telemed.services.accounts import scopes
 from telemed.services.cases import case_uploads, cases, dicom, ecg_files, reports
 from telemed.services.consults import joining
 from telemed.web import ecg_view
+from telemed.web.file_notes import file_notes
 from telemed.web.pages import consults as consult_pages
 from telemed.web.security import current_actor, roles_required
 
@@ -48,6 +49,9 @@ bp = Blueprint("cases", __name__, url_prefix="/cases")
 KIND_LABELS = LABELS[CaseKind]
 STATUS_LABELS = LABELS[CaseStatus]
 PRIORITY_LABELS = LABELS[Priority]
+
+
+bp.add_app_template_filter(file_notes, "file_notes")
 
 
 @bp.app_context_processor

@@ -276,7 +276,7 @@ def patch(upload_id: str):
             db.session.commit()  # the upload is over either way; the refusal is its result
             first = refused[0]
             raise InvalidInput(
-                _l("%(first)s: %(first2)s", first=first["filename"], first2=first["reason"]),
+                _l("%(filename)s: %(reason)s", filename=first["filename"], reason=first["reason"]),
                 field="file",
             )
     return response

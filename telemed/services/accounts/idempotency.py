@@ -50,7 +50,7 @@ def claim(user_id: int, key: str, print_: str) -> IdempotencyRecord | StoredResp
     """Either the stored response of an earlier request, or a fresh claim to fill in."""
     if not key or len(key) > MAX_KEY:
         raise InvalidInput(
-            _l("Idempotency-Key must be 1 to %(MAX_KEY)s characters", MAX_KEY=MAX_KEY),
+            _l("Idempotency-Key must be 1 to %(limit)s characters", limit=MAX_KEY),
             field="Idempotency-Key",
         )
     query = select(IdempotencyRecord).where(

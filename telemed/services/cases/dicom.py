@@ -587,8 +587,8 @@ def rendered_frame(
         why = instance.notes or "the file holds no image to show"
         raise Conflict(
             _l(
-                "%(value)s: %(why)s",
-                value=instance.original_filename or instance.sop_instance_uid,
+                "%(file)s: %(why)s",
+                file=instance.original_filename or instance.sop_instance_uid,
                 why=why,
             ),
             field="frame",
@@ -596,9 +596,9 @@ def rendered_frame(
     if not 0 <= frame < instance.number_of_frames:
         raise NotFound(
             _l(
-                "frame %(value)s not found (the instance has %(number_of_frames)s)",
-                value=frame + 1,
-                number_of_frames=instance.number_of_frames,
+                "frame %(frame)s not found (the instance has %(frames)s)",
+                frame=frame + 1,
+                frames=instance.number_of_frames,
             )
         )
     params = json.dumps(
@@ -616,7 +616,12 @@ def rendered_frame(
     failed = folder / f"{frame}.failed"
     if failed.exists():
         raise Conflict(
-            f"frame {frame + 1} could not be rendered: {failed.read_text()}", field="frame"
+            _l(
+                "frame %(frame)s could not be rendered: %(error)s",
+                frame=frame + 1,
+                error=failed.read_text(),
+            ),
+            field="frame",
         )
     folder.mkdir(parents=True, exist_ok=True)
     with render_slot(renderer):
@@ -635,8 +640,8 @@ def rendered_frame(
             failed.write_text(str(error)[:500])
             raise Conflict(
                 _l(
-                    "frame %(value)s could not be rendered: %(error)s",
-                    value=frame + 1,
+                    "frame %(frame)s could not be rendered: %(error)s",
+                    frame=frame + 1,
                     error=error,
                 ),
                 field="frame",

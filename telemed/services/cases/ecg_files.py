@@ -336,11 +336,11 @@ def render_svg(recording: EcgRecording, *, speed: float, gain: float, start: flo
         )
     if speed not in PAPER_SPEEDS:
         raise InvalidInput(
-            _l("speed must be one of %(list)s mm/s", list=list(PAPER_SPEEDS)), field="speed"
+            _l("speed must be one of %(allowed)s mm/s", allowed=list(PAPER_SPEEDS)), field="speed"
         )
     if gain not in PAPER_GAINS:
         raise InvalidInput(
-            _l("gain must be one of %(list)s mm/mV", list=list(PAPER_GAINS)), field="gain"
+            _l("gain must be one of %(allowed)s mm/mV", allowed=list(PAPER_GAINS)), field="gain"
         )
     signal = load_signal(store().path_of(recording.normalised_sha256))
     return render_ecg_svg(

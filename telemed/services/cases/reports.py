@@ -107,9 +107,9 @@ def _apply(report: Report, case: Case, fields: dict) -> None:
             if value is not None and len(value) > MAX_FIELD:
                 raise InvalidInput(
                     _l(
-                        "%(name)s is longer than %(MAX_FIELD)s characters",
+                        "%(name)s is longer than %(limit)s characters",
                         name=name,
-                        MAX_FIELD=MAX_FIELD,
+                        limit=MAX_FIELD,
                     ),
                     field=name,
                 )
@@ -198,7 +198,7 @@ def amend(actor: Actor, case_id: int, reason: str, **fields) -> Report:
         raise InvalidInput(_l("an amendment needs a reason"), field="amendment_reason")
     if len(reason) > MAX_REASON:
         raise InvalidInput(
-            _l("amendment_reason is longer than %(MAX_REASON)s characters", MAX_REASON=MAX_REASON),
+            _l("amendment_reason is longer than %(limit)s characters", limit=MAX_REASON),
             field="amendment_reason",
         )
     case = get_case(actor, case_id, for_update=True)

@@ -124,9 +124,9 @@ def change_inventory(
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_BEDS:
             raise InvalidInput(
                 _l(
-                    "%(name)s must be a whole number from 0 to %(MAX_BEDS)s",
+                    "%(name)s must be a whole number from 0 to %(limit)s",
                     name=name,
-                    MAX_BEDS=MAX_BEDS,
+                    limit=MAX_BEDS,
                 ),
                 field=name,
             )
@@ -220,7 +220,7 @@ def _department_side(actor: Actor, admission: Admission) -> None:
 def _stay(wanted_from: date, nights: int) -> Stay:
     if isinstance(nights, bool) or not isinstance(nights, int) or not 1 <= nights <= MAX_STAY_DAYS:
         raise InvalidInput(
-            _l("nights must be from 1 to %(MAX_STAY_DAYS)s", MAX_STAY_DAYS=MAX_STAY_DAYS),
+            _l("nights must be from 1 to %(limit)s", limit=MAX_STAY_DAYS),
             field="nights",
         )
     if wanted_from < local_today():
@@ -275,7 +275,7 @@ def new_admission(
         raise InvalidInput(_l("give the reason for admission"), field="reason")
     if len(reason) > MAX_REASON:
         raise InvalidInput(
-            _l("reason is longer than %(MAX_REASON)s characters", MAX_REASON=MAX_REASON),
+            _l("reason is longer than %(limit)s characters", limit=MAX_REASON),
             field="reason",
         )
     department = _lead_department(actor, department_id, "department_id")
@@ -405,9 +405,7 @@ def place_admission(
             field="admission_id",
         )
     if bed_no is not None and (isinstance(bed_no, bool) or not 1 <= bed_no <= MAX_BEDS):
-        raise InvalidInput(
-            _l("bed_no must be from 1 to %(MAX_BEDS)s", MAX_BEDS=MAX_BEDS), field="bed_no"
-        )
+        raise InvalidInput(_l("bed_no must be from 1 to %(limit)s", limit=MAX_BEDS), field="bed_no")
     start = admit_on or max(admission.wanted_from, local_today())
     _stay(start, admission.nights)
     search = admission.green_channel if earliest is None else earliest

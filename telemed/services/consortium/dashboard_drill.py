@@ -437,4 +437,4 @@ def period_from(params: dict[str, str], default: Period) -> Period:
     try:
         return Period(date.fromisoformat(first or ""), date.fromisoformat(last or ""))
     except ValueError as exc:
-        raise InvalidInput(_l("first/last: %(exc)s", exc=exc), field="first") from None
+        raise InvalidInput(_l("first/last: %(error)s", error=exc), field="first") from None

@@ -107,7 +107,7 @@ def _check_reason(reason: str | None) -> str | None:
     reason = (reason or "").strip() or None
     if reason is not None and len(reason) > MAX_REASON:
         raise InvalidInput(
-            _l("reason is longer than %(MAX_REASON)s characters", MAX_REASON=MAX_REASON),
+            _l("reason is longer than %(limit)s characters", limit=MAX_REASON),
             field="reason",
         )
     return reason
@@ -269,9 +269,7 @@ def search_slots(
         raise InvalidInput(_l("date_to is before date_from"), field="date_to")
     if (date_to - date_from).days > MAX_SEARCH_DAYS:
         raise InvalidInput(
-            _l(
-                "search at most %(MAX_SEARCH_DAYS)s days at a time", MAX_SEARCH_DAYS=MAX_SEARCH_DAYS
-            ),
+            _l("search at most %(limit)s days at a time", limit=MAX_SEARCH_DAYS),
             field="date_to",
         )
     zone = _zone()

@@ -206,8 +206,8 @@ def _checked_allotments(actor: Actor, allotments: dict[int, int]) -> dict[int, i
         if not 1 <= seats <= MAX_ALLOTMENT:
             raise InvalidInput(
                 _l(
-                    "an allotment is 1 to %(MAX_ALLOTMENT)s seats per slot",
-                    MAX_ALLOTMENT=MAX_ALLOTMENT,
+                    "an allotment is 1 to %(limit)s seats per slot",
+                    limit=MAX_ALLOTMENT,
                 ),
                 field="allotments",
             )
@@ -227,11 +227,11 @@ def _check_deadline_order(policy: DepartmentPolicy) -> None:
         if getattr(policy, shorter) > getattr(policy, longer):
             raise InvalidInput(
                 _l(
-                    "%(shorter)s (%(getattr)s) may not exceed %(longer)s (%(getattr2)s)",
+                    "%(shorter)s (%(shorter_value)s) may not exceed %(longer)s (%(longer_value)s)",
                     shorter=shorter,
-                    getattr=getattr(policy, shorter),
+                    shorter_value=getattr(policy, shorter),
                     longer=longer,
-                    getattr2=getattr(policy, longer),
+                    longer_value=getattr(policy, longer),
                 ),
                 field=shorter,
             )

@@ -97,14 +97,14 @@ def _validate_shape(req: ScheduleRequest, zone: str) -> None:
         )
     if not 1 <= req.seats_per_slot <= MAX_SEATS:
         raise InvalidInput(
-            _l("seats_per_slot must be between 1 and %(MAX_SEATS)s", MAX_SEATS=MAX_SEATS),
+            _l("seats_per_slot must be between 1 and %(limit)s", limit=MAX_SEATS),
             field="seats_per_slot",
         )
     if req.valid_until < req.valid_from:
         raise InvalidInput(_l("valid_until is before valid_from"), field="valid_until")
     if (req.valid_until - req.valid_from).days > MAX_WEEKS * 7:
         raise InvalidInput(
-            _l("a schedule may cover at most %(MAX_WEEKS)s weeks", MAX_WEEKS=MAX_WEEKS),
+            _l("a schedule may cover at most %(limit)s weeks", limit=MAX_WEEKS),
             field="valid_until",
         )
     today = clock.now().astimezone(ZoneInfo(zone)).date()
@@ -133,7 +133,7 @@ def _validate_shape(req: ScheduleRequest, zone: str) -> None:
             )
     if req.override_reason is not None and len(req.override_reason) > MAX_TEXT:
         raise InvalidInput(
-            _l("override_reason is longer than %(MAX_TEXT)s characters", MAX_TEXT=MAX_TEXT),
+            _l("override_reason is longer than %(limit)s characters", limit=MAX_TEXT),
             field="override_reason",
         )
 
@@ -438,7 +438,7 @@ def block_slot(actor: Actor, slot_id: int, reason: str) -> list[Booking]:
         raise InvalidInput(_l("give a reason for blocking the slot"), field="reason")
     if len(reason) > MAX_TEXT:
         raise InvalidInput(
-            _l("reason is longer than %(MAX_TEXT)s characters", MAX_TEXT=MAX_TEXT), field="reason"
+            _l("reason is longer than %(limit)s characters", limit=MAX_TEXT), field="reason"
         )
     slot = scopes.get_slot(actor, slot_id)
     if not may_publish_for(actor, slot.specialist_id):
