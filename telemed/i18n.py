@@ -50,6 +50,13 @@ def consortium_zone() -> ZoneInfo:
     return ZoneInfo(current_app.config["TELEMED_TIMEZONE"])
 
 
+def zone_offset(at: datetime) -> str:
+    """The consortium's offset from UTC at ``at`` ("UTC+08:00"): the same words in every
+    language, unlike a zone database name such as Asia/Shanghai."""
+    offset = at.astimezone(consortium_zone()).strftime("%z")
+    return f"UTC{offset[:3]}:{offset[3:]}"
+
+
 def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """A stored UTC time shown in the consortium's zone."""
     if value is None:

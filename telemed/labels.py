@@ -18,6 +18,7 @@ from telemed.domain.live_rules import RoomRole
 from telemed.domain.referral_states import Direction, ReferralStatus
 from telemed.models.cases import Disposition
 from telemed.models.consortium import ClinicalTitle, InstitutionKind, ReadingKind, Role, Sex
+from telemed.models.dicom_node import PullStatus, Retrieve
 from telemed.models.jobs import JobRunStatus
 from telemed.models.live import RoomStatus
 from telemed.models.scheduling import BookingStatus, Pool, ServiceType, SlotStatus, WaitlistStatus
@@ -133,6 +134,15 @@ LABELS: dict[type[enum.Enum], dict[enum.Enum, object]] = {
         InstitutionKind.TOWNSHIP: _l("township health centre"),
         InstitutionKind.COMMUNITY: _l("community health centre"),
         InstitutionKind.VILLAGE: _l("village clinic"),
+    },
+    Retrieve: {
+        Retrieve.MOVE: _l("C-MOVE: the PACS sends the study to this platform"),
+        Retrieve.GET: _l("C-GET: this platform fetches the study itself"),
+    },
+    PullStatus: {
+        PullStatus.REQUESTED: _l("requested"),
+        PullStatus.DONE: _l("received"),
+        PullStatus.FAILED: _l("failed"),
     },
 }
 

@@ -89,9 +89,8 @@ def test_bad_ecg_files_are_refused_by_name_and_the_good_kept(app, world, tmp_pat
     text.write_text("# sampling_rate=500\nI,II\n1,2\nthree,4\n5,6\n")
     picture = tmp_path / "photo.png"
     picture.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
-    outcomes = {
-        o.filename: o
-        for o in ecg_files.attach_files(
+    with force_locale("en"):  # the reasons are checked in English below
+        attached = ecg_files.attach_files(
             gp,
             case.id,
             [
@@ -102,7 +101,7 @@ def test_bad_ecg_files_are_refused_by_name_and_the_good_kept(app, world, tmp_pat
                 ("good.csv", csv_file(tmp_path / "good.csv")),
             ],
         )
-    }
+    outcomes = {o.filename: o for o in attached}
     assert outcomes["good.csv"].status == "read"
     for name in ("xxe.xml", "ragged.csv", "text.csv", "photo.png"):
         assert outcomes[name].status == "refused" and outcomes[name].reason, name

@@ -151,3 +151,17 @@ def test_the_api_takes_the_readers_word_on_each_value(app, world, client):
     assert (by_key["pr_ms"]["action"], by_key["pr_ms"]["value"]) == ("struck", None)
     assert by_key["pr_ms"]["device"] == 160  # the cart's value stays on record
     assert by_key["heart_rate_bpm"]["action"] == "confirmed"
+
+
+def test_stored_measurement_notes_are_worded_in_the_readers_language(app):
+    from flask_babel import force_locale
+
+    from telemed.web.ecg_view import worded_note
+
+    stored = "the recording is too short to measure (under 2 s)"
+    with force_locale("zh_Hans"):
+        assert worded_note(stored) == "记录太短，无法测量（不足 2 秒）"
+        assert worded_note("QT withheld: implausible (900 ms)").startswith("QT 未给出")
+        assert worded_note("a library's own warning") == "a library's own warning"
+    with force_locale("en"):
+        assert worded_note(stored) == stored

@@ -21,6 +21,7 @@ NEVER_SHOWN = {
     "ReferralSide",  # who may act on a referral; pages show the actions, not the side
     "Side",  # the same for cases
     "AuditOutcome",  # the audit trail is read through the database and exports, not pages
+    "JoinState",  # the consult link has its own sentence for each state (_consult_link.html)
 }
 
 

@@ -302,8 +302,14 @@ def deidentify_file(
     import pydicom
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
+    from pydicom.uid import AllTransferSyntaxes
 
     ds = pydicom.dcmread(source)
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    # Whether pydicom writes a syntax it does not list depends on what plugins were
+    # imported before: refuse those, so the answer never depends on import order.
+    if syntax is not None and syntax not in AllTransferSyntaxes:
+        raise ValueError(f"Transfer Syntax {syntax} cannot be written back here")
     _scrub(ds, uids, retain_dates)
     ds.PatientName = pseudonym
     ds.PatientID = pseudonym

@@ -11,13 +11,25 @@ import numpy as np
 from telemed.imaging.reading import Refused
 
 
-def read_and_normalise(files: list[tuple[str, str]], out: str) -> dict[str, Any]:
+def read_and_normalise(
+    files: list[tuple[str, str]], out: str, locale: str | None = None
+) -> dict[str, Any]:
     from telemed.ecg import EcgFileError, measure, read_ecg
+    from telemed.i18n import worded_in
 
+    # What is stored (the readers' and the measurements' notes) stays in the source
+    # language and is worded when a page shows it; a refusal goes straight back to the
+    # person who sent the file, so the file is read again in their language to say why.
     try:
         signal = read_ecg(files)
-    except EcgFileError as error:
-        raise Refused(f"{error.filename}: {error.reason}") from None
+    except EcgFileError as first:
+        refusal = first
+        try:
+            with worded_in(locale):
+                read_ecg(files)
+        except EcgFileError as worded:
+            refusal = worded
+        raise Refused(f"{refusal.filename}: {refusal.reason}") from None
     temp = out + ".part.npz"
     np.savez_compressed(
         temp,

@@ -104,12 +104,10 @@ def _task(op: str, args: dict[str, Any]) -> dict[str, Any]:
 
         return extract_element(args["path"], args["tag"], args["out"])
     if op == "ecg_read":
-        from telemed.i18n import worded_in
         from telemed.imaging.ecg_reading import read_and_normalise
 
-        # A refusal goes back to the person who sent the file: in their language.
-        with worded_in(args.get("locale")):
-            return read_and_normalise([tuple(f) for f in args["files"]], args["out"])
+        files = [tuple(f) for f in args["files"]]
+        return read_and_normalise(files, args["out"], locale=args.get("locale"))
     if op == "deidentify":
         from pathlib import Path
 

@@ -212,6 +212,7 @@ def detail(case_id: int):
         ecg_labels=ecg_view.LABELS,
         ecg_quality=ecg_view.QUALITY,
         ecg_actions=ecg_view.ACTIONS,
+        ecg_acquisition=ecg_view.acquisition_of,
         actions=_actions(case, side),
         can_claim=side is Side.RESPONDER
         and case.kind.is_read

@@ -8,7 +8,8 @@ one consult room...), and reads each page's visible text:
 - on a Chinese page no English word, except the short list in ``ALLOWED_IN_ZH``;
 - on an English page no Chinese, except the proper names and the words people wrote
   that the database holds (people, institutions, departments, patients, reasons, notes);
-- on either, no enum code shown as text.
+- on either, no enum code shown as text, and no serious or critical accessibility
+  violation that axe-core finds.
 
 A screenshot of every page visited goes to ``docs/screenshots/pages/`` (one per role,
 language and page), so a reader sees what each role sees in each language.
@@ -44,6 +45,12 @@ from tests.factories import DATA
 pytestmark = pytest.mark.browser
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "pages"
+# axe-core from npm (a devDependency): injected by the browser before each page's own
+# scripts, which the pages' Content-Security-Policy allows, and run on every page visited.
+AXE = Path(telemed.PROJECT_ROOT) / "node_modules" / "axe-core" / "axe.min.js"
+AXE_RUN = """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+  .filter(v => v.impact === 'serious' || v.impact === 'critical')
+  .map(v => `axe ${v.id} (${v.impact}): ${v.nodes.map(n => n.target.join(' ')).slice(0, 3)}`)"""
 PASSWORD = "demo-password-for-tests"
 ROLES = {
     "grassroots": "gp1a",
@@ -65,6 +72,9 @@ ALLOWED_IN_ZH = {
     "X",  # the check character of a resident ID ("the last may be X")
     "Shift",  # a key's name, as printed on the keyboard
     "Bazett", "Fridericia",  # the QTc formulas' names
+    "P", "T",  # the waves, as ECG reports name them (P 波, T 波)
+    "PACS", "AE", "C-MOVE", "C-GET", "C", "MOVE", "GET",  # DICOM's own terms
+    "TELEMED",  # the DICOM node's configured AE title, an identifier
 }  # fmt: skip
 # Links that leave the pages: files, exports, machine interfaces.
 NOT_PAGES = re.compile(r"\.(csv|json|zip|svg|png|dcm)$|^/(api|fhir|static|uploads)/|/files/")
@@ -228,6 +238,7 @@ def crawl(
     context = browser.new_context(
         locale="en-US" if language == "en" else "zh-CN", viewport={"width": 1280, "height": 900}
     )
+    context.add_init_script(path=str(AXE))
     page = context.new_page()
     page.set_default_timeout(45_000)
     page.goto(f"{base_url}/login")
@@ -263,6 +274,7 @@ def crawl(
             path=str(SCREENSHOTS / f"{role}-{language}-{shot}.jpg"), type="jpeg", quality=60
         )
         found = checks(page.evaluate(VISIBLE_TEXT), language)
+        found += page.evaluate(AXE_RUN)
         if response.status >= 500:
             found.append(f"status {response.status}")
         if found:
@@ -377,7 +389,7 @@ def test_every_page_speaks_the_readers_language(app, demo, live_http):
                 found = crawl(browser, live_http.url, role, username, language, checks, rooms)
                 report.update(found)
     listing = "\n".join(f"{page}: {', '.join(found)}" for page, found in report.items())
-    assert not report, f"{len(report)} pages with words not in the reader's language:\n{listing}"
+    assert not report, f"{len(report)} pages with findings (words, codes or axe):\n{listing}"
 
 
 def test_the_checks_find_what_they_look_for():
@@ -395,3 +407,15 @@ def test_the_checks_find_what_they_look_for():
     ]
     assert findings_in("王建国 · declined · minmax", "en", names, codes, words) == ["code 'minmax'"]
     assert findings_in("心电 12 导联 ECG, 25 mm/s, V1", "zh_Hans", names, codes, words) == []
+
+
+def test_the_accessibility_check_finds_what_it_looks_for():
+    with browsing.launched() as browser:
+        context = browser.new_context()
+        context.add_init_script(path=str(AXE))
+        page = context.new_page()
+        page.goto("about:blank")
+        page.set_content('<html lang="en"><body><main><button></button></main></body></html>')
+        found = page.evaluate(AXE_RUN)
+        context.close()
+    assert any(f.startswith("axe button-name (critical)") for f in found), found

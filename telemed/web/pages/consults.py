@@ -27,6 +27,7 @@ from telemed import clock
 from telemed.domain.live_rules import RoomRole
 from telemed.errors import Forbidden, InvalidInput
 from telemed.extensions import db
+from telemed.i18n import zone_offset
 from telemed.models.live import ConsultSession, RoomStatus
 from telemed.services.accounts import audit
 from telemed.services.cases import reports
@@ -226,7 +227,7 @@ def transcript(case_id: int):
         room=room,
         record=record,
         events=events,
-        zone=current_app.config["TELEMED_TIMEZONE"],
+        zone=zone_offset(clock.now()),
     )
 
 
