@@ -148,6 +148,7 @@ class LinkShaper:
         self._started = 0.0
         self._cut_until = 0.0  # a cut asked for by a test (reset mode), loop time
         self._schedule: asyncio.Task | None = None
+        self._quiet_until = 0.0  # a silence asked for by a test, loop time
 
     # -- running -------------------------------------------------------------------
 
@@ -181,6 +182,14 @@ class LinkShaper:
 
         self._loop.call_soon_threadsafe(cut)
 
+    def silence(self, for_seconds: float) -> None:
+        """Let nothing cross for ``for_seconds``; open connections stay open."""
+
+        def cut() -> None:
+            self._quiet_until = self._loop.time() + for_seconds
+
+        self._loop.call_soon_threadsafe(cut)
+
     def elapsed(self) -> float:
         return time.monotonic() - self._started
 
@@ -205,8 +214,8 @@ class LinkShaper:
     def _down_until(self) -> float | None:
         """Loop time at which the current outage ends, or None while the link is up."""
         now = self._loop.time()
-        if now < self._cut_until:
-            return self._cut_until
+        if now < self._cut_until or now < self._quiet_until:
+            return max(self._cut_until, self._quiet_until)
         outages = self.link.outages
         if outages is None:
             return None
