@@ -132,3 +132,53 @@ def test_a_chunk_cut_on_the_link_keeps_what_arrived(app, draft):  # noqa: F811
         thread.join(timeout=5)
     assert resent < len(data) - offset + 2048  # only the rest, plus one request head
     assert len(stored_instances(case_id)) == 1
+
+
+@pytest.mark.browser
+def test_the_page_uploads_through_a_cut_link_and_says_so(app, world, live_http, tmp_path):
+    """The case page's uploader over an emulated link: files go three at a time, the line
+    under it gives speed and time left, says when the link is lost, and every file is
+    stored once after a reset."""
+    from telemed.extensions import db
+    from tests import browsing
+    from tests.test_cases_browser import sign_in
+    from tests.test_dicom_service import open_imaging_case
+
+    case_id = open_imaging_case(world).id
+    db.session.commit()
+    db.session.remove()
+    files = [dicom_files.sample("MR2_UNCR.dcm"), *dicom_files.ct_series(tmp_path / "ct", 6)]
+    with (
+        LinkShaper(live_http.port, Link(rate=500_000, delay=0.03)) as link,
+        browsing.launched() as browser,
+    ):
+        page = browser.new_context().new_page()
+        sign_in(page, link.url, "gp_ts1")
+        page.goto(f"{link.url}/cases/{case_id}")
+        page.wait_for_selector("#uploader .uppy-Dashboard-input", state="attached")
+        page.evaluate(
+            """() => { window.lineSaid = []; const seen = () => {
+                 const line = document.querySelector('#uploader ~ .upload-link, .upload-link');
+                 if (line) window.lineSaid.push([line.dataset.state, line.textContent]); };
+               new MutationObserver(seen).observe(document.body,
+                 {subtree: true, childList: true, characterData: true, attributes: true}); }"""
+        )
+        page.set_input_files("#uploader .uppy-Dashboard-input >> nth=0", [str(p) for p in files])
+        page.click("#uploader .uppy-StatusBar-actionBtn--upload")
+        page.wait_for_function(
+            "() => (window.lineSaid || []).some(([state]) => state === 'sending')", timeout=30_000
+        )
+        link.reset_all(for_seconds=1.5)
+        page.wait_for_selector("#uploader .uppy-StatusBar.is-complete", timeout=90_000)
+        page.wait_for_function(
+            "() => document.querySelectorAll('#upload-results li.stored').length === 7",
+            timeout=30_000,
+        )
+        said = page.evaluate("() => window.lineSaid")
+        refused = page.locator("#upload-results li.refused").count()
+    assert refused == 0
+    states = {state for state, _ in said}
+    assert {"sending", "paused"} <= states, said
+    assert any(text.startswith("Sending at") and "Mbit/s" in text for _, text in said), said
+    assert any(text == "Paused: link lost, resuming" for _, text in said), said
+    assert len(stored_instances(case_id)) == 7
