@@ -173,6 +173,9 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "TELEMED_LIVE_CLIENT_QUEUE": env_int("LIVE_CLIENT_QUEUE", 512),
         "TELEMED_LIVE_PING_INTERVAL": env_int("LIVE_PING_INTERVAL", 20),
         "TELEMED_LIVE_PING_TIMEOUT": env_int("LIVE_PING_TIMEOUT", 20),
+        # The room page's own heartbeat (0: none): a ping each beat; a socket not heard
+        # from in two beats (and half a second) is dropped and the page reconnects.
+        "TELEMED_LIVE_HEARTBEAT_SECONDS": env_float("LIVE_HEARTBEAT_SECONDS", 2.0),
         "TELEMED_LIVE_SWEEP_SECONDS": env_int("LIVE_SWEEP_SECONDS", 60),
         "TELEMED_LIVE_BATCH_LIMIT": env_int("LIVE_BATCH_LIMIT", 500),
         # The DICOM node (telemed/dicomnode): C-ECHO/C-STORE listener for member institutions,

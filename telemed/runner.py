@@ -14,9 +14,10 @@ from collections.abc import Callable
 
 import click
 from flask import Flask, current_app
-from waitress import create_server, wasyncore
+from waitress import wasyncore
 
 from telemed.fanout import settle_at_start
+from telemed.http_server import create_server
 
 log = logging.getLogger(__name__)
 

@@ -170,7 +170,7 @@ class ServerThread:
     """The app served by waitress in this process, on a free port, for real HTTP."""
 
     def __init__(self, app, threads: int = 16) -> None:
-        from waitress import create_server
+        from telemed.http_server import create_server
 
         self.server = create_server(
             app, host="127.0.0.1", port=0, threads=threads, connection_limit=2000

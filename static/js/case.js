@@ -10,6 +10,7 @@
 import "@uppy/core/css/style.min.css";
 import "@uppy/dashboard/css/style.min.css";
 import { csrfToken, t } from "./_common.js";
+import { UploadPace } from "./_upload_pace.js";
 import "../css/case.css";
 
 // Window/level presets by modality (centre, width in HU for CT).
@@ -23,7 +24,8 @@ const PRESETS = {
   },
 };
 
-const CHUNK_BYTES = 2 * 1024 * 1024; // at 2 Mbps a dropped chunk costs ~8 s of sending
+// Files in flight at once: while one waits for its chunk's answer, the others send.
+const FILES_IN_FLIGHT = 3;
 
 function resultItem(list, text, refused) {
   const item = document.createElement("li");
@@ -64,10 +66,18 @@ function mountUploader(element, resultsList, { Uppy, Dashboard, Tus, locale }) {
     showProgressDetails: true,
     note: purpose === "dicom" ? t("dicom_note") : t("ecg_note"),
   });
+  const line = document.createElement("p");
+  line.className = "upload-link";
+  line.setAttribute("role", "status");
+  line.dataset.state = "idle";
+  resultsList.before(line);
+  const pace = new UploadPace(line);
   uppy.use(Tus, {
     endpoint: element.dataset.endpoint,
-    chunkSize: CHUNK_BYTES,
-    retryDelays: [0, 1000, 3000, 5000, 10000],
+    ...pace.tusOptions(),
+    limit: FILES_IN_FLIGHT,
+    // A township link comes back after seconds: retry soon, and keep retrying a while.
+    retryDelays: [0, 1000, 2000, 3000, 5000, 5000, 10000, 10000, 20000, 30000],
     headers: { "X-CSRFToken": csrfToken() },
     removeFingerprintOnSuccess: true,
     allowedMetaFields: ["case_id", "purpose", "filename", "name"],
@@ -76,7 +86,12 @@ function mountUploader(element, resultsList, { Uppy, Dashboard, Tus, locale }) {
   uppy.on("file-added", (file) => {
     uppy.setFileMeta(file.id, { filename: file.name });
   });
+  uppy.on("upload-progress", (file, progress) => {
+    pace.progress(file.id, progress.bytesUploaded, progress.bytesTotal);
+  });
+  window.addEventListener("offline", () => pace.cut());
   uppy.on("upload-success", async (file, response) => {
+    pace.finished(file.id);
     const url = response.uploadURL;
     try {
       const status = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
@@ -94,6 +109,7 @@ function mountUploader(element, resultsList, { Uppy, Dashboard, Tus, locale }) {
     }
   });
   uppy.on("upload-error", (file, error) => {
+    pace.finished(file.id);
     let message = error && error.message ? error.message : String(error);
     const match = message.match(/"message":\s*"([^"]+)"/);
     if (match) message = match[1];

@@ -31,6 +31,7 @@ const state = {
 const linkState = $("link-state");
 const socket = new LiveSocket({
   ticketUrl: root.dataset.ticketUrl,
+  heartbeatMs: Number(root.dataset.heartbeatMs) || 0,
   onState: (s, reason) => {
     linkState.dataset.state = s;
     linkState.textContent =

@@ -493,6 +493,11 @@ class LiveServer:
                 self._close_soon(client, protocol.CLOSE_UNAUTHENTICATED, "signed out")
                 continue
             message = _json(raw)
+            if isinstance(message, dict) and message.get("type") == "ping":
+                # The page's heartbeat: a dead link shows as a missing pong, without
+                # waiting for the page to send something or for the protocol ping.
+                client.outbox.push(encode({"type": "pong", "t": _safe_number(message.get("t"))}))
+                continue
             client_id = message.get("id") if isinstance(message, dict) else None
             try:
                 send = protocol.parse_send(message, client.entry.role)
@@ -735,6 +740,13 @@ def _json(raw: str | bytes) -> Any:
         return json.loads(raw)
     except (ValueError, TypeError):
         return None
+
+
+def _safe_number(value: Any) -> float | None:
+    """The heartbeat's token, echoed only if it is a plain finite number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value if abs(value) < 2**53 else None
 
 
 def _safe_id(value: Any) -> str | None:

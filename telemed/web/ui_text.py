@@ -26,6 +26,11 @@ UI_TEXT = {
             "WFDB (.hea with its .dat, .xyz) or CSV"
         ),
         "show_new_files": _l("Show the new files"),
+        # The line under the uploader (static/js/_upload_pace.js).
+        "upload_speed": _l("Sending at %(speed)s Mbit/s, %(left)s left"),
+        "upload_paused": _l("Paused: link lost, resuming"),
+        "seconds": _l("%(n)s s"),
+        "minutes_seconds": _l("%(m)s min %(s)s s"),
         # A file's outcome after upload, by its code.
         "outcome_stored": _l("stored"),
         "outcome_skipped": _l("skipped"),

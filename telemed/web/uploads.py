@@ -10,8 +10,10 @@ it can see; another institution's upload id is a 404. Session calls need the CSR
 
 waitress (the production server) reads a request body completely before the app sees
 it, so a PATCH cut midway is dropped whole and the client resumes from the end of the
-last complete PATCH: clients send chunks (the case page sends 2 MB). A server that
-streams bodies (gunicorn, werkzeug) hands over what arrived, and it is kept.
+last complete PATCH: clients send chunks. A server that streams bodies (gunicorn,
+werkzeug) hands over what arrived, and it is kept, whether the client's connection ended
+early or was reset. A successful PATCH is answered 204 as tus says; the server
+(telemed/http_server.py) keeps the connection open for the next chunk.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ bp = Blueprint("uploads", __name__, url_prefix="/uploads")
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,termination,expiration"
-CHUNK = 1024 * 1024
+# Bodies are read in small pieces: bytes inside a read that a reset interrupts are lost.
+READ_BYTES = 64 * 1024
 EXPIRES_AFTER = timedelta(days=2)
 PURPOSES = ("dicom", "ecg")
 
@@ -224,7 +227,7 @@ def _append(path: Path, start: int, remaining: int) -> tuple[int, bool]:
         stream = request.stream
         try:
             while True:
-                chunk = stream.read(CHUNK)
+                chunk = stream.read(READ_BYTES)
                 if not chunk:
                     break
                 if written + len(chunk) > remaining:
@@ -232,8 +235,9 @@ def _append(path: Path, start: int, remaining: int) -> tuple[int, bool]:
                     raise TusError(400, "the body runs past Upload-Length")
                 out.write(chunk)
                 written += len(chunk)
-        except ClientDisconnected:
-            gone = True  # keep what arrived: the client resumes from here
+        except (ClientDisconnected, ConnectionError):
+            # A short body or a reset link (RST): keep what arrived; the client resumes here.
+            gone = True
         out.flush()
         os.fsync(out.fileno())
     return written, gone
