@@ -11,6 +11,7 @@ import "@uppy/core/css/style.min.css";
 import "@uppy/dashboard/css/style.min.css";
 import { csrfToken, t } from "./_common.js";
 import { mountPaging } from "./_frame-paging.js";
+import { minMaxWindow, planeRange } from "./_frame-window.js";
 import "../css/case.css";
 
 // Window/level presets by modality (centre, width in HU for CT).
@@ -141,12 +142,34 @@ function mountViewer(viewer, { App, AppOptions, ViewConfig, ToolConfig, WindowLe
     return layer ? layer.getViewController() : null;
   }
 
+  // A file without a window is shown frame by frame at that frame's own range, as the
+  // server renders it, until the reader picks a preset or drags the window.
+  let frameWindow = false;
+  let settingWindow = false;
+  function applyFrameWindow() {
+    const controller = viewController();
+    const data = currentDataId === null ? null : app.getData(currentDataId);
+    if (!frameWindow || !controller || !data || !data.image.isMonochrome()) return;
+    const { low, high } = planeRange(data.image, controller.getCurrentIndex());
+    const { center, width } = minMaxWindow(low, high);
+    settingWindow = true;
+    try {
+      controller.setWindowLevel(new WindowLevel(center, width));
+    } finally {
+      settingWindow = false;
+    }
+  }
+  app.addEventListener("wlchange", () => {
+    if (!settingWindow) frameWindow = false;
+  });
+
   const paging = mountPaging({
     controller: viewController,
     slider,
     readout: frameOut,
     stage: document.getElementById("layerGroup0"),
     playButton: document.getElementById("cine"),
+    onChange: applyFrameWindow,
   });
   const syncSlider = () => paging.sync();
 
@@ -178,6 +201,7 @@ function mountViewer(viewer, { App, AppOptions, ViewConfig, ToolConfig, WindowLe
       }
     }
     app.setTool("Scroll");
+    frameWindow = Boolean(controller) && controller.getCurrentWindowPresetName() === "minmax";
     syncSlider();
   });
   // Slices keep arriving after the first is shown: follow them, then say when all are in.
@@ -205,7 +229,11 @@ function mountViewer(viewer, { App, AppOptions, ViewConfig, ToolConfig, WindowLe
     status.textContent = t("loading_percent", { percent: Math.round(event.loaded || 0) });
   });
 
-  presets.addEventListener("change", () => app.setWindowLevelPreset(presets.value));
+  presets.addEventListener("change", () => {
+    app.setWindowLevelPreset(presets.value);
+    frameWindow = presets.value === "minmax";
+    applyFrameWindow();
+  });
   document.getElementById("reset-view").addEventListener("click", () => app.resetZoomPan());
   for (const button of viewer.querySelectorAll("[data-tool]")) {
     button.addEventListener("click", () => {
