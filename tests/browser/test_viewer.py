@@ -229,3 +229,43 @@ def test_frames_page_by_wheel_keys_and_cine_and_the_ruler_says_its_unit(sent):  
         assert page.inner_text("#measurement").endswith(" mm")
         assert 10 < float(page.get_attribute("#viewer", "data-length")) < 200
         assert problems == []
+
+
+def test_a_segmentation_is_refused_in_words_not_left_loading(
+    world,
+    imaging_case,  # noqa: F811
+    live_http,
+    tmp_path,
+):
+    """A 1-bit SEG the server stores and can decode: the page says why it is not shown."""
+    import numpy as np
+    import pydicom
+    from pydicom.pixels import pack_bits
+    from pydicom.uid import generate_uid
+
+    from tests import dicom_files, factories
+    from tests.test_dicomweb_http import client_for
+
+    ds = pydicom.dcmread(dicom_files.sample("emri_small.dcm"))
+    mask = (ds.pixel_array > ds.pixel_array.mean()).astype(np.uint8)
+    ds.Modality = "SEG"
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.66.4"
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.SeriesInstanceUID = generate_uid()
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 1, 1, 0, 0
+    ds.PixelData = pack_bits(mask)
+    token = factories.token_for(world.user("gp_ts1"))
+    answer = client_for(live_http, imaging_case, token).store_instances([ds])
+    assert "FailedSOPSequence" not in answer
+    with browsing.launched() as browser:
+        page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+        sign_in(page, live_http.url, "gp_ts1")
+        page.goto(f"{live_http.url}/cases/{imaging_case}")
+        item = page.locator("#series-list .series")
+        assert item.get_attribute("data-decodable") == "1"
+        item.locator(".open-series").click()
+        page.wait_for_selector("#viewer[data-refused='segmentation']", timeout=5000)
+        assert "segmentation (SEG)" in page.inner_text("#viewer-status")
+        assert "Loading" not in page.inner_text("#viewer-status")
