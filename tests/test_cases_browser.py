@@ -138,10 +138,11 @@ def test_doctor_uploads_a_ct_series_and_the_radiologist_views_it(
     reader.mouse.move(x + 100, y, steps=5)
     reader.mouse.up()
     reader.wait_for_function(
-        "() => document.querySelector('#viewer').dataset.lengthMm", timeout=10_000
+        "() => document.querySelector('#viewer').dataset.length", timeout=10_000
     )
     assert reader.inner_text("#measurement").endswith("mm")
-    assert float(reader.get_attribute("#viewer", "data-length-mm")) > 10
+    assert reader.get_attribute("#viewer", "data-length-unit") == "mm"
+    assert float(reader.get_attribute("#viewer", "data-length")) > 10
 
     # The ECG on paper with the caliper viewer, and the machine measurements labelled.
     reader.wait_for_selector(".ecg-paper[data-state='ready'] svg", timeout=30_000)

@@ -11,6 +11,8 @@ import "@uppy/core/css/style.min.css";
 import "@uppy/dashboard/css/style.min.css";
 import { csrfToken, t } from "./_common.js";
 import { UploadPace } from "./_upload_pace.js";
+import { mountPaging } from "./_frame-paging.js";
+import { minMaxWindow, planeRange } from "./_frame-window.js";
 import "../css/case.css";
 
 // Window/level presets by modality (centre, width in HU for CT).
@@ -156,16 +158,40 @@ function mountViewer(viewer, { App, AppOptions, ViewConfig, ToolConfig, WindowLe
     return layer ? layer.getViewController() : null;
   }
 
-  function syncSlider() {
+  // A file without a window is shown frame by frame at that frame's own range, as the
+  // server renders it, until the reader picks a preset or drags the window.
+  let frameWindow = false;
+  let settingWindow = false;
+  function applyFrameWindow() {
     const controller = viewController();
-    if (!controller) return;
-    const helper = controller.getPositionHelper();
-    slider.max = String(helper.getMaximumScrollValue());
-    slider.value = String(helper.getCurrentPositionScrollValue());
-    frameOut.textContent = `${Number(slider.value) + 1} / ${Number(slider.max) + 1}`;
+    const data = currentDataId === null ? null : app.getData(currentDataId);
+    if (!frameWindow || !controller || !data || !data.image.isMonochrome()) return;
+    const { low, high } = planeRange(data.image, controller.getCurrentIndex());
+    const { center, width } = minMaxWindow(low, high);
+    settingWindow = true;
+    try {
+      controller.setWindowLevel(new WindowLevel(center, width));
+    } finally {
+      settingWindow = false;
+    }
   }
+  app.addEventListener("wlchange", () => {
+    if (!settingWindow) frameWindow = false;
+  });
 
+  const paging = mountPaging({
+    controller: viewController,
+    slider,
+    readout: frameOut,
+    stage: document.getElementById("layerGroup0"),
+    playButton: document.getElementById("cine"),
+    onChange: applyFrameWindow,
+  });
+  const syncSlider = () => paging.sync();
+
+  let shown = false; // did this opening put an image up?
   app.addEventListener("load", (event) => {
+    shown = true;
     currentDataId = event.dataid;
     const controller = viewController();
     presets.replaceChildren();
@@ -191,13 +217,21 @@ function mountViewer(viewer, { App, AppOptions, ViewConfig, ToolConfig, WindowLe
       }
     }
     app.setTool("Scroll");
+    frameWindow = Boolean(controller) && controller.getCurrentWindowPresetName() === "minmax";
     syncSlider();
   });
   // Slices keep arriving after the first is shown: follow them, then say when all are in.
   app.addEventListener("loaditem", syncSlider);
   app.addEventListener("loadend", () => {
     syncSlider();
-    if (!viewer.dataset.error) status.textContent = t("loaded");
+    // dwv ends some loads it cannot show (a 1-bit segmentation) without an error: say so
+    // rather than leave "Loading… 100%" up for good.
+    if (!shown && !viewer.dataset.error) {
+      viewer.dataset.error = "nothing shown";
+      status.textContent = t("not_shown");
+    } else if (!viewer.dataset.error) {
+      status.textContent = t("loaded");
+    }
     viewer.dataset.loaded = "1";
   });
   app.addEventListener("positionchange", syncSlider);
@@ -211,14 +245,11 @@ function mountViewer(viewer, { App, AppOptions, ViewConfig, ToolConfig, WindowLe
     status.textContent = t("loading_percent", { percent: Math.round(event.loaded || 0) });
   });
 
-  slider.addEventListener("input", () => {
-    const controller = viewController();
-    if (!controller) return;
-    const helper = controller.getPositionHelper();
-    helper.setCurrentPosition(helper.getCurrentPositionAtScrollValue(Number(slider.value)));
-    syncSlider();
+  presets.addEventListener("change", () => {
+    app.setWindowLevelPreset(presets.value);
+    frameWindow = presets.value === "minmax";
+    applyFrameWindow();
   });
-  presets.addEventListener("change", () => app.setWindowLevelPreset(presets.value));
   document.getElementById("reset-view").addEventListener("click", () => app.resetZoomPan());
   for (const button of viewer.querySelectorAll("[data-tool]")) {
     button.addEventListener("click", () => {
@@ -233,32 +264,32 @@ function mountViewer(viewer, { App, AppOptions, ViewConfig, ToolConfig, WindowLe
     });
   }
 
-  // The ruler's last length (dwv computes it in mm from PixelSpacing), shown in the page.
+  // The ruler's length as dwv quantifies it: mm from Pixel Spacing, or pixels when the
+  // file has none (said so beside the number, so no one reads pixels as millimetres).
   const measurement = document.getElementById("measurement");
-  function showLastLength() {
-    const group = app.getLayerGroupByDivId("layerGroup0");
-    if (!group) return;
-    for (const layer of group.getDrawLayers()) {
-      const list = layer.getDrawController().getAnnotationGroup().getList();
-      const last = list[list.length - 1];
-      const length = last && last.quantification && last.quantification.length;
-      if (length) {
-        measurement.textContent = `${length.value.toFixed(1)} ${length.unit}`;
-        viewer.dataset.lengthMm = length.value.toFixed(2);
-        return;
-      }
-    }
+  function showLength(event) {
+    const annotation = event && event.data;
+    const length = annotation && annotation.quantification && annotation.quantification.length;
+    if (!length || !Number.isFinite(length.value)) return;
+    const inMm = length.unit === "unit.mm";
+    measurement.textContent = inMm
+      ? t("length_mm", { value: length.value.toFixed(1) })
+      : t("length_px", { value: length.value.toFixed(1) });
+    viewer.dataset.length = length.value.toFixed(2);
+    viewer.dataset.lengthUnit = inMm ? "mm" : "px";
   }
-  const stage = document.getElementById("layerGroup0");
-  for (const type of ["pointerup", "mouseup", "touchend"]) {
-    stage.addEventListener(type, () => setTimeout(showLastLength, 50));
-  }
+  app.addEventListener("annotationadd", showLength);
+  app.addEventListener("annotationupdate", showLength);
 
   function openSeries(item) {
     const sops = item.dataset.instances.split(",");
     const base = `${root}/studies/${item.dataset.study}/series/${item.dataset.series}/instances/`;
+    paging.stop();
+    shown = false;
+    delete viewer.dataset.error;
     app.reset();
     viewer.dataset.loaded = "";
+    measurement.textContent = "–";
     status.textContent = t("loading");
     for (const other of document.querySelectorAll("#series-list .series")) {
       other.classList.toggle("active", other === item);
@@ -290,6 +321,13 @@ function offerSeries(viewer) {
       status.textContent = t("undisplayable");
       return;
     }
+    // dwv reads a SEG's bits as an image and never finishes: refused in words instead.
+    if (item.dataset.modality === "SEG") {
+      status.textContent = t("segmentation_refused");
+      viewer.dataset.refused = "segmentation";
+      return;
+    }
+    delete viewer.dataset.refused;
     status.textContent = t("viewer_loading");
     mounted ??= import("dwv").then((dwv) => mountViewer(viewer, dwv));
     mounted.then(

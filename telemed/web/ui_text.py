@@ -48,6 +48,12 @@ UI_TEXT = {
         "loading_percent": _l("Loading… %(percent)s%%"),
         "loaded": _l("Loaded."),
         "load_failed": _l("Could not load: %(reason)s"),
+        "not_shown": _l("This series was loaded but the viewer could not show it."),
+        "segmentation_refused": _l(
+            "A segmentation (SEG) is not shown in this viewer: open its source images instead."
+        ),
+        "length_mm": _l("%(value)s mm"),
+        "length_px": _l("%(value)s pixels (the file gives no pixel spacing)"),
         # Window/level presets: the viewer's own and the page's (static/js/case.js).
         "preset_minmax": _l("full range"),
         "preset_soft_tissue": _l("soft tissue"),
