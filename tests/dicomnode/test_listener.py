@@ -29,7 +29,6 @@ from tests.dicomnode.support import (
 )
 
 MEMBER_AE = "TS1_PACS"
-SHARED_SAMPLES = dicom_files.DATA.parents[2].parent / "shared" / "samples" / "dicom"
 
 
 @pytest.fixture
@@ -129,10 +128,9 @@ SAMPLES = [
 
 
 def test_storescu_lands_in_the_inbox_byte_identical(scp, node, tmp_path):
+    # Not liver_deflate.dcm: its Deflated Image Frame Compression is a syntax dcmtk does
+    # not know, so storescu cannot send it (it fails before any association is used).
     sources = [dicom_files.sample(name) for name in SAMPLES]
-    shared = SHARED_SAMPLES / "liver_deflate.dcm"  # deflated explicit VR little endian
-    if shared.exists():
-        sources.append(shared)
     sent = storescu(scp, *sources)
     assert sent.returncode == 0, sent.stdout + sent.stderr
     rows = {row.sop_instance_uid: row for row in inbox_rows(node.id)}

@@ -88,6 +88,9 @@ class EcgPlan:
     waiting_for: str | None = None
     result: dict[str, Any] | None = None
     normalised_sha256: str | None = None
+    # The sender's language for a refusal the worker words; taken while planning, so the
+    # worker's turn (between transactions) asks nothing of the session.
+    locale: str | None = None
 
 
 def check_may_attach(actor: Actor, case: Case) -> None:
@@ -114,7 +117,7 @@ def _format_of(filename: str, path: Path) -> str | None:
 
 def plan(case: Case, path: Path, filename: str) -> EcgPlan:
     """Check the name and size and keep the original. Touches no row."""
-    result = EcgPlan(filename)
+    result = EcgPlan(filename, locale=str(get_locale() or "") or None)
     limit = current_app.config["TELEMED_MAX_UPLOAD_BYTES"]
     if path.stat().st_size > limit:
         result.refused = f"the file is over the {limit} byte limit"
@@ -212,7 +215,7 @@ def read(planned: EcgPlan) -> EcgPlan:
         files = [(o["filename"], str(content.path_of(o["sha256"]))) for o in planned.parts]
         try:
             planned.result = workers().call(
-                "ecg_read", files=files, out=str(out), locale=str(get_locale() or "")
+                "ecg_read", files=files, out=str(out), locale=planned.locale
             )
         except TaskError as error:
             planned.refused = (
