@@ -86,7 +86,7 @@ _MAX_PADDING = 100
 
 
 def gzip_with_random_padding(body: bytes) -> bytes:
-    name = secrets.token_hex(secrets.randbelow(_MAX_PADDING // 2 + 1))
+    name = secrets.token_hex(1 + secrets.randbelow(_MAX_PADDING // 2))
     out = io.BytesIO()
     with gzip.GzipFile(filename=name, mode="wb", fileobj=out, mtime=0, compresslevel=6) as z:
         z.write(body)

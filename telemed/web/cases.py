@@ -41,6 +41,7 @@ from telemed.services.cases import case_uploads, cases, dicom, ecg_files, report
 from telemed.services.consults import joining
 from telemed.web import ecg_view
 from telemed.web.file_notes import file_notes
+from telemed.web.input_limits import MAX_ID
 from telemed.web.pages import consults as consult_pages
 from telemed.web.security import current_actor, roles_required
 
@@ -96,10 +97,9 @@ def _choices() -> dict[str, list]:
 
 def _prefill_from_booking(form: CaseForm, raw: str) -> None:
     """A case opened from a remote-consult booking: its patient, specialist and reason."""
-    try:
-        booking_id = int(raw)
-    except ValueError:
-        raise InvalidInput(_("Choose one of your consult bookings."), field="booking_id") from None
+    booking_id = int(raw) if raw.isdigit() and len(raw) <= 10 else 0
+    if not 0 < booking_id <= MAX_ID:  # PostgreSQL's INTEGER refuses more
+        raise InvalidInput(_("Choose one of your consult bookings."), field="booking_id")
     booked = cases.consult_booking_of(current_actor(), booking_id)
     form.booking_id.data = booked.id
     form.patient_id.data = booked.patient_id
@@ -258,7 +258,7 @@ def transition(case_id: int):
 def book_seat(case_id: int):
     """Book one of the free consult seats the case page offers, for the case's patient."""
     raw = request.form.get("slot_id", "")
-    if not raw.isdigit():
+    if not raw.isdigit() or len(raw) > 10 or not 0 < int(raw) <= MAX_ID:
         raise InvalidInput(_("Choose a consult seat."), field="slot_id")
     case = cases.book_consult_seat(current_actor(), case_id, int(raw))
     flash(
