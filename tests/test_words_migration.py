@@ -10,6 +10,7 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import create_engine, text
 
 from telemed import create_app
+from telemed.extensions import db
 from tests.conftest import TEST_DATABASE_URL, USING_POSTGRES
 
 BEFORE = "826064b78972"
@@ -74,6 +75,7 @@ def test_titles_become_codes_and_old_notifications_stay_readable(tmp_path: Path)
             restored = conn.execute(text("SELECT title FROM user_account WHERE id = 1")).scalar()
         assert restored == "主任医师"
         engine.dispose()
+        db.engine.dispose()  # the migrations' connections, closed here rather than by GC
     if USING_POSTGRES:
         with admin.connect() as conn:
             conn.execute(
