@@ -34,6 +34,7 @@ from telemed.models.scheduling import Booking, BookingStatus, ServiceType, Slot
 from telemed.services.accounts import audit, scopes
 from telemed.services.scheduling import booking as booking_service
 from telemed.services.scheduling import policies
+from telemed.services.text_fields import checked_text
 
 MAX_QUESTION = 4000
 # Consult states in which the case may take (or lose) a booked seat: before the session.
@@ -113,18 +114,6 @@ def side_of(actor: Actor, case: Case) -> Side | None:
 
 
 # -- opening -----------------------------------------------------------------------------
-
-
-def _text(value: str | None, field: str, limit: int, *, required: bool = False) -> str | None:
-    value = (value or "").strip() or None
-    if required and value is None:
-        raise InvalidInput(_l("%(field)s is required", field=field), field=field)
-    if value is not None and len(value) > limit:
-        raise InvalidInput(
-            _l("%(field)s is longer than %(limit)s characters", field=field, limit=limit),
-            field=field,
-        )
-    return value
 
 
 def _target_department(actor: Actor, kind: CaseKind, department_id: int) -> Department:
@@ -314,8 +303,8 @@ def open_case(
     """A grassroots doctor opens a case (a draft) for one of their own patients."""
     if actor.role is not Role.GRASSROOTS:
         raise Forbidden(_l("cases are opened by grassroots doctors"))
-    question = _text(question, "question", MAX_QUESTION, required=True)
-    clinical_summary = _text(clinical_summary, "clinical_summary", MAX_SUMMARY)
+    question = checked_text(question, "question", MAX_QUESTION, required=True)
+    clinical_summary = checked_text(clinical_summary, "clinical_summary", MAX_SUMMARY)
     patient = scopes.get_patient(actor, patient_id, field="patient_id")
     booking = None
     if kind.is_read:
@@ -387,9 +376,11 @@ def update_draft(actor: Actor, case_id: int, **fields) -> Case:
             )
         )
     if "question" in fields:
-        case.question = _text(fields["question"], "question", MAX_QUESTION, required=True)
+        case.question = checked_text(fields["question"], "question", MAX_QUESTION, required=True)
     if "clinical_summary" in fields:
-        case.clinical_summary = _text(fields["clinical_summary"], "clinical_summary", MAX_SUMMARY)
+        case.clinical_summary = checked_text(
+            fields["clinical_summary"], "clinical_summary", MAX_SUMMARY
+        )
     if "priority" in fields:
         case.priority = Priority(fields["priority"])
         case.priority_rank = case.priority.rank
@@ -444,7 +435,7 @@ def move_case(
 
     ``actor`` None with ``side=Side.SYSTEM`` is the live server, a job, or another service.
     """
-    reason = _text(reason, "reason", MAX_REASON)
+    reason = checked_text(reason, "reason", MAX_REASON)
     acting_side = side or (side_of(actor, case) if actor else None)
     if acting_side is None:
         raise Forbidden(_l("you are not a party to this case"))
@@ -523,7 +514,7 @@ def hand_over(actor: Actor, case_id: int, to_user_id: int, reason: str | None) -
     admin with a reason. Recorded as a transition (claimed → claimed) naming both; the
     unfinished draft stays its author's until the new reader saves it as theirs."""
     case = get_case(actor, case_id, for_update=True)
-    reason = _text(reason, "reason", MAX_REASON)
+    reason = checked_text(reason, "reason", MAX_REASON)
     if not case.kind.is_read or case.status is not CaseStatus.CLAIMED:
         raise Conflict(f"case {case.id} is not a claimed read", field="case_id")
     refusal = refuse_claim_release(

@@ -62,6 +62,7 @@ from telemed.services.consortium import beds
 from telemed.services.notices import messages
 from telemed.services.notices.notifications import notify
 from telemed.services.scheduling import booking, policies
+from telemed.services.text_fields import checked_text
 
 MAX_REASON = 4000
 MAX_PLAN = 8000
@@ -72,18 +73,6 @@ GREEN_CHANNEL_SLOT_CANDIDATES = 40
 
 def _zone() -> ZoneInfo:
     return ZoneInfo(current_app.config["TELEMED_TIMEZONE"])
-
-
-def _text(value: str | None, field: str, limit: int, *, required: bool = False) -> str | None:
-    value = (value or "").strip() or None
-    if required and value is None:
-        raise InvalidInput(_l("%(field)s is required", field=field), field=field)
-    if value is not None and len(value) > limit:
-        raise InvalidInput(
-            _l("%(field)s is longer than %(limit)s characters", field=field, limit=limit),
-            field=field,
-        )
-    return value
 
 
 # -- scope -------------------------------------------------------------------------------
@@ -330,7 +319,7 @@ def open_upward_referral(
     with the referral. ``needs_admission`` also asks for a down-shared bed from
     ``wanted_from`` for ``nights``.
     """
-    reason = _text(reason, "reason", MAX_REASON, required=True)
+    reason = checked_text(reason, "reason", MAX_REASON, required=True)
     case = None
     if actor.role is Role.GRASSROOTS:
         patient = scopes.get_patient(actor, patient_id, field="patient_id")
@@ -427,7 +416,7 @@ def accept_referral(
     withdraw the green channel; a green-channel referral is then booked onto the earliest
     suitable down-shared seat, or its admission placed on the earliest free bed."""
     referral = get_referral(actor, referral_id, for_update=True)
-    note = _text(note, "note", MAX_NOTE)
+    note = checked_text(note, "note", MAX_NOTE)
     if referral.direction is Direction.DOWN:
         return Acceptance(confirm_downward(actor, referral.id, note=note), None, None, None)
     if green_channel is not None:
@@ -549,7 +538,7 @@ def book_referral_seat(actor: Actor, referral_id: int, slot_id: int) -> Booking:
 
 def decline_referral(actor: Actor, referral_id: int, reason: str) -> Referral:
     referral = get_referral(actor, referral_id, for_update=True)
-    reason = _text(reason, "reason", MAX_NOTE, required=True)
+    reason = checked_text(reason, "reason", MAX_NOTE, required=True)
     _move(actor, referral, ReferralStatus.DECLINED, note=reason)
     if referral.admission_id is not None:
         admission = db.session.get(Admission, referral.admission_id)
@@ -564,7 +553,7 @@ def decline_referral(actor: Actor, referral_id: int, reason: str) -> Referral:
 
 def cancel_referral(actor: Actor, referral_id: int, reason: str) -> Referral:
     referral = get_referral(actor, referral_id, for_update=True)
-    reason = _text(reason, "reason", MAX_NOTE, required=True)
+    reason = checked_text(reason, "reason", MAX_NOTE, required=True)
     _move(actor, referral, ReferralStatus.CANCELLED, note=reason)
     if referral.admission_id is not None:
         admission = db.session.get(Admission, referral.admission_id)
@@ -578,7 +567,7 @@ def complete_referral(actor: Actor, referral_id: int, note: str | None = None) -
     """The receiving side records that the patient was seen (up: at the lead hospital;
     down: at the member institution's first follow-up visit)."""
     referral = get_referral(actor, referral_id, for_update=True)
-    note = _text(note, "note", MAX_NOTE)
+    note = checked_text(note, "note", MAX_NOTE)
     if note:
         referral.outcome_note = note
     return _move(actor, referral, ReferralStatus.COMPLETED, note=note)
@@ -586,7 +575,7 @@ def complete_referral(actor: Actor, referral_id: int, note: str | None = None) -
 
 def follow_up(actor: Actor, referral_id: int, note: str | None = None) -> Referral:
     referral = get_referral(actor, referral_id, for_update=True)
-    note = _text(note, "note", MAX_NOTE)
+    note = checked_text(note, "note", MAX_NOTE)
     return _move(actor, referral, ReferralStatus.FOLLOWED_UP, note=note)
 
 
@@ -699,8 +688,8 @@ def open_downward_referral(
     if department_id is None:
         raise InvalidInput(_l("choose the sending department"), field="department_id")
     department = _lead_department(actor, department_id)
-    reason = _text(reason, "reason", MAX_REASON, required=True)
-    plan = _text(follow_up_plan, "follow_up_plan", MAX_PLAN, required=True)
+    reason = checked_text(reason, "reason", MAX_REASON, required=True)
+    plan = checked_text(follow_up_plan, "follow_up_plan", MAX_PLAN, required=True)
     today = clock.now().astimezone(_zone()).date()
     if next_visit_date < today:
         raise InvalidInput(
@@ -804,7 +793,7 @@ def confirm_downward(
     referral = get_referral(actor, referral_id, for_update=True)
     if referral.direction is not Direction.DOWN:
         raise Conflict(_l("only downward referrals are confirmed"), field="referral_id")
-    note = _text(note, "note", MAX_NOTE)
+    note = checked_text(note, "note", MAX_NOTE)
     if next_visit_date is not None:
         today = clock.now().astimezone(_zone()).date()
         if next_visit_date < today:
