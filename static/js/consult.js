@@ -15,6 +15,7 @@ function showStatus(id, kind, code) {
   const element = $(id);
   element.dataset.status = code;
   element.textContent = t(`${kind}_${code}`);
+  if (element.classList.contains("tag")) element.className = `tag tag-${code}`;
 }
 
 const state = {
