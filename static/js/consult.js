@@ -302,7 +302,15 @@ if (role !== "observer") {
   const sendViewport = () => socket.send("viewport", state.viewport);
   $("zoom-in").addEventListener("click", () => { state.viewport.zoom = Math.min(50, state.viewport.zoom * 1.25); drawImage(); sendViewport(); });
   $("zoom-out").addEventListener("click", () => { state.viewport.zoom = Math.max(0.05, state.viewport.zoom / 1.25); drawImage(); sendViewport(); });
-  $("frame").addEventListener("change", (e) => { state.viewport.frame = Math.max(0, Number(e.target.value) || 0); drawImage(); sendViewport(); });
+  // The field counts frames from 1, as the reader does; the viewport keeps the index.
+  $("frame").max = String(Math.max(1, images.length));
+  $("frame").addEventListener("change", (e) => {
+    const last = Math.max(0, images.length - 1);
+    state.viewport.frame = Math.min(last, Math.max(0, (Number(e.target.value) || 1) - 1));
+    e.target.value = String(state.viewport.frame + 1);
+    drawImage();
+    sendViewport();
+  });
 }
 
 function applyRelay(frame) {
@@ -310,7 +318,7 @@ function applyRelay(frame) {
     if (!$("follow").checked) return;
     if (frame.body.target === "image") {
       state.viewport = { zoom: 1, pan: [0, 0], frame: 0, ...frame.body };
-      $("frame").value = state.viewport.frame || 0;
+      $("frame").value = String((state.viewport.frame || 0) + 1);
       drawImage();
     }
   } else if (frame.kind.startsWith("signal.")) {
