@@ -187,11 +187,16 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "TELEMED_RUN_DICOM": env_bool("RUN_DICOM", True),
         # How many minutes before a booked consult seat starts its room's link is shown.
         "TELEMED_JOIN_OPENS_MINUTES": env_int("JOIN_OPENS_MINUTES", 15),
-        # Per user: open sockets (per live process), tickets a minute, record messages
-        # (chat, marks, calipers, report) a minute (per live process).
+        # Per user: open sockets, tickets a minute, record messages (chat, marks, calipers,
+        # report) a minute. Sockets and messages are counted in Redis across the live
+        # processes when TELEMED_REDIS_URL is set (else per process); tickets in the
+        # database. A socket of a crashed process stops counting after the lease.
         "TELEMED_LIVE_MAX_SOCKETS_PER_USER": env_int("LIVE_MAX_SOCKETS_PER_USER", 8),
         "TELEMED_LIVE_TICKETS_PER_MINUTE": env_int("LIVE_TICKETS_PER_MINUTE", 30),
         "TELEMED_LIVE_RECORD_PER_MINUTE": env_int("LIVE_RECORD_PER_MINUTE", 120),
+        "TELEMED_LIVE_SOCKET_LEASE_SECONDS": env_float("LIVE_SOCKET_LEASE_SECONDS", 60.0),
+        # The caps' Redis keys (default: TELEMED_FANOUT_PREFIX's, then "live:").
+        "TELEMED_LIVE_CAPS_PREFIX": env("LIVE_CAPS_PREFIX"),
         "TELEMED_STORAGE_DIR": str(storage_root),
         "TELEMED_MAX_UPLOAD_BYTES": env_int("MAX_UPLOAD_BYTES", 2 * 1024**3),
         # Bytes of uploads (declared lengths) a user, and an institution, may start a day.

@@ -9,10 +9,12 @@ under numbered names inside a staging folder of the store, never under their own
 
 from __future__ import annotations
 
+import os
 import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 CHUNK = 1024 * 1024
 
@@ -62,6 +64,12 @@ def entry_problem(info: zipfile.ZipInfo) -> str | None:
     return None
 
 
+def _create_private(path: Path) -> BinaryIO:
+    """A new staged file readable by the service only (0600 whatever the umask): the
+    entries are patients' images, and a crash may leave them until the clean-up."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+
+
 def expand(archive: Path, staging: Path, limits: ZipLimits | None = None) -> Expanded:
     limits = limits or ZipLimits()
     result = Expanded()
@@ -94,7 +102,7 @@ def expand(archive: Path, staging: Path, limits: ZipLimits | None = None) -> Exp
             written = 0
             compressed = max(info.compress_size, 1)
             try:
-                with bundle.open(info) as source, open(target, "wb") as out:
+                with bundle.open(info) as source, _create_private(target) as out:
                     while chunk := source.read(CHUNK):
                         written += len(chunk)
                         total += len(chunk)

@@ -302,7 +302,8 @@ def prepare(source: Path | bytes, filename: str, *, in_process: bool = True) -> 
         try:
             if not isinstance(source, Path):
                 archive = staging / "archive.zip"
-                archive.write_bytes(source)
+                with content.create_private(archive) as out:
+                    out.write(source)
                 source = archive
             try:
                 expanded = safezip.expand(source, staging)
