@@ -113,6 +113,15 @@ def pixel_limits() -> dict[str, int]:
 # -- attaching ------------------------------------------------------------------------------
 
 
+# What became of a file, as templates ({name}: a value); the web words each for its reader
+# (web/file_reasons.py), the audit keeps these words.
+REFUSED_TOO_LARGE = "the file is over the {limit} byte limit"
+REFUSED_UNREADABLE = "unreadable ({detail})"
+REFUSED_READING = "reading the file {problem}"
+REPEATED_IN_BATCH = "the same SOP instance came earlier in this batch; the first is kept"
+ALREADY_ATTACHED = "this SOP instance is already attached"
+
+
 @dataclass
 class FileOutcome:
     """What became of one uploaded file (or one entry of an uploaded zip)."""
@@ -250,7 +259,7 @@ def _prepare_one(source: Path | bytes, filename: str, *, in_process: bool = True
     size = source.stat().st_size if isinstance(source, Path) else len(source)
     limit = current_app.config["TELEMED_MAX_UPLOAD_BYTES"]
     if size > limit:
-        return FileOutcome(filename, "refused", f"the file is over the {limit} byte limit")
+        return FileOutcome(filename, "refused", REFUSED_TOO_LARGE.format(limit=limit))
     data = source if not isinstance(source, Path) else None
     if data is None and size <= IN_MEMORY_BYTES:
         data = source.read_bytes()  # type: ignore[union-attr]
@@ -272,10 +281,14 @@ def _prepare_one(source: Path | bytes, filename: str, *, in_process: bool = True
         try:
             index = workers().call("inspect", path=str(path), limits=pixel_limits())
         except TaskError as error:
-            reason = error.message if error.kind == "refused" else f"unreadable ({error.message})"
+            reason = (
+                error.message
+                if error.kind == "refused"
+                else REFUSED_UNREADABLE.format(detail=error.message)
+            )
             return FileOutcome(filename, "refused", reason)
         except WorkerFailed as error:
-            return FileOutcome(filename, "refused", f"reading the file {error}")
+            return FileOutcome(filename, "refused", REFUSED_READING.format(problem=error))
         sha, stored_size = (
             content.put_dicom_bytes(data) if data is not None else content.put_dicom(path)
         )
@@ -348,12 +361,12 @@ def record(actor: Actor | None, case: Case, prepared: Prepared) -> list[FileOutc
         sop = outcome.index["sop_instance_uid"]  # type: ignore[index]
         if sop in in_batch:
             outcome.status, outcome.repeated = "duplicate", True
-            outcome.reason = "the same SOP instance came earlier in this batch; the first is kept"
+            outcome.reason = REPEATED_IN_BATCH
             continue
         in_batch.add(sop)
         if sop in known:
             outcome.status, outcome.instance_id = "duplicate", known[sop]
-            outcome.reason = "this SOP instance is already attached"
+            outcome.reason = ALREADY_ATTACHED
             continue
         known[sop] = None
         rows.append((outcome, _instance_row(actor, case, outcome)))
@@ -417,7 +430,7 @@ def _add_one_by_one(
                 db.session.add(instance)
                 db.session.flush()
         except IntegrityError:  # the same instance arrived concurrently
-            outcome.status, outcome.reason = "duplicate", "this SOP instance is already attached"
+            outcome.status, outcome.reason = "duplicate", ALREADY_ATTACHED
             continue
         added.append((outcome, instance))
     return added
