@@ -160,6 +160,9 @@ function mountUploader(element, resultsList, { Uppy, Dashboard, Tus, locale }) {
     resultItem(resultsList, `${t("outcome_refused")}: ${message}`, true);
     setTimeout(() => {
       if (uppy.getFile(file.id)) uppy.removeFile(file.id);
+      // The status bar's "Retry" follows Uppy's last error: it stays only while a file
+      // that failed on the link is there to be sent again.
+      if (!uppy.getFiles().some((other) => other.error)) uppy.setState({ error: null });
     }, 0);
   });
   uppy.on("complete", (result) => {
