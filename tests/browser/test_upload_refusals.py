@@ -82,3 +82,52 @@ def test_a_refused_file_is_said_in_words_and_not_offered_again(
     assert good.name in stored and stored_word in stored, stored
     db.session.remove()
     assert dicom.count_instances(case_id) == 1
+
+
+def test_a_file_that_failed_on_the_link_is_still_offered_again(
+    app, world, live_http, browser, tmp_path
+):
+    """Unlike a refusal, a file whose chunks never reached the server keeps its retry."""
+    from telemed.db import write_intent
+    from telemed.domain.case_states import CaseKind
+    from telemed.services.accounts.context import actor_of
+    from telemed.services.cases import cases
+
+    with write_intent(True):
+        case_id = cases.open_case(
+            actor_of(world.user("gp_ts1")),
+            patient_id=world.patients["TS1"][0].id,
+            kind=CaseKind.IMAGING_READ,
+            question="Nodule on the right lung?",
+            target_department_id=world.departments["RAD"].id,
+        ).id
+        db.session.commit()
+    db.session.remove()
+    good = dicom_files.ct_series(tmp_path / "ct", 1)[0]
+
+    page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+    page.clock.install()  # the uploader's waits between retries pass when the test says
+    sign_in(page, live_http.url, "gp_ts1")
+    page.goto(f"{live_http.url}/cases/{case_id}")
+    # The link breaks for every chunk: the PATCHes never arrive.
+    cut = lambda route: route.abort() if route.request.method == "PATCH" else route.continue_()  # noqa: E731
+    page.route("**/uploads/*", cut)
+    page.wait_for_selector("#uploader .uppy-Dashboard-input", state="attached")
+    page.set_input_files("#uploader .uppy-Dashboard-input >> nth=0", [str(good)])
+    page.click("#uploader .uppy-StatusBar-actionBtn--upload")
+    for _ in range(30):  # Uppy's retry delays add up to 88 s
+        if page.locator("#upload-results li.refused").count():
+            break
+        page.clock.fast_forward(5_000)
+        page.wait_for_timeout(200)
+    page.wait_for_selector("#upload-results li.refused", timeout=10_000)
+    said = page.inner_text("#upload-results li.refused")
+    assert "connection failed" in said and "/uploads" not in said, said
+    page.wait_for_selector("#uploader .uppy-StatusBar-actionBtn--retry")
+    assert page.locator("#uploader .uppy-Dashboard-Item").count() == 1
+    # The link is back: retrying sends the file.
+    page.unroute("**/uploads/*", cut)
+    page.click("#uploader .uppy-StatusBar-actionBtn--retry")
+    page.wait_for_selector("#upload-results li.stored", timeout=60_000)
+    db.session.remove()
+    assert dicom.count_instances(case_id) == 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import secrets
 import threading
 import zipfile
@@ -74,6 +75,8 @@ INDEX_FIELDS = (
     "notes",
     "header_json",
 )
+
+log = logging.getLogger(__name__)
 
 
 def count_instances(case_id: int) -> int:
@@ -735,10 +738,18 @@ def frame_files(instance: DicomInstance, *, native: bool) -> list[Path]:
     whole instance on the first request (a viewer asks for the frames one by one);
     cached in ``frames/``."""
     if instance.rows is None:
-        raise NotFound(f"instance {instance.sop_instance_uid} has no frames (not an image)")
+        raise NotFound(
+            _l("instance %(sop)s has no frames (not an image)", sop=instance.sop_instance_uid)
+        )
     native = native or instance.transfer_syntax_uid in NATIVE_SYNTAXES
     if native and instance.transfer_syntax_uid not in NATIVE_SYNTAXES and not instance.decodable:
-        raise Conflict(f"{instance.sop_instance_uid}: {instance.notes}", field="frames")
+        raise Conflict(
+            _l(
+                "instance %(sop)s cannot be decoded here: ask for it as stored",
+                sop=instance.sop_instance_uid,
+            ),
+            field="frames",
+        )
     content = store()
     folder = content.area("frames") / instance.sha256[:2] / instance.sha256
     target = folder / ("native" if native else "stored")
@@ -752,7 +763,15 @@ def frame_files(instance: DicomInstance, *, native: bool) -> list[Path]:
                 form="native" if native else "stored",
             )
         except (TaskError, WorkerFailed) as error:
-            raise Conflict(f"the frames could not be read: {error}", field="frames") from None
+            # The worker's words may name the stored file: they go to the log only.
+            log.warning("frames of instance %s: %s", instance.id, error)
+            raise Conflict(
+                _l(
+                    "the frames of instance %(sop)s could not be read",
+                    sop=instance.sop_instance_uid,
+                ),
+                field="frames",
+            ) from None
     count = sum(1 for _ in target.iterdir())
     return [target / str(number) for number in range(1, count + 1)]
 
@@ -761,7 +780,10 @@ def bulk_element_file(instance: DicomInstance, tag: str) -> Path:
     """The value of a top-level bulk element of the instance (one its metadata names by a
     BulkDataURI), little endian; read by a worker, cached in ``bulk/``."""
     if tag not in instance.header_json or "BulkDataURI" not in instance.header_json[tag]:
-        raise NotFound(f"no bulk data {tag} in instance {instance.sop_instance_uid}", field="tag")
+        raise NotFound(
+            _l("no bulk data %(tag)s in instance %(sop)s", tag=tag, sop=instance.sop_instance_uid),
+            field="tag",
+        )
     content = store()
     folder = content.area("bulk") / instance.sha256[:2] / instance.sha256
     target = folder / tag
@@ -772,7 +794,10 @@ def bulk_element_file(instance: DicomInstance, tag: str) -> Path:
                 "element", path=str(content.path_of(instance.sha256)), tag=tag, out=str(target)
             )
         except (TaskError, WorkerFailed) as error:
-            raise Conflict(f"bulk data {tag} could not be read: {error}", field="tag") from None
+            log.warning("bulk data %s of instance %s: %s", tag, instance.id, error)
+            raise Conflict(
+                _l("bulk data %(tag)s could not be read", tag=tag), field="tag"
+            ) from None
     return target
 
 
