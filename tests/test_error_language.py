@@ -174,14 +174,24 @@ def tus_upload(client, gp, case_id: int, name: str, data: bytes, language: str):
 
 
 def bad_files(tmp_path) -> dict[str, bytes]:
+    import warnings
+
+    import pydicom
+
     from tests import dicom_files
 
-    good = dicom_files.ct_series(tmp_path / "good", 1)[0].read_bytes()
+    good = dicom_files.ct_series(tmp_path / "good", 1)[0]
+    odd = pydicom.dcmread(dicom_files.ct_series(tmp_path / "odd", 1)[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns of the UID it is asked to write
+        odd.SOPInstanceUID = "1.2.3/4 5"
+        odd.save_as(tmp_path / "uid.dcm", enforce_file_format=True)
     return {
         "notes.dcm": b"this is a text file, not an image\n" * 20,
         "cut.dcm": dicom_files.sample("emri_small_jpeg_2k_lossless_too_short.dcm").read_bytes(),
         "program.dcm": dicom_files.executable_preamble(tmp_path / "exe.dcm").read_bytes(),
-        "good.dcm": good,
+        "uid.dcm": (tmp_path / "uid.dcm").read_bytes(),
+        "good.dcm": good.read_bytes(),
     }
 
 
@@ -190,18 +200,33 @@ def test_dicom_refusals_after_an_upload_are_in_the_senders_language(
     world, client, gp, case_id, tmp_path, language
 ):
     files = bad_files(tmp_path)
-    for name in ("notes.dcm", "cut.dcm", "program.dcm"):
+    for name in ("notes.dcm", "cut.dcm", "program.dcm", "uid.dcm"):
         location, answer = tus_upload(client, gp, case_id, name, files[name], language)
         assert answer.status_code == 422, (name, answer.get_data(as_text=True))
         error = refusal(answer)
         assert (error["code"], error["field"]) == ("invalid_input", "file")
         assert error["message"].startswith(f"{name}")
-        said_in(language, error["message"], name)
+        said_in(language, error["message"], name, "SOPInstanceUID")
         # The upload's record says it too, in the language of whoever reads it.
         other = "en" if language == "zh" else "zh"
         kept = client.get(location, headers={**gp, "Accept-Language": LANGUAGES[other]})
         reason = kept.get_json()["result"]["files"][0]["reason"]
-        said_in(other, reason)
+        said_in(other, reason, "SOPInstanceUID")
+    # Too large for the server: refused when the upload is created, naming the file.
+    too_big = client.post(
+        "/uploads",
+        headers={
+            **TUS,
+            **gp,
+            "Accept-Language": LANGUAGES[language],
+            "Upload-Length": str(10 * 1024**4),
+            "Upload-Metadata": metadata(filename="huge.dcm", case_id=str(case_id)),
+        },
+    )
+    assert too_big.status_code == 413
+    error = refusal(too_big)
+    assert (error["code"], error["field"]) == ("upload", "filename")
+    said_in(language, error["message"], "huge.dcm")
     # The same file twice: the second is a duplicate, said in words.
     for _ in range(2):
         _location, answer = tus_upload(client, gp, case_id, "good.dcm", files["good.dcm"], language)
@@ -233,7 +258,7 @@ def test_a_files_patient_mismatch_is_said_on_the_case_page_in_the_readers_langua
         said_in("zh" if locale == "zh_Hans" else "en", warning, "Li^Si", "Zhang", "San")
 
 
-def stow(client, gp, case_id: int, parts: list[bytes], language: str):
+def stow(client, gp, case_id: int, parts: list[bytes], language: str, study: str = ""):
     boundary = "b0undary"
     body = b""
     for part in parts:
@@ -241,7 +266,7 @@ def stow(client, gp, case_id: int, parts: list[bytes], language: str):
         body += b"\r\n"
     body += f"--{boundary}--\r\n".encode()
     return client.post(
-        f"/cases/{case_id}/dicomweb/studies",
+        f"/cases/{case_id}/dicomweb/studies" + (f"/{study}" if study else ""),
         data=body,
         headers={
             **gp,
@@ -260,23 +285,31 @@ def test_stow_says_why_each_part_was_refused_in_the_readers_language(
         client,
         gp,
         case_id,
-        [files["notes.dcm"], files["cut.dcm"], files["program.dcm"], files["good.dcm"]],
+        [
+            files["notes.dcm"],
+            files["cut.dcm"],
+            files["program.dcm"],
+            files["uid.dcm"],
+            files["good.dcm"],
+        ],
         language,
     )
     assert answer.status_code == 202, answer.get_data(as_text=True)
     failed = answer.get_json()["00081198"]["Value"]
-    assert len(failed) == 3 and len(answer.get_json()["00081199"]["Value"]) == 1
+    assert len(failed) == 4 and len(answer.get_json()["00081199"]["Value"]) == 1
     for number, item in enumerate(failed, start=1):
         assert item["00081197"]["Value"] == [0xC000]  # the code, for programs
         comment = item["00000902"]["Value"][0]
         assert comment.startswith(f"part {number}: ")
-        said_in(language, comment.split(": ", 1)[1])
+        said_in(language, comment.split(": ", 1)[1], "SOPInstanceUID")
     # The Warning headers carry Latin-1 only: the audit's English, and no path.
     for warning in answer.headers.getlist("Warning"):
         assert not any(path in warning for path in PATHS), warning
     # A part sent to another study's address is refused in words too.
-    other = stow(client, gp, case_id, [files["good.dcm"]], language)
-    assert other.status_code == 200  # already attached: a duplicate is stored as it was
+    other = stow(client, gp, case_id, [files["good.dcm"]], language, study="1.2.3")
+    assert other.status_code == 409
+    comment = other.get_json()["00081198"]["Value"][0]["00000902"]["Value"][0]
+    said_in(language, comment.split(": ", 1)[1])
 
 
 @pytest.mark.parametrize("language", ["zh", "en"])
