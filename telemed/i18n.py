@@ -34,17 +34,6 @@ def _accepted(header_locales) -> str | None:
     return None
 
 
-def accepted_locale(header: str | None) -> str | None:
-    """The locale an ``Accept-Language`` header asks for (zh_Hans or en), if any: for a
-    connection that is no Flask request (the live socket's handshake)."""
-    if not header:
-        return None
-    from werkzeug.datastructures import LanguageAccept
-    from werkzeug.http import parse_accept_header
-
-    return _accepted(parse_accept_header(header, LanguageAccept))
-
-
 def select_locale() -> str:
     if request and is_machine_path(request.path) and request.accept_languages:
         chosen = _accepted(request.accept_languages)

@@ -5,7 +5,6 @@ the same for programs."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 
 import pytest
@@ -412,37 +411,3 @@ def test_api_validation_speaks_the_readers_language(world, client, gp, language)
     error = refusal(answer)
     assert (error["code"], error["field"]) == ("invalid_input", "slot_id")
     said_in(language, error["message"], "slot_id")
-
-
-@pytest.mark.parametrize("language", ["zh", "en"])
-def test_the_live_sockets_refusals_before_hello_follow_the_handshakes_language(
-    world, live, language
-):
-    import json
-
-    from websockets.asyncio.client import connect
-
-    from telemed.live import protocol
-
-    consult = ls.scheduled_consult(world)
-    _ticket, room = ls.room_ticket(world.user("gp_ts1"), consult)
-
-    async def closed(hello: dict) -> tuple[int, str]:
-        async with connect(
-            ls.room_url(live, room),
-            origin=ls.ORIGIN,
-            additional_headers={"Accept-Language": LANGUAGES[language]},
-            open_timeout=10,
-        ) as ws:
-            await ws.send(json.dumps(hello))
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.recv(), 10)
-            await ws.wait_closed()
-            return ws.close_code, ws.close_reason
-
-    code, reason = asyncio.run(closed({"type": "hello", "v": 1}))
-    assert code == protocol.CLOSE_UNAUTHENTICATED
-    said_in(language, reason, "hello")
-    code, reason = asyncio.run(closed({"type": "hello", "v": 1, "ticket": "x" * 40}))
-    assert code == protocol.CLOSE_UNAUTHENTICATED
-    said_in(language, reason)

@@ -30,7 +30,6 @@ from typing import Any
 
 from flask import Flask
 from flask_babel import force_locale
-from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
@@ -39,7 +38,6 @@ from telemed import clock
 from telemed.db import is_unreachable
 from telemed.errors import TelemedError, TooManyRequests
 from telemed.fanout import ChannelSubscriber, channel_subscriber, get_fanout, settle_at_start
-from telemed.i18n import accepted_locale
 from telemed.live import protocol
 from telemed.live.group_commit import GroupCommit
 from telemed.live.protocol import ProtocolError
@@ -103,6 +101,9 @@ def default_origins(config) -> list[str]:
 
 async def close_reading(ws: ServerConnection, code: int, reason: str) -> None:
     """Close with ``code`` while reading, and dropping, what the client already sent.
+    A close reason is the protocol's English, like a code: clients act on it (the page's
+    live client stops for "signed out"), so it is never translated; what a person reads
+    comes in the ``error`` frames, in the user's language.
     Unread messages beyond the connection's queue pause reading, and a paused socket
     would not see the client's close frame: the handshake would hang until the close
     timeout, and the client's reconnect with it."""
@@ -111,14 +112,6 @@ async def close_reading(ws: ServerConnection, code: int, reason: str) -> None:
         async for _dropped in ws:
             pass
     await closing
-
-
-def fitted(reason: str) -> str:
-    """A close reason as a close frame can carry it: at most 123 bytes of UTF-8."""
-    data = reason.encode()
-    if len(data) <= 123:
-        return reason
-    return data[:123].decode(errors="ignore")
 
 
 def encode(frame: dict[str, Any]) -> str:
@@ -287,30 +280,21 @@ class LiveServer:
 
     async def handle(self, ws: ServerConnection) -> None:
         origin = ws.request.headers.get("Origin") if ws.request else None
-        # Before the ticket names its user, a refusal is said in the handshake's
-        # Accept-Language (the protocol's English without one).
-        asked = accepted_locale(ws.request.headers.get("Accept-Language") if ws.request else None)
-
-        def said(reason: Any) -> str:
-            return self._worded(reason, asked)
-
         if origin not in self.settings.allowed_origins:
             await close_reading(
-                ws,
-                protocol.CLOSE_FORBIDDEN,
-                said(_l("origin %(origin)s not allowed", origin=origin or "—")),
+                ws, protocol.CLOSE_FORBIDDEN, f"origin {origin or '(none)'} not allowed"
             )
             return
         path = ws.request.path.split("?", 1)[0] if ws.request else ""
         room_match = ROOM_PATH.match(path)
         if room_match is None and USER_PATH.match(path) is None:
-            await close_reading(ws, protocol.CLOSE_WRONG_ROOM, said(_l("no such room")))
+            await close_reading(ws, protocol.CLOSE_WRONG_ROOM, "no such room")
             return
         room_id = int(room_match.group(1)) if room_match else None
         try:
             raw = await asyncio.wait_for(ws.recv(), timeout=self.settings.hello_timeout)
         except TimeoutError:
-            await close_reading(ws, protocol.CLOSE_HELLO_TIMEOUT, said(_l("no hello in time")))
+            await close_reading(ws, protocol.CLOSE_HELLO_TIMEOUT, "no hello in time")
             return
         except ConnectionClosed:
             return
@@ -322,28 +306,24 @@ class LiveServer:
                 if error.code == "unauthenticated"
                 else protocol.CLOSE_PROTOCOL
             )
-            await close_reading(ws, code, said(error._message))
+            await close_reading(ws, code, error.message)
             return
         ip = ws.remote_address[0] if ws.remote_address else None
         try:
             entry = await self.store.write(consults.consume_ticket, hello.ticket, room_id, _ip=ip)
         except TicketRefused as refusal:
-            await close_reading(ws, refusal.code, said(refusal.reason))
+            await close_reading(ws, refusal.code, refusal.reason)
             return
         except Exception as error:
             if not is_unreachable(error):
                 raise
             log.warning("database unavailable for a hello: %s", error)
-            await close_reading(
-                ws, protocol.CLOSE_TRY_AGAIN, said(_l("database unavailable; try again"))
-            )
+            await close_reading(ws, protocol.CLOSE_TRY_AGAIN, "database unavailable; try again")
             return
         if len(self.users.get(entry.user_id, ())) >= self.settings.max_sockets_per_user:
             # Checked and registered with no await between: parallel hellos cannot pass it.
             await close_reading(
-                ws,
-                protocol.CLOSE_TOO_MANY_SOCKETS,
-                said(_l("too many open sockets for this user")),
+                ws, protocol.CLOSE_TOO_MANY_SOCKETS, "too many open sockets for this user"
             )
             return
         client = Client(
@@ -381,30 +361,20 @@ class LiveServer:
             return None
         delay = max(0.0, (expires - clock.now()).total_seconds())
         return asyncio.get_running_loop().call_later(
-            delay, self._close_soon, client, protocol.CLOSE_UNAUTHENTICATED, _l("signed out")
+            delay, self._close_soon, client, protocol.CLOSE_UNAUTHENTICATED, "signed out"
         )
 
     async def _write(self, client: Client) -> None:
         with contextlib.suppress(ConnectionClosed, asyncio.CancelledError):
             await client.outbox.drain()
 
-    def _close_soon(self, client: Client, code: int, reason: Any) -> None:
-        """Start the closing handshake, its reason in the user's language. The client's
-        read loop goes on reading, and drops, what it sent meanwhile: see
-        :func:`close_reading`."""
+    def _close_soon(self, client: Client, code: int, reason: str) -> None:
+        """Start the closing handshake. The client's read loop goes on reading, and drops,
+        what it sent meanwhile: see :func:`close_reading`."""
         if client.closing:
             return
         client.closing = True
-        with self._in_language_of(client):
-            text = str(reason)
-        self._spawn(client.ws.close(code, fitted(text)))
-
-    def _worded(self, reason: Any, locale: str | None) -> str:
-        """``reason`` (a lazy translation) in ``locale``; the protocol's English without."""
-        if locale is None:
-            return fitted(str(reason))
-        with self.app.app_context(), force_locale(locale):
-            return fitted(str(reason))
+        self._spawn(client.ws.close(code, reason))
 
     # -- users: notifications and revocation -------------------------------------------
 
@@ -419,7 +389,7 @@ class LiveServer:
         async for _raw in client.ws:
             # The user socket only listens: anything sent is dropped, but counted.
             if not client.closing and not client.bucket.take():
-                self._close_soon(client, protocol.CLOSE_RATE, _l("too many messages"))
+                self._close_soon(client, protocol.CLOSE_RATE, "too many messages")
 
     def _on_user_message(self, user_id: int, message: dict[str, Any]) -> None:
         clients = self.users.get(user_id, ())
@@ -430,11 +400,9 @@ class LiveServer:
                 entry = client.entry
                 if token is not None:
                     if entry.api_token_id == token:
-                        self._close_soon(
-                            client, protocol.CLOSE_UNAUTHENTICATED, _l("token revoked")
-                        )
+                        self._close_soon(client, protocol.CLOSE_UNAUTHENTICATED, "token revoked")
                 elif session is None or entry.login_session_id == session:
-                    self._close_soon(client, protocol.CLOSE_UNAUTHENTICATED, _l("signed out"))
+                    self._close_soon(client, protocol.CLOSE_UNAUTHENTICATED, "signed out")
             return
         frame = encode({"type": "notification", **message})
         for client in clients:
@@ -520,12 +488,12 @@ class LiveServer:
             if client.closing:
                 continue  # refused or signed out: nothing more it says is acted on
             if not client.bucket.take():
-                self._close_soon(client, protocol.CLOSE_RATE, _l("too many messages"))
+                self._close_soon(client, protocol.CLOSE_RATE, "too many messages")
                 continue
             expires = client.entry.credential_expires_at
             if expires is not None and clock.now() >= expires:
                 # The login ended while the socket was open: nothing more is acted on.
-                self._close_soon(client, protocol.CLOSE_UNAUTHENTICATED, _l("signed out"))
+                self._close_soon(client, protocol.CLOSE_UNAUTHENTICATED, "signed out")
                 continue
             message = _json(raw)
             if isinstance(message, dict) and message.get("type") == "ping":
@@ -550,7 +518,7 @@ class LiveServer:
                     raise
                 # Not stored, so not acknowledged: the client resends after reconnecting.
                 log.warning("database unavailable for a room message: %s", error)
-                self._close_soon(client, protocol.CLOSE_TRY_AGAIN, _l("database unavailable"))
+                self._close_soon(client, protocol.CLOSE_TRY_AGAIN, "database unavailable")
 
     @contextlib.contextmanager
     def _in_language_of(self, client: Client) -> Iterator[None]:
@@ -666,7 +634,7 @@ class LiveServer:
                 # replayed from the database; the room does not wait for it.
                 del room.clients[conn]
                 self._close_soon(
-                    client, protocol.CLOSE_RESYNC, _l("too far behind; reconnect with last_seq")
+                    client, protocol.CLOSE_RESYNC, "too far behind; reconnect with last_seq"
                 )
 
     def _publish_room(self, room_id: int, message: dict[str, Any]) -> None:
@@ -765,7 +733,7 @@ class LiveServer:
         for client in clients:
             key = (client.entry.credential, client.entry.user_id, client.entry.room_id)
             if key in lost:
-                self._close_soon(client, protocol.CLOSE_FORBIDDEN, _l("access lost"))
+                self._close_soon(client, protocol.CLOSE_FORBIDDEN, "access lost")
                 closed += 1
         return closed
 

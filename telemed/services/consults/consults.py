@@ -194,9 +194,7 @@ def issue_user_ticket(
 
 
 class TicketRefused(Exception):
-    """A hello's ticket turned away: the close code, and why (a lazy translation)."""
-
-    def __init__(self, code: int, reason: Any) -> None:
+    def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason
@@ -236,7 +234,7 @@ def consume_ticket(token: str, room_id: int | None) -> Entry:
 
     jti, _, signature = token.partition(".")
     if not jti or not signature or not hmac.compare_digest(signature, _signature(jti)):
-        raise TicketRefused(CLOSE_UNAUTHENTICATED, _l("ticket signature is invalid"))
+        raise TicketRefused(CLOSE_UNAUTHENTICATED, "ticket signature is invalid")
     now = clock.now()
     room_match = (
         LiveTicket.session_id.is_(None) if room_id is None else LiveTicket.session_id == room_id
@@ -255,20 +253,20 @@ def consume_ticket(token: str, room_id: int | None) -> Entry:
     if spent is None:
         ticket = db.session.get(LiveTicket, jti)
         if ticket is None:
-            raise TicketRefused(CLOSE_UNAUTHENTICATED, _l("ticket unknown"))
+            raise TicketRefused(CLOSE_UNAUTHENTICATED, "ticket unknown")
         if ticket.used_at is not None:
-            raise TicketRefused(CLOSE_UNAUTHENTICATED, _l("ticket already used"))
+            raise TicketRefused(CLOSE_UNAUTHENTICATED, "ticket already used")
         if ticket.expires_at <= now:
-            raise TicketRefused(CLOSE_UNAUTHENTICATED, _l("ticket expired"))
-        raise TicketRefused(CLOSE_WRONG_ROOM, _l("ticket is for another room"))
+            raise TicketRefused(CLOSE_UNAUTHENTICATED, "ticket expired")
+        raise TicketRefused(CLOSE_WRONG_ROOM, "ticket is for another room")
     user_id, login_session_id, api_token_id = spent
     user = db.session.get(User, user_id)
     if user is None or not user.is_enabled:
-        raise TicketRefused(CLOSE_UNAUTHENTICATED, _l("account disabled"))
+        raise TicketRefused(CLOSE_UNAUTHENTICATED, "account disabled")
     if login_session_id is not None and not login_is_live(login_session_id, now):
-        raise TicketRefused(CLOSE_UNAUTHENTICATED, _l("signed out"))
+        raise TicketRefused(CLOSE_UNAUTHENTICATED, "signed out")
     if api_token_id is not None and not token_is_live(api_token_id):
-        raise TicketRefused(CLOSE_UNAUTHENTICATED, _l("token revoked"))
+        raise TicketRefused(CLOSE_UNAUTHENTICATED, "token revoked")
     actor = actor_of(user)
     expires_at = login_expiry(login_session_id) if login_session_id is not None else None
     if room_id is None:
@@ -288,7 +286,7 @@ def consume_ticket(token: str, room_id: int | None) -> Entry:
         )
     room = db.session.get(ConsultSession, room_id)
     if room is None:
-        raise TicketRefused(CLOSE_WRONG_ROOM, _l("room not found"))
+        raise TicketRefused(CLOSE_WRONG_ROOM, "room not found")
     try:
         case, role = get_consult(actor, room.case_id)
     except (NotFound, Forbidden):
