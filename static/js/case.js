@@ -52,8 +52,26 @@ async function uploaderModules() {
   };
 }
 
+// The server's words for a refusal ({"error": {"message"}}), or null when it said none.
+function serverMessage(response) {
+  if (!response) return null;
+  try {
+    const body = JSON.parse(response.getBody());
+    return (body && body.error && body.error.message) || null;
+  } catch {
+    return null;
+  }
+}
+
+// A file the server refused for what it is (a 4xx answer other than a conflict of offsets,
+// a lock or a rate limit): sending it again changes nothing, so it is not offered again.
+function refusedForContent(status) {
+  return status >= 400 && status < 500 && ![408, 409, 423, 429].includes(status);
+}
+
 function mountUploader(element, resultsList, { Uppy, Dashboard, Tus, locale }) {
   const purpose = element.dataset.purpose;
+  const language = document.documentElement.lang || "zh-Hans";
   const uppy = new Uppy({
     id: `uploader-${purpose}`,
     ...(locale ? { locale } : {}),
@@ -80,8 +98,23 @@ function mountUploader(element, resultsList, { Uppy, Dashboard, Tus, locale }) {
     limit: FILES_IN_FLIGHT,
     // A township link comes back after seconds: retry soon, and keep retrying a while.
     retryDelays: [0, 1000, 2000, 3000, 5000, 5000, 10000, 10000, 20000, 30000],
-    headers: { "X-CSRFToken": csrfToken() },
+    // The page's language, not the browser's: the server words its refusals in it.
+    headers: { "X-CSRFToken": csrfToken(), "Accept-Language": language },
     removeFingerprintOnSuccess: true,
+    // Called once tus-js-client has given up, before Uppy shows the error: the server's
+    // own words replace tus's (which carry the upload's address and the raw answer).
+    onError(error) {
+      const response = error && error.originalResponse;
+      const status = response ? response.getStatus() : 0;
+      if (refusedForContent(status)) {
+        error.refused = true;
+        error.message = serverMessage(response) || t("upload_failed", { status });
+      } else if (status) {
+        error.message = serverMessage(response) || t("upload_failed", { status });
+      } else {
+        error.message = t("upload_network");
+      }
+    },
     allowedMetaFields: ["case_id", "purpose", "filename", "name"],
     withCredentials: true,
   });
@@ -96,7 +129,10 @@ function mountUploader(element, resultsList, { Uppy, Dashboard, Tus, locale }) {
     pace.finished(file.id);
     const url = response.uploadURL;
     try {
-      const status = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      const status = await fetch(url, {
+        headers: { Accept: "application/json", "Accept-Language": language },
+        credentials: "same-origin",
+      });
       const body = await status.json();
       for (const outcome of (body.result && body.result.files) || []) {
         const refused = outcome.status === "refused";
@@ -112,10 +148,22 @@ function mountUploader(element, resultsList, { Uppy, Dashboard, Tus, locale }) {
   });
   uppy.on("upload-error", (file, error) => {
     pace.finished(file.id);
-    let message = error && error.message ? error.message : String(error);
-    const match = message.match(/"message":\s*"([^"]+)"/);
-    if (match) message = match[1];
-    resultItem(resultsList, `${file.name}: refused — ${message}`, true);
+    const message = error && error.message ? error.message : t("upload_network");
+    if (!error || !error.refused) {
+      // The link failed: Uppy keeps the file with its retry button.
+      resultItem(resultsList, `${file.name}: ${message}`, true);
+      return;
+    }
+    // Refused for its content: the reason stays in the list under the uploader, and the
+    // file leaves the uploader, so neither its retry button nor "Retry all" sends it again.
+    // Its name is already in the server's words (which name the file).
+    resultItem(resultsList, `${t("outcome_refused")}: ${message}`, true);
+    setTimeout(() => {
+      if (uppy.getFile(file.id)) uppy.removeFile(file.id);
+      // The status bar's "Retry" follows Uppy's last error: it stays only while a file
+      // that failed on the link is there to be sent again.
+      if (!uppy.getFiles().some((other) => other.error)) uppy.setState({ error: null });
+    }, 0);
   });
   uppy.on("complete", (result) => {
     document.body.dataset.uploadsComplete = String(

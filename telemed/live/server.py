@@ -108,6 +108,9 @@ def default_origins(config) -> list[str]:
 
 async def close_reading(ws: ServerConnection, code: int, reason: str) -> None:
     """Close with ``code`` while reading, and dropping, what the client already sent.
+    A close reason is the protocol's English, like a code: clients act on it (the page's
+    live client stops for "signed out"), so it is never translated; what a person reads
+    comes in the ``error`` frames, in the user's language.
     Unread messages beyond the connection's queue pause reading, and a paused socket
     would not see the client's close frame: the handshake would hang until the close
     timeout, and the client's reconnect with it."""

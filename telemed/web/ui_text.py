@@ -38,6 +38,9 @@ UI_TEXT = {
         "outcome_read": _l("read"),
         "outcome_incomplete": _l("incomplete"),
         "outcome_refused": _l("refused"),
+        # A file the upload could not finish: the link failed (it may be retried).
+        "upload_network": _l("the connection failed; retry when the link is back"),
+        "upload_failed": _l("the upload failed (status %(status)s)"),
         "uploader_failed": _l(
             "Could not load the uploader: %(reason)s. Reload the page to try again."
         ),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import secrets
 import threading
 import zipfile
@@ -75,6 +76,8 @@ INDEX_FIELDS = (
     "header_json",
 )
 
+log = logging.getLogger(__name__)
+
 
 def count_instances(case_id: int) -> int:
     return db.session.execute(
@@ -111,6 +114,15 @@ def pixel_limits() -> dict[str, int]:
 
 
 # -- attaching ------------------------------------------------------------------------------
+
+
+# What became of a file, as templates ({name}: a value); the web words each for its reader
+# (web/file_reasons.py), the audit keeps these words.
+REFUSED_TOO_LARGE = "the file is over the {limit} byte limit"
+REFUSED_UNREADABLE = "unreadable ({detail})"
+REFUSED_READING = "reading the file {problem}"
+REPEATED_IN_BATCH = "the same SOP instance came earlier in this batch; the first is kept"
+ALREADY_ATTACHED = "this SOP instance is already attached"
 
 
 @dataclass
@@ -250,7 +262,7 @@ def _prepare_one(source: Path | bytes, filename: str, *, in_process: bool = True
     size = source.stat().st_size if isinstance(source, Path) else len(source)
     limit = current_app.config["TELEMED_MAX_UPLOAD_BYTES"]
     if size > limit:
-        return FileOutcome(filename, "refused", f"the file is over the {limit} byte limit")
+        return FileOutcome(filename, "refused", REFUSED_TOO_LARGE.format(limit=limit))
     data = source if not isinstance(source, Path) else None
     if data is None and size <= IN_MEMORY_BYTES:
         data = source.read_bytes()  # type: ignore[union-attr]
@@ -272,10 +284,14 @@ def _prepare_one(source: Path | bytes, filename: str, *, in_process: bool = True
         try:
             index = workers().call("inspect", path=str(path), limits=pixel_limits())
         except TaskError as error:
-            reason = error.message if error.kind == "refused" else f"unreadable ({error.message})"
+            reason = (
+                error.message
+                if error.kind == "refused"
+                else REFUSED_UNREADABLE.format(detail=error.message)
+            )
             return FileOutcome(filename, "refused", reason)
         except WorkerFailed as error:
-            return FileOutcome(filename, "refused", f"reading the file {error}")
+            return FileOutcome(filename, "refused", REFUSED_READING.format(problem=error))
         sha, stored_size = (
             content.put_dicom_bytes(data) if data is not None else content.put_dicom(path)
         )
@@ -349,12 +365,12 @@ def record(actor: Actor | None, case: Case, prepared: Prepared) -> list[FileOutc
         sop = outcome.index["sop_instance_uid"]  # type: ignore[index]
         if sop in in_batch:
             outcome.status, outcome.repeated = "duplicate", True
-            outcome.reason = "the same SOP instance came earlier in this batch; the first is kept"
+            outcome.reason = REPEATED_IN_BATCH
             continue
         in_batch.add(sop)
         if sop in known:
             outcome.status, outcome.instance_id = "duplicate", known[sop]
-            outcome.reason = "this SOP instance is already attached"
+            outcome.reason = ALREADY_ATTACHED
             continue
         known[sop] = None
         rows.append((outcome, _instance_row(actor, case, outcome)))
@@ -418,7 +434,7 @@ def _add_one_by_one(
                 db.session.add(instance)
                 db.session.flush()
         except IntegrityError:  # the same instance arrived concurrently
-            outcome.status, outcome.reason = "duplicate", "this SOP instance is already attached"
+            outcome.status, outcome.reason = "duplicate", ALREADY_ATTACHED
             continue
         added.append((outcome, instance))
     return added
@@ -723,10 +739,18 @@ def frame_files(instance: DicomInstance, *, native: bool) -> list[Path]:
     whole instance on the first request (a viewer asks for the frames one by one);
     cached in ``frames/``."""
     if instance.rows is None:
-        raise NotFound(f"instance {instance.sop_instance_uid} has no frames (not an image)")
+        raise NotFound(
+            _l("instance %(sop)s has no frames (not an image)", sop=instance.sop_instance_uid)
+        )
     native = native or instance.transfer_syntax_uid in NATIVE_SYNTAXES
     if native and instance.transfer_syntax_uid not in NATIVE_SYNTAXES and not instance.decodable:
-        raise Conflict(f"{instance.sop_instance_uid}: {instance.notes}", field="frames")
+        raise Conflict(
+            _l(
+                "instance %(sop)s cannot be decoded here: ask for it as stored",
+                sop=instance.sop_instance_uid,
+            ),
+            field="frames",
+        )
     content = store()
     folder = content.area("frames") / instance.sha256[:2] / instance.sha256
     target = folder / ("native" if native else "stored")
@@ -740,7 +764,15 @@ def frame_files(instance: DicomInstance, *, native: bool) -> list[Path]:
                 form="native" if native else "stored",
             )
         except (TaskError, WorkerFailed) as error:
-            raise Conflict(f"the frames could not be read: {error}", field="frames") from None
+            # The worker's words may name the stored file: they go to the log only.
+            log.warning("frames of instance %s: %s", instance.id, error)
+            raise Conflict(
+                _l(
+                    "the frames of instance %(sop)s could not be read",
+                    sop=instance.sop_instance_uid,
+                ),
+                field="frames",
+            ) from None
     count = sum(1 for _ in target.iterdir())
     return [target / str(number) for number in range(1, count + 1)]
 
@@ -749,7 +781,10 @@ def bulk_element_file(instance: DicomInstance, tag: str) -> Path:
     """The value of a top-level bulk element of the instance (one its metadata names by a
     BulkDataURI), little endian; read by a worker, cached in ``bulk/``."""
     if tag not in instance.header_json or "BulkDataURI" not in instance.header_json[tag]:
-        raise NotFound(f"no bulk data {tag} in instance {instance.sop_instance_uid}", field="tag")
+        raise NotFound(
+            _l("no bulk data %(tag)s in instance %(sop)s", tag=tag, sop=instance.sop_instance_uid),
+            field="tag",
+        )
     content = store()
     folder = content.area("bulk") / instance.sha256[:2] / instance.sha256
     target = folder / tag
@@ -760,7 +795,10 @@ def bulk_element_file(instance: DicomInstance, tag: str) -> Path:
                 "element", path=str(content.path_of(instance.sha256)), tag=tag, out=str(target)
             )
         except (TaskError, WorkerFailed) as error:
-            raise Conflict(f"bulk data {tag} could not be read: {error}", field="tag") from None
+            log.warning("bulk data %s of instance %s: %s", tag, instance.id, error)
+            raise Conflict(
+                _l("bulk data %(tag)s could not be read", tag=tag), field="tag"
+            ) from None
     return target
 
 

@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -187,7 +188,7 @@ class InboxStudy:
 
 def _check_inbox_reader(actor: Actor) -> None:
     if actor.role is not Role.GRASSROOTS:
-        raise Forbidden("the imaging inbox is the member institution's doctors'")
+        raise Forbidden(_l("the imaging inbox is the member institution's doctors'"))
 
 
 def waiting_studies(actor: Actor) -> list[InboxStudy]:
@@ -253,7 +254,9 @@ def attach_study(actor: Actor, study_uid: str, case_id: int) -> list[dicom.FileO
         ).scalars()
     )
     if not rows:
-        raise NotFound(f"study {study_uid} is not in the inbox", field="study_uid")
+        raise NotFound(
+            _l("study %(study_uid)s is not in the inbox", study_uid=study_uid), field="study_uid"
+        )
     prepared = dicom.Prepared(
         [
             dicom.FileOutcome(
