@@ -68,6 +68,7 @@ class LiveSettings:
     batch_limit: int = 500
     max_sockets_per_user: int = 8
     record_per_minute: int = 120
+    join_chat_lines: int = 50
 
     @classmethod
     def from_app(cls, app: Flask, **overrides: Any) -> LiveSettings:
@@ -88,6 +89,7 @@ class LiveSettings:
             "batch_limit": int(config.get("TELEMED_LIVE_BATCH_LIMIT", 500)),
             "max_sockets_per_user": int(config.get("TELEMED_LIVE_MAX_SOCKETS_PER_USER", 8)),
             "record_per_minute": int(config.get("TELEMED_LIVE_RECORD_PER_MINUTE", 120)),
+            "join_chat_lines": int(config.get("TELEMED_LIVE_JOIN_CHAT_LINES", 50)),
         }
         values.update(overrides)
         return cls(**values)
@@ -447,24 +449,45 @@ class LiveServer:
         }
         client.outbox.push(encode(welcome), force=True)
         async with room.lock:
-            # Replay under the room's lock: nothing is delivered live meanwhile, so the
-            # client gets every event after ``after`` exactly once, in order.
-            position = after
-            while position < room.last_seq:
-                batch = await self.store.read(
-                    consults.events_after, room_id, position, room.last_seq
-                )
-                if not batch:
-                    break
-                for frame in batch:
-                    client.outbox.push(encode(frame), force=True)
-                position = batch[-1]["seq"]
-            client.outbox.push(encode({"type": "replayed", "last_seq": room.last_seq}), force=True)
+            # Under the room's lock: nothing is delivered live meanwhile, so the client
+            # gets what stands at ``room.last_seq`` and then every later event, once.
+            replayed: dict[str, Any] = {"type": "replayed", "last_seq": room.last_seq}
+            if after == 0:
+                replayed.update(await self._send_state(client, room))
+            else:
+                await self._replay(client, room, after)
+            client.outbox.push(encode(replayed), force=True)
             if room.viewport is not None:
                 client.outbox.push(encode(room.viewport), force=True)
             client.room = room
             room.clients[client.conn] = client
         await self._record_server_event(client, "presence.join", client.summary)
+
+    async def _send_state(self, client: Client, room: Room) -> dict[str, Any]:
+        """A first join: the room's state (marks, calipers, report, session) and its last
+        chat lines as the events that make them up, not the whole record; older chat
+        lines are fetched on demand."""
+        state = await self.store.read(
+            consults.room_state, room.id, room.last_seq, self.settings.join_chat_lines
+        )
+        for frame in state["events"]:
+            client.outbox.push(encode(frame), force=True)
+        return {
+            "state": True,
+            "oldest_chat_seq": state["oldest_chat_seq"],
+            "earlier_chat": state["earlier_chat"],
+        }
+
+    async def _replay(self, client: Client, room: Room, after: int) -> None:
+        """A rejoin: every event after the client's ``after``, in order."""
+        position = after
+        while position < room.last_seq:
+            batch = await self.store.read(consults.events_after, room.id, position, room.last_seq)
+            if not batch:
+                break
+            for frame in batch:
+                client.outbox.push(encode(frame), force=True)
+            position = batch[-1]["seq"]
 
     async def _record_server_event(self, client: Client, kind: str, body: dict) -> None:
         entry = client.entry
