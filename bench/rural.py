@@ -307,6 +307,7 @@ async def chat(
                             last_seq = frame["seq"]
                             on_event(name, frame)
                         if frame.get("type") == "replayed":
+                            last_seq = max(last_seq, frame["last_seq"])  # as the page does
                             break
                 if outages is not None:
                     elapsed = loop.time() - t0
