@@ -480,6 +480,11 @@ if (role === "specialist") {
     const input = form.elements[name];
     input.addEventListener(input.tagName === "SELECT" ? "change" : "input", () => {
       changed[name] = input.value;
+      // A follow-up is saved with its date: the two go together.
+      if (name === "disposition" || name === "follow_up_date") {
+        changed.disposition = form.elements.disposition.value;
+        changed.follow_up_date = form.elements.follow_up_date.value;
+      }
       clearTimeout(timer);
       timer = setTimeout(flush, 600);
     });
