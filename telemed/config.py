@@ -178,6 +178,9 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "TELEMED_LIVE_HEARTBEAT_SECONDS": env_float("LIVE_HEARTBEAT_SECONDS", 2.0),
         "TELEMED_LIVE_SWEEP_SECONDS": env_int("LIVE_SWEEP_SECONDS", 60),
         "TELEMED_LIVE_BATCH_LIMIT": env_int("LIVE_BATCH_LIMIT", 500),
+        # A first join gets the room's state and this many of its last chat lines; the
+        # page fetches older ones on demand (GET /consults/<id>/chat?before=<seq>).
+        "TELEMED_LIVE_JOIN_CHAT_LINES": env_int("LIVE_JOIN_CHAT_LINES", 50),
         # The DICOM node (telemed/dicomnode): C-ECHO/C-STORE listener for member institutions,
         # and the AE title it calls their PACS with. Loopback unless TELEMED_DICOM_HOST.
         "TELEMED_DICOM_HOST": env("DICOM_HOST", "127.0.0.1"),

@@ -73,6 +73,7 @@ class LiveSettings:
     # process's sockets stop counting after this).
     socket_lease_seconds: float = 60.0
     caps_prefix: str | None = None  # Redis keys of the caps; default: the fan-out's prefix
+    join_chat_lines: int = 50
 
     @classmethod
     def from_app(cls, app: Flask, **overrides: Any) -> LiveSettings:
@@ -95,6 +96,7 @@ class LiveSettings:
             "record_per_minute": int(config.get("TELEMED_LIVE_RECORD_PER_MINUTE", 120)),
             "socket_lease_seconds": float(config.get("TELEMED_LIVE_SOCKET_LEASE_SECONDS", 60)),
             "caps_prefix": config.get("TELEMED_LIVE_CAPS_PREFIX"),
+            "join_chat_lines": int(config.get("TELEMED_LIVE_JOIN_CHAT_LINES", 50)),
         }
         values.update(overrides)
         return cls(**values)
@@ -519,24 +521,45 @@ class LiveServer:
         }
         client.outbox.push(encode(welcome), force=True)
         async with room.lock:
-            # Replay under the room's lock: nothing is delivered live meanwhile, so the
-            # client gets every event after ``after`` exactly once, in order.
-            position = after
-            while position < room.last_seq:
-                batch = await self.store.read(
-                    consults.events_after, room_id, position, room.last_seq
-                )
-                if not batch:
-                    break
-                for frame in batch:
-                    client.outbox.push(encode(frame), force=True)
-                position = batch[-1]["seq"]
-            client.outbox.push(encode({"type": "replayed", "last_seq": room.last_seq}), force=True)
+            # Under the room's lock: nothing is delivered live meanwhile, so the client
+            # gets what stands at ``room.last_seq`` and then every later event, once.
+            replayed: dict[str, Any] = {"type": "replayed", "last_seq": room.last_seq}
+            if after == 0:
+                replayed.update(await self._send_state(client, room))
+            else:
+                await self._replay(client, room, after)
+            client.outbox.push(encode(replayed), force=True)
             if room.viewport is not None:
                 client.outbox.push(encode(room.viewport), force=True)
             client.room = room
             room.clients[client.conn] = client
         await self._record_server_event(client, "presence.join", client.summary)
+
+    async def _send_state(self, client: Client, room: Room) -> dict[str, Any]:
+        """A first join: the room's state (marks, calipers, report, session) and its last
+        chat lines as the events that make them up, not the whole record; older chat
+        lines are fetched on demand."""
+        state = await self.store.read(
+            consults.room_state, room.id, room.last_seq, self.settings.join_chat_lines
+        )
+        for frame in state["events"]:
+            client.outbox.push(encode(frame), force=True)
+        return {
+            "state": True,
+            "oldest_chat_seq": state["oldest_chat_seq"],
+            "earlier_chat": state["earlier_chat"],
+        }
+
+    async def _replay(self, client: Client, room: Room, after: int) -> None:
+        """A rejoin: every event after the client's ``after``, in order."""
+        position = after
+        while position < room.last_seq:
+            batch = await self.store.read(consults.events_after, room.id, position, room.last_seq)
+            if not batch:
+                break
+            for frame in batch:
+                client.outbox.push(encode(frame), force=True)
+            position = batch[-1]["seq"]
 
     async def _record_server_event(self, client: Client, kind: str, body: dict) -> None:
         entry = client.entry

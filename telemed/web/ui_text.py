@@ -106,6 +106,8 @@ UI_TEXT = {
         "call_error": _l("call error: %(reason)s"),
         "nobody_to_call": _l("Nobody to call yet"),
         "calling": _l("calling…"),
+        "loading": _l("Loading…"),
+        "earlier_failed": _l("Could not load earlier messages: %(reason)s"),
     },
 }
 
