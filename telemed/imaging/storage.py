@@ -10,13 +10,22 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
 CHUNK = 1024 * 1024
 PREAMBLE = 128
+# The areas holding what is made from stored objects and can be made again (renders,
+# decompressed copies, split frames, bulk values): bounded by TELEMED_RENDER_CACHE_MB,
+# least recently used first out (``store_cleanup.trim_caches``).
+CACHE_AREAS = ("renders", "transcoded", "frames", "bulk")
+# A cache entry's modification time is its last use, refreshed on a hit at most this
+# often (one stat per hit, one utime per entry and ten minutes).
+TOUCH_AFTER_S = 600
 
 
 class OutsideStore(ValueError):
@@ -45,6 +54,22 @@ class ContentStore:
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
             raise OutsideStore(f"not a content address: {sha256!r}")
         return self._inside(self.root / kind / sha256[:2] / sha256[2:4] / sha256)
+
+    def cache_hit(self, path: Path, *, directory: bool = False) -> bool:
+        """Whether a cache entry (a file, or a folder of files) is there; a hit marks it
+        used (its modification time) so the least recently used go first."""
+        try:
+            found = os.stat(path)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISDIR(found.st_mode) != directory:
+            return False
+        if time.time() - found.st_mtime > TOUCH_AFTER_S:
+            try:
+                os.utime(path)
+            except FileNotFoundError:  # evicted just now
+                return False
+        return True
 
     def exists(self, sha256: str) -> bool:
         return self.path_of(sha256).exists()
@@ -93,19 +118,29 @@ class ContentStore:
     def put_dicom_bytes(self, data: bytes) -> tuple[str, int]:
         """Store a DICOM Part 10 file held in memory, preamble zeroed as by ``put_dicom``.
         The address is known before writing, so content already stored is not rewritten."""
-        body = memoryview(data)[PREAMBLE:]
+        sha, size = self.dicom_address(data)
+        self.write_dicom_bytes(data, sha)
+        return sha, size
+
+    def dicom_address(self, data: bytes) -> tuple[str, int]:
+        """The address and size a DICOM file held in memory is stored under (its SHA-256
+        with the preamble zeroed), without writing it."""
         digest = hashlib.sha256(bytes(PREAMBLE))
-        digest.update(body)
-        sha = digest.hexdigest()
+        digest.update(memoryview(data)[PREAMBLE:])
+        return digest.hexdigest(), len(data)
+
+    def write_dicom_bytes(self, data: bytes, sha: str) -> None:
+        """Write a DICOM file held in memory under its address (``dicom_address``): once,
+        to a temporary name, fsynced, then renamed; nothing when the address exists."""
         final = self.path_of(sha)
-        size = PREAMBLE + len(body)
         if final.exists():
-            return sha, size
-        temp = self.temp_file(".part")
+            return
+        fd, name = tempfile.mkstemp(dir=self.area("tmp"), suffix=".part")
+        temp = Path(name)
         try:
-            with open(temp, "wb") as out:
+            with os.fdopen(fd, "wb") as out:
                 out.write(bytes(PREAMBLE))
-                out.write(body)
+                out.write(memoryview(data)[PREAMBLE:])
                 out.flush()
                 os.fsync(out.fileno())
             try:
@@ -116,7 +151,6 @@ class ContentStore:
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        return sha, size
 
     def put_dicom(self, source: Path) -> tuple[str, int]:
         """Store a DICOM Part 10 file with its 128-byte preamble zeroed (CVE-2019-11687:

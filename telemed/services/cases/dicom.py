@@ -126,6 +126,16 @@ class FileOutcome:
     instance_id: int | None = None
     # A later copy of a SOP instance sent earlier in the same batch.
     repeated: bool = False
+    # The stored copy still being written (``prepare(..., write_later=True)``): its address
+    # is known; ``settle`` waits for it to be on disk.
+    pending: Future[None] | None = field(default=None, repr=False, compare=False)
+
+    def settle(self) -> None:
+        """Wait until the stored copy is written and fsynced (raises what writing raised).
+        Whoever records the file calls it before the transaction naming it commits."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"filename": self.filename, "status": self.status}
@@ -171,6 +181,8 @@ STORING_THREADS = 4
 # Files of a batch handed on (to be stored, or to a worker) and not yet done, at most: this
 # bounds the memory a batch of a spooled body holds (each file is at most IN_MEMORY_BYTES).
 IN_FLIGHT = 8
+# Where a single file's stored copy is written while its index row is (write_later=True).
+_writer = ThreadPoolExecutor(max_workers=STORING_THREADS, thread_name_prefix="dicom-store")
 
 
 def _check_in_process(data: bytes, filename: str, limits: reading.Limits) -> FileOutcome | None:
@@ -200,7 +212,8 @@ def prepare_in_memory(files: Sequence[tuple[str, Callable[[], bytes]]]) -> list[
     results: list[list[FileOutcome]] = [[] for _ in files]
     if len(files) == 1:
         name, load = files[0]
-        results[0] = prepare(load(), name).outcomes
+        # Written while the index row is: ``record`` waits for it before the commit.
+        results[0] = prepare(load(), name, write_later=True).outcomes
         return results
     in_flight = threading.BoundedSemaphore(IN_FLIGHT)
 
@@ -245,7 +258,9 @@ def prepare_in_memory(files: Sequence[tuple[str, Callable[[], bytes]]]) -> list[
     return results
 
 
-def _prepare_one(source: Path | bytes, filename: str, *, in_process: bool = True) -> FileOutcome:
+def _prepare_one(
+    source: Path | bytes, filename: str, *, in_process: bool = True, write_later: bool = False
+) -> FileOutcome:
     """Check and store one file, given as a path or as its bytes."""
     size = source.stat().st_size if isinstance(source, Path) else len(source)
     limit = current_app.config["TELEMED_MAX_UPLOAD_BYTES"]
@@ -258,7 +273,11 @@ def _prepare_one(source: Path | bytes, filename: str, *, in_process: bool = True
     if data is not None and in_process:
         outcome = _check_in_process(data, filename, reading.Limits(**pixel_limits()))
         if outcome is not None and outcome.status == "stored":
-            outcome.sha256, outcome.size_bytes = content.put_dicom_bytes(data)
+            outcome.sha256, outcome.size_bytes = content.dicom_address(data)
+            if write_later:
+                outcome.pending = _writer.submit(content.write_dicom_bytes, data, outcome.sha256)
+            else:
+                content.write_dicom_bytes(data, outcome.sha256)
         if outcome is not None:
             return outcome
     # The worker reads the file: compressed data, large headers, anything not proven above.
@@ -291,10 +310,15 @@ def _is_zip(source: Path | bytes) -> bool:
     return bytes(source[:4]) in safezip.MAGIC
 
 
-def prepare(source: Path | bytes, filename: str, *, in_process: bool = True) -> Prepared:
+def prepare(
+    source: Path | bytes, filename: str, *, in_process: bool = True, write_later: bool = False
+) -> Prepared:
     """Check and store one uploaded file, or every entry of an uploaded zip. No database.
     ``source`` is the file's path or, for a file already in memory, its bytes;
-    ``in_process=False`` when it is known to need a worker."""
+    ``in_process=False`` when it is known to need a worker. With ``write_later`` a file
+    checked in process is written (and fsynced) by a storing thread while the caller goes
+    on: its outcome's ``settle`` must be called before a transaction naming it commits
+    (``record`` and ``dicom_inbox.receive`` do)."""
     prepared = Prepared()
     if _is_zip(source):
         content = store()
@@ -319,14 +343,18 @@ def prepare(source: Path | bytes, filename: str, *, in_process: bool = True) -> 
         finally:
             content.remove_tree(staging)
         return prepared
-    prepared.outcomes.append(_prepare_one(source, filename, in_process=in_process))
+    prepared.outcomes.append(
+        _prepare_one(source, filename, in_process=in_process, write_later=write_later)
+    )
     return prepared
 
 
 def record(actor: Actor | None, case: Case, prepared: Prepared) -> list[FileOutcome]:
     """Index what ``prepare`` stored, the whole batch in one flush; a SOP instance the case
     already has (or that came earlier in the batch) is a duplicate. ``actor`` is None for
-    what the DICOM node received (no person sent it)."""
+    what the DICOM node received (no person sent it). Waits for the stored copies still
+    being written (``FileOutcome.settle``) before it returns, so the caller's commit never
+    names a file that is not on disk."""
     fresh: list[FileOutcome] = []
     for outcome in prepared.outcomes:
         if outcome.status == "stored" and outcome.index is not None:
@@ -341,7 +369,12 @@ def record(actor: Actor | None, case: Case, prepared: Prepared) -> list[FileOutc
                 detail={"file": outcome.filename, "reason": outcome.reason},
                 in_transaction=False,
             )
-    known = _existing_instances(case.id, [o.index["sop_instance_uid"] for o in fresh])  # type: ignore[index]
+    # One new file (a STOW of one part, a C-STORE): inserted straight away, the unique
+    # constraint tells a duplicate; a batch looks its instances up first, in one query.
+    single = len(fresh) == 1
+    known = (
+        {} if single else _existing_instances(case.id, [o.index["sop_instance_uid"] for o in fresh])  # type: ignore[index]
+    )
     in_batch: set[str] = set()
     rows: list[tuple[FileOutcome, DicomInstance]] = []
     for outcome in fresh:
@@ -362,8 +395,16 @@ def record(actor: Actor | None, case: Case, prepared: Prepared) -> list[FileOutc
             db.session.add_all([row for _outcome, row in rows])
             db.session.flush()
     except IntegrityError:
-        # Another request attached one of them meanwhile: one at a time, so the rest stay.
-        rows = _add_one_by_one(actor, case, rows)
+        if single:
+            # The case holds this instance already (or another request attached it now).
+            for outcome, row in rows:
+                outcome.status = "duplicate"
+                outcome.reason = "this SOP instance is already attached"
+                known.update(_existing_instances(case.id, [row.sop_instance_uid]))
+            rows = []
+        else:
+            # Another request attached one of them meanwhile: one at a time, so the rest stay.
+            rows = _add_one_by_one(actor, case, rows)
     for outcome, instance in rows:
         outcome.instance_id = known[instance.sop_instance_uid] = instance.id
         audit.record(
@@ -376,6 +417,8 @@ def record(actor: Actor | None, case: Case, prepared: Prepared) -> list[FileOutc
     for outcome in fresh:
         if outcome.status == "duplicate" and outcome.instance_id is None:
             outcome.instance_id = known.get(outcome.index["sop_instance_uid"])  # type: ignore[index]
+    for outcome in prepared.outcomes:
+        outcome.settle()
     return prepared.outcomes
 
 
@@ -609,7 +652,7 @@ def rendered_frame(
     extension = {"image/jpeg": "jpg", "image/gif": "gif"}.get(media_type, "png")
     folder = content.area("renders") / instance.sha256[:2] / instance.sha256
     target = folder / f"{frame}-{key}.{extension}"
-    if target.exists():
+    if content.cache_hit(target):
         return target
     # A frame that failed once (out of the worker's memory or time) fails again: say so at
     # once rather than spend a worker on it for every request.
@@ -703,7 +746,7 @@ def explicit_little_copy(instance: DicomInstance) -> Path:
     )
     if decoded_size_bound(instance) > bound:
         raise too_big
-    if not target.exists():
+    if not content.cache_hit(target):
         try:
             workers().call("transcode", path=str(original), out=str(target))
         except (TaskError, WorkerFailed) as error:
@@ -729,7 +772,7 @@ def frame_files(instance: DicomInstance, *, native: bool) -> list[Path]:
     content = store()
     folder = content.area("frames") / instance.sha256[:2] / instance.sha256
     target = folder / ("native" if native else "stored")
-    if not target.is_dir():
+    if not content.cache_hit(target, directory=True):
         folder.mkdir(parents=True, exist_ok=True)
         try:
             workers().call(
@@ -752,7 +795,7 @@ def bulk_element_file(instance: DicomInstance, tag: str) -> Path:
     content = store()
     folder = content.area("bulk") / instance.sha256[:2] / instance.sha256
     target = folder / tag
-    if not target.exists():
+    if not content.cache_hit(target):
         folder.mkdir(parents=True, exist_ok=True)
         try:
             workers().call(
