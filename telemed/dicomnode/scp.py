@@ -98,6 +98,7 @@ def handle_store(event, app: Flask) -> int:
     sop = str(event.request.AffectedSOPInstanceUID)
     # Where each study of this association went (dicom_inbox._case_for).
     routes = event.assoc.__dict__.setdefault("telemed_routes", {})
+    outcome = None
     with app.app_context():
         set_origin(Origin("dicom", ip=address, user_agent=f"AE {calling}"))
         try:
@@ -111,11 +112,14 @@ def handle_store(event, app: Flask) -> int:
                 institution_id = dicom_nodes.institution_calling_as(calling)
                 if institution_id is None:  # its AE title was taken away meanwhile
                     db.session.rollback()
+                    outcome.abandon()
                     return CANNOT_UNDERSTAND
                 received = dicom_inbox.receive(institution_id, calling, outcome, routes)
                 db.session.commit()
         except Exception:
             db.session.rollback()
+            if outcome is not None:
+                outcome.abandon()
             log.exception("storing an instance from %s (%s) failed", calling, address)
             return OUT_OF_RESOURCES
         finally:

@@ -14,6 +14,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Iterable
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import BinaryIO
 
@@ -152,6 +153,15 @@ class ContentStore:
             temp.unlink(missing_ok=True)
             raise
 
+    def stage_dicom_bytes(self, data: bytes, executor: Executor) -> StagedDicom:
+        """Start storing a DICOM file held in memory on ``executor`` before it is checked:
+        its address is computed and its bytes written and fsynced under a temporary name
+        while the caller checks the header. Nothing enters the store until ``place``; a
+        refused file is ``discard``ed (its temporary copy removed)."""
+        staged = StagedDicom(self)
+        executor.submit(staged.run, data)
+        return staged
+
     def put_dicom(self, source: Path) -> tuple[str, int]:
         """Store a DICOM Part 10 file with its 128-byte preamble zeroed (CVE-2019-11687:
         a preamble may carry an executable or TIFF header that makes the file a polyglot)."""
@@ -175,6 +185,69 @@ class ContentStore:
 
     def remove_tree(self, path: Path) -> None:
         shutil.rmtree(self._inside(path), ignore_errors=True)
+
+
+class StagedDicom:
+    """A DICOM file being stored (``ContentStore.stage_dicom_bytes``): ``address`` is
+    known first (SHA-256 with the preamble zeroed, size), ``written`` once the copy under a
+    temporary name is fsynced (None when the store holds that content already)."""
+
+    def __init__(self, store: ContentStore) -> None:
+        self.store = store
+        self.address: Future[tuple[str, int]] = Future()
+        self.written: Future[Path | None] = Future()
+
+    def run(self, data: bytes) -> None:
+        try:
+            sha, size = self.store.dicom_address(data)
+        except BaseException as error:
+            self.address.set_exception(error)
+            self.written.set_exception(error)
+            return
+        self.address.set_result((sha, size))
+        try:
+            temp = None
+            if not self.store.path_of(sha).exists():
+                fd, name = tempfile.mkstemp(dir=self.store.area("tmp"), suffix=".part")
+                temp = Path(name)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(bytes(PREAMBLE))
+                    out.write(memoryview(data)[PREAMBLE:])
+                    out.flush()
+                    os.fsync(out.fileno())
+        except BaseException as error:
+            if temp is not None:
+                temp.unlink(missing_ok=True)
+            self.written.set_exception(error)
+            return
+        self.written.set_result(temp)
+
+    def place(self) -> tuple[str, int]:
+        """Wait until the copy is on disk and move it to its address; its address."""
+        sha, size = self.address.result()
+        temp = self.written.result()
+        if temp is not None:
+            final = self.store.path_of(sha)
+            try:
+                try:
+                    os.replace(temp, final)
+                except FileNotFoundError:  # the first object under this prefix
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(temp, final)
+            except BaseException:
+                temp.unlink(missing_ok=True)
+                raise
+        return sha, size
+
+    def discard(self) -> None:
+        """The file was refused: its temporary copy is removed once written (the writer
+        is waited for, so nothing of it is left when this returns)."""
+        try:
+            temp = self.written.result()
+        except Exception:  # nothing was kept of a failed write
+            return
+        if temp is not None:
+            temp.unlink(missing_ok=True)
 
 
 def sha256_of(path: Path) -> str:

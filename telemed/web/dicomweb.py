@@ -862,9 +862,14 @@ def store_instances(case_id: int, study: str | None = None):
                 outcome.reason = f"the instance belongs to study {outcome.index['study_uid']}"
             prepared.outcomes.append(outcome)
     set_write_intent(True)
-    case = _case(case_id)
-    dicom.check_may_attach(actor, case)
-    outcomes = dicom.record(actor, case, prepared)
+    try:
+        case = _case(case_id)
+        dicom.check_may_attach(actor, case)
+        outcomes = dicom.record(actor, case, prepared)
+    except BaseException:
+        for outcome in prepared.outcomes:
+            outcome.abandon()
+        raise
     return _stow_response(case.id, outcomes)
 
 

@@ -38,7 +38,7 @@ from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyR
 from telemed.extensions import db
 from telemed.imaging import reading, safezip
 from telemed.imaging.deidentify import UidMap
-from telemed.imaging.storage import ContentStore
+from telemed.imaging.storage import ContentStore, StagedDicom
 from telemed.imaging.worker import TaskError, WorkerFailed, WorkerLimits, pool_for
 from telemed.labels import label
 from telemed.models.audit import AuditOutcome
@@ -127,15 +127,23 @@ class FileOutcome:
     # A later copy of a SOP instance sent earlier in the same batch.
     repeated: bool = False
     # The stored copy still being written (``prepare(..., write_later=True)``): its address
-    # is known; ``settle`` waits for it to be on disk.
-    pending: Future[None] | None = field(default=None, repr=False, compare=False)
+    # is known; ``settle`` waits for it to be on disk and puts it in place.
+    pending: StagedDicom | None = field(default=None, repr=False, compare=False)
 
     def settle(self) -> None:
-        """Wait until the stored copy is written and fsynced (raises what writing raised).
-        Whoever records the file calls it before the transaction naming it commits."""
+        """Wait until the stored copy is written and fsynced, and move it to its address
+        (raises what writing raised). Whoever records the file calls it before the
+        transaction naming it commits."""
         if self.pending is not None:
             pending, self.pending = self.pending, None
-            pending.result()
+            pending.place()
+
+    def abandon(self) -> None:
+        """The file is not recorded after all (a duplicate, a refusal, an error): its
+        copy still being written never enters the store."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.discard()
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"filename": self.filename, "status": self.status}
@@ -181,7 +189,8 @@ STORING_THREADS = 4
 # Files of a batch handed on (to be stored, or to a worker) and not yet done, at most: this
 # bounds the memory a batch of a spooled body holds (each file is at most IN_MEMORY_BYTES).
 IN_FLIGHT = 8
-# Where a single file's stored copy is written while its index row is (write_later=True).
+# Where a single file's stored copy is written while it is checked and its index row
+# written (write_later=True).
 _writer = ThreadPoolExecutor(max_workers=STORING_THREADS, thread_name_prefix="dicom-store")
 
 
@@ -271,15 +280,28 @@ def _prepare_one(
         data = source.read_bytes()  # type: ignore[union-attr]
     content = store()
     if data is not None and in_process:
-        outcome = _check_in_process(data, filename, reading.Limits(**pixel_limits()))
-        if outcome is not None and outcome.status == "stored":
-            outcome.sha256, outcome.size_bytes = content.dicom_address(data)
-            if write_later:
-                outcome.pending = _writer.submit(content.write_dicom_bytes, data, outcome.sha256)
-            else:
-                content.write_dicom_bytes(data, outcome.sha256)
-        if outcome is not None:
-            return outcome
+        if write_later and not _is_zip(data) and reading.may_inspect_native(data):
+            # Hashed, written and fsynced under a temporary name while the header is checked;
+            # in the store only once recorded (``settle``), discarded if refused.
+            staged = content.stage_dicom_bytes(data, _writer)
+            try:
+                outcome = _check_in_process(data, filename, reading.Limits(**pixel_limits()))
+            except BaseException:
+                staged.discard()
+                raise
+            if outcome is not None and outcome.status == "stored":
+                outcome.sha256, outcome.size_bytes = staged.address.result()
+                outcome.pending = staged
+                return outcome
+            staged.discard()
+            if outcome is not None:
+                return outcome
+        else:
+            outcome = _check_in_process(data, filename, reading.Limits(**pixel_limits()))
+            if outcome is not None and outcome.status == "stored":
+                outcome.sha256, outcome.size_bytes = content.put_dicom_bytes(data)
+            if outcome is not None:
+                return outcome
     # The worker reads the file: compressed data, large headers, anything not proven above.
     spooled = None
     if isinstance(source, Path):
@@ -418,7 +440,10 @@ def record(actor: Actor | None, case: Case, prepared: Prepared) -> list[FileOutc
         if outcome.status == "duplicate" and outcome.instance_id is None:
             outcome.instance_id = known.get(outcome.index["sop_instance_uid"])  # type: ignore[index]
     for outcome in prepared.outcomes:
-        outcome.settle()
+        if outcome.status == "stored":
+            outcome.settle()
+        else:
+            outcome.abandon()
     return prepared.outcomes
 
 

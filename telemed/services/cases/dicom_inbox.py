@@ -169,6 +169,7 @@ def receive(
                 InboxInstance.sop_instance_uid == index["sop_instance_uid"],
             )
         ).first()
+        outcome.abandon()
         return Received(
             "duplicate", "this SOP instance was received already", known[0] if known else None
         )
@@ -180,8 +181,8 @@ def receive(
         detail={"ae": calling_ae_title, "sop": row.sop_instance_uid},
     )
     case = _case_for(institution_id, index, routes)
+    outcome.settle()  # the row names the stored copy: on disk before anything commits
     if case is None:
-        outcome.settle()
         return Received("inbox", inbox_id=row.id)
     dicom.record(None, case, dicom.Prepared([outcome]))
     row.case_id, row.attached_at = case.id, clock.now()
