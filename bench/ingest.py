@@ -13,8 +13,9 @@ Figures printed (and meant for docs/performance.md, "Ingest and rendering"):
 * Orthanc (Debian's orthanc + orthanc-dicomweb) on the same files: REST ingest
   (POST /instances) right after each of our STOW phases on the same files,
   /instances/<id>/preview, DICOMweb QIDO and metadata; ours beside it;
-* C-STORE of a second 500-slice series with dcmtk's storescu (one association) into our
-  DICOM node (the listener ``flask serve`` runs) and into Orthanc's, one after the other.
+* C-STORE of a second 500-slice series with dcmtk's storescu (one association, Nagle
+  off) into our DICOM node (the listener ``flask serve`` runs) and into Orthanc's (128 KB
+  PDUs and Nagle off, as ours), one after the other.
 
 Everything runs in a private network namespace (``unshare -n``, loopback only), so
 Orthanc, which binds every interface, is reachable from nowhere else. Orthanc is skipped
@@ -342,6 +343,8 @@ class Orthanc:
             "DicomAet": "ORTHANC",
             "DicomAlwaysAllowStore": True,
             "DicomCheckCalledAet": False,
+            # As our node: 128 KB PDUs, Nagle off (dcmtk reads TCP_NODELAY, set below).
+            "MaximumPduLength": 131072,
             "RemoteAccessAllowed": False,
             "AuthenticationEnabled": False,
             "HttpCompressionEnabled": False,
@@ -352,7 +355,10 @@ class Orthanc:
         path = work / "orthanc.json"
         path.write_text(json.dumps(config))
         self.process = subprocess.Popen(
-            [orthanc_binary(), str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [orthanc_binary(), str(path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=dict(os.environ, TCP_NODELAY="1"),
         )
         wait_for(f"{self.url}/system")
         self.session = requests.Session()
@@ -372,11 +378,16 @@ class Orthanc:
 
 
 def storescu(paths: list[Path], *, calling: str, called: str, port: int) -> float:
-    """Send ``paths`` in one association with dcmtk's storescu; seconds taken."""
+    """Send ``paths`` in one association with dcmtk's storescu; seconds taken. Nagle's
+    algorithm off (``TCP_NODELAY=1``, as docs/imaging.md advises senders): with it, each
+    C-STORE waits on the receiver's delayed ACK, whoever the receiver is."""
     command = [shutil.which("storescu") or "storescu", "-aet", calling, "-aec", called]
     command += ["127.0.0.1", str(port), *map(str, paths)]
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    env = dict(os.environ, TCP_NODELAY="1")
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=900, check=False, env=env
+    )
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"storescu failed ({done.returncode}): {done.stderr[-500:]}")
