@@ -33,9 +33,13 @@ class OutsideStore(ValueError):
     """A path that would leave the storage root."""
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
 class ContentStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
+        self._areas: dict[str, Path] = {}  # areas known to exist (none is ever removed)
 
     # -- places ---------------------------------------------------------------------------
 
@@ -47,14 +51,18 @@ class ContentStore:
 
     def area(self, name: str) -> Path:
         """A folder of the store (``tmp``, ``uploads``, ``renders`` ...), created on demand."""
-        path = self._inside(self.root / name)
-        path.mkdir(parents=True, exist_ok=True)
+        path = self._areas.get(name)
+        if path is None:
+            path = self._inside(self.root / name)
+            path.mkdir(parents=True, exist_ok=True)
+            self._areas[name] = path
         return path
 
     def path_of(self, sha256: str, kind: str = "objects") -> Path:
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        if len(sha256) != 64 or not _HEX.issuperset(sha256):
             raise OutsideStore(f"not a content address: {sha256!r}")
-        return self._inside(self.root / kind / sha256[:2] / sha256[2:4] / sha256)
+        # Hex digits under an area: nothing in the name can lead out of the store.
+        return self.area(kind) / sha256[:2] / sha256[2:4] / sha256
 
     def cache_hit(self, path: Path, *, directory: bool = False) -> bool:
         """Whether a cache entry (a file, or a folder of files) is there; a hit marks it

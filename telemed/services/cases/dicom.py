@@ -11,6 +11,7 @@ header is checked in process (``reading.inspect_native``), anything else by a wo
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import secrets
@@ -89,7 +90,13 @@ register_file_counter("dicom", count_instances)
 
 
 def store() -> ContentStore:
-    return ContentStore(current_app.config["TELEMED_STORAGE_DIR"])
+    return _store_at(str(current_app.config["TELEMED_STORAGE_DIR"]))
+
+
+@functools.lru_cache(maxsize=8)
+def _store_at(root: str) -> ContentStore:
+    # One per root: resolving the root and making its areas once, not for every file.
+    return ContentStore(root)
 
 
 def workers():
