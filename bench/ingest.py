@@ -154,6 +154,30 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process (all its threads) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """The server's CPU time over a phase, per file: unlike the rates, it does not move
+    with what else runs on the machine."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def __enter__(self) -> CpuMeter:
+        self.start = cpu_seconds(self.pid)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.used = cpu_seconds(self.pid) - self.start
+
+    def per_file(self, files: int) -> str:
+        return f"{self.used * 1000 / files:.2f} ms CPU/file"
+
+
 class PeakSampler:
     """Peak RSS of a process (and, separately, of its children) while running."""
 
@@ -428,37 +452,44 @@ def run(args: argparse.Namespace) -> None:
         def orthanc_rest(paths: list[Path]) -> tuple[float, list[str]]:
             assert orthanc is not None
             ids = []
-            start = time.perf_counter()
-            for path in paths:
-                answer = orthanc.session.post(
-                    f"{orthanc.url}/instances", data=path.read_bytes(), timeout=120
-                )
-                answer.raise_for_status()
-                ids.append(answer.json()["ID"])
-            return time.perf_counter() - start, ids
+            with CpuMeter(orthanc.process.pid) as meter:
+                start = time.perf_counter()
+                for path in paths:
+                    answer = orthanc.session.post(
+                        f"{orthanc.url}/instances", data=path.read_bytes(), timeout=120
+                    )
+                    answer.raise_for_status()
+                    ids.append(answer.json()["ID"])
+                elapsed = time.perf_counter() - start
+            print(f"  (Orthanc REST, {len(paths)} files: {meter.per_file(len(paths))})")
+            return elapsed, ids
 
         app = Telemed(work / "app")
         try:
             ingest_case, big_case, render_case = app.cases
             half = len(series) // 2
             # Each of ours next to Orthanc's on the same files, so both see the same load.
-            start = time.perf_counter()
-            for path in series[:half]:
-                app.stow(ingest_case, [path])
-            one_s = time.perf_counter() - start
+            with CpuMeter(app.pid) as one_cpu:
+                start = time.perf_counter()
+                for path in series[:half]:
+                    app.stow(ingest_case, [path])
+                one_s = time.perf_counter() - start
             one_mb = sum(p.stat().st_size for p in series[:half]) / 1024**2
             o_one_s, ids = orthanc_rest(series[:half]) if orthanc else (None, [])
-            start = time.perf_counter()
             rest = series[half:]
-            for index in range(0, len(rest), args.batch):
-                app.stow(ingest_case, rest[index : index + args.batch])
-            batch_s = time.perf_counter() - start
+            with CpuMeter(app.pid) as batch_cpu:
+                start = time.perf_counter()
+                for index in range(0, len(rest), args.batch):
+                    app.stow(ingest_case, rest[index : index + args.batch])
+                batch_s = time.perf_counter() - start
             batch_mb = sum(p.stat().st_size for p in rest) / 1024**2
             o_rest_s, more = orthanc_rest(rest) if orthanc else (None, [])
             ids += more
             rate_line("telemed STOW-RS, 1 file/request", half, one_mb, one_s, floor_rate)
+            print(f"  (server {one_cpu.per_file(half)})")
             label = f"telemed STOW-RS, {args.batch} files/request"
             rate_line(label, len(rest), batch_mb, batch_s, floor_rate)
+            print(f"  (server {batch_cpu.per_file(len(rest))})")
             if orthanc is not None:
                 assert o_one_s is not None and o_rest_s is not None
                 label = "Orthanc REST POST /instances"
@@ -471,17 +502,21 @@ def run(args: argparse.Namespace) -> None:
 
             if sent:
                 sent_mb = sum(p.stat().st_size for p in sent) / 1024**2
-                ours_s = storescu(
-                    sent, calling=app.calling_ae, called=app.dicom_ae, port=app.dicom_port
-                )
+                with CpuMeter(app.pid) as ours_cpu:
+                    ours_s = storescu(
+                        sent, calling=app.calling_ae, called=app.dicom_ae, port=app.dicom_port
+                    )
                 rate_line(
                     "telemed DICOM node, storescu C-STORE", len(sent), sent_mb, ours_s, floor_rate
                 )
+                print(f"  (server {ours_cpu.per_file(len(sent))})")
                 if orthanc is not None:
-                    theirs_s = storescu(
-                        sent, calling="BENCH", called="ORTHANC", port=orthanc.dicom_port
-                    )
+                    with CpuMeter(orthanc.process.pid) as theirs_cpu:
+                        theirs_s = storescu(
+                            sent, calling="BENCH", called="ORTHANC", port=orthanc.dicom_port
+                        )
                     rate_line("Orthanc, storescu C-STORE", len(sent), sent_mb, theirs_s, floor_rate)
+                    print(f"  (Orthanc {theirs_cpu.per_file(len(sent))})")
                     print(f"  ratio to Orthanc (C-STORE, files/s): {ratio(theirs_s, ours_s)}")
 
             # Rendering: a CT slice and a multi-frame cine.
