@@ -6,9 +6,15 @@ leaves nothing behind either."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import update
 
+from telemed.domain.case_states import CaseStatus
+from telemed.errors import Conflict
 from telemed.extensions import db
+from telemed.models.cases import Case
+from telemed.services.accounts.context import actor_of
 from telemed.services.cases import dicom
+from telemed.services.cases.cases import get_case
 from tests import dicom_files, factories
 from tests.test_dicom_service import open_imaging_case
 
@@ -71,3 +77,20 @@ def test_an_accepted_file_is_stored_once_and_a_resend_leaves_nothing(client, set
     assert again.status_code in (200, 202)
     assert store_files("objects") == [stored] and store_files("tmp") == []
     assert dicom.count_instances(case_id) == 1
+
+
+def test_a_case_submitted_while_its_files_are_checked_takes_none(app, world):
+    """The second check of an attach reads the case's status again: a case submitted
+    between the two is refused, though the request still holds the case as first read."""
+    gp = actor_of(world.user("gp_ts1"))
+    case = open_imaging_case(world)
+    db.session.commit()
+    first = get_case(gp, case.id)
+    dicom.check_may_attach(gp, first)
+    db.session.expunge(first)
+    db.session.commit()
+    db.session.execute(update(Case).where(Case.id == case.id).values(status=CaseStatus.SUBMITTED))
+    with pytest.raises(Conflict):
+        dicom.check_still_attachable(gp, first)
+    db.session.rollback()
+    dicom.check_still_attachable(gp, first)  # a draft again: taken

@@ -190,6 +190,15 @@ def check_may_attach(actor: Actor, case: Case) -> None:
         )
 
 
+def check_still_attachable(actor: Actor, case: Case) -> None:
+    """``check_may_attach`` again in the writing transaction, for a case checked earlier in
+    the request and detached since (``Session.expunge``): the requesting side of a case
+    never changes, so only its status is read again, not the whole row."""
+    status = db.session.execute(select(Case.status).where(Case.id == case.id)).scalar_one()
+    case.status = status  # detached: nothing is written
+    check_may_attach(actor, case)
+
+
 # Threads that store the checked files of a batch (hash, write, fsync: the interpreter lock
 # is released), so that the fsyncs overlap the checking of the next files.
 STORING_THREADS = 4
