@@ -217,6 +217,9 @@ def build_config(instance_path: Path) -> dict[str, object]:
         # once they are this old.
         "TELEMED_TMP_GRACE_HOURS": env_int("TMP_GRACE_HOURS", 6),
         "TELEMED_ORPHAN_GRACE_HOURS": env_int("ORPHAN_GRACE_HOURS", 48),
+        # Renders, decompressed copies, split frames and bulk values together: the hourly
+        # clean-up takes the least recently used beyond this many MB.
+        "TELEMED_RENDER_CACHE_MB": env_int("RENDER_CACHE_MB", 2048),
         # The render budget: a frame of more pixels is refused at ingest.
         "TELEMED_DICOM_MAX_FRAME_MEGAPIXELS": env_int("DICOM_MAX_FRAME_MEGAPIXELS", 64),
         # Renders one user may have running at once (per web process).

@@ -335,6 +335,12 @@ def _native_pixel_data_at_end(data) -> tuple[int, int, bool] | None:
     return None
 
 
+def may_inspect_native(data) -> bool:
+    """Cheaply, whether ``inspect_native`` may read the file in process (a pixel data
+    element ends it within the header window); it may still decline."""
+    return _native_pixel_data_at_end(data) is not None
+
+
 def _ends_at(header, position: int) -> bool:
     """Whether the last element read ends exactly at ``position`` (nothing cut short)."""
     if not header._dict:

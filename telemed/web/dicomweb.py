@@ -892,6 +892,9 @@ def store_instances(case_id: int, study: str | None = None):
     set_write_intent(False)
     case = _case(case_id)
     dicom.check_may_attach(actor, case)
+    # Kept as read (not expired by the commit) for the second check, which reads only its
+    # status again.
+    db.session.expunge(case)
     db.session.commit()  # no database lock while the body is read and the files checked
     content = dicom.store()
     length = request.content_length
@@ -926,9 +929,13 @@ def store_instances(case_id: int, study: str | None = None):
                 outcome.reason = OTHER_STUDY.format(study_uid=outcome.index["study_uid"])
             prepared.outcomes.append(outcome)
     set_write_intent(True)
-    case = _case(case_id)
-    dicom.check_may_attach(actor, case)
-    outcomes = dicom.record(actor, case, prepared)
+    try:
+        dicom.check_still_attachable(actor, case)
+        outcomes = dicom.record(actor, case, prepared)
+    except BaseException:
+        for outcome in prepared.outcomes:
+            outcome.abandon()
+        raise
     return _stow_response(case.id, outcomes)
 
 

@@ -11,6 +11,7 @@ header is checked in process (``reading.inspect_native``), anything else by a wo
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -39,7 +40,7 @@ from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyR
 from telemed.extensions import db
 from telemed.imaging import reading, safezip
 from telemed.imaging.deidentify import UidMap
-from telemed.imaging.storage import ContentStore
+from telemed.imaging.storage import ContentStore, StagedDicom
 from telemed.imaging.worker import TaskError, WorkerFailed, WorkerLimits, pool_for
 from telemed.labels import label
 from telemed.models.audit import AuditOutcome
@@ -92,7 +93,13 @@ register_file_counter("dicom", count_instances)
 
 
 def store() -> ContentStore:
-    return ContentStore(current_app.config["TELEMED_STORAGE_DIR"])
+    return _store_at(str(current_app.config["TELEMED_STORAGE_DIR"]))
+
+
+@functools.lru_cache(maxsize=8)
+def _store_at(root: str) -> ContentStore:
+    # One per root: resolving the root and making its areas once, not for every file.
+    return ContentStore(root)
 
 
 def workers():
@@ -138,6 +145,24 @@ class FileOutcome:
     instance_id: int | None = None
     # A later copy of a SOP instance sent earlier in the same batch.
     repeated: bool = False
+    # The stored copy still being written (``prepare(..., write_later=True)``): its address
+    # is known; ``settle`` waits for it to be on disk and puts it in place.
+    pending: StagedDicom | None = field(default=None, repr=False, compare=False)
+
+    def settle(self) -> None:
+        """Wait until the stored copy is written and fsynced, and move it to its address
+        (raises what writing raised). Whoever records the file calls it before the
+        transaction naming it commits."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.place()
+
+    def abandon(self) -> None:
+        """The file is not recorded after all (a duplicate, a refusal, an error): its
+        copy still being written never enters the store."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.discard()
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"filename": self.filename, "status": self.status}
@@ -177,12 +202,24 @@ def check_may_attach(actor: Actor, case: Case) -> None:
         )
 
 
+def check_still_attachable(actor: Actor, case: Case) -> None:
+    """``check_may_attach`` again in the writing transaction, for a case checked earlier in
+    the request and detached since (``Session.expunge``): the requesting side of a case
+    never changes, so only its status is read again, not the whole row."""
+    status = db.session.execute(select(Case.status).where(Case.id == case.id)).scalar_one()
+    case.status = status  # detached: nothing is written
+    check_may_attach(actor, case)
+
+
 # Threads that store the checked files of a batch (hash, write, fsync: the interpreter lock
 # is released), so that the fsyncs overlap the checking of the next files.
 STORING_THREADS = 4
 # Files of a batch handed on (to be stored, or to a worker) and not yet done, at most: this
 # bounds the memory a batch of a spooled body holds (each file is at most IN_MEMORY_BYTES).
 IN_FLIGHT = 8
+# Where a single file's stored copy is written while it is checked and its index row
+# written (write_later=True).
+_writer = ThreadPoolExecutor(max_workers=STORING_THREADS, thread_name_prefix="dicom-store")
 
 
 def _check_in_process(data: bytes, filename: str, limits: reading.Limits) -> FileOutcome | None:
@@ -212,7 +249,8 @@ def prepare_in_memory(files: Sequence[tuple[str, Callable[[], bytes]]]) -> list[
     results: list[list[FileOutcome]] = [[] for _ in files]
     if len(files) == 1:
         name, load = files[0]
-        results[0] = prepare(load(), name).outcomes
+        # Written while the index row is: ``record`` waits for it before the commit.
+        results[0] = prepare(load(), name, write_later=True).outcomes
         return results
     in_flight = threading.BoundedSemaphore(IN_FLIGHT)
 
@@ -257,7 +295,9 @@ def prepare_in_memory(files: Sequence[tuple[str, Callable[[], bytes]]]) -> list[
     return results
 
 
-def _prepare_one(source: Path | bytes, filename: str, *, in_process: bool = True) -> FileOutcome:
+def _prepare_one(
+    source: Path | bytes, filename: str, *, in_process: bool = True, write_later: bool = False
+) -> FileOutcome:
     """Check and store one file, given as a path or as its bytes."""
     size = source.stat().st_size if isinstance(source, Path) else len(source)
     limit = current_app.config["TELEMED_MAX_UPLOAD_BYTES"]
@@ -268,11 +308,28 @@ def _prepare_one(source: Path | bytes, filename: str, *, in_process: bool = True
         data = source.read_bytes()  # type: ignore[union-attr]
     content = store()
     if data is not None and in_process:
-        outcome = _check_in_process(data, filename, reading.Limits(**pixel_limits()))
-        if outcome is not None and outcome.status == "stored":
-            outcome.sha256, outcome.size_bytes = content.put_dicom_bytes(data)
-        if outcome is not None:
-            return outcome
+        if write_later and not _is_zip(data) and reading.may_inspect_native(data):
+            # Hashed, written and fsynced under a temporary name while the header is checked;
+            # in the store only once recorded (``settle``), discarded if refused.
+            staged = content.stage_dicom_bytes(data, _writer)
+            try:
+                outcome = _check_in_process(data, filename, reading.Limits(**pixel_limits()))
+            except BaseException:
+                staged.discard()
+                raise
+            if outcome is not None and outcome.status == "stored":
+                outcome.sha256, outcome.size_bytes = staged.address.result()
+                outcome.pending = staged
+                return outcome
+            staged.discard()
+            if outcome is not None:
+                return outcome
+        else:
+            outcome = _check_in_process(data, filename, reading.Limits(**pixel_limits()))
+            if outcome is not None and outcome.status == "stored":
+                outcome.sha256, outcome.size_bytes = content.put_dicom_bytes(data)
+            if outcome is not None:
+                return outcome
     # The worker reads the file: compressed data, large headers, anything not proven above.
     spooled = None
     if isinstance(source, Path):
@@ -307,10 +364,15 @@ def _is_zip(source: Path | bytes) -> bool:
     return bytes(source[:4]) in safezip.MAGIC
 
 
-def prepare(source: Path | bytes, filename: str, *, in_process: bool = True) -> Prepared:
+def prepare(
+    source: Path | bytes, filename: str, *, in_process: bool = True, write_later: bool = False
+) -> Prepared:
     """Check and store one uploaded file, or every entry of an uploaded zip. No database.
     ``source`` is the file's path or, for a file already in memory, its bytes;
-    ``in_process=False`` when it is known to need a worker."""
+    ``in_process=False`` when it is known to need a worker. With ``write_later`` a file
+    checked in process is written (and fsynced) by a storing thread while the caller goes
+    on: its outcome's ``settle`` must be called before a transaction naming it commits
+    (``record`` and ``dicom_inbox.receive`` do)."""
     prepared = Prepared()
     if _is_zip(source):
         content = store()
@@ -336,14 +398,18 @@ def prepare(source: Path | bytes, filename: str, *, in_process: bool = True) -> 
         finally:
             content.remove_tree(staging)
         return prepared
-    prepared.outcomes.append(_prepare_one(source, filename, in_process=in_process))
+    prepared.outcomes.append(
+        _prepare_one(source, filename, in_process=in_process, write_later=write_later)
+    )
     return prepared
 
 
 def record(actor: Actor | None, case: Case, prepared: Prepared) -> list[FileOutcome]:
     """Index what ``prepare`` stored, the whole batch in one flush; a SOP instance the case
     already has (or that came earlier in the batch) is a duplicate. ``actor`` is None for
-    what the DICOM node received (no person sent it)."""
+    what the DICOM node received (no person sent it). Waits for the stored copies still
+    being written (``FileOutcome.settle``) before it returns, so the caller's commit never
+    names a file that is not on disk."""
     fresh: list[FileOutcome] = []
     for outcome in prepared.outcomes:
         if outcome.status == "stored" and outcome.index is not None:
@@ -358,7 +424,12 @@ def record(actor: Actor | None, case: Case, prepared: Prepared) -> list[FileOutc
                 detail={"file": outcome.filename, "reason": outcome.reason},
                 in_transaction=False,
             )
-    known = _existing_instances(case.id, [o.index["sop_instance_uid"] for o in fresh])  # type: ignore[index]
+    # One new file (a STOW of one part, a C-STORE): inserted straight away, the unique
+    # constraint tells a duplicate; a batch looks its instances up first, in one query.
+    single = len(fresh) == 1
+    known = (
+        {} if single else _existing_instances(case.id, [o.index["sop_instance_uid"] for o in fresh])  # type: ignore[index]
+    )
     in_batch: set[str] = set()
     rows: list[tuple[FileOutcome, DicomInstance]] = []
     for outcome in fresh:
@@ -379,8 +450,16 @@ def record(actor: Actor | None, case: Case, prepared: Prepared) -> list[FileOutc
             db.session.add_all([row for _outcome, row in rows])
             db.session.flush()
     except IntegrityError:
-        # Another request attached one of them meanwhile: one at a time, so the rest stay.
-        rows = _add_one_by_one(actor, case, rows)
+        if single:
+            # The case holds this instance already (or another request attached it now).
+            for outcome, row in rows:
+                outcome.status = "duplicate"
+                outcome.reason = "this SOP instance is already attached"
+                known.update(_existing_instances(case.id, [row.sop_instance_uid]))
+            rows = []
+        else:
+            # Another request attached one of them meanwhile: one at a time, so the rest stay.
+            rows = _add_one_by_one(actor, case, rows)
     for outcome, instance in rows:
         outcome.instance_id = known[instance.sop_instance_uid] = instance.id
         audit.record(
@@ -393,6 +472,11 @@ def record(actor: Actor | None, case: Case, prepared: Prepared) -> list[FileOutc
     for outcome in fresh:
         if outcome.status == "duplicate" and outcome.instance_id is None:
             outcome.instance_id = known.get(outcome.index["sop_instance_uid"])  # type: ignore[index]
+    for outcome in prepared.outcomes:
+        if outcome.status == "stored":
+            outcome.settle()
+        else:
+            outcome.abandon()
     return prepared.outcomes
 
 
@@ -626,7 +710,7 @@ def rendered_frame(
     extension = {"image/jpeg": "jpg", "image/gif": "gif"}.get(media_type, "png")
     folder = content.area("renders") / instance.sha256[:2] / instance.sha256
     target = folder / f"{frame}-{key}.{extension}"
-    if target.exists():
+    if content.cache_hit(target):
         return target
     # A frame that failed once (out of the worker's memory or time) fails again: say so at
     # once rather than spend a worker on it for every request.
@@ -720,7 +804,7 @@ def explicit_little_copy(instance: DicomInstance) -> Path:
     )
     if decoded_size_bound(instance) > bound:
         raise too_big
-    if not target.exists():
+    if not content.cache_hit(target):
         try:
             workers().call("transcode", path=str(original), out=str(target))
         except (TaskError, WorkerFailed) as error:
@@ -754,7 +838,7 @@ def frame_files(instance: DicomInstance, *, native: bool) -> list[Path]:
     content = store()
     folder = content.area("frames") / instance.sha256[:2] / instance.sha256
     target = folder / ("native" if native else "stored")
-    if not target.is_dir():
+    if not content.cache_hit(target, directory=True):
         folder.mkdir(parents=True, exist_ok=True)
         try:
             workers().call(
@@ -788,7 +872,7 @@ def bulk_element_file(instance: DicomInstance, tag: str) -> Path:
     content = store()
     folder = content.area("bulk") / instance.sha256[:2] / instance.sha256
     target = folder / tag
-    if not target.exists():
+    if not content.cache_hit(target):
         folder.mkdir(parents=True, exist_ok=True)
         try:
             workers().call(

@@ -46,6 +46,7 @@ RESULT_LABELS = {
     "live_tickets": _l("expired call tickets removed"),
     "temporary_files": _l("leftover temporary files removed"),
     "orphan_objects": _l("stored files without a record removed"),
+    "render_cache": _l("least recently used cached images removed"),
     "notices": _l("notices sent"),
     "consults": _l("consults"),
 }
