@@ -1,7 +1,9 @@
 """The case page's DICOM viewer in headless Chromium: every shared sample the server stores
 (sent by STOW with dicomweb-client), every frame paged, the canvas compared with the
-server's rendering of the same frame; paging by wheel, keys and cine; the ruler's readout
-in mm or in pixels; a segmentation refused in words."""
+server's rendering of the same frame, and so for Modality and VOI LUT Sequences and
+per-frame functional groups; overlays drawn where pydicom puts them and toggled; paging by
+wheel, keys and cine; the ruler's readout in mm or in pixels; a segmentation refused in
+words."""
 
 from __future__ import annotations
 
