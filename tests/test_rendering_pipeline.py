@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pydicom
+from pydicom.data import get_testdata_file
 from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 
 from telemed.imaging.rendering import RenderRequest, display_pixels
@@ -17,6 +18,8 @@ def windowed(values, ds) -> np.ndarray:
     third value), a window's over the output range pydicom gives it (found by windowing
     two values far outside any window)."""
     shown = apply_voi_lut(values, ds, index=0).astype(np.float64)
+    if "VOILUTSequence" not in ds and "WindowCenter" not in ds:
+        return (shown - shown.min()) / (shown.max() - shown.min())  # no VOI: the full range
     if "VOILUTSequence" in ds:
         return shown / (2 ** int(ds.VOILUTSequence[0].LUTDescriptor[2]) - 1)
     low, high = apply_voi_lut(np.array([-1e12, 1e12]), ds, index=0).astype(np.float64)
@@ -34,11 +37,17 @@ def reference(path) -> np.ndarray:
 
 def test_lut_sequences_are_applied_as_pydicom_applies_them(tmp_path):
     made = dicom_files.with_lut_sequences(tmp_path)
+    # pydicom's own: a signed 12-bit image through a Modality LUT (SS descriptor, first
+    # value mapped -2048), an 8-bit one through a 16-bit VOI LUT.
+    for name in ("mlut_18.dcm", "vlut_04.dcm"):
+        made[name] = get_testdata_file(name)
     for name, path in made.items():
         pixels, applied = display_pixels(str(path), RenderRequest())
         expected = reference(path)
         assert np.abs(pixels - expected).max() <= 0.5 + 1e-9, name  # rounding alone
         assert pixels.max() - pixels.min() > 150, name  # a real image, not flat
+        if name.endswith(".dcm"):
+            continue  # pydicom's mlut_18 is a straight ramp: the same as a plain stretch
         # Without its LUT the same values, stretched over their range, look otherwise.
         raw = pydicom.dcmread(path).pixel_array.astype(np.float64)
         plain = (raw - raw.min()) / (raw.max() - raw.min()) * 255

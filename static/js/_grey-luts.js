@@ -11,6 +11,7 @@
 // type, and dwv is told the rescale (1/k, low), so that its windows, presets and the
 // WindowLevel tool work on out(s) itself. With a VOI LUT the default window is the LUT's
 // whole output range (0 to 2^n - 1): the LINEAR window that shows out / (2^n - 1).
+// A signed value stored in fewer bits than its word is first sign-extended (see greyLuts).
 
 const MODALITY_LUT = "00283000";
 const VOI_LUT = "00283010";
@@ -89,12 +90,25 @@ function frameRescales(elements, frames) {
   });
 }
 
-// What a file brings beyond dwv's reading, or null when it brings nothing.
+// What a file brings beyond dwv's reading, or null when it brings nothing. ``signed``:
+// the bits of a signed value (Bits Stored) when fewer than the word's, whose bits above
+// dwv leaves as they are in the file (PS3.5 8.1.1 says to ignore them): a -1 stored in
+// 12 bits as 0x0FFF was read as 4095.
 export function greyLuts(elements, frames) {
   const modality = lutOf(elements, MODALITY_LUT);
   const voi = lutOf(elements, VOI_LUT);
   const rescales = modality ? null : frameRescales(elements, frames);
-  return modality || voi || rescales ? { modality, voi, rescales } : null;
+  const stored = first(elements["00280101"]);
+  const allocated = first(elements["00280100"]);
+  const signed = first(elements["00280103"]) === 1 && stored < allocated ? stored : null;
+  if (!modality && !voi && !rescales && !signed) return null;
+  return { modality, voi, rescales, signed };
+}
+
+// The value of the low ``bits`` bits of ``raw`` as a two's complement number.
+function signExtended(raw, bits) {
+  const value = raw & ((1 << bits) - 1);
+  return value & (1 << (bits - 1)) ? value - (1 << bits) : value;
 }
 
 // The window that shows a VOI LUT's output as the standard does (c = 2^(n-1), w = 2^n).
@@ -103,12 +117,13 @@ export function voiLutWindow(luts) {
   return { center: top / 2, width: top };
 }
 
-function planeRange(buffer, start, end) {
+function planeRange(buffer, start, end, read) {
   let min = Infinity;
   let max = -Infinity;
   for (let i = start; i < end; i += 1) {
-    if (buffer[i] < min) min = buffer[i];
-    if (buffer[i] > max) max = buffer[i];
+    const value = read(buffer[i]);
+    if (value < min) min = value;
+    if (value > max) max = value;
   }
   return [min, max];
 }
@@ -127,7 +142,12 @@ export function applyGreyLuts(image, luts, done, Rsi) {
     return own ? (s) => s * own.slope + own.intercept : (s) => fileRsi.apply(s);
   };
   const room = buffer instanceof Int16Array ? 32767 : buffer instanceof Uint8Array ? 255 : 65535;
-  if (done.scale === undefined) {
+  const read = luts.signed ? (raw) => signExtended(raw, luts.signed) : (raw) => raw;
+  const onlySigns = !luts.modality && !luts.voi && !luts.rescales;
+  if (done.scale === undefined && onlySigns) {
+    done.scale = null; // values kept as they are, but for their sign
+    done.uids = new Set();
+  } else if (done.scale === undefined) {
     // Once, before the first drawing: the output's range and the scale into the buffer.
     let low = 0;
     let high;
@@ -139,7 +159,7 @@ export function applyGreyLuts(image, luts, done, Rsi) {
       low = Infinity;
       high = -Infinity;
       for (let p = 0; p < planes; p += 1) {
-        const [min, max] = planeRange(buffer, p * plane, (p + 1) * plane);
+        const [min, max] = planeRange(buffer, p * plane, (p + 1) * plane, read);
         const rescale = rescaleOf(p);
         for (const value of [rescale(min), rescale(max)]) {
           low = Math.min(low, value);
@@ -167,13 +187,18 @@ export function applyGreyLuts(image, luts, done, Rsi) {
     const rescale = rescaleOf(p);
     if (luts.rescales) cache = new Map();
     for (let i = p * plane; i < (p + 1) * plane; i += 1) {
-      const stored = buffer[i];
-      let value = cache.get(stored);
+      const raw = buffer[i];
+      let value = cache.get(raw);
       if (value === undefined) {
-        value = luts.modality ? lookUp(luts.modality, stored) : rescale(stored);
-        if (luts.voi) value = lookUp(luts.voi, value);
-        value = Math.min(room, Math.max(0, Math.round((value - low) * scale)));
-        cache.set(stored, value);
+        const stored = read(raw);
+        if (onlySigns) {
+          value = stored;
+        } else {
+          value = luts.modality ? lookUp(luts.modality, stored) : rescale(stored);
+          if (luts.voi) value = lookUp(luts.voi, value);
+          value = Math.min(room, Math.max(0, Math.round((value - low) * scale)));
+        }
+        cache.set(raw, value);
       }
       buffer[i] = value;
     }

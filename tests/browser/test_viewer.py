@@ -12,8 +12,10 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from PIL import Image
+from pydicom.data import get_testdata_file
 
 from tests import browsing
 from tests.test_cases_browser import sign_in
@@ -269,6 +271,15 @@ def test_a_segmentation_is_refused_in_words_not_left_loading(
         assert "Loading" not in page.inner_text("#viewer-status")
 
 
+def with_new_series(ds):
+    """``ds`` as an instance of a series of its own (pydicom's test files share UIDs)."""
+    from pydicom.uid import generate_uid
+
+    ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    return ds
+
+
 def canvas_against_server(page, root: str, ds, frame: int) -> float:
     """The mean absolute difference of the shown frame against the server's rendering."""
     rows, columns = int(ds.Rows), int(ds.Columns)
@@ -293,14 +304,15 @@ def test_lut_sequences_and_per_frame_groups_are_applied_as_the_server_applies_th
     window: every frame's canvas within the bound of the server's rendering, which the
     plain tests (tests/test_rendering_pipeline.py) hold to pydicom's own pipeline and to
     be far from the same values shown without their LUT."""
-    import pydicom
-
     from tests import dicom_files, factories
     from tests.test_dicomweb_http import client_for
 
     made = dicom_files.with_lut_sequences(tmp_path)
     made["frame_groups"] = dicom_files.with_frame_groups(tmp_path)
-    datasets = {name: pydicom.dcmread(path) for name, path in made.items()}
+    # pydicom's own: a signed image through a Modality LUT, an 8-bit one through a VOI LUT.
+    for name in ("mlut_18.dcm", "vlut_04.dcm"):
+        made[name] = get_testdata_file(name)
+    datasets = {name: with_new_series(pydicom.dcmread(path)) for name, path in made.items()}
     token = factories.token_for(world.user("gp_ts1"))
     answer = client_for(live_http, imaging_case, token).store_instances(list(datasets.values()))
     assert "FailedSOPSequence" not in answer
@@ -325,7 +337,7 @@ def test_lut_sequences_and_per_frame_groups_are_applied_as_the_server_applies_th
                 assert shown_frame(page) == (frame, frames), name
                 worst = max(worst, canvas_against_server(page, root, ds, frame))
             measured[name] = worst
-            if name == "vlut":
+            if name.startswith("vlut"):
                 assert page.input_value("#wl-preset") == "voilut"
         assert problems == []
     print("LUT sequences and frame groups, mean absolute difference:", measured)
@@ -337,44 +349,48 @@ def test_overlays_are_drawn_where_the_file_puts_them_and_can_be_hidden(
     imaging_case,  # noqa: F811
     live_http,
 ):
-    """pydicom's examples_overlay.dcm (an MR with a Siemens graphics overlay in 6000):
-    with the overlays shown, exactly the pixels of pydicom's overlay plane change on the
-    canvas; hidden, the canvas is the server's rendering again."""
-    import pydicom
-    from pydicom.data import get_testdata_file
-
+    """pydicom's examples_overlay.dcm and MR-SIEMENS-DICOM-WithOverlays.dcm (MRs with a
+    Siemens graphics overlay in 6000): with the overlays shown, exactly the pixels of
+    pydicom's overlay plane change on the canvas; hidden, the canvas is the server's
+    rendering again."""
     from tests import factories
     from tests.test_dicomweb_http import client_for
 
-    ds = pydicom.dcmread(get_testdata_file("examples_overlay.dcm"))
-    plane = ds.overlay_array(0x6000).astype(bool)
-    assert 0 < plane.sum() < plane.size
+    files = ["examples_overlay.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm"]
+    datasets = [with_new_series(pydicom.dcmread(get_testdata_file(name))) for name in files]
     token = factories.token_for(world.user("gp_ts1"))
-    answer = client_for(live_http, imaging_case, token).store_instances([ds])
+    answer = client_for(live_http, imaging_case, token).store_instances(datasets)
     assert "FailedSOPSequence" not in answer
     root = f"{live_http.url}/cases/{imaging_case}/dicomweb"
-    rows, columns = int(ds.Rows), int(ds.Columns)
     with browsing.launched() as browser:
         page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
         problems: list[str] = []
         page.on("pageerror", lambda error: problems.append(str(error)))
         sign_in(page, live_http.url, "gp_ts1")
         page.goto(f"{live_http.url}/cases/{imaging_case}")
-        page.click(f"#series-list .series[data-series='{ds.SeriesInstanceUID}'] .open-series")
-        page.wait_for_selector("#viewer[data-loaded='1']", timeout=60_000)
-        assert page.get_attribute("#viewer", "data-overlays") == "1"
-        button = page.locator("#overlays")
-        assert button.is_enabled() and button.get_attribute("aria-pressed") == "true"
-        shown, seen = canvas_on_grid(page, columns, rows)
-        button.click()
-        assert button.get_attribute("aria-pressed") == "false"
-        hidden, _seen = canvas_on_grid(page, columns, rows)
-        changed = np.abs(shown - hidden).max(axis=2) > 0
-        assert np.array_equal(changed[seen], plane[seen])
-        assert np.all(shown[plane & seen] == [255, 255, 0])  # yellow, unlike any grey
-        assert canvas_against_server(page, root, ds, 1) <= BOUND
-        button.click()
-        assert button.get_attribute("aria-pressed") == "true"
-        again, _seen = canvas_on_grid(page, columns, rows)
-        assert np.array_equal(again[seen], shown[seen])
+        for ds in datasets:
+            overlay_toggles(page, root, ds)
         assert problems == []
+
+
+def overlay_toggles(page, root: str, ds) -> None:
+    plane = ds.overlay_array(0x6000).astype(bool)
+    assert 0 < plane.sum() < plane.size
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    page.click(f"#series-list .series[data-series='{ds.SeriesInstanceUID}'] .open-series")
+    page.wait_for_selector("#viewer[data-loaded='1']", timeout=60_000)
+    assert page.get_attribute("#viewer", "data-overlays") == "1"
+    button = page.locator("#overlays")
+    assert button.is_enabled() and button.get_attribute("aria-pressed") == "true"
+    shown, seen = canvas_on_grid(page, columns, rows)
+    button.click()
+    assert button.get_attribute("aria-pressed") == "false"
+    hidden, _seen = canvas_on_grid(page, columns, rows)
+    changed = np.abs(shown - hidden).max(axis=2) > 0
+    assert np.array_equal(changed[seen], plane[seen])
+    assert np.all(shown[plane & seen] == [255, 255, 0])  # yellow, unlike any grey
+    assert canvas_against_server(page, root, ds, 1) <= BOUND
+    button.click()
+    assert button.get_attribute("aria-pressed") == "true"
+    again, _seen = canvas_on_grid(page, columns, rows)
+    assert np.array_equal(again[seen], shown[seen])
