@@ -156,8 +156,9 @@ function mountViewer(
   };
   app.init(options);
   let currentDataId = null;
-  // The opened series' Modality and VOI LUT Sequences (see _grey-luts.js), and which of
-  // its instances they have been applied to.
+  // What the opened series brings beyond dwv's reading (its Modality and VOI LUT
+  // Sequences, per-frame rescales, signed values in fewer bits than their word: see
+  // _grey-luts.js), and which of its instances it has been applied to.
   let luts = null;
   let lutsDone = {};
 
