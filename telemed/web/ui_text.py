@@ -59,6 +59,7 @@ UI_TEXT = {
         "length_px": _l("%(value)s pixels (the file gives no pixel spacing)"),
         # Window/level presets: the viewer's own and the page's (static/js/case.js).
         "preset_minmax": _l("full range"),
+        "preset_voilut": _l("the file's VOI LUT"),
         "preset_soft_tissue": _l("soft tissue"),
         "preset_lung": _l("lung"),
         "preset_bone": _l("bone"),
