@@ -11,7 +11,11 @@ Figures printed (and meant for docs/performance.md, "Ingest and rendering"):
 * rendered-frame latency, cold (first render) and warm (render cache), for a CT slice and
   for a multi-frame file (the 30-frame colour cine examples_ybr_color.dcm);
 * Orthanc (Debian's orthanc + orthanc-dicomweb) on the same files: REST ingest
-  (POST /instances), /instances/<id>/preview, DICOMweb QIDO and metadata; ours beside it.
+  (POST /instances) right after each of our STOW phases on the same files,
+  /instances/<id>/preview, DICOMweb QIDO and metadata; ours beside it;
+* C-STORE of a second 500-slice series with dcmtk's storescu (one association, Nagle
+  off) into our DICOM node (the listener ``flask serve`` runs) and into Orthanc's (128 KB
+  PDUs and Nagle off, as ours), one after the other.
 
 Everything runs in a private network namespace (``unshare -n``, loopback only), so
 Orthanc, which binds every interface, is reachable from nowhere else. Orthanc is skipped
@@ -150,6 +154,30 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process (all its threads) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """The server's CPU time over a phase, per file: unlike the rates, it does not move
+    with what else runs on the machine."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def __enter__(self) -> CpuMeter:
+        self.start = cpu_seconds(self.pid)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.used = cpu_seconds(self.pid) - self.start
+
+    def per_file(self, files: int) -> str:
+        return f"{self.used * 1000 / files:.2f} ms CPU/file"
+
+
 class PeakSampler:
     """Peak RSS of a process (and, separately, of its children) while running."""
 
@@ -233,7 +261,13 @@ class Telemed:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "_ingest_server.py"), str(work), str(self.port)],
+            [
+                sys.executable,
+                str(ROOT / "bench" / "_ingest_server.py"),
+                str(work),
+                str(self.port),
+                str(free_port()),
+            ],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -247,6 +281,8 @@ class Telemed:
         wait_for(f"{self.url}/login")
         self.pid = self.process.pid
         self.cases = info["cases"]
+        self.dicom_port = info["dicom_port"]
+        self.dicom_ae, self.calling_ae = info["dicom_ae"], info["calling_ae"]
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {info['token']}"
 
@@ -319,13 +355,20 @@ class Orthanc:
         import requests
 
         self.port = free_port()
+        self.dicom_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = {
             "Name": "bench",
             "StorageDirectory": str(work / "orthanc-storage"),
             "IndexDirectory": str(work / "orthanc-index"),
             "HttpPort": self.port,
-            "DicomServerEnabled": False,
+            "DicomServerEnabled": True,
+            "DicomPort": self.dicom_port,
+            "DicomAet": "ORTHANC",
+            "DicomAlwaysAllowStore": True,
+            "DicomCheckCalledAet": False,
+            # As our node: 128 KB PDUs, Nagle off (dcmtk reads TCP_NODELAY, set below).
+            "MaximumPduLength": 131072,
             "RemoteAccessAllowed": False,
             "AuthenticationEnabled": False,
             "HttpCompressionEnabled": False,
@@ -336,10 +379,15 @@ class Orthanc:
         path = work / "orthanc.json"
         path.write_text(json.dumps(config))
         self.process = subprocess.Popen(
-            [orthanc_binary(), str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [orthanc_binary(), str(path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=dict(os.environ, TCP_NODELAY="1"),
         )
         wait_for(f"{self.url}/system")
         self.session = requests.Session()
+        plugins = self.session.get(f"{self.url}/plugins", timeout=10).json()
+        self.dicomweb = "dicom-web" in plugins
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -353,48 +401,125 @@ class Orthanc:
 # -- the run ---------------------------------------------------------------------------------
 
 
+def storescu(paths: list[Path], *, calling: str, called: str, port: int) -> float:
+    """Send ``paths`` in one association with dcmtk's storescu; seconds taken. Nagle's
+    algorithm off (``TCP_NODELAY=1``, as docs/imaging.md advises senders): with it, each
+    C-STORE waits on the receiver's delayed ACK, whoever the receiver is."""
+    command = [shutil.which("storescu") or "storescu", "-aet", calling, "-aec", called]
+    command += ["127.0.0.1", str(port), *map(str, paths)]
+    start = time.perf_counter()
+    env = dict(os.environ, TCP_NODELAY="1")
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=900, check=False, env=env
+    )
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"storescu failed ({done.returncode}): {done.stderr[-500:]}")
+    return elapsed
+
+
+def ratio(ours: float, theirs: float | None) -> str:
+    return f"{ours / theirs:.2f}" if theirs else "n/a"
+
+
 def run(args: argparse.Namespace) -> None:
-    import requests
+    import pydicom
 
     if os.environ.get("TELEMED_BENCH_NETNS") == "1":
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     work = Path(tempfile.mkdtemp(prefix="telemed-ingest-"))
-    out: dict[str, object] = {}
+    orthanc = None
     try:
         print(
             f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}, work folder {work}"
+            f"Python {platform.python_version()}, work folder {work}, "
+            f"load average {os.getloadavg()[0]:.1f}"
         )
         series = make_ct_series(work / "series", args.slices)
         total_mb = sum(p.stat().st_size for p in series) / 1024**2
         print(f"CT series: {len(series)} slices 512×512, {total_mb:.1f} MB")
+        sent = make_ct_series(work / "sent", args.slices) if shutil.which("storescu") else []
 
         floor_s = floor_copy_and_hash(series, work / "floor")
         floor_rate = total_mb / floor_s
         rate_line("floor (copy + sha256 + fsync)", len(series), total_mb, floor_s, floor_rate)
 
+        if args.orthanc and orthanc_binary() is None:
+            print("Orthanc: skipped (apt-get install orthanc orthanc-dicomweb)")
+        elif args.orthanc:
+            orthanc = Orthanc(work)
+
+        def orthanc_rest(paths: list[Path]) -> tuple[float, list[str]]:
+            assert orthanc is not None
+            ids = []
+            with CpuMeter(orthanc.process.pid) as meter:
+                start = time.perf_counter()
+                for path in paths:
+                    answer = orthanc.session.post(
+                        f"{orthanc.url}/instances", data=path.read_bytes(), timeout=120
+                    )
+                    answer.raise_for_status()
+                    ids.append(answer.json()["ID"])
+                elapsed = time.perf_counter() - start
+            print(f"  (Orthanc REST, {len(paths)} files: {meter.per_file(len(paths))})")
+            return elapsed, ids
+
         app = Telemed(work / "app")
         try:
             ingest_case, big_case, render_case = app.cases
             half = len(series) // 2
-            start = time.perf_counter()
-            for path in series[:half]:
-                app.stow(ingest_case, [path])
-            one_s = time.perf_counter() - start
+            # Each of ours next to Orthanc's on the same files, so both see the same load.
+            with CpuMeter(app.pid) as one_cpu:
+                start = time.perf_counter()
+                for path in series[:half]:
+                    app.stow(ingest_case, [path])
+                one_s = time.perf_counter() - start
             one_mb = sum(p.stat().st_size for p in series[:half]) / 1024**2
-            start = time.perf_counter()
+            o_one_s, ids = orthanc_rest(series[:half]) if orthanc else (None, [])
             rest = series[half:]
-            for index in range(0, len(rest), args.batch):
-                app.stow(ingest_case, rest[index : index + args.batch])
-            batch_s = time.perf_counter() - start
+            with CpuMeter(app.pid) as batch_cpu:
+                start = time.perf_counter()
+                for index in range(0, len(rest), args.batch):
+                    app.stow(ingest_case, rest[index : index + args.batch])
+                batch_s = time.perf_counter() - start
             batch_mb = sum(p.stat().st_size for p in rest) / 1024**2
+            o_rest_s, more = orthanc_rest(rest) if orthanc else (None, [])
+            ids += more
             rate_line("telemed STOW-RS, 1 file/request", half, one_mb, one_s, floor_rate)
+            print(f"  (server {one_cpu.per_file(half)})")
             label = f"telemed STOW-RS, {args.batch} files/request"
             rate_line(label, len(rest), batch_mb, batch_s, floor_rate)
+            print(f"  (server {batch_cpu.per_file(len(rest))})")
+            if orthanc is not None:
+                assert o_one_s is not None and o_rest_s is not None
+                label = "Orthanc REST POST /instances"
+                rate_line(label, len(series), total_mb, o_one_s + o_rest_s, floor_rate)
+                print(
+                    f"  ratios to Orthanc (files/s, same files): 1 file/request "
+                    f"{ratio(o_one_s, one_s)}, {args.batch} files/request "
+                    f"{ratio(o_rest_s, batch_s)}"
+                )
+
+            if sent:
+                sent_mb = sum(p.stat().st_size for p in sent) / 1024**2
+                with CpuMeter(app.pid) as ours_cpu:
+                    ours_s = storescu(
+                        sent, calling=app.calling_ae, called=app.dicom_ae, port=app.dicom_port
+                    )
+                rate_line(
+                    "telemed DICOM node, storescu C-STORE", len(sent), sent_mb, ours_s, floor_rate
+                )
+                print(f"  (server {ours_cpu.per_file(len(sent))})")
+                if orthanc is not None:
+                    with CpuMeter(orthanc.process.pid) as theirs_cpu:
+                        theirs_s = storescu(
+                            sent, calling="BENCH", called="ORTHANC", port=orthanc.dicom_port
+                        )
+                    rate_line("Orthanc, storescu C-STORE", len(sent), sent_mb, theirs_s, floor_rate)
+                    print(f"  (Orthanc {theirs_cpu.per_file(len(sent))})")
+                    print(f"  ratio to Orthanc (C-STORE, files/s): {ratio(theirs_s, ours_s)}")
 
             # Rendering: a CT slice and a multi-frame cine.
-            import pydicom
-
             app.stow(render_case, [SAMPLES / "examples_ybr_color.dcm"])
             cine = pydicom.dcmread(SAMPLES / "examples_ybr_color.dcm", stop_before_pixels=True)
             first = pydicom.dcmread(series[0], stop_before_pixels=True)
@@ -458,76 +583,58 @@ def run(args: argparse.Namespace) -> None:
         finally:
             app.stop()
 
-        if args.orthanc:
-            if orthanc_binary() is None:
-                print("Orthanc: skipped (apt-get install orthanc orthanc-dicomweb)")
+        if orthanc is not None:
+            cine_id = orthanc.session.post(
+                f"{orthanc.url}/instances",
+                data=(SAMPLES / "examples_ybr_color.dcm").read_bytes(),
+                timeout=60,
+            ).json()["ID"]
+            previews = [f"{orthanc.url}/instances/{i}/preview" for i in ids[:20]]
+            cine_previews = [
+                f"{orthanc.url}/instances/{cine_id}/frames/{n}/preview" for n in range(20)
+            ]
+
+            def oget(url: str) -> None:
+                orthanc.session.get(
+                    url, headers={"Accept": "image/png"}, timeout=60
+                ).raise_for_status()
+
+            o_cold = [timed(lambda u=u: oget(u), 1)[0] for u in previews]
+            o_warm = timed(lambda: oget(previews[0]), 30)
+            oc_cold = [timed(lambda u=u: oget(u), 1)[0] for u in cine_previews]
+            oc_warm = timed(lambda: oget(cine_previews[0]), 30)
+            print(
+                f"Orthanc /preview CT slice (PNG):     first {median(o_cold):7.1f} ms  "
+                f"again {median(o_warm):6.1f} ms"
+            )
+            print(
+                f"Orthanc /preview cine frame (PNG):   first {median(oc_cold):7.1f} ms  "
+                f"again {median(oc_warm):6.1f} ms"
+            )
+            if not orthanc.dicomweb:
+                print("Orthanc QIDO and metadata: skipped (its DICOMweb plugin is not installed)")
             else:
-                orthanc = Orthanc(work)
-                try:
-                    start = time.perf_counter()
-                    ids = []
-                    for path in series:
-                        answer = orthanc.session.post(
-                            f"{orthanc.url}/instances", data=path.read_bytes(), timeout=120
-                        )
-                        answer.raise_for_status()
-                        ids.append(answer.json()["ID"])
-                    elapsed = time.perf_counter() - start
-                    label = "Orthanc REST POST /instances"
-                    rate_line(label, len(series), total_mb, elapsed, floor_rate)
-                    cine_id = orthanc.session.post(
-                        f"{orthanc.url}/instances",
-                        data=(SAMPLES / "examples_ybr_color.dcm").read_bytes(),
-                        timeout=60,
-                    ).json()["ID"]
-                    previews = [f"{orthanc.url}/instances/{i}/preview" for i in ids[:20]]
-                    cine_previews = [
-                        f"{orthanc.url}/instances/{cine_id}/frames/{n}/preview" for n in range(20)
-                    ]
-
-                    def oget(url: str) -> None:
-                        orthanc.session.get(
-                            url, headers={"Accept": "image/png"}, timeout=60
-                        ).raise_for_status()
-
-                    o_cold = [timed(lambda u=u: oget(u), 1)[0] for u in previews]
-                    o_warm = timed(lambda: oget(previews[0]), 30)
-                    oc_cold = [timed(lambda u=u: oget(u), 1)[0] for u in cine_previews]
-                    oc_warm = timed(lambda: oget(cine_previews[0]), 30)
-                    print(
-                        f"Orthanc /preview CT slice (PNG):     first {median(o_cold):7.1f} ms  "
-                        f"again {median(o_warm):6.1f} ms"
-                    )
-                    print(
-                        f"Orthanc /preview cine frame (PNG):   first {median(oc_cold):7.1f} ms  "
-                        f"again {median(oc_warm):6.1f} ms"
-                    )
-                    first = pydicom.dcmread(series[0], stop_before_pixels=True)
-                    base = (
-                        f"{orthanc.url}/dicom-web/studies/{first.StudyInstanceUID}/series/"
-                        f"{first.SeriesInstanceUID}"
-                    )
-                    o_qido = timed(
-                        lambda: orthanc.session.get(
-                            f"{base}/instances", timeout=60
-                        ).raise_for_status(),
-                        10,
-                    )
-                    o_meta = timed(
-                        lambda: orthanc.session.get(
-                            f"{base}/metadata", timeout=120
-                        ).raise_for_status(),
-                        10,
-                    )
-                    print(
-                        f"Orthanc QIDO instances of the series: {median(o_qido):7.1f} ms; "
-                        f"series metadata: {median(o_meta):7.1f} ms (medians of 10)"
-                    )
-                finally:
-                    orthanc.stop()
+                first = pydicom.dcmread(series[0], stop_before_pixels=True)
+                base = (
+                    f"{orthanc.url}/dicom-web/studies/{first.StudyInstanceUID}/series/"
+                    f"{first.SeriesInstanceUID}"
+                )
+                o_qido = timed(
+                    lambda: orthanc.session.get(f"{base}/instances", timeout=60).raise_for_status(),
+                    10,
+                )
+                o_meta = timed(
+                    lambda: orthanc.session.get(f"{base}/metadata", timeout=120).raise_for_status(),
+                    10,
+                )
+                print(
+                    f"Orthanc QIDO instances of the series: {median(o_qido):7.1f} ms; "
+                    f"series metadata: {median(o_meta):7.1f} ms (medians of 10)"
+                )
     finally:
+        if orthanc is not None:
+            orthanc.stop()
         shutil.rmtree(work, ignore_errors=True)
-    del out, requests
 
 
 def main() -> None:

@@ -2,11 +2,13 @@
 link emulator (tests/linkshaper.py), side by side with a clean link.
 
     .venv/bin/python bench/rural.py [--instances 66] [--instance-kib 333] [--chat-seconds 30]
-                                    [--outage-every 30] [--only uploads|chat]
+                                    [--outage-every 30] [--only uploads|chat|pages]
+                                    [--repeat 3]
 
 Everything runs on loopback in this process: the web app under the server ``flask
 serve`` uses (waitress through telemed/http_server.py), the live server, and one shaping
 proxy per measurement in front of them. Profiles, each direction separately: clean;
+2 Mbit/s and 150 ms one way without loss;
 2 Mbit/s, 150 ms one way, 2% loss (lost segments played as stalls); the same with the
 link silent for 5 s every ``outage-every`` seconds; the same with 5 s of resets instead.
 
@@ -21,7 +23,15 @@ is from one side's send to the other side's event. Each socket pings every 2 s a
 dropped when silent for 4.5 s, then reopened with a new ticket (tickets come from the web
 app over loopback, unshaped), as the room page does (static/js/_live.js). Printed: p50 /
 p95 / max latency, delivered / sent, duplicates, and the longest time from a link's
-return to the room being live again.
+return to the room being live again; and how many lines took over 1.5 RTT beside how
+many of the link's segments were lost (each lost segment stalls its connection for an
+RTT, 300 ms: a line behind one arrives in about 600 ms).
+
+Pages (``--only pages``, not part of the default run): Chromium through the link, with
+and without loss, with and without the pages' ``modulepreload`` links; the median of
+``repeat`` runs of DOMContentLoaded per grassroots page, cold (cache emptied) and warm
+(the same page again), and the time from asking for /slots signed out, through the
+sign-in form, to the slot list.
 """
 
 from __future__ import annotations
@@ -67,10 +77,14 @@ def study(folder: Path, count: int, kib: int) -> list[Path]:
 
 
 def profiles(every: float):
+    from dataclasses import replace
+
     from tests.linkshaper import CLEAN, RURAL, Outages
 
     return [
         ("clean", CLEAN),
+        # The same link without loss: what is left of the chat's tail is not the loss.
+        ("2 Mbit/s, 300 ms RTT, no loss", replace(RURAL, loss=0.0)),
         ("2 Mbit/s, 300 ms RTT, 2% loss", RURAL),
         (f"+ 5 s silence every {every:g} s", RURAL.with_outages(Outages(every, 5, "silence"))),
         (f"+ 5 s of resets every {every:g} s", RURAL.with_outages(Outages(every, 5, "reset"))),
@@ -293,6 +307,7 @@ async def chat(
                             last_seq = frame["seq"]
                             on_event(name, frame)
                         if frame.get("type") == "replayed":
+                            last_seq = max(last_seq, frame["last_seq"])  # as the page does
                             break
                 if outages is not None:
                     elapsed = loop.time() - t0
@@ -376,6 +391,42 @@ async def chat(
     }
 
 
+# -- pages ---------------------------------------------------------------------------------
+
+
+def page_times(base: str, paths: dict[str, str], *, preload: bool) -> dict[str, object]:
+    """DOMContentLoaded of each grassroots page in Chromium through the shaped link, cold
+    (the browser's cache emptied first; the login kept) and warm (the same page again),
+    and sign-in to the slot list: from asking for /slots signed out (sent to the sign-in
+    form) to the slot list shown. ``preload``: whether pages carry their modulepreloads."""
+    from tests import browsing, factories
+
+    dcl = "() => performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd"
+    out: dict[str, object] = {}
+    with browsing.launched() as browser:
+        context = browser.new_context(base_url=base)
+        page = context.new_page()
+        started = time.monotonic()
+        page.goto("/slots")
+        page.fill("#username", "gp_ts1")
+        page.fill("#password", factories.PASSWORD)
+        with page.expect_navigation():
+            page.click("main button[type=submit]")
+        page.wait_for_selector("#results-heading")
+        out["sign-in → slot list"] = (time.monotonic() - started) * 1000
+        assert "/slots" in page.url, page.url
+        cdp = context.new_cdp_session(page)
+        for name, path in paths.items():
+            cdp.send("Network.clearBrowserCache")
+            page.goto(path, wait_until="domcontentloaded")
+            cold = page.evaluate(dcl)
+            page.goto(path, wait_until="domcontentloaded")
+            warm = page.evaluate(dcl)
+            out[name] = (cold, warm)
+        context.close()
+    return out
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -392,7 +443,8 @@ def main() -> None:
     parser.add_argument("--instance-kib", type=int, default=333)
     parser.add_argument("--chat-seconds", type=float, default=30)
     parser.add_argument("--outage-every", type=float, default=30)
-    parser.add_argument("--only", choices=["uploads", "chat"], default=None)
+    parser.add_argument("--only", choices=["uploads", "chat", "pages"], default=None)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each page figure")
     args = parser.parse_args()
 
     from telemed.live.server import LiveSettings, LiveThread
@@ -414,9 +466,13 @@ def main() -> None:
         "tus (the page's pacing)": [],
         "chat p50 / p95 / max": [],
         "chat delivered, doubled": [],
+        "chat lines over 1.5 RTT; link segments lost": [],
         "room live after return": [],
     }
     names = []
+    if args.only == "pages":
+        pages(app, world, args.repeat)
+        return
     with ServerThread(app) as web:
         settings = LiveSettings.from_app(app, port=0, allowed_origins=(web.url,), redis_url=None)
         with ls.readers_in_this_thread(), LiveThread(app, settings) as live:
@@ -458,6 +514,12 @@ def main() -> None:
                     rows["chat delivered, doubled"].append(
                         f"{result['delivered']}/{result['sent']}, {result['doubled']}"
                     )
+                    over = sum(1 for ms in lat if ms > 1.5 * link.rtt * 1000) if link.rtt else 0
+                    stalls = shaped.counters
+                    rows["chat lines over 1.5 RTT; link segments lost"].append(
+                        f"{over}/{len(lat)} ({over / max(1, len(lat)):.1%}); "
+                        f"{stalls.stalls}/{stalls.segments}"
+                    )
                     back = result["back_online"]
                     rows["room live after return"].append("—" if back is None else f"{back:.1f} s")
                     print(name, "chat:", rows["chat p50 / p95 / max"][-1], flush=True)
@@ -471,6 +533,63 @@ def main() -> None:
     for label, cells in rows.items():
         if cells:
             print(f"| {label} | " + " | ".join(cells) + " |")
+
+
+def pages(app, world, repeat: int) -> None:
+    """DOMContentLoaded per grassroots page, cold and warm, and sign-in to the slot list,
+    over the rural link without loss and with it, with and without the pages' preloads."""
+    from dataclasses import replace
+    from statistics import median
+
+    from telemed.extensions import db
+    from telemed.web import assets
+    from tests.conftest import ServerThread
+    from tests.linkshaper import RURAL, LinkShaper
+
+    case_id, consult_id = draft_case(world), consult_case(world)
+    db.session.commit()
+    paths = {
+        "home": "/",
+        "slot search": "/slots",
+        "my bookings": "/bookings",
+        "case": f"/cases/{case_id}",
+        "consult room": f"/consults/{consult_id}",
+    }
+    preloads = app.jinja_env.globals["asset_preloads"]
+    runs: dict[tuple[str, bool], list[dict]] = {}
+    links = (("no loss", replace(RURAL, loss=0.0)), ("2% loss", RURAL))
+    with ServerThread(app) as web:
+        page_times(web.url, paths, preload=True)  # the server's first requests, not counted
+        for round_ in range(repeat):
+            for link_name, link in links:
+                # Alternating, so a busy moment of the machine falls on both alike.
+                for preload in (False, True) if round_ % 2 == 0 else (True, False):
+                    app.jinja_env.globals["asset_preloads"] = (
+                        preloads if preload else (lambda *names: "")
+                    )
+                    with LinkShaper(web.port, replace(link, seed=round_ + 1)) as shaped:
+                        figures = page_times(shaped.url, paths, preload=preload)
+                    runs.setdefault((link_name, preload), []).append(figures)
+                    print(link_name, preload, figures, flush=True)
+    app.jinja_env.globals["asset_preloads"] = preloads
+    rows: dict[str, list[str]] = {}
+    heads = []
+    for (link_name, preload), figures in runs.items():
+        heads.append(f"{link_name}, {'preloads' if preload else 'no preloads'}")
+        for name, first in figures[0].items():
+            values = [f[name] for f in figures]
+            if isinstance(first, float):
+                cell = f"{median(values):,.0f} ms"
+            else:
+                cell = f"{median(v[0] for v in values):,.0f} / {median(v[1] for v in values):,.0f}"
+            rows.setdefault(name, []).append(cell)
+    assert assets  # the helper the pages call
+    print()
+    print(f"2 Mbit/s, 300 ms RTT; medians of {repeat} runs; DOMContentLoaded cold / warm ms")
+    print("| | " + " | ".join(heads) + " |")
+    print("|---" * (len(heads) + 1) + "|")
+    for name, cells in rows.items():
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -178,6 +178,9 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "TELEMED_LIVE_HEARTBEAT_SECONDS": env_float("LIVE_HEARTBEAT_SECONDS", 2.0),
         "TELEMED_LIVE_SWEEP_SECONDS": env_int("LIVE_SWEEP_SECONDS", 60),
         "TELEMED_LIVE_BATCH_LIMIT": env_int("LIVE_BATCH_LIMIT", 500),
+        # A first join gets the room's state and this many of its last chat lines; the
+        # page fetches older ones on demand (GET /consults/<id>/chat?before=<seq>).
+        "TELEMED_LIVE_JOIN_CHAT_LINES": env_int("LIVE_JOIN_CHAT_LINES", 50),
         # The DICOM node (telemed/dicomnode): C-ECHO/C-STORE listener for member institutions,
         # and the AE title it calls their PACS with. Loopback unless TELEMED_DICOM_HOST.
         "TELEMED_DICOM_HOST": env("DICOM_HOST", "127.0.0.1"),
@@ -187,11 +190,16 @@ def build_config(instance_path: Path) -> dict[str, object]:
         "TELEMED_RUN_DICOM": env_bool("RUN_DICOM", True),
         # How many minutes before a booked consult seat starts its room's link is shown.
         "TELEMED_JOIN_OPENS_MINUTES": env_int("JOIN_OPENS_MINUTES", 15),
-        # Per user: open sockets (per live process), tickets a minute, record messages
-        # (chat, marks, calipers, report) a minute (per live process).
+        # Per user: open sockets, tickets a minute, record messages (chat, marks, calipers,
+        # report) a minute. Sockets and messages are counted in Redis across the live
+        # processes when TELEMED_REDIS_URL is set (else per process); tickets in the
+        # database. A socket of a crashed process stops counting after the lease.
         "TELEMED_LIVE_MAX_SOCKETS_PER_USER": env_int("LIVE_MAX_SOCKETS_PER_USER", 8),
         "TELEMED_LIVE_TICKETS_PER_MINUTE": env_int("LIVE_TICKETS_PER_MINUTE", 30),
         "TELEMED_LIVE_RECORD_PER_MINUTE": env_int("LIVE_RECORD_PER_MINUTE", 120),
+        "TELEMED_LIVE_SOCKET_LEASE_SECONDS": env_float("LIVE_SOCKET_LEASE_SECONDS", 60.0),
+        # The caps' Redis keys (default: TELEMED_FANOUT_PREFIX's, then "live:").
+        "TELEMED_LIVE_CAPS_PREFIX": env("LIVE_CAPS_PREFIX"),
         "TELEMED_STORAGE_DIR": str(storage_root),
         "TELEMED_MAX_UPLOAD_BYTES": env_int("MAX_UPLOAD_BYTES", 2 * 1024**3),
         # Bytes of uploads (declared lengths) a user, and an institution, may start a day.
@@ -209,6 +217,9 @@ def build_config(instance_path: Path) -> dict[str, object]:
         # once they are this old.
         "TELEMED_TMP_GRACE_HOURS": env_int("TMP_GRACE_HOURS", 6),
         "TELEMED_ORPHAN_GRACE_HOURS": env_int("ORPHAN_GRACE_HOURS", 48),
+        # Renders, decompressed copies, split frames and bulk values together: the hourly
+        # clean-up takes the least recently used beyond this many MB.
+        "TELEMED_RENDER_CACHE_MB": env_int("RENDER_CACHE_MB", 2048),
         # The render budget: a frame of more pixels is refused at ingest.
         "TELEMED_DICOM_MAX_FRAME_MEGAPIXELS": env_int("DICOM_MAX_FRAME_MEGAPIXELS", 64),
         # Renders one user may have running at once (per web process).

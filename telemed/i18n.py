@@ -19,7 +19,12 @@ LOCALE_COOKIE = "telemed_lang"
 
 # Programs' entry points: a request's Accept-Language chooses the language of its error
 # messages before the account's own setting does (a browser page follows the account).
-MACHINE_PATHS = ("/api/", "/uploads")
+MACHINE_PATHS = ("/api/", "/uploads", "/fhir")
+
+
+def is_machine_path(path: str) -> bool:
+    """The API, uploads, FHIR and a case's DICOMweb (``/cases/<id>/dicomweb/...``)."""
+    return path.startswith(MACHINE_PATHS) or "/dicomweb" in path
 
 
 def _accepted(header_locales) -> str | None:
@@ -30,7 +35,7 @@ def _accepted(header_locales) -> str | None:
 
 
 def select_locale() -> str:
-    if request and request.path.startswith(MACHINE_PATHS) and request.accept_languages:
+    if request and is_machine_path(request.path) and request.accept_languages:
         chosen = _accepted(request.accept_languages)
         if chosen:
             return chosen

@@ -178,3 +178,17 @@ ECG_FORMATS = {
 
 def ecg_format(code: str | None) -> str:
     return str(ECG_FORMATS.get(code or "", code or ""))
+
+
+# Where a recording device's own values were read from (DeviceReport.source, stored as the
+# reader wrote it). Vendor product names stay as they are; descriptions are worded.
+DEVICE_SOURCES = {
+    "DICOM waveform annotations": _l("DICOM waveform annotations"),
+    "HL7 aECG annotations": _l("HL7 aECG annotations"),
+    "SCP-ECG sections 8/11": _l("SCP-ECG sections 8/11"),
+    "SCP-ECG section 10 (per lead, combined)": _l("SCP-ECG section 10 (per lead, combined)"),
+}
+
+
+def device_source(source: str | None) -> str:
+    return str(DEVICE_SOURCES.get(source or "", source or ""))

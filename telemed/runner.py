@@ -64,6 +64,26 @@ def _start_dicom(app: Flask) -> Stopper:
 
 
 RECV_BYTES = 256 * 1024
+# A request body up to this size is held in memory; a larger one is spooled by waitress to
+# a temporary file (its default, 512 KB, sent every 512×512 16-bit CT slice, 0.5 MB and a
+# header, through a file on disk before the app read it back). Bounded per connection.
+INBUF_OVERFLOW = 1024 * 1024
+
+
+def web_server(app: Flask, *, host: str, port: int, threads: int = 16):
+    """The web app's HTTP server as ``flask serve`` runs it (the bench uses the same)."""
+    return create_server(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        connection_limit=1000,
+        ident="telemed",
+        # Read uploads in 256 KB pieces rather than waitress's 8 KB: a 500 KB DICOM file is
+        # two reads instead of sixty-four (memory per read is transient).
+        recv_bytes=RECV_BYTES,
+        inbuf_overflow=INBUF_OVERFLOW,
+    )
 
 
 def freeze_startup_objects() -> None:
@@ -89,17 +109,7 @@ def serve(
     except RuntimeError as refusal:
         raise click.ClickException(str(refusal)) from None
     stoppers = _start_companions(app, live=live, scheduler=scheduler, dicom=dicom)
-    server = create_server(
-        app,
-        host=host,
-        port=port,
-        threads=threads,
-        connection_limit=1000,
-        ident="telemed",
-        # Read uploads in 256 KB pieces rather than waitress's 8 KB: a 500 KB DICOM file is
-        # two reads instead of sixty-four (memory per read is transient).
-        recv_bytes=RECV_BYTES,
-    )
+    server = web_server(app, host=host, port=port, threads=threads)
 
     def _stop(_signum, _frame) -> None:
         # Close every socket from inside waitress's loop; the loop then returns.

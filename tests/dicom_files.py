@@ -118,3 +118,88 @@ def dataset_bytes(ds) -> bytes:
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     return out.getvalue()
+
+
+def with_lut_sequences(folder: Path) -> dict[str, Path]:
+    """Two files made from MR_small.dcm (12-bit unsigned values 127-2145): ``mlut`` with a
+    Modality LUT Sequence (a logarithmic curve onto 0-3000, no rescale) and a window in
+    its output's units; ``vlut`` with a VOI LUT Sequence (a gamma curve onto 16 bits
+    starting at the first stored value 100) and no window. New study, series and
+    instances, so both can be stored in one case."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    folder.mkdir(parents=True, exist_ok=True)
+    study = generate_uid()
+    made = {}
+    for name in ("mlut", "vlut"):
+        ds = pydicom.dcmread(sample("MR_small.dcm"))
+        pixels = ds.pixel_array.astype(np.uint16)
+        ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, 0
+        ds.PixelData = pixels.tobytes()
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, generate_uid()
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.SeriesDescription = f"{name} sequence"
+        for keyword in ("WindowCenter", "WindowWidth", "RescaleSlope", "RescaleIntercept"):
+            if keyword in ds:
+                delattr(ds, keyword)
+        item = Dataset()
+        if name == "mlut":
+            steps = np.arange(4096, dtype=np.float64)
+            item.LUTDescriptor = [4096, 0, 16]
+            item.ModalityLUTType = "US"
+            item.LUTData = np.round(3000 * np.log1p(steps / 300) / np.log1p(4095 / 300))
+            item.LUTData = [int(v) for v in item.LUTData]
+            ds.ModalityLUTSequence = Sequence([item])
+            ds.WindowCenter, ds.WindowWidth = 1800, 1600
+        else:
+            steps = np.arange(2100, dtype=np.float64)
+            item.LUTDescriptor = [2100, 100, 16]
+            item.LUTData = [int(v) for v in np.round(65535 * (steps / 2099) ** 0.6)]
+            ds.VOILUTSequence = Sequence([item])
+        item["LUTData"].VR = "US"
+        path = folder / f"{name}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        made[name] = path
+    return made
+
+
+def with_frame_groups(folder: Path) -> Path:
+    """emri_small.dcm (10 frames, 12-bit) with per-frame functional groups as an enhanced
+    multi-frame file has them: each frame its own rescale (Pixel Value Transformation:
+    slope 1 + frame / 4, intercept -100 * frame) and its own window (Frame VOI LUT), none
+    at the top level. New study, series and instance."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ds = pydicom.dcmread(sample("emri_small.dcm"))
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.SeriesDescription = "per-frame groups"
+    for keyword in ("WindowCenter", "WindowWidth", "RescaleSlope", "RescaleIntercept"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    frames = ds.pixel_array
+    groups = []
+    for number in range(int(ds.NumberOfFrames)):
+        slope, intercept = 1 + number / 4, -100.0 * number
+        values = frames[number] * slope + intercept
+        transform = Dataset()
+        transform.RescaleSlope, transform.RescaleIntercept = slope, intercept
+        transform.RescaleType = "US"
+        voi = Dataset()
+        # A window over the middle of the frame's values, narrower each frame.
+        low, high = float(values.min()), float(values.max())
+        voi.WindowCenter = round((low + high) / 2, 2)
+        voi.WindowWidth = round((high - low) * (0.9 - number * 0.05), 2)
+        group = Dataset()
+        group.PixelValueTransformationSequence = Sequence([transform])
+        group.FrameVOILUTSequence = Sequence([voi])
+        groups.append(group)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(groups)
+    path = folder / "frame_groups.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    return path

@@ -89,7 +89,8 @@ class Counters:
     resets: int = 0
     up_bytes: int = 0  # client to server, delivered
     down_bytes: int = 0
-    stalls: int = 0
+    segments: int = 0  # segments put on the line, both directions
+    stalls: int = 0  # of which lost (each played as a stall)
     # Bytes read from one side but never delivered to the other because a reset cut them.
     up_dropped: int = 0
     down_dropped: int = 0
@@ -300,6 +301,7 @@ class LinkShaper:
                         await asyncio.sleep(max(0.005, ends - self._loop.time()))
                     now = self._loop.time()
                     arrive = line.send(len(segment), now) + self.link.delay
+                    self.counters.segments += 1
                     if self.link.loss and self._random.random() < self.link.loss:
                         self.counters.stalls += 1
                         arrive += self.link.stall

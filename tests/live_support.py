@@ -118,6 +118,9 @@ class LiveClient:
             self.frames.append(frame)
             if frame.get("type") == "welcome":
                 self.welcome = frame
+            elif frame.get("type") == "replayed":
+                # A first join is sent the room's state: it stands at last_seq.
+                self.last_seq = max(self.last_seq, frame["last_seq"])
         return frame
 
     async def until(self, predicate, timeout: float = 10) -> dict[str, Any]:

@@ -3,6 +3,8 @@ video call, and the signed report arriving at the grassroots doctor."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from telemed import fanout
@@ -169,3 +171,44 @@ def test_the_rooms_own_words_come_in_the_pages_language(world, stack, browser):
     assert chinese.inner_text("#image-note").startswith("本病例尚无可显示的图像帧")
     assert english.inner_text("#link-state") == "online"
     assert english.inner_text("#image-note").startswith("No rendered frames for this case yet")
+
+
+@pytest.mark.parametrize(
+    ("locale", "browser_locale", "words"),
+    [("en", "en-US", "Earlier messages"), ("zh_Hans", "zh-CN", "更早的消息")],
+)
+def test_earlier_messages_come_a_page_at_a_time(
+    world, app, stack, browser, locale, browser_locale, words, monkeypatch
+):
+    """The room opens with its last chat lines; the button at the top of the chat
+    (reached from the keyboard) brings the older ones, in order, until there are none."""
+    from tests.test_live_join import said
+
+    web, live = stack
+    live.server.settings = dataclasses.replace(live.server.settings, join_chat_lines=10)
+    monkeypatch.setitem(app.config, "TELEMED_LIVE_JOIN_CHAT_LINES", 10)  # pages of 10 too
+    case = ls.scheduled_consult(world)
+    _ticket, room = ls.room_ticket(world.user("card1"), case)
+    said(world, room, [f"line {i}" for i in range(35)])
+    with write_intent(True):
+        world.user("gp_ts1").locale = locale
+        db.session.commit()
+    doctor = signed_in_page(browser, web.url, "gp_ts1", locale=browser_locale)
+    doctor.goto(f"/consults/{case.id}")
+    doctor.wait_for_selector('#link-state[data-state="online"]', timeout=15000)
+    doctor.wait_for_function("() => document.querySelectorAll('#chat-log li').length === 10")
+    earlier = doctor.locator("#chat-earlier")
+    assert earlier.is_visible() and earlier.inner_text() == words
+
+    def lines() -> list[str]:
+        return doctor.locator("#chat-log li .text").all_inner_texts()
+
+    assert lines() == [f"line {i}" for i in range(25, 35)]
+    for shown in (20, 30, 35):
+        earlier.focus()
+        doctor.keyboard.press("Enter")
+        doctor.wait_for_function(
+            f"() => document.querySelectorAll('#chat-log li').length === {shown}"
+        )
+    doctor.wait_for_selector("#chat-earlier", state="hidden")
+    assert lines() == [f"line {i}" for i in range(35)]

@@ -198,9 +198,15 @@ def test_the_searches_list_every_term_of_a_kind(app, client):
 
 
 def test_an_unknown_term_is_404_naming_the_known_ones(app, client):
-    issue = outcome(client.get("/fhir/CodeSystem/pools"), 404)
-    assert "CodeSystem/pools not found" in issue["diagnostics"]
-    assert "pool" in issue["diagnostics"] and "/work" not in issue["diagnostics"]
+    english = outcome(client.get("/fhir/CodeSystem/pools", headers={"Accept-Language": "en"}), 404)
+    assert "CodeSystem/pools not found" in english["diagnostics"]
+    assert "pool" in english["diagnostics"] and "/work" not in english["diagnostics"]
+    # Without Accept-Language an anonymous reader gets the default language, Chinese.
+    chinese = outcome(client.get("/fhir/CodeSystem/pools"), 404)
+    assert (
+        chinese["diagnostics"].startswith("未找到 CodeSystem/pools")
+        and "pool" in chinese["diagnostics"]
+    )
     outcome(client.get("/fhir/NamingSystem/pool"), 404)
 
 

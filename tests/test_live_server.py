@@ -703,3 +703,22 @@ def test_a_send_without_an_id_is_stored_and_answered_without_one(world, live, co
         select(RoomEvent).where(RoomEvent.seq == seq, RoomEvent.kind == "chat")
     ).scalar_one()
     assert stored.client_msg_id is None
+
+
+def test_a_follow_up_without_its_date_is_refused_on_its_field_and_the_socket_stays(
+    world, live, consult
+):
+    async def scenario():
+        spec = await enter(live, world, consult, "card1")
+        refused = await spec.request("report.draft", {"disposition": "follow_up"})
+        assert refused["type"] == "error" and refused["code"] == "invalid_input"
+        assert refused["field"] == "follow_up_date"
+        both = {"disposition": "follow_up", "follow_up_date": "2026-12-20"}
+        saved = await spec.request("report.draft", both)
+        assert saved["type"] == "ack"
+        event = await spec.event("report.draft")
+        assert event["body"]["disposition"] == "follow_up"
+        assert event["body"]["follow_up_date"] == "2026-12-20"
+        await spec.close()
+
+    asyncio.run(scenario())

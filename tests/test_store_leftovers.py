@@ -78,3 +78,18 @@ def test_instances_waiting_in_a_dicom_nodes_inbox_are_kept(app, world, tmp_path)
     age(content.path_of(received.sha256), 49)
     cleanup.run_all(clock.now())
     assert content.exists(received.sha256)
+
+
+def test_entries_of_an_uploaded_zip_are_staged_privately(app, tmp_path):
+    from telemed.imaging import safezip
+
+    content = dicom.store()
+    staging = content.temp_dir()
+    slices = dicom_files.ct_series(tmp_path / "ct", 2)
+    archive = dicom_files.zip_of(
+        tmp_path / "study.zip", {f"study/{p.name}": p.read_bytes() for p in slices}
+    )
+    expanded = safezip.expand(archive, staging)
+    assert len(expanded.files) == 2
+    for _name, staged in expanded.files:
+        assert stat.S_IMODE(staged.stat().st_mode) == 0o600

@@ -1,6 +1,7 @@
 // A live-server socket that reconnects by itself: each (re)connect uses a single-use
 // ticket (fetched ahead while online, so a reconnect after a cut skips that round trip),
-// says hello with the last sequence number it has, and is replayed what it missed. Record
+// says hello with the last sequence number it has, and is replayed what it missed (a
+// first hello, with none, gets the room's present state and its last chat lines). Record
 // messages not yet acknowledged are sent again after a reconnect with the same id, and the
 // server answers with the stored event (no duplicate). With a heartbeat, the page pings
 // every few seconds and drops a socket it has not heard from in two beats: a dead link
@@ -182,6 +183,9 @@ export class LiveSocket {
     } else if (frame.type === "pong") {
       return; // heard: that is all a pong says
     } else if (frame.type === "replayed") {
+      // A first join is sent the room's state, not its whole record: it stands at
+      // last_seq even if the last events it was sent are older.
+      this.lastSeq = Math.max(this.lastSeq, frame.last_seq || 0);
       this.ready = true;
       this.retry = 0;
       this.setState("online");

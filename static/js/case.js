@@ -12,7 +12,9 @@ import "@uppy/dashboard/css/style.min.css";
 import { csrfToken, t } from "./_common.js";
 import { UploadPace } from "./_upload_pace.js";
 import { mountPaging } from "./_frame-paging.js";
-import { minMaxWindow, planeRange } from "./_frame-window.js";
+import { minMaxWindow, planeNumber, planeRange, unboundWindows } from "./_frame-window.js";
+import { applyGreyLuts, frameWindows, greyLuts, voiLutWindow } from "./_grey-luts.js";
+import { overlayCanvas, overlayPlanes, paintOverlay } from "./_overlays.js";
 import "../css/case.css";
 
 // Window/level presets by modality (centre, width in HU for CT).
@@ -52,8 +54,26 @@ async function uploaderModules() {
   };
 }
 
+// The server's words for a refusal ({"error": {"message"}}), or null when it said none.
+function serverMessage(response) {
+  if (!response) return null;
+  try {
+    const body = JSON.parse(response.getBody());
+    return (body && body.error && body.error.message) || null;
+  } catch {
+    return null;
+  }
+}
+
+// A file the server refused for what it is (a 4xx answer other than a conflict of offsets,
+// a lock or a rate limit): sending it again changes nothing, so it is not offered again.
+function refusedForContent(status) {
+  return status >= 400 && status < 500 && ![408, 409, 423, 429].includes(status);
+}
+
 function mountUploader(element, resultsList, { Uppy, Dashboard, Tus, locale }) {
   const purpose = element.dataset.purpose;
+  const language = document.documentElement.lang || "zh-Hans";
   const uppy = new Uppy({
     id: `uploader-${purpose}`,
     ...(locale ? { locale } : {}),
@@ -80,8 +100,23 @@ function mountUploader(element, resultsList, { Uppy, Dashboard, Tus, locale }) {
     limit: FILES_IN_FLIGHT,
     // A township link comes back after seconds: retry soon, and keep retrying a while.
     retryDelays: [0, 1000, 2000, 3000, 5000, 5000, 10000, 10000, 20000, 30000],
-    headers: { "X-CSRFToken": csrfToken() },
+    // The page's language, not the browser's: the server words its refusals in it.
+    headers: { "X-CSRFToken": csrfToken(), "Accept-Language": language },
     removeFingerprintOnSuccess: true,
+    // Called once tus-js-client has given up, before Uppy shows the error: the server's
+    // own words replace tus's (which carry the upload's address and the raw answer).
+    onError(error) {
+      const response = error && error.originalResponse;
+      const status = response ? response.getStatus() : 0;
+      if (refusedForContent(status)) {
+        error.refused = true;
+        error.message = serverMessage(response) || t("upload_failed", { status });
+      } else if (status) {
+        error.message = serverMessage(response) || t("upload_failed", { status });
+      } else {
+        error.message = t("upload_network");
+      }
+    },
     allowedMetaFields: ["case_id", "purpose", "filename", "name"],
     withCredentials: true,
   });
@@ -96,7 +131,10 @@ function mountUploader(element, resultsList, { Uppy, Dashboard, Tus, locale }) {
     pace.finished(file.id);
     const url = response.uploadURL;
     try {
-      const status = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      const status = await fetch(url, {
+        headers: { Accept: "application/json", "Accept-Language": language },
+        credentials: "same-origin",
+      });
       const body = await status.json();
       for (const outcome of (body.result && body.result.files) || []) {
         const refused = outcome.status === "refused";
@@ -112,10 +150,22 @@ function mountUploader(element, resultsList, { Uppy, Dashboard, Tus, locale }) {
   });
   uppy.on("upload-error", (file, error) => {
     pace.finished(file.id);
-    let message = error && error.message ? error.message : String(error);
-    const match = message.match(/"message":\s*"([^"]+)"/);
-    if (match) message = match[1];
-    resultItem(resultsList, `${file.name}: refused — ${message}`, true);
+    const message = error && error.message ? error.message : t("upload_network");
+    if (!error || !error.refused) {
+      // The link failed: Uppy keeps the file with its retry button.
+      resultItem(resultsList, `${file.name}: ${message}`, true);
+      return;
+    }
+    // Refused for its content: the reason stays in the list under the uploader, and the
+    // file leaves the uploader, so neither its retry button nor "Retry all" sends it again.
+    // Its name is already in the server's words (which name the file).
+    resultItem(resultsList, `${t("outcome_refused")}: ${message}`, true);
+    setTimeout(() => {
+      if (uppy.getFile(file.id)) uppy.removeFile(file.id);
+      // The status bar's "Retry" follows Uppy's last error: it stays only while a file
+      // that failed on the link is there to be sent again.
+      if (!uppy.getFiles().some((other) => other.error)) uppy.setState({ error: null });
+    }, 0);
   });
   uppy.on("complete", (result) => {
     document.body.dataset.uploadsComplete = String(
@@ -135,7 +185,10 @@ function mountUploader(element, resultsList, { Uppy, Dashboard, Tus, locale }) {
 // -- viewer -------------------------------------------------------------------------------
 
 // Builds the viewer with the dwv module; returns the function that opens a series.
-function mountViewer(viewer, { App, AppOptions, ViewConfig, ToolConfig, WindowLevel }) {
+function mountViewer(
+  viewer,
+  { App, AppOptions, ViewConfig, ToolConfig, WindowLevel, RescaleSlopeAndIntercept },
+) {
   const root = viewer.dataset.dicomweb;
   const status = document.getElementById("viewer-status");
   const slider = document.getElementById("frame-slider");
@@ -151,6 +204,11 @@ function mountViewer(viewer, { App, AppOptions, ViewConfig, ToolConfig, WindowLe
   };
   app.init(options);
   let currentDataId = null;
+  // What the opened series brings beyond dwv's reading (its Modality and VOI LUT
+  // Sequences, per-frame rescales, signed values in fewer bits than their word: see
+  // _grey-luts.js), and which of its instances it has been applied to.
+  let luts = null;
+  let lutsDone = {};
 
   function viewController() {
     const group = app.getLayerGroupByDivId("layerGroup0");
@@ -158,25 +216,103 @@ function mountViewer(viewer, { App, AppOptions, ViewConfig, ToolConfig, WindowLe
     return layer ? layer.getViewController() : null;
   }
 
-  // A file without a window is shown frame by frame at that frame's own range, as the
-  // server renders it, until the reader picks a preset or drags the window.
-  let frameWindow = false;
+  // An enhanced multi-frame file's frames are shown each at its own window (its functional
+  // groups' Frame VOI LUT), and a file without any window frame by frame at that frame's
+  // own range, as the server renders them, until the reader picks a preset or drags the
+  // window. windowFollows: "file", "minmax" or null (the reader's choice holds).
+  let windowFollows = null;
+  let fileWindows = null; // per frame, from the functional groups
   let settingWindow = false;
   function applyFrameWindow() {
     const controller = viewController();
     const data = currentDataId === null ? null : app.getData(currentDataId);
-    if (!frameWindow || !controller || !data || !data.image.isMonochrome()) return;
-    const { low, high } = planeRange(data.image, controller.getCurrentIndex());
-    const { center, width } = minMaxWindow(low, high);
+    if (!windowFollows || !controller || !data || !data.image.isMonochrome()) return;
+    let wl;
+    if (windowFollows === "file") {
+      const number = planeNumber(data.image, controller.getCurrentIndex());
+      wl = fileWindows && fileWindows[Math.min(number, fileWindows.length - 1)];
+      if (!wl) return;
+    } else {
+      const { low, high } = planeRange(data.image, controller.getCurrentIndex());
+      wl = minMaxWindow(low, high);
+    }
     settingWindow = true;
     try {
-      controller.setWindowLevel(new WindowLevel(center, width));
+      controller.setWindowLevel(new WindowLevel(wl.center, wl.width));
     } finally {
       settingWindow = false;
     }
   }
   app.addEventListener("wlchange", () => {
-    if (!settingWindow) frameWindow = false;
+    if (!settingWindow) windowFollows = null;
+  });
+
+  // The windows the file and the presets give, applied as given (see unboundWindows);
+  // run again once every frame is in, then the shown window is set anew unbounded.
+  function unbound() {
+    const controller = viewController();
+    const data = currentDataId === null ? null : app.getData(currentDataId);
+    if (!controller || !data || !data.image.isMonochrome()) return;
+    const windows = [];
+    const meta = data.image.getMeta();
+    for (const preset of Object.values(meta.windowPresets || {})) {
+      for (const wl of preset.wl || []) windows.push(wl);
+    }
+    for (const [center, width] of Object.values(PRESETS[controller.getModality()] || {})) {
+      windows.push({ center, width });
+    }
+    if (luts && luts.voi) windows.push(voiLutWindow(luts));
+    for (const wl of fileWindows || []) if (wl) windows.push(wl);
+    unboundWindows(data.image, windows);
+    const name = controller.getCurrentWindowPresetName();
+    settingWindow = true;
+    try {
+      if (windowFollows) applyFrameWindow();
+      else if (name && name !== "manual" && name !== "minmax") controller.setWindowLevelPreset(name);
+    } finally {
+      settingWindow = false;
+    }
+  }
+
+  // Overlay planes (60xx) painted over the image after each of dwv's drawings; the
+  // button shows or hides them (aria-pressed), and is off for a file without any.
+  const overlayButton = document.getElementById("overlays");
+  let overlays = null; // image-sized canvases by frame (0-based), or null
+  let overlaysShown = true;
+  function setOverlays(data) {
+    overlays = null;
+    const planes = data ? overlayPlanes(data.meta) : [];
+    if (planes.length) {
+      const size = data.image.getGeometry().getSize();
+      overlays = new Map();
+      for (const frame of new Set(planes.map((plane) => plane.frame))) {
+        const own = planes.filter((plane) => plane.frame === frame);
+        overlays.set(frame, overlayCanvas(own, size.get(0), size.get(1)));
+      }
+    }
+    overlayButton.disabled = overlays === null;
+    overlayButton.setAttribute("aria-pressed", String(overlays !== null && overlaysShown));
+    viewer.dataset.overlays = overlays === null ? "0" : String(planes.length);
+    if (overlays) redraw(); // dwv drew the first frame before the overlays were known
+  }
+  app.addEventListener("renderend", () => {
+    const controller = viewController();
+    const data = currentDataId === null ? null : app.getData(currentDataId);
+    if (!overlays || !overlaysShown || !controller || !data) return;
+    const number = planeNumber(data.image, controller.getCurrentIndex());
+    const overlay = overlays.get(number); // the planes of the frame shown (Image Frame Origin)
+    const canvas = document.querySelector("#layerGroup0 canvas");
+    if (overlay && canvas) paintOverlay(canvas, overlay);
+  });
+  function redraw() {
+    const group = app.getLayerGroupByDivId("layerGroup0");
+    const layer = group && group.getActiveViewLayer();
+    if (layer) layer.draw();
+  }
+  overlayButton.addEventListener("click", () => {
+    overlaysShown = !overlaysShown;
+    overlayButton.setAttribute("aria-pressed", String(overlaysShown));
+    redraw();
   });
 
   const paging = mountPaging({
@@ -193,9 +329,14 @@ function mountViewer(viewer, { App, AppOptions, ViewConfig, ToolConfig, WindowLe
   app.addEventListener("load", (event) => {
     shown = true;
     currentDataId = event.dataid;
+    setOverlays(app.getData(event.dataid));
     const controller = viewController();
     presets.replaceChildren();
     const extra = controller ? PRESETS[controller.getModality()] : undefined;
+    if (controller && luts && luts.voi) {
+      const { center, width } = voiLutWindow(luts);
+      controller.addWindowLevelPresets({ voilut: { wl: [new WindowLevel(center, width)], name: "voilut" } });
+    }
     if (extra) {
       const added = {};
       for (const [name, [center, width]] of Object.entries(extra)) {
@@ -217,12 +358,39 @@ function mountViewer(viewer, { App, AppOptions, ViewConfig, ToolConfig, WindowLe
       }
     }
     app.setTool("Scroll");
-    frameWindow = Boolean(controller) && controller.getCurrentWindowPresetName() === "minmax";
+    if (controller && luts && luts.voi) {
+      // A VOI LUT is the file's own choice of display: shown first, as the server does.
+      settingWindow = true;
+      try {
+        controller.setWindowLevelPreset("voilut");
+      } finally {
+        settingWindow = false;
+      }
+      presets.value = "voilut";
+    }
+    if (fileWindows) windowFollows = "file";
+    else if (controller && controller.getCurrentWindowPresetName() === "minmax") windowFollows = "minmax";
+    else windowFollows = null;
+    unbound();
     syncSlider();
   });
   // Slices keep arriving after the first is shown: follow them, then say when all are in.
-  app.addEventListener("loaditem", syncSlider);
+  app.addEventListener("loaditem", (event) => {
+    // Before dwv draws the item: its values through the file's LUTs, if it has any.
+    const data = app.getData(event.dataid);
+    if (event.isfirstitem) {
+      const frames = data ? Number((data.meta["00280008"] || {}).value?.[0]) || 1 : 1;
+      luts = data ? greyLuts(data.meta, frames) : null;
+      fileWindows = data ? frameWindows(data.meta, frames) : null;
+      lutsDone = {};
+    }
+    if (luts && data && data.image.isMonochrome()) {
+      applyGreyLuts(data.image, luts, lutsDone, RescaleSlopeAndIntercept);
+    }
+    syncSlider();
+  });
   app.addEventListener("loadend", () => {
+    if (shown) unbound();
     syncSlider();
     // dwv ends some loads it cannot show (a 1-bit segmentation) without an error: say so
     // rather than leave "Loading… 100%" up for good.
@@ -247,7 +415,7 @@ function mountViewer(viewer, { App, AppOptions, ViewConfig, ToolConfig, WindowLe
 
   presets.addEventListener("change", () => {
     app.setWindowLevelPreset(presets.value);
-    frameWindow = presets.value === "minmax";
+    windowFollows = presets.value === "minmax" ? "minmax" : null;
     applyFrameWindow();
   });
   document.getElementById("reset-view").addEventListener("click", () => app.resetZoomPan());
@@ -288,6 +456,7 @@ function mountViewer(viewer, { App, AppOptions, ViewConfig, ToolConfig, WindowLe
     shown = false;
     delete viewer.dataset.error;
     app.reset();
+    setOverlays(null);
     viewer.dataset.loaded = "";
     measurement.textContent = "–";
     status.textContent = t("loading");

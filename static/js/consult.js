@@ -2,7 +2,9 @@
 // annotations, calipers), the video call (WebRTC, signalled through the room) and the
 // report editor. Everything that belongs to the record arrives as numbered events; the
 // page rebuilds its state from them, so a reconnect (replay) or a reload shows the same.
-import { t } from "./_common.js";
+// A first join is sent only the events that make up the room's present state and its
+// last chat lines; older lines are fetched on demand ("Earlier messages").
+import { api, t } from "./_common.js";
 import { LiveSocket } from "./_live.js";
 
 const root = document.getElementById("consult-room");
@@ -52,6 +54,7 @@ function handle(frame) {
       state.conn = frame.conn;
       break;
     case "replayed":
+      if (frame.state) showEarlier(frame.oldest_chat_seq, frame.earlier_chat);
       // Presence after a (re)connect: ask who is here now rather than trust old joins.
       state.participants.clear();
       socket.send("presence.who");
@@ -161,7 +164,10 @@ function renderParticipants() {
   }
 }
 
-function addChat(event) {
+const shownChat = new Set(); // sequence numbers of the chat lines on the page
+
+function chatLine(event) {
+  shownChat.add(event.seq);
   const item = document.createElement("li");
   item.dataset.seq = event.seq;
   const who = document.createElement("span");
@@ -171,9 +177,48 @@ function addChat(event) {
   text.className = "text";
   text.textContent = event.body.text;
   item.append(who, text);
+  return item;
+}
+
+function addChat(event) {
+  if (shownChat.has(event.seq)) return;
+  const item = chatLine(event);
   $("chat-log").append(item);
   item.scrollIntoView({ block: "nearest" });
 }
+
+// Joining brings the last chat lines only; older ones come a page at a time on demand.
+const earlier = $("chat-earlier");
+let oldestChat = null;
+
+function showEarlier(oldest, more) {
+  if (oldest != null && (oldestChat === null || oldest < oldestChat)) oldestChat = oldest;
+  earlier.hidden = !more;
+}
+
+earlier.addEventListener("click", async () => {
+  if (earlier.disabled) return;
+  earlier.disabled = true;
+  const note = $("chat-earlier-state");
+  note.textContent = t("loading");
+  try {
+    const query = oldestChat === null ? "" : `?before=${oldestChat}`;
+    const page = await api("GET", `${root.dataset.chatUrl}${query}`);
+    const log = $("chat-log");
+    const keep = log.scrollHeight - log.scrollTop; // the lines in view stay in view
+    const lines = document.createDocumentFragment();
+    for (const event of page.events) if (!shownChat.has(event.seq)) lines.append(chatLine(event));
+    log.prepend(lines);
+    log.scrollTop = log.scrollHeight - keep;
+    note.textContent = "";
+    if (page.oldest_seq == null) earlier.hidden = true;
+    else showEarlier(page.oldest_seq, page.more);
+  } catch (error) {
+    note.textContent = t("earlier_failed", { reason: error.message });
+  } finally {
+    earlier.disabled = false;
+  }
+});
 
 const chatForm = $("chat-form");
 if (chatForm) {
@@ -303,7 +348,15 @@ if (role !== "observer") {
   const sendViewport = () => socket.send("viewport", state.viewport);
   $("zoom-in").addEventListener("click", () => { state.viewport.zoom = Math.min(50, state.viewport.zoom * 1.25); drawImage(); sendViewport(); });
   $("zoom-out").addEventListener("click", () => { state.viewport.zoom = Math.max(0.05, state.viewport.zoom / 1.25); drawImage(); sendViewport(); });
-  $("frame").addEventListener("change", (e) => { state.viewport.frame = Math.max(0, Number(e.target.value) || 0); drawImage(); sendViewport(); });
+  // The field counts frames from 1, as the reader does; the viewport keeps the index.
+  $("frame").max = String(Math.max(1, images.length));
+  $("frame").addEventListener("change", (e) => {
+    const last = Math.max(0, images.length - 1);
+    state.viewport.frame = Math.min(last, Math.max(0, (Number(e.target.value) || 1) - 1));
+    e.target.value = String(state.viewport.frame + 1);
+    drawImage();
+    sendViewport();
+  });
 }
 
 function applyRelay(frame) {
@@ -311,7 +364,7 @@ function applyRelay(frame) {
     if (!$("follow").checked) return;
     if (frame.body.target === "image") {
       state.viewport = { zoom: 1, pan: [0, 0], frame: 0, ...frame.body };
-      $("frame").value = state.viewport.frame || 0;
+      $("frame").value = String((state.viewport.frame || 0) + 1);
       drawImage();
     }
   } else if (frame.kind.startsWith("signal.")) {
@@ -436,6 +489,11 @@ if (role === "specialist") {
     const input = form.elements[name];
     input.addEventListener(input.tagName === "SELECT" ? "change" : "input", () => {
       changed[name] = input.value;
+      // A follow-up is saved with its date: the two go together.
+      if (name === "disposition" || name === "follow_up_date") {
+        changed.disposition = form.elements.disposition.value;
+        changed.follow_up_date = form.elements.follow_up_date.value;
+      }
       clearTimeout(timer);
       timer = setTimeout(flush, 600);
     });

@@ -2,11 +2,13 @@
 
 Each association is checked when it is requested: its calling AE title must be one an
 admin gave a member institution (else it is rejected, "calling AE title not recognised").
-Each instance received is one entry point: checked and stored as an upload is (outside
-the transaction), then recorded in the institution's inbox or its matching case, and
-committed, before the success status goes back. The data set is kept as it came off the
-wire (every storage SOP class is accepted in every transfer syntax, so nothing is
-transcoded); telemed writes the file meta information in front of it.
+Each instance received is one entry point: checked as an upload is (outside the
+transaction), its stored copy written and fsynced while it is recorded in the
+institution's inbox or its matching case, and committed, before the success status goes
+back. An association takes PDUs of up to ``MAX_PDU`` bytes (dcmtk's largest), so a
+512×512 slice comes in four P-DATA PDUs rather than thirty-two. The data set is kept as
+it came off the wire (every storage SOP class is accepted in every transfer syntax, so
+nothing is transcoded); telemed writes the file meta information in front of it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ OUT_OF_RESOURCES = 0xA700
 CANNOT_UNDERSTAND = 0xC000
 # A-ASSOCIATE-RJ: rejected permanent, by the service user, calling AE title not recognised.
 REJECT_UNKNOWN_CALLING_AE = (0x01, 0x01, 0x03)
+# The largest PDU the node takes (the peer sends at most this); dcmtk's own maximum.
+MAX_PDU = 131072
 
 
 class NoDelayServer(ThreadedAssociationServer):
@@ -85,27 +89,37 @@ def handle_echo(_event) -> int:
 
 
 def handle_store(event, app: Flask) -> int:
+    """One instance: checked in process (or by a worker) outside any transaction; its
+    stored copy written and fsynced by a storing thread while one transaction checks the
+    calling AE title is still a member's and records the instance; Success only after
+    both the file is on disk and the transaction committed."""
     calling, address = _peer(event)
     data = event.encoded_dataset()
     sop = str(event.request.AffectedSOPInstanceUID)
+    # Where each study of this association went (dicom_inbox._case_for).
+    routes = event.assoc.__dict__.setdefault("telemed_routes", {})
+    outcome = None
     with app.app_context():
         set_origin(Origin("dicom", ip=address, user_agent=f"AE {calling}"))
         try:
-            institution_id = dicom_nodes.institution_calling_as(calling)
-            db.session.rollback()  # the read above must not hold SQLite's lock while storing
-            if institution_id is None:  # its AE title was taken away meanwhile
-                return CANNOT_UNDERSTAND
             # Checked and stored outside the transaction, as uploads are.
-            outcome = dicom.prepare(data, f"{calling}/{sop}.dcm").outcomes[0]
+            outcome = dicom.prepare(data, f"{calling}/{sop}.dcm", write_later=True).outcomes[0]
             if outcome.index is not None and outcome.index["sop_instance_uid"] != sop:
                 # The file meta telemed writes names the request's instance: they must agree.
                 outcome.status, outcome.index = "refused", None
                 outcome.reason = "the data set's SOP Instance UID is not the request's"
             with write_intent():
-                received = dicom_inbox.receive(institution_id, calling, outcome)
+                institution_id = dicom_nodes.institution_calling_as(calling)
+                if institution_id is None:  # its AE title was taken away meanwhile
+                    db.session.rollback()
+                    outcome.abandon()
+                    return CANNOT_UNDERSTAND
+                received = dicom_inbox.receive(institution_id, calling, outcome, routes)
                 db.session.commit()
         except Exception:
             db.session.rollback()
+            if outcome is not None:
+                outcome.abandon()
             log.exception("storing an instance from %s (%s) failed", calling, address)
             return OUT_OF_RESOURCES
         finally:
@@ -120,6 +134,7 @@ def application_entity(ae_title: str, timeout: float) -> AE:
     ae = AE(ae_title=ae_title)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     ae.require_called_aet = True
+    ae.maximum_pdu_size = MAX_PDU
     ae.maximum_associations = 16
     ae.add_supported_context(Verification)
     for context in AllStoragePresentationContexts:

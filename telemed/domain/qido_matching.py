@@ -38,11 +38,28 @@ _TIME = re.compile(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?")
 _DATETIME = re.compile(r"\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?")
 
 
+# Why a query is refused, as templates ({name}: a value).
+IN_SEQUENCE = "{name}: matching inside sequences is not supported"
+NOT_ATTRIBUTE = "{name} is not a DICOM attribute keyword or tag"
+NOT_WHOLE = "{name} must be a whole number"
+TOO_LOW = "{name} must be at least {low}"
+UNMATCHABLE = "{name} ({vr}) cannot be matched"
+NOT_RANGE = "{name} must be a {vr} value or a range a-b"
+BAD_BOUND = "{name}: {bound} is not a valid {vr} value"
+NOT_NUMBER = "{name} must be a number"
+UID_WILDCARD = "{name}: UIDs are matched whole or as a list, not by wildcards"
+NOT_BOOLEAN = "{name} must be true or false"
+TWICE = "{name} is given twice"
+
+
 class BadQuery(ValueError):
     """A query the server cannot run; ``field`` names the parameter."""
 
-    def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
+    def __init__(self, template: str, field: str, **values: str | int) -> None:
+        super().__init__(template.format(**values))
+        # The web says it in its reader's words by the template (web/dicomweb.py).
+        self.template = template
+        self.values = values
         self.field = field
 
 
@@ -72,14 +89,14 @@ def resolve_attribute(name: str) -> tuple[str, str, str]:
     from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 
     if "." in name:
-        raise BadQuery(f"{name}: matching inside sequences is not supported", field=name)
+        raise BadQuery(IN_SEQUENCE, field=name, name=name)
     if _TAG.fullmatch(name):
         number = int(name, 16)
         keyword = keyword_for_tag(number) or name.upper()
     else:
         found = tag_for_keyword(name)
         if found is None:
-            raise BadQuery(f"{name} is not a DICOM attribute keyword or tag", field=name)
+            raise BadQuery(NOT_ATTRIBUTE, field=name, name=name)
         number, keyword = found, name
     try:
         vr = dictionary_VR(number)
@@ -90,35 +107,35 @@ def resolve_attribute(name: str) -> tuple[str, str, str]:
 
 def _whole_number(raw: str, name: str, low: int) -> int:
     if not re.fullmatch(r"\d{1,9}", raw.strip()):
-        raise BadQuery(f"{name} must be a whole number", field=name)
+        raise BadQuery(NOT_WHOLE, field=name, name=name)
     value = int(raw)
     if value < low:
-        raise BadQuery(f"{name} must be at least {low}", field=name)
+        raise BadQuery(TOO_LOW, field=name, name=name, low=low)
     return value
 
 
 def _check_value(key: Key) -> None:
     value, name = key.value, key.keyword
     if key.vr in UNMATCHABLE_VRS:
-        raise BadQuery(f"{name} ({key.vr}) cannot be matched", field=name)
+        raise BadQuery(UNMATCHABLE, field=name, name=name, vr=key.vr)
     if value == "" or key.keyword in COMPUTED:
         return
     if key.vr in RANGE_VRS:
         pattern = {"DA": _DATE, "TM": _TIME, "DT": _DATETIME}[key.vr]
         bounds = value.split("-") if key.vr != "DT" else _split_datetime_range(value)
         if len(bounds) > 2 or not any(bounds):
-            raise BadQuery(f"{name} must be a {key.vr} value or a range a-b", field=name)
+            raise BadQuery(NOT_RANGE, field=name, name=name, vr=key.vr)
         for bound in bounds:
             if bound and not pattern.fullmatch(bound.replace(":", "")):
-                raise BadQuery(f"{name}: {bound!r} is not a valid {key.vr} value", field=name)
+                raise BadQuery(BAD_BOUND, field=name, name=name, bound=repr(bound), vr=key.vr)
     elif key.vr in NUMBER_VRS:
         for item in value.split(","):
             try:
                 float(item)
             except ValueError:
-                raise BadQuery(f"{name} must be a number", field=name) from None
+                raise BadQuery(NOT_NUMBER, field=name, name=name) from None
     elif key.vr == "UI" and ("*" in value or "?" in value):
-        raise BadQuery(f"{name}: UIDs are matched whole or as a list, not by wildcards", name)
+        raise BadQuery(UID_WILDCARD, field=name, name=name)
 
 
 def _split_datetime_range(value: str) -> list[str]:
@@ -137,7 +154,7 @@ def parse_query(params: list[tuple[str, str]]) -> Query:
     for name, value in params:
         if name == "fuzzymatching":
             if value not in ("true", "false"):
-                raise BadQuery("fuzzymatching must be true or false", field=name)
+                raise BadQuery(NOT_BOOLEAN, field=name, name=name)
             query.fuzzy = value == "true"
         elif name == "limit":
             query.limit = min(_whole_number(value, name, 1), MAX_LIMIT)
@@ -152,7 +169,7 @@ def parse_query(params: list[tuple[str, str]]) -> Query:
         else:
             keyword, tag, vr = resolve_attribute(name)
             if tag in seen:
-                raise BadQuery(f"{keyword} is given twice", field=name)
+                raise BadQuery(TWICE, field=name, name=keyword)
             seen.add(tag)
             key = Key(keyword, tag, vr, value)
             _check_value(key)

@@ -1,10 +1,13 @@
 """De-identification for teaching or sharing outside the consortium: the DICOM PS3.15
 Annex E Basic Application Level Confidentiality Profile.
 
-Attributes of the profile's table are removed (X), emptied (Z) or replaced with a dummy
-(D); private tags are removed; every UID that identifies an instance, series, study,
-frame of reference or device is replaced with one derived from it and a secret of the
-export, so references between the files of the export stay consistent.
+Every attribute of the profile's table (PS3.15 Table E.1-1, transcribed as data in
+``confidentiality_table``) is removed (X), emptied (Z), given a dummy value (D) or has
+its UID replaced (U), as its Basic Profile column says; with the Retain Longitudinal
+Temporal Information Full Dates option, the dates and times the table marks K for it are
+kept. Private tags are removed; every UID that is not the standard's own is replaced with
+one derived from it and a secret of the export, so references between the files of the
+export stay consistent.
 """
 
 from __future__ import annotations
@@ -12,230 +15,26 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-# PS3.15 Table E.1-1, Basic Profile column (the attributes that occur in practice).
-# D: replace with a dummy value; Z: zero length; X: remove; U: replace UID (below).
-BASIC_PROFILE: dict[str, str] = {
-    "AccessionNumber": "Z",
-    "AcquisitionComments": "X",
-    "AcquisitionDeviceProcessingDescription": "X",
-    "AcquisitionProtocolDescription": "X",
-    "ActualHumanPerformersSequence": "X",
-    "AdditionalPatientHistory": "X",
-    "AdmissionID": "X",
-    "AdmittingDiagnosesCodeSequence": "X",
-    "AdmittingDiagnosesDescription": "X",
-    "Allergies": "X",
-    "Arbitrary": "X",
-    "AuthorObserverSequence": "X",
-    "BranchOfService": "X",
-    "CommentsOnThePerformedProcedureStep": "X",
-    "ConfidentialityConstraintOnPatientDataDescription": "X",
-    "ContentCreatorName": "Z",
-    "ContentCreatorIdentificationCodeSequence": "X",
-    "ContributionDescription": "X",
-    "CountryOfResidence": "X",
-    "CurrentPatientLocation": "X",
-    "CustodialOrganizationSequence": "X",
-    "DataSetTrailingPadding": "X",
-    "DerivationDescription": "X",
-    "DeviceSerialNumber": "X",
-    "DigitalSignaturesSequence": "X",
-    "DischargeDiagnosisDescription": "X",
-    "EthnicGroup": "X",
-    "FillerOrderNumberImagingServiceRequest": "Z",
-    "FrameComments": "X",
-    "GantryID": "X",
-    "GeneratorID": "X",
-    "IconImageSequence": "X",
-    "IdentifyingComments": "X",
-    "ImageComments": "X",
-    "ImagePresentationComments": "X",
-    "ImagingServiceRequestComments": "X",
-    "Impressions": "X",
-    "InstitutionAddress": "X",
-    "InstitutionalDepartmentName": "X",
-    "InstitutionName": "X",
-    "InstitutionCodeSequence": "X",
-    "InterpretationApproverSequence": "X",
-    "InterpretationAuthor": "X",
-    "InterpretationDiagnosisDescription": "X",
-    "InterpretationRecorder": "X",
-    "InterpretationText": "X",
-    "InterpretationTranscriber": "X",
-    "IssuerOfAdmissionID": "X",
-    "IssuerOfPatientID": "X",
-    "MedicalAlerts": "X",
-    "MedicalRecordLocator": "X",
-    "MilitaryRank": "X",
-    "ModifiedAttributesSequence": "X",
-    "ModifyingDeviceID": "X",
-    "NameOfPhysiciansReadingStudy": "X",
-    "NamesOfIntendedRecipientsOfResults": "X",
-    "Occupation": "X",
-    "OperatorsName": "X",
-    "OperatorIdentificationSequence": "X",
-    "OriginalAttributesSequence": "X",
-    "OrderCallbackPhoneNumber": "X",
-    "OrderEnteredBy": "X",
-    "OrderEntererLocation": "X",
-    "OtherPatientIDs": "X",
-    "OtherPatientIDsSequence": "X",
-    "OtherPatientNames": "X",
-    "PatientAddress": "X",
-    "PatientAge": "X",
-    "PatientBirthDate": "Z",
-    "PatientBirthName": "X",
-    "PatientBirthTime": "X",
-    "PatientComments": "X",
-    "PatientID": "Z",
-    "PatientInsurancePlanCodeSequence": "X",
-    "PatientMotherBirthName": "X",
-    "PatientName": "Z",
-    "PatientPrimaryLanguageCodeSequence": "X",
-    "PatientReligiousPreference": "X",
-    "PatientSex": "Z",
-    "PatientSexNeutered": "X",
-    "PatientSize": "X",
-    "PatientState": "X",
-    "PatientTelephoneNumbers": "X",
-    "PatientTransportArrangements": "X",
-    "PatientWeight": "X",
-    "PerformedLocation": "X",
-    "PerformedProcedureStepDescription": "X",
-    "PerformedProcedureStepID": "X",
-    "PerformingPhysicianIdentificationSequence": "X",
-    "PerformingPhysicianName": "X",
-    "PersonAddress": "X",
-    "PersonName": "D",
-    "PersonTelephoneNumbers": "X",
-    "PhysicianApprovingInterpretation": "X",
-    "PhysiciansOfRecord": "X",
-    "PhysiciansOfRecordIdentificationSequence": "X",
-    "PhysiciansReadingStudyIdentificationSequence": "X",
-    "PlacerOrderNumberImagingServiceRequest": "Z",
-    "PlateID": "X",
-    "PreMedication": "X",
-    "PregnancyStatus": "X",
-    "ReasonForTheImagingServiceRequest": "X",
-    "ReasonForStudy": "X",
-    "ReferencedPatientAliasSequence": "X",
-    "ReferencedPatientSequence": "X",
-    "ReferencedStudySequence": "X",
-    "ReferringPhysicianAddress": "X",
-    "ReferringPhysicianIdentificationSequence": "X",
-    "ReferringPhysicianName": "Z",
-    "ReferringPhysicianTelephoneNumbers": "X",
-    "RegionOfResidence": "X",
-    "RequestAttributesSequence": "X",
-    "RequestedContrastAgent": "X",
-    "RequestedProcedureComments": "X",
-    "RequestedProcedureDescription": "X",
-    "RequestedProcedureID": "X",
-    "RequestedProcedureLocation": "X",
-    "RequestingPhysician": "X",
-    "RequestingService": "X",
-    "ResponsibleOrganization": "X",
-    "ResponsiblePerson": "X",
-    "ResultsComments": "X",
-    "ResultsDistributionListSequence": "X",
-    "ResultsIDIssuer": "X",
-    "ScheduledHumanPerformersSequence": "X",
-    "ScheduledPatientInstitutionResidence": "X",
-    "ScheduledPerformingPhysicianIdentificationSequence": "X",
-    "ScheduledPerformingPhysicianName": "X",
-    "ScheduledProcedureStepDescription": "X",
-    "SeriesDescription": "X",
-    "ServiceEpisodeDescription": "X",
-    "ServiceEpisodeID": "X",
-    "SmokingStatus": "X",
-    "SourceImageSequence": "X",
-    "SpecialNeeds": "X",
-    "StationName": "X",
-    "StudyComments": "X",
-    "StudyDate": "Z",
-    "StudyDescription": "X",
-    "StudyID": "Z",
-    "StudyIDIssuer": "X",
-    "StudyTime": "Z",
-    "TextComments": "X",
-    "TextString": "X",
-    "TopicAuthor": "X",
-    "TopicKeywords": "X",
-    "TopicSubject": "X",
-    "TopicTitle": "X",
-    "VerifyingObserverIdentificationCodeSequence": "X",
-    "VerifyingObserverName": "D",
-    "VerifyingObserverSequence": "X",
-    "VerifyingOrganization": "X",
-    "VisitComments": "X",
-    "AcquisitionDate": "X",
-    "AcquisitionTime": "X",
-    "AcquisitionDateTime": "X",
-    "ContentDate": "Z",
-    "ContentTime": "Z",
-    "InstanceCreationDate": "X",
-    "InstanceCreationTime": "X",
-    "SeriesDate": "X",
-    "SeriesTime": "X",
-    "OverlayDate": "X",
-    "OverlayTime": "X",
-    "CurveDate": "X",
-    "CurveTime": "X",
-    "InstanceCreatorUID": "U",
-    # The exam's own dates and times (the performed and scheduled procedure steps, the
-    # study's reading and verification): X in the table.
-    "PerformedProcedureStepStartDate": "X",
-    "PerformedProcedureStepStartTime": "X",
-    "PerformedProcedureStepEndDate": "X",
-    "PerformedProcedureStepEndTime": "X",
-    "ScheduledProcedureStepStartDate": "X",
-    "ScheduledProcedureStepStartTime": "X",
-    "ScheduledProcedureStepEndDate": "X",
-    "ScheduledProcedureStepEndTime": "X",
-    "StudyVerifiedDate": "X",
-    "StudyVerifiedTime": "X",
-    "StudyReadDate": "X",
-    "StudyReadTime": "X",
-    "StudyArrivalDate": "X",
-    "StudyArrivalTime": "X",
-    "StudyCompletionDate": "X",
-    "StudyCompletionTime": "X",
-    "AdmittingDate": "X",
-    "AdmittingTime": "X",
-    "DischargeDate": "X",
-    "DischargeTime": "X",
-    "LastMenstrualDate": "X",
-    "DateOfLastCalibration": "X",
-    "TimeOfLastCalibration": "X",
-    "DateOfSecondaryCapture": "X",
-    "TimeOfSecondaryCapture": "X",
-    "DateOfLastDetectorCalibration": "X",
-    "TimeOfLastDetectorCalibration": "X",
-    "FrameAcquisitionDateTime": "X",
-    "FrameReferenceDateTime": "X",
-    "ReferencedDateTime": "X",
-    "StartAcquisitionDateTime": "X",
-    "EndAcquisitionDateTime": "X",
-    "RadiopharmaceuticalStartDateTime": "X",
-    "RadiopharmaceuticalStopDateTime": "X",
-    "RadiopharmaceuticalStartTime": "X",
-    "RadiopharmaceuticalStopTime": "X",
-    "ContributionDateTime": "X",
-    "InterpretationRecordedDate": "X",
-    "InterpretationRecordedTime": "X",
-    "InterpretationApprovalDate": "X",
-    "InterpretationApprovalTime": "X",
-    "IssueDateOfImagingServiceRequest": "X",
-    "IssueTimeOfImagingServiceRequest": "X",
-    "ObservationDateTime": "X",
-    "VerificationDateTime": "X",
-}
+from telemed.imaging import confidentiality_table
 
-# Every date, time and date-time the profile's table lists is removed or emptied unless
-# the Retain Longitudinal Temporal Information (Full Dates) option is asked for; one the
-# table above does not name is removed too (the table lists the ones the IODs define,
-# and an unnamed one is as telling). With the option, dates and times are kept (K).
+# Dates, times and date-times the table does not list are removed too (the table lists
+# those the IODs define; an unlisted one is as telling), unless the Retain Longitudinal
+# Temporal Information (Full Dates) option is asked for.
 TEMPORAL_VRS = frozenset({"DA", "DT", "TM"})
+
+# What a D (dummy) action writes, per VR: a value of the right form that says nothing.
+DUMMY_TEXT = "ANONYMOUS"
+DUMMY_BY_VR: dict[str, object] = {
+    "PN": DUMMY_TEXT,
+    "DA": "19000101",
+    "TM": "000000",
+    "DT": "19000101000000",
+    "AS": "000Y",
+    "DS": "0",
+    "IS": "0",
+    **dict.fromkeys(("US", "SS", "UL", "SL", "UV", "SV", "FL", "FD"), 0),
+    **dict.fromkeys(("AE", "CS", "LO", "LT", "SH", "ST", "UC", "UR", "UT"), DUMMY_TEXT),
+}
 
 # UIDs of the standard (SOP classes, transfer syntaxes, coding schemes) are not identifying.
 STANDARD_UID_ROOT = "1.2.840.10008."
@@ -261,36 +60,52 @@ class UidMap:
         return new
 
 
-def action_for(keyword: str, vr: str, *, retain_dates: bool) -> str | None:
-    """The profile's action on one attribute: X, Z, D, U, or None (kept)."""
-    if vr in TEMPORAL_VRS:
-        if retain_dates:
-            return None
-        return BASIC_PROFILE.get(keyword, "X")
-    return BASIC_PROFILE.get(keyword)
+def action_for(tag: int, vr: str, *, retain_dates: bool) -> str | None:
+    """The profile's action on one attribute: X, Z, D, U, U* (the UIDs inside a
+    sequence), or None (kept; a sequence's items are still scrubbed, an unlisted UID still
+    replaced). Where the table leaves the choice to the attribute's type in the IOD (X/Z,
+    X/D, Z/D, X/Z/D, X/Z/U*), the first, most removing, is taken."""
+    row = confidentiality_table.row_for(tag)
+    if row is None:
+        if vr in TEMPORAL_VRS and not retain_dates:
+            return "X"
+        return None
+    if retain_dates and row.keep_with_dates:
+        return None
+    return row.action.split("/")[0]
+
+
+def dummy_for(vr: str, value, uids: UidMap):
+    """A D action's value for an element of ``vr`` (a UI's is its replacement)."""
+    if vr == "UI":
+        return [uids(v) for v in value] if isinstance(value, list) else uids(value or "")
+    return DUMMY_BY_VR.get(vr, "")
+
+
+def _replace_uids(element, uids: UidMap) -> None:
+    if element.VM > 1:
+        element.value = [uids(v) for v in element.value]
+    else:
+        element.value = uids(element.value)
 
 
 def _scrub(dataset, uids: UidMap, retain_dates: bool = False) -> None:
-    from pydicom.datadict import keyword_for_tag
-
     dataset.remove_private_tags()
     for element in list(dataset):
-        keyword = keyword_for_tag(element.tag) or ""
-        action = action_for(keyword, element.VR, retain_dates=retain_dates)
+        action = action_for(int(element.tag), element.VR, retain_dates=retain_dates)
         if action == "X":
             del dataset[element.tag]
             continue
         if action == "Z":
             element.value = None if element.VR == "SQ" else ""
             continue
-        if action == "D":
-            element.value = "ANONYMOUS" if element.VR == "PN" else ""
+        if action == "D" and element.VR != "SQ":
+            element.value = dummy_for(element.VR, element.value, uids)
             continue
+        # U, U*, D of a sequence (its items made anonymous in turn), kept: every UID that
+        # is not the standard's is replaced, listed (U) or not.
         if element.VR == "UI" and element.value:
-            if element.VM > 1:
-                element.value = [uids(v) for v in element.value]
-            else:
-                element.value = uids(element.value)
+            _replace_uids(element, uids)
         elif element.VR == "SQ":
             for item in element.value:
                 _scrub(item, uids, retain_dates)

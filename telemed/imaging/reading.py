@@ -28,7 +28,7 @@ UID_AS_SENT = re.compile(r"^[0-9A-Za-z._~-]+$")
 # Preambles that make the file something else too (CVE-2019-11687). A TIFF header is a
 # documented dual-personality use (PS3.10 7.5) and is accepted with the preamble zeroed on
 # storage; an executable is a polyglot attack and is refused.
-EXECUTABLE_PREAMBLES = {b"MZ": "a Windows executable (MZ)", b"\x7fELF": "an ELF executable"}
+EXECUTABLE_PREAMBLES = {b"MZ": "windows", b"\x7fELF": "elf"}
 TIFF_PREAMBLES = (b"II*\x00", b"MM\x00*")
 
 # What a stored file's notes may say, as templates ({name}: a value); pages word a note
@@ -42,6 +42,9 @@ NOTE_UNDECODABLE_SYNTAX = "transfer syntax {transfer_syntax} cannot be decoded h
 NOTE_NO_PLUGIN = "no installed plugin decodes transfer syntax {transfer_syntax}"
 NOTE_DECODING_FAILED = "pixel data could not be decoded ({detail})"
 NOTE_NO_PIXEL_DATA = "the header declares an image but the file has no pixel data"
+NOTE_UID_GRAMMAR = (
+    "{keyword} {value} does not follow the UID grammar (digits and dots, PS3.5 9.1); stored as sent"
+)
 NOTE_TEMPLATES = (
     NOTE_TIFF_PREAMBLE,
     NOTE_BITS,
@@ -52,6 +55,57 @@ NOTE_TEMPLATES = (
     NOTE_NO_PLUGIN,
     NOTE_DECODING_FAILED,
     NOTE_NO_PIXEL_DATA,
+    NOTE_UID_GRAMMAR,
+)
+
+# Why a file is refused, as templates too: the reader runs in a worker without a language,
+# so the web words a refusal for its reader by the template it was made from.
+REFUSED_NO_MARKER = "not a DICOM file (no 'DICM' marker after a 128-byte preamble)"
+REFUSED_WINDOWS_EXECUTABLE = (
+    "the DICOM preamble holds a Windows executable (MZ); refused as a polyglot file"
+)
+REFUSED_ELF_EXECUTABLE = "the DICOM preamble holds an ELF executable; refused as a polyglot file"
+REFUSED_SCRIPT = "the DICOM preamble holds a script (#!); refused as a polyglot file"
+REFUSED_NOT_DICOM = "not a DICOM file ({detail})"
+REFUSED_TRUNCATED = "truncated DICOM file ({detail})"
+REFUSED_UNREADABLE_HEADER = "unreadable DICOM header ({detail})"
+REFUSED_EMPTY = "truncated or empty DICOM file (no data elements could be read)"
+REFUSED_FRAMES = "the header declares {frames} frames; at most {max_frames} allowed"
+REFUSED_FRAME_PIXELS = (
+    "a frame of {columns}×{rows} pixels ({megapixels} MP) is over the {max_megapixels} MP "
+    "a frame may have to be shown; refused before decoding"
+)
+REFUSED_PIXEL_BYTES = (
+    "the header declares {columns}×{rows} pixels × {frames} frame(s) ({megabytes} MB "
+    "decoded), over the {max_megabytes} MB limit; refused before decoding"
+)
+REFUSED_NO_SYNTAX = "the file meta information has no Transfer Syntax UID"
+REFUSED_UID_LENGTH = "{keyword} is missing or longer than 64 characters"
+REFUSED_UID_CHARACTERS = "{keyword} holds characters no identifier may carry"
+REFUSED_PIXELS_CUT = (
+    "pixel data is shorter than declared (fewer of {declared} bytes): truncated or corrupt"
+)
+REFUSED_PIXELS_SHORT = (
+    "pixel data is shorter than declared ({have} of {declared} bytes): truncated or corrupt"
+)
+# In this order: the first template a refusal matches words it.
+REFUSAL_TEMPLATES = (
+    REFUSED_NO_MARKER,
+    REFUSED_WINDOWS_EXECUTABLE,
+    REFUSED_ELF_EXECUTABLE,
+    REFUSED_SCRIPT,
+    REFUSED_EMPTY,
+    REFUSED_NOT_DICOM,
+    REFUSED_TRUNCATED,
+    REFUSED_UNREADABLE_HEADER,
+    REFUSED_FRAMES,
+    REFUSED_FRAME_PIXELS,
+    REFUSED_PIXEL_BYTES,
+    REFUSED_NO_SYNTAX,
+    REFUSED_UID_LENGTH,
+    REFUSED_UID_CHARACTERS,
+    REFUSED_PIXELS_CUT,
+    REFUSED_PIXELS_SHORT,
 )
 NATIVE_SYNTAXES = {
     "1.2.840.10008.1.2",
@@ -115,13 +169,15 @@ def check_preamble(path: Path) -> list[str]:
 def check_head(head: bytes) -> list[str]:
     """Refuse a file without the DICM marker or with a polyglot preamble; notes to keep."""
     if len(head) < PREAMBLE + 4 or head[PREAMBLE:] != b"DICM":
-        raise Refused("not a DICOM file (no 'DICM' marker after a 128-byte preamble)")
+        raise Refused(REFUSED_NO_MARKER)
     preamble = head[:PREAMBLE]
     for magic, what in EXECUTABLE_PREAMBLES.items():
         if preamble.startswith(magic):
-            raise Refused(f"the DICOM preamble holds {what}; refused as a polyglot file")
+            raise Refused(
+                REFUSED_WINDOWS_EXECUTABLE if what == "windows" else REFUSED_ELF_EXECUTABLE
+            )
     if preamble.startswith(b"#!"):
-        raise Refused("the DICOM preamble holds a script (#!); refused as a polyglot file")
+        raise Refused(REFUSED_SCRIPT)
     if preamble.startswith(TIFF_PREAMBLES):
         return [NOTE_TIFF_PREAMBLE]
     return []
@@ -136,20 +192,20 @@ def _read(path, **kwargs):
         try:
             ds = pydicom.dcmread(path, **kwargs)
         except InvalidDicomError as error:
-            raise Refused(f"not a DICOM file ({error})") from None
+            raise Refused(REFUSED_NOT_DICOM.format(detail=error)) from None
         except (EOFError, OSError) as error:
-            raise Refused(f"truncated DICOM file ({error})") from None
+            raise Refused(REFUSED_TRUNCATED.format(detail=error)) from None
         except (ValueError, KeyError, TypeError, NotImplementedError) as error:
-            raise Refused(f"unreadable DICOM header ({error})") from None
+            raise Refused(REFUSED_UNREADABLE_HEADER.format(detail=error)) from None
     for warning in caught:
         text = str(warning.message)
         if isinstance(path, str | Path):
             # pydicom names the file it read: a path on this server, not the sender's.
             text = re.sub(r"\s*in file \S+", "", text.replace(str(path), "the file"))
         if "End of file" in text or "delimiter" in text or "truncat" in text.lower():
-            raise Refused(f"truncated DICOM file ({text.splitlines()[0][:160]})")
+            raise Refused(REFUSED_TRUNCATED.format(detail=text.splitlines()[0][:160]))
     if len(ds) == 0:
-        raise Refused("truncated or empty DICOM file (no data elements could be read)")
+        raise Refused(REFUSED_EMPTY)
     return ds
 
 
@@ -165,19 +221,26 @@ def _check_size(ds, limits: Limits) -> None:
     rows, columns = _int(ds, "Rows") or 0, _int(ds, "Columns") or 0
     frames = max(_int(ds, "NumberOfFrames") or 1, 1)
     if frames > limits.max_frames:
-        raise Refused(f"the header declares {frames} frames; at most {limits.max_frames} allowed")
+        raise Refused(REFUSED_FRAMES.format(frames=frames, max_frames=limits.max_frames))
     if rows * columns > limits.max_frame_pixels:
         raise Refused(
-            f"a frame of {columns}×{rows} pixels ({rows * columns / 1024**2:.0f} MP) is over "
-            f"the {limits.max_frame_pixels // 1024**2} MP a frame may have to be shown; "
-            "refused before decoding"
+            REFUSED_FRAME_PIXELS.format(
+                columns=columns,
+                rows=rows,
+                megapixels=f"{rows * columns / 1024**2:.0f}",
+                max_megapixels=limits.max_frame_pixels // 1024**2,
+            )
         )
     size = declared_pixel_bytes(ds)
     if size > limits.max_pixel_bytes:
         raise Refused(
-            f"the header declares {columns}×{rows} pixels × {frames} frame(s) "
-            f"({size / 1024**2:.0f} MB decoded), over the {limits.max_pixel_bytes // 1024**2} MB "
-            "limit; refused before decoding"
+            REFUSED_PIXEL_BYTES.format(
+                columns=columns,
+                rows=rows,
+                frames=frames,
+                megabytes=f"{size / 1024**2:.0f}",
+                max_megabytes=limits.max_pixel_bytes // 1024**2,
+            )
         )
 
 
@@ -272,6 +335,12 @@ def _native_pixel_data_at_end(data) -> tuple[int, int, bool] | None:
     return None
 
 
+def may_inspect_native(data) -> bool:
+    """Cheaply, whether ``inspect_native`` may read the file in process (a pixel data
+    element ends it within the header window); it may still decline."""
+    return _native_pixel_data_at_end(data) is not None
+
+
 def _ends_at(header, position: int) -> bool:
     """Whether the last element read ends exactly at ``position`` (nothing cut short)."""
     if not header._dict:
@@ -324,21 +393,18 @@ def _index(
     meta = getattr(header, "file_meta", None)
     transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     if not transfer_syntax:
-        raise Refused("the file meta information has no Transfer Syntax UID")
+        raise Refused(REFUSED_NO_SYNTAX)
     uids = {}
     warnings: list[str] = []
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
         value = str(header.get(keyword, "")).strip(" \x00")
         if not value or len(value) > 64:
-            raise Refused(f"{keyword} is missing or longer than 64 characters")
+            raise Refused(REFUSED_UID_LENGTH.format(keyword=keyword))
         if not UID.match(value):
             if not UID_AS_SENT.match(value):
-                raise Refused(f"{keyword} holds characters no identifier may carry")
+                raise Refused(REFUSED_UID_CHARACTERS.format(keyword=keyword))
             # Real anonymisers write hashes (hex, UUIDs): unique, only off the grammar.
-            warnings.append(
-                f"{keyword} {value} does not follow the UID grammar (digits and dots, "
-                "PS3.5 9.1); stored as sent"
-            )
+            warnings.append(NOTE_UID_GRAMMAR.format(keyword=keyword, value=value))
         uids[keyword] = value
     notes.extend(warnings)
     has_pixels = "Rows" in header and "Columns" in header
@@ -354,10 +420,10 @@ def _index(
                 assert path is not None
                 stored, complete = _native_pixel_length(header, path)
             if stored < declared or not complete:
-                have = stored if complete else "fewer"
                 raise Refused(
-                    f"pixel data is shorter than declared ({have} of {declared} bytes): "
-                    "truncated or corrupt"
+                    REFUSED_PIXELS_SHORT.format(have=stored, declared=declared)
+                    if complete
+                    else REFUSED_PIXELS_CUT.format(declared=declared)
                 )
         problem = decoder_problem(transfer_syntax)
         if problem is None and transfer_syntax in NATIVE_SYNTAXES:

@@ -61,6 +61,18 @@ def _frame_voi(ds, frame: int) -> Window | None:
     return None
 
 
+def _file_window(ds) -> Window | None:
+    """The file's first window (PS3.3 C.11.2.1.2), with its VOI LUT Function."""
+    if "WindowCenter" not in ds or "WindowWidth" not in ds:
+        return None
+    center, width = ds.WindowCenter, ds.WindowWidth
+    center = center[0] if hasattr(center, "__len__") else center
+    width = width[0] if hasattr(width, "__len__") else width
+    if center is None or width is None or float(width) <= 0:
+        return None
+    return Window(float(center), float(width), str(ds.get("VOILUTFunction") or "LINEAR"))
+
+
 def _frame_rescale(ds, frame: int) -> tuple[float, float] | None:
     for groups_keyword in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
         groups = ds.get(groups_keyword)
@@ -101,23 +113,30 @@ def display_pixels(path: str, request: RenderRequest) -> tuple[np.ndarray, dict[
         values = pixels.astype(np.float64) * rescale[0] + rescale[1]
     else:
         values = apply_modality_lut(pixels, ds)
-    applied["rescale"] = rescale or (
-        float(ds.get("RescaleSlope", 1) or 1),
-        float(ds.get("RescaleIntercept", 0) or 0),
-    )
-    window = request.window or _frame_voi(ds, request.frame)
-    if window is not None:
-        scaled = apply_window(values, window)
-        applied["window"] = [window.center, window.width, window.function]
-    elif "VOILUTSequence" in ds or "WindowCenter" in ds:
-        voi = apply_voi_lut(values, ds, index=0).astype(np.float64)
-        low, high = float(voi.min()), float(voi.max())
-        scaled = (voi - low) / (high - low) if high > low else np.zeros_like(voi)
-        applied["window"] = "from file"
+    if rescale is None and "ModalityLUTSequence" in ds:
+        applied["modality"] = "LUT"
     else:
-        low, high = float(values.min()), float(values.max())
-        scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
-        applied["window"] = "min-max"
+        applied["rescale"] = rescale or (
+            float(ds.get("RescaleSlope", 1) or 1),
+            float(ds.get("RescaleIntercept", 0) or 0),
+        )
+    window = request.window or _frame_voi(ds, request.frame)
+    if window is None and "VOILUTSequence" in ds:
+        # PS3.3 C.11.2.1.1: the LUT's output spans 0 to 2^n - 1 (n its descriptor's third
+        # value); that range is the display's, not the frame's own lowest to highest.
+        bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
+        voi = apply_voi_lut(values, ds, index=0, prefer_lut=True).astype(np.float64)
+        scaled = np.clip(voi / (2**bits - 1), 0.0, 1.0)
+        applied["window"] = "VOI LUT"
+    else:
+        window = window or _file_window(ds)
+        if window is not None:
+            scaled = apply_window(values, window)
+            applied["window"] = [window.center, window.width, window.function]
+        else:
+            low, high = float(values.min()), float(values.max())
+            scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
+            applied["window"] = "min-max"
     if photometric == "MONOCHROME1":
         scaled = 1.0 - scaled
     return np.round(scaled * 255).astype(np.uint8), applied

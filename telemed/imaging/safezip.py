@@ -9,10 +9,12 @@ under numbered names inside a staging folder of the store, never under their own
 
 from __future__ import annotations
 
+import os
 import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 CHUNK = 1024 * 1024
 
@@ -32,6 +34,23 @@ class Expanded:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, why), e.g. DICOMDIR
 
 
+# Why an archive or an entry is refused or skipped, as templates ({name}: a value): the web
+# words each for its reader (web/file_reasons.py).
+ZIP_UNREADABLE = "not a readable zip archive ({detail})"
+ZIP_ENTRIES = "the archive has {entries} entries; at most {most}"
+ZIP_BOMB = "the archive inflates past {megabytes} MB: refused as a zip bomb"
+ENTRY_NUL = "the entry name contains a NUL byte"
+ENTRY_ABSOLUTE = "the entry has an absolute path"
+ENTRY_CLIMBS = "the entry path climbs out of the folder ('..')"
+ENTRY_LINK = "the entry is a symbolic link"
+ENTRY_NOT_FILE = "the entry is not a regular file"
+ENTRY_DICOMDIR = "DICOMDIR index: the files it lists are read"
+ENTRY_ENCRYPTED = "the entry is encrypted"
+ENTRY_TOO_BIG = "the entry inflates past {megabytes} MB"
+ENTRY_BOMB = "the entry inflates more than {ratio} times its compressed size: refused as a zip bomb"
+ENTRY_UNREADABLE = "the entry cannot be read ({detail})"
+
+
 class ZipRefused(Exception):
     """The whole archive is refused (unreadable, too many entries, a bomb)."""
 
@@ -47,19 +66,25 @@ def is_zip(path: Path) -> bool:
 def entry_problem(info: zipfile.ZipInfo) -> str | None:
     name = info.filename
     if "\x00" in name:
-        return "the entry name contains a NUL byte"
+        return ENTRY_NUL
     normalised = name.replace("\\", "/")
     if normalised.startswith("/") or (len(normalised) > 1 and normalised[1] == ":"):
-        return "the entry has an absolute path"
+        return ENTRY_ABSOLUTE
     if ".." in PurePosixPath(normalised).parts:
-        return "the entry path climbs out of the folder ('..')"
+        return ENTRY_CLIMBS
     mode = info.external_attr >> 16
     if info.create_system == 3 and mode:  # Unix attributes
         if stat.S_ISLNK(mode):
-            return "the entry is a symbolic link"
+            return ENTRY_LINK
         if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
-            return "the entry is not a regular file"
+            return ENTRY_NOT_FILE
     return None
+
+
+def _create_private(path: Path) -> BinaryIO:
+    """A new staged file readable by the service only (0600 whatever the umask): the
+    entries are patients' images, and a crash may leave them until the clean-up."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
 
 
 def expand(archive: Path, staging: Path, limits: ZipLimits | None = None) -> Expanded:
@@ -68,13 +93,11 @@ def expand(archive: Path, staging: Path, limits: ZipLimits | None = None) -> Exp
     try:
         bundle = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as error:
-        raise ZipRefused(f"not a readable zip archive ({error})") from None
+        raise ZipRefused(ZIP_UNREADABLE.format(detail=error)) from None
     with bundle:
         entries = bundle.infolist()
         if len(entries) > limits.max_entries:
-            raise ZipRefused(
-                f"the archive has {len(entries)} entries; at most {limits.max_entries}"
-            )
+            raise ZipRefused(ZIP_ENTRIES.format(entries=len(entries), most=limits.max_entries))
         total = 0
         for number, info in enumerate(entries):
             name = info.filename
@@ -85,33 +108,29 @@ def expand(archive: Path, staging: Path, limits: ZipLimits | None = None) -> Exp
                 result.refused.append((name, problem))
                 continue
             if PurePosixPath(name.replace("\\", "/")).name.upper() == "DICOMDIR":
-                result.skipped.append((name, "DICOMDIR index: the files it lists are read"))
+                result.skipped.append((name, ENTRY_DICOMDIR))
                 continue
             if info.flag_bits & 0x1:
-                result.refused.append((name, "the entry is encrypted"))
+                result.refused.append((name, ENTRY_ENCRYPTED))
                 continue
             target = staging / f"{number:06d}.dcm"
             written = 0
             compressed = max(info.compress_size, 1)
             try:
-                with bundle.open(info) as source, open(target, "wb") as out:
+                with bundle.open(info) as source, _create_private(target) as out:
                     while chunk := source.read(CHUNK):
                         written += len(chunk)
                         total += len(chunk)
                         if total > limits.max_total_bytes:
                             raise ZipRefused(
-                                "the archive inflates past "
-                                f"{limits.max_total_bytes // 1024**2} MB: refused as a zip bomb"
+                                ZIP_BOMB.format(megabytes=limits.max_total_bytes // 1024**2)
                             )
                         if written > limits.max_entry_bytes:
                             raise _EntryTooBig(
-                                f"the entry inflates past {limits.max_entry_bytes // 1024**2} MB"
+                                ENTRY_TOO_BIG.format(megabytes=limits.max_entry_bytes // 1024**2)
                             )
                         if written > 1024**2 and written / compressed > limits.max_ratio:
-                            raise _EntryTooBig(
-                                f"the entry inflates more than {limits.max_ratio} times its "
-                                "compressed size: refused as a zip bomb"
-                            )
+                            raise _EntryTooBig(ENTRY_BOMB.format(ratio=limits.max_ratio))
                         out.write(chunk)
             except _EntryTooBig as error:
                 target.unlink(missing_ok=True)
@@ -122,7 +141,7 @@ def expand(archive: Path, staging: Path, limits: ZipLimits | None = None) -> Exp
                 raise
             except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as error:
                 target.unlink(missing_ok=True)
-                result.refused.append((name, f"the entry cannot be read ({error})"))
+                result.refused.append((name, ENTRY_UNREADABLE.format(detail=error)))
                 continue
             result.files.append((name, target))
     return result

@@ -22,6 +22,12 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+# What stopped a worker, as templates: a refusal quotes them (services/cases/dicom.py).
+FAILED_TIME = "took longer than {seconds} s"
+FAILED_CPU = "exceeded its CPU time"
+FAILED_ENDED = "ended unexpectedly (exit status {code})"
+FAILED_MEMORY = "needed more than its {megabytes} MB memory limit"
+
 
 class WorkerFailed(Exception):
     """The worker could not finish the task (limits, crash); the message says which."""
@@ -195,7 +201,7 @@ class _Worker:
         while b"\n" not in self.buffer:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise WorkerFailed(f"took longer than {timeout:.0f} s")
+                raise WorkerFailed(FAILED_TIME.format(seconds=f"{timeout:.0f}"))
             ready, _, _ = select.select([fd], [], [], left)
             if not ready:
                 continue
@@ -203,9 +209,7 @@ class _Worker:
             if not chunk:
                 code = self.process.wait()
                 raise WorkerFailed(
-                    "exceeded its CPU time"
-                    if code in (-24, -9)
-                    else f"ended unexpectedly (exit status {code})"
+                    FAILED_CPU if code in (-24, -9) else FAILED_ENDED.format(code=code)
                 )
             self.buffer += chunk
         line, _, self.buffer = self.buffer.partition(b"\n")
@@ -251,7 +255,7 @@ class WorkerPool:
             if "failed" in answer:
                 self._discard(worker)
                 raise WorkerFailed(
-                    f"needed more than its {self.limits.memory_bytes // 1024**2} MB memory limit"
+                    FAILED_MEMORY.format(megabytes=self.limits.memory_bytes // 1024**2)
                 )
             self.idle.put(worker)
         if "ok" in answer:

@@ -42,10 +42,19 @@ def jobs_list() -> None:
 
 @jobs_cli.command("run")
 @click.argument("name", type=click.Choice(sorted(JOBS)))
-def jobs_run(name: str) -> None:
-    """Run job NAME now, in this process, and print its result."""
+@click.option(
+    "--consortium",
+    "consortium_ids",
+    type=int,
+    multiple=True,
+    help="Only for this consortium (its id; may be repeated). Default: every consortium.",
+)
+def jobs_run(name: str, consortium_ids: tuple[int, ...]) -> None:
+    """Run job NAME now, in this process, and print its result: one run per consortium
+    for a job about the consortia's rows (each recorded for its consortium's admin),
+    one for a job about the whole installation."""
     app = current_app._get_current_object()
-    run = runs.execute(
+    made = runs.execute_each(
         app,
         name,
         scheduled_at=clock.now(),
@@ -53,12 +62,18 @@ def jobs_run(name: str) -> None:
         runner="cli:" + new_holder_id(),
         policy=runs.RunPolicy(retry_delays=()),
         fenced=False,
+        consortium_ids=consortium_ids or None,
     )
-    if run is None:
-        raise click.ClickException(f"{name} ran already for this moment")
-    click.echo(f"{name}: {run.status.value} {run.result or ''}".rstrip())
-    if run.error:
-        click.echo(run.error, err=True)
+    if not made:
+        raise click.ClickException(f"{name} ran already for this moment, or has nothing to run for")
+    failed = False
+    for run in made:
+        where = f" (consortium {run.consortium_id})" if run.consortium_id is not None else ""
+        click.echo(f"{name}: {run.status.value} {run.result or ''}".rstrip() + where)
+        if run.error:
+            click.echo(run.error, err=True)
+            failed = True
+    if failed:
         raise SystemExit(1)
 
 

@@ -2,10 +2,12 @@
 service it calls.
 
 A job function receives a :class:`JobContext` and returns a small dict of counts that
-ends up on its JobRun. It only calls services; the runner (runs.py) owns the
-transaction and commits once. Jobs are level-triggered (each run handles everything
-due, not only what became due since the last run), so a missed or failed run is made
-good by the next one.
+ends up on its JobRun. A job about the consortia's own rows runs once per consortium
+(``ctx.consortium_id``; None when the operator runs it across all of them); a job about
+the installation (the clean-up of files and sessions) runs once. It only calls
+services; the runner (runs.py) owns the transaction and commits once. Jobs are
+level-triggered (each run handles everything due, not only what became due since the
+last run), so a missed or failed run is made good by the next one.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class JobContext:
     now: datetime  # when the run actually starts
     scheduled_at: datetime  # the time it was due (the JobRun key)
     trigger: str  # schedule, manual, cli
+    consortium_id: int | None = None  # the consortium this run is for; None: every one
 
 
 JobFunction = Callable[[JobContext], dict[str, Any]]
@@ -53,6 +56,10 @@ class JobSpec:
     schedule: Any  # for people (a lazy translation): the admin page and ``jobs list``
     misfire_grace_seconds: int
     retries: int = 2
+    # Runs once per consortium, on that consortium's rows only; False: once for the whole
+    # installation (its runs and running it by hand are the operator's where the
+    # installation serves several consortia).
+    per_consortium: bool = True
 
 
 def every(**interval: int) -> Callable[[Flask], BaseTrigger]:
@@ -66,37 +73,43 @@ def daily_at(hour: int, minute: int) -> Callable[[Flask], BaseTrigger]:
 
 
 def _expire_holds(ctx: JobContext) -> dict[str, Any]:
-    holds, offers = booking.expire_holds_and_offers(ctx.now)
+    holds, offers = booking.expire_holds_and_offers(ctx.now, ctx.consortium_id)
     if holds or offers:  # offers passed on are audited one by one by the service
         audit.record(None, "expire", "booking", None, detail={"holds": holds, "offers": offers})
     return {"holds_expired": holds, "offers_expired": offers}
 
 
 def _release(ctx: JobContext) -> dict[str, Any]:
-    return quota_release.release_unbooked_quota(ctx.now)
+    return quota_release.release_unbooked_quota(ctx.now, ctx.consortium_id)
 
 
 def _reminders(ctx: JobContext) -> dict[str, Any]:
-    return reminders.send_due_reminders(ctx.now)
+    return reminders.send_due_reminders(ctx.now, ctx.consortium_id)
 
 
 def _open_rooms(ctx: JobContext) -> dict[str, Any]:
-    return joining.announce_open_rooms(ctx.now)
+    return joining.announce_open_rooms(ctx.now, ctx.consortium_id)
 
 
 def _no_shows(ctx: JobContext) -> dict[str, Any]:
-    return no_shows.mark_no_shows(ctx.now)
+    return no_shows.mark_no_shows(ctx.now, ctx.consortium_id)
 
 
 def _read_deadlines(ctx: JobContext) -> dict[str, Any]:
-    return read_deadlines.escalate_late_reads(ctx.now)
+    return read_deadlines.escalate_late_reads(ctx.now, ctx.consortium_id)
 
 
 def _snapshot(ctx: JobContext) -> dict[str, Any]:
     # The run due at 01:30 on day D records day D-1, whenever it actually runs.
     day: date = quota_figures.local_day(ctx.scheduled_at) - timedelta(days=1)
-    rows = quota_figures.store_snapshot(day, ctx.now)
-    audit.record(None, "snapshot", "quota_snapshot", day.isoformat(), detail={"rows": rows})
+    rows = quota_figures.store_snapshot(day, ctx.now, ctx.consortium_id)
+    audit.record(
+        None,
+        "snapshot",
+        "quota_snapshot",
+        day.isoformat(),
+        detail={"rows": rows, "consortium_id": ctx.consortium_id},
+    )
     return {"day": day.isoformat(), "rows": rows}
 
 
@@ -178,6 +191,7 @@ JOBS: dict[str, JobSpec] = {
             make_trigger=every(hours=1),
             schedule=_l("hourly"),
             misfire_grace_seconds=3 * HOUR,
+            per_consortium=False,
         ),
     )
 }

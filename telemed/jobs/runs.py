@@ -28,10 +28,11 @@ from telemed.extensions import db
 from telemed.jobs import lease, outbox
 from telemed.jobs.definitions import JOBS, JobContext, JobSpec
 from telemed.jobs.overview import spans_several_consortia
-from telemed.models.jobs import JobRun, JobRunStatus
+from telemed.models.jobs import JobRun, JobRunStatus, consortium_scope
 from telemed.notifier import current_notifier
 from telemed.services.accounts import audit
 from telemed.services.accounts.context import Origin, set_origin
+from telemed.services.consortium import scope
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,14 @@ def spec_of(job_id: str) -> JobSpec:
     return spec
 
 
-def _claim_new(job_id: str, scheduled_at: datetime, trigger: str, runner: str) -> int | None:
+def _claim_new(
+    job_id: str, scheduled_at: datetime, trigger: str, runner: str, consortium_id: int | None
+) -> int | None:
     run = JobRun(
         job_id=job_id,
         scheduled_at=scheduled_at,
+        scope=consortium_scope(consortium_id),
+        consortium_id=consortium_id,
         trigger=trigger,
         status=JobRunStatus.RUNNING,
         runner=runner,
@@ -91,9 +96,12 @@ def execute(
     policy: RunPolicy,
     requested_run_id: int | None = None,
     fenced: bool = True,
+    consortium_id: int | None = None,
 ) -> JobRun | None:
-    """Run ``job_id`` for ``scheduled_at`` once; returns its JobRun, or None if it ran
-    already (or this process no longer holds the lease)."""
+    """Run ``job_id`` for ``scheduled_at`` once, for ``consortium_id`` (None: the whole
+    installation; a requested run is for the consortium it was requested for); returns its
+    JobRun, or None if it ran already (or this process no longer holds the lease)."""
+
     spec = JOBS[job_id]
     with app.app_context():
         set_origin(Origin("job"))
@@ -105,12 +113,16 @@ def execute(
             return None
         if requested_run_id is not None:
             run_id = requested_run_id if _claim_requested(requested_run_id, runner) else None
+            if run_id is not None:
+                consortium_id = db.session.execute(
+                    select(JobRun.consortium_id).where(JobRun.id == run_id)
+                ).scalar_one()
         else:
-            run_id = _claim_new(job_id, scheduled_at, trigger, runner)
+            run_id = _claim_new(job_id, scheduled_at, trigger, runner, consortium_id)
         if run_id is None:
             log.info("job %s at %s ran already", job_id, scheduled_at)
             return None
-        _attempt_until_done(app, spec, run_id, scheduled_at, trigger, policy)
+        _attempt_until_done(app, spec, run_id, scheduled_at, trigger, policy, consortium_id)
         run = db.session.get(JobRun, run_id, populate_existing=True)
         db.session.expunge_all()
         return run
@@ -123,12 +135,18 @@ def _attempt_until_done(
     scheduled_at: datetime,
     trigger: str,
     policy: RunPolicy,
+    consortium_id: int | None = None,
 ) -> None:
     delays = list(policy.retry_delays)[: spec.retries]
     attempts = len(delays) + 1
     for attempt in range(1, attempts + 1):
         try:
-            context = JobContext(now=clock.now(), scheduled_at=scheduled_at, trigger=trigger)
+            context = JobContext(
+                now=clock.now(),
+                scheduled_at=scheduled_at,
+                trigger=trigger,
+                consortium_id=consortium_id,
+            )
             result = spec.run(context)
             run = db.session.get(JobRun, run_id)
             assert run is not None
@@ -162,6 +180,48 @@ def _attempt_until_done(
         return
 
 
+def execute_each(
+    app: Flask,
+    job_id: str,
+    *,
+    scheduled_at: datetime,
+    trigger: str,
+    runner: str,
+    policy: RunPolicy,
+    fenced: bool = True,
+    consortium_ids: Sequence[int] | None = None,
+) -> list[JobRun]:
+    """Run ``job_id`` for ``scheduled_at``: once per consortium (``consortium_ids``, or
+    every consortium) if it is about the consortia's rows, else once for the
+    installation. Each run is claimed, retried and recorded on its own, so one
+    consortium's failure is that consortium's. Returns the runs this call made."""
+    spec = JOBS[job_id]
+    targets: Sequence[int | None]
+    if not spec.per_consortium:
+        targets = [None]
+    elif consortium_ids is not None:
+        targets = list(consortium_ids)
+    else:
+        with app.app_context():
+            targets = scope.consortium_ids()
+            db.session.rollback()
+    made = []
+    for consortium_id in targets:
+        run = execute(
+            app,
+            job_id,
+            scheduled_at=scheduled_at,
+            trigger=trigger,
+            runner=runner,
+            policy=policy,
+            fenced=fenced,
+            consortium_id=consortium_id,
+        )
+        if run is not None:
+            made.append(run)
+    return made
+
+
 def _record_failure(run_id: int, attempt: int, error: Exception, *, final: bool) -> None:
     text = "".join(traceback.format_exception(error))[-MAX_ERROR:]
     values: dict[str, object] = {"attempts": attempt, "error": text}
@@ -189,18 +249,28 @@ def _drain_outbox(app: Flask) -> None:
 
 
 def request_run(actor, job_id: str) -> JobRun:
-    """ "Run now" from the admin page: a JobRun the scheduler's process picks up."""
+    """ "Run now" from the admin page: a JobRun the scheduler's process picks up, for
+    the admin's own consortium. A job about the whole installation is the operator's
+    (``flask jobs run``) where the installation serves several consortia."""
     if not actor.is_admin:
         raise Forbidden(_l("only admins run jobs by hand"))
-    if spans_several_consortia():
-        raise Forbidden(
-            _l("jobs run for every consortium here; the operator runs them (flask jobs run)"),
-            field="job_id",
-        )
     spec = spec_of(job_id)
+    consortium_id: int | None = actor.consortium_id
+    if not spec.per_consortium:
+        if spans_several_consortia():
+            raise Forbidden(
+                _l(
+                    "this job works for every consortium here; the operator runs it "
+                    "(flask jobs run)"
+                ),
+                field="job_id",
+            )
+        consortium_id = None
+    scope_key = consortium_scope(consortium_id)
     waiting = db.session.execute(
         select(JobRun.id).where(
             JobRun.job_id == spec.id,
+            JobRun.scope == scope_key,
             JobRun.status.in_((JobRunStatus.REQUESTED, JobRunStatus.RUNNING)),
             JobRun.trigger == "manual",
         )
@@ -210,6 +280,8 @@ def request_run(actor, job_id: str) -> JobRun:
     run = JobRun(
         job_id=spec.id,
         scheduled_at=clock.now(),
+        scope=scope_key,
+        consortium_id=consortium_id,
         trigger="manual",
         status=JobRunStatus.REQUESTED,
         requested_by_id=actor.user_id,

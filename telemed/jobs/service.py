@@ -38,8 +38,8 @@ def run_scheduled(
     across restarts); the executor passes the service that runs it and the time."""
     if service is None or scheduled_at is None:
         raise RuntimeError("run_scheduled is called by the job service's executor only")
-    run = service.run(job_id, scheduled_at=scheduled_at)
-    return "skipped" if run is None else run.status.value
+    made = service.run(job_id, scheduled_at=scheduled_at)
+    return ", ".join(run.status.value for run in made) or "skipped"
 
 
 class JobService:
@@ -216,9 +216,10 @@ class JobService:
 
     # -- runs --------------------------------------------------------------------------------
 
-    def run(self, job_id: str, *, scheduled_at: datetime):
+    def run(self, job_id: str, *, scheduled_at: datetime) -> list:
+        """The runs due at ``scheduled_at``: one per consortium, or the installation's."""
         try:
-            return runs.execute(
+            return runs.execute_each(
                 self.app,
                 job_id,
                 scheduled_at=scheduled_at,
@@ -228,7 +229,7 @@ class JobService:
             )
         except Exception:
             log.exception("job %s at %s failed outside its record", job_id, scheduled_at)
-            return None
+            return []
 
 
 def start_for(app: Flask) -> JobService | None:

@@ -39,6 +39,7 @@ from telemed.db import is_unreachable
 from telemed.errors import TelemedError, TooManyRequests
 from telemed.fanout import ChannelSubscriber, channel_subscriber, get_fanout, settle_at_start
 from telemed.live import protocol
+from telemed.live.caps import RedisCaps
 from telemed.live.group_commit import GroupCommit
 from telemed.live.protocol import ProtocolError
 from telemed.live.store import Store
@@ -68,6 +69,11 @@ class LiveSettings:
     batch_limit: int = 500
     max_sockets_per_user: int = 8
     record_per_minute: int = 120
+    # With Redis: how long a socket counts without its process refreshing it (a crashed
+    # process's sockets stop counting after this).
+    socket_lease_seconds: float = 60.0
+    caps_prefix: str | None = None  # Redis keys of the caps; default: the fan-out's prefix
+    join_chat_lines: int = 50
 
     @classmethod
     def from_app(cls, app: Flask, **overrides: Any) -> LiveSettings:
@@ -88,6 +94,9 @@ class LiveSettings:
             "batch_limit": int(config.get("TELEMED_LIVE_BATCH_LIMIT", 500)),
             "max_sockets_per_user": int(config.get("TELEMED_LIVE_MAX_SOCKETS_PER_USER", 8)),
             "record_per_minute": int(config.get("TELEMED_LIVE_RECORD_PER_MINUTE", 120)),
+            "socket_lease_seconds": float(config.get("TELEMED_LIVE_SOCKET_LEASE_SECONDS", 60)),
+            "caps_prefix": config.get("TELEMED_LIVE_CAPS_PREFIX"),
+            "join_chat_lines": int(config.get("TELEMED_LIVE_JOIN_CHAT_LINES", 50)),
         }
         values.update(overrides)
         return cls(**values)
@@ -101,6 +110,9 @@ def default_origins(config) -> list[str]:
 
 async def close_reading(ws: ServerConnection, code: int, reason: str) -> None:
     """Close with ``code`` while reading, and dropping, what the client already sent.
+    A close reason is the protocol's English, like a code: clients act on it (the page's
+    live client stops for "signed out"), so it is never translated; what a person reads
+    comes in the ``error`` frames, in the user's language.
     Unread messages beyond the connection's queue pause reading, and a paused socket
     would not see the client's close frame: the handshake would hang until the close
     timeout, and the client's reconnect with it."""
@@ -185,6 +197,7 @@ class Client:
     bucket: TokenBucket
     room: Room | None = None
     closing: bool = False
+    counted_in_redis: bool = False  # holds a place in the shared count of open sockets
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -218,6 +231,16 @@ class LiveServer:
         self.users: dict[int, set[Client]] = {}
         self.record_buckets: dict[int, TokenBucket] = {}
         self.subscriber: ChannelSubscriber = channel_subscriber(self.settings.redis_url)
+        # Caps shared by every live process when Redis is configured; else in process.
+        self.caps: RedisCaps | None = (
+            RedisCaps(
+                self.settings.redis_url,
+                self.settings.socket_lease_seconds,
+                self.settings.caps_prefix,
+            )
+            if self.settings.redis_url
+            else None
+        )
         self._server: Server | None = None
         self._tasks: set[asyncio.Task] = set()
         self._writer: asyncio.Task | None = None
@@ -243,6 +266,8 @@ class LiveServer:
         sockets = list(self._server.sockets)
         self.port = sockets[0].getsockname()[1] if sockets else s.port
         self._spawn(self._sweep_forever())
+        if self.caps is not None:
+            self._spawn(self._refresh_caps_forever())
         self._writer = asyncio.create_task(self.records.run(), name="live-group-commit")
         log.info("live server %s listening on %s:%s", self.node, s.host, self.port)
 
@@ -257,6 +282,9 @@ class LiveServer:
             # Only now: the handlers above waited for the answers to what they had queued.
             self._writer.cancel()
         await self.subscriber.close()
+        if self.caps is not None:
+            with contextlib.suppress(Exception):
+                await self.caps.close()
         self.store.close()
         log.info("live server %s stopped; group commit: %s", self.node, self.records.stats)
 
@@ -317,18 +345,20 @@ class LiveServer:
             log.warning("database unavailable for a hello: %s", error)
             await close_reading(ws, protocol.CLOSE_TRY_AGAIN, "database unavailable; try again")
             return
-        if len(self.users.get(entry.user_id, ())) >= self.settings.max_sockets_per_user:
-            # Checked and registered with no await between: parallel hellos cannot pass it.
+        conn = f"{self.node}-{next(self._conn_ids)}"
+        counted = await self._take_socket_place(entry.user_id, conn)
+        if counted is None:
             await close_reading(
                 ws, protocol.CLOSE_TOO_MANY_SOCKETS, "too many open sockets for this user"
             )
             return
         client = Client(
             ws=ws,
-            conn=f"{self.node}-{next(self._conn_ids)}",
+            conn=conn,
             entry=entry,
             outbox=Outbox(ws, self.settings.client_queue),
             bucket=TokenBucket(self.settings.rate_per_second, self.settings.burst),
+            counted_in_redis=counted,
         )
         writer = asyncio.create_task(self._write(client))
         expiry = self._close_at_expiry(client)
@@ -350,6 +380,50 @@ class LiveServer:
             if expiry is not None:
                 expiry.cancel()
             await self._unregister(client)
+
+    async def _take_socket_place(self, user_id: int, conn: str) -> bool | None:
+        """A place among the user's open sockets: True if taken in the shared (Redis)
+        count, False if in this process's, None if the user has no place left.
+
+        In process, the check and the registration that follows have no await between
+        them (this coroutine does not suspend): parallel hellos cannot pass it. In Redis,
+        one script checks and adds, so hellos in two processes cannot either. Redis
+        unreachable: the count of this process alone, rather than refusing everyone."""
+        limit = self.settings.max_sockets_per_user
+        if self.caps is not None:
+            try:
+                return True if await self.caps.take_socket(user_id, conn, limit) else None
+            except Exception as error:
+                log.warning("live caps: Redis unavailable, counting sockets here: %s", error)
+        return False if len(self.users.get(user_id, ())) < limit else None
+
+    async def _refresh_caps_forever(self) -> None:
+        """Keep this process's sockets counted in Redis: a third of the lease apart, so
+        two missed refreshes in a row still leave them counted."""
+        assert self.caps is not None
+        while True:
+            await asyncio.sleep(self.settings.socket_lease_seconds / 3)
+            sockets = [
+                (user_id, client.conn)
+                for user_id, clients in self.users.items()
+                for client in clients
+                if client.counted_in_redis
+            ]
+            try:
+                await self.caps.refresh(sockets)
+            except Exception as error:
+                log.warning("live caps: could not refresh the open sockets: %s", error)
+
+    async def _record_allowed(self, user_id: int) -> float:
+        """0 if a record message of ``user_id`` may be stored now, else the seconds until
+        it may: counted in Redis across the live processes, else in this process."""
+        limit = self.settings.record_per_minute
+        if self.caps is not None:
+            try:
+                return await self.caps.take_record(user_id, limit)
+            except Exception as error:
+                log.warning("live caps: Redis unavailable, counting messages here: %s", error)
+        return 0 if self._record_bucket(user_id).take() else 60 / limit
 
     def _close_at_expiry(self, client: Client) -> asyncio.TimerHandle | None:
         """A login session ends at its expiry even on a socket that says nothing."""
@@ -447,24 +521,45 @@ class LiveServer:
         }
         client.outbox.push(encode(welcome), force=True)
         async with room.lock:
-            # Replay under the room's lock: nothing is delivered live meanwhile, so the
-            # client gets every event after ``after`` exactly once, in order.
-            position = after
-            while position < room.last_seq:
-                batch = await self.store.read(
-                    consults.events_after, room_id, position, room.last_seq
-                )
-                if not batch:
-                    break
-                for frame in batch:
-                    client.outbox.push(encode(frame), force=True)
-                position = batch[-1]["seq"]
-            client.outbox.push(encode({"type": "replayed", "last_seq": room.last_seq}), force=True)
+            # Under the room's lock: nothing is delivered live meanwhile, so the client
+            # gets what stands at ``room.last_seq`` and then every later event, once.
+            replayed: dict[str, Any] = {"type": "replayed", "last_seq": room.last_seq}
+            if after == 0:
+                replayed.update(await self._send_state(client, room))
+            else:
+                await self._replay(client, room, after)
+            client.outbox.push(encode(replayed), force=True)
             if room.viewport is not None:
                 client.outbox.push(encode(room.viewport), force=True)
             client.room = room
             room.clients[client.conn] = client
         await self._record_server_event(client, "presence.join", client.summary)
+
+    async def _send_state(self, client: Client, room: Room) -> dict[str, Any]:
+        """A first join: the room's state (marks, calipers, report, session) and its last
+        chat lines as the events that make them up, not the whole record; older chat
+        lines are fetched on demand."""
+        state = await self.store.read(
+            consults.room_state, room.id, room.last_seq, self.settings.join_chat_lines
+        )
+        for frame in state["events"]:
+            client.outbox.push(encode(frame), force=True)
+        return {
+            "state": True,
+            "oldest_chat_seq": state["oldest_chat_seq"],
+            "earlier_chat": state["earlier_chat"],
+        }
+
+    async def _replay(self, client: Client, room: Room, after: int) -> None:
+        """A rejoin: every event after the client's ``after``, in order."""
+        position = after
+        while position < room.last_seq:
+            batch = await self.store.read(consults.events_after, room.id, position, room.last_seq)
+            if not batch:
+                break
+            for frame in batch:
+                client.outbox.push(encode(frame), force=True)
+            position = batch[-1]["seq"]
 
     async def _record_server_event(self, client: Client, kind: str, body: dict) -> None:
         entry = client.entry
@@ -529,11 +624,12 @@ class LiveServer:
         assert room is not None
         kind = send.kind
         if kind.record:
-            if not self._record_bucket(client.entry.user_id).take():
+            wait = await self._record_allowed(client.entry.user_id)
+            if wait:
                 limit = self.settings.record_per_minute
                 raise TooManyRequests(
                     f"at most {limit} record messages a minute per user; not stored",
-                    retry_after=max(1, int(60 / limit) + 1),
+                    retry_after=max(1, int(wait) + 1),
                 )
             frame = await self._store_record(client.entry, send)
             ack = {"type": "ack", "seq": frame["seq"]}
@@ -696,6 +792,12 @@ class LiveServer:
 
     async def _unregister(self, client: Client) -> None:
         user_id = client.entry.user_id
+        if client.counted_in_redis and self.caps is not None:
+            client.counted_in_redis = False
+            try:
+                await self.caps.release_socket(user_id, client.conn)
+            except Exception as error:  # its lease lapses instead
+                log.warning("live caps: could not release socket %s: %s", client.conn, error)
         clients = self.users.get(user_id)
         if clients is not None:
             clients.discard(client)

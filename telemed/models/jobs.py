@@ -64,13 +64,25 @@ class JobRunStatus(enum.StrEnum):
     ABANDONED = "abandoned"  # its runner died mid-run (found when the lease changed hands)
 
 
+INSTALLATION_SCOPE = "all"
+
+
+def consortium_scope(consortium_id: int | None) -> str:
+    """The run key's scope: one consortium's, or the whole installation's."""
+    return INSTALLATION_SCOPE if consortium_id is None else f"consortium:{consortium_id}"
+
+
 class JobRun(Base):
-    """One run of one job at one scheduled time. Inserted before the work: the unique
-    key makes a second attempt at the same time a no-op, whichever process tries it."""
+    """One run of one job at one scheduled time, for one consortium (a job about the
+    consortia's own rows runs once per consortium) or for the whole installation
+    (``consortium_id`` None: house-keeping, or the operator's run across consortia).
+    Inserted before the work: the unique key makes a second attempt at the same time and
+    scope a no-op, whichever process tries it."""
 
     __tablename__ = "job_run"
     __table_args__ = (
-        UniqueConstraint("job_id", "scheduled_at"),
+        UniqueConstraint("job_id", "scheduled_at", "scope"),
+        Index("ix_job_run_consortium_job", "consortium_id", "job_id"),
         Index("ix_job_run_job_started", "job_id", "started_at"),
         Index("ix_job_run_status", "status"),
     )
@@ -78,6 +90,9 @@ class JobRun(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[str] = mapped_column(String(60))
     scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # "all", or "consortium:<id>": a unique key part (NULL consortium ids never clash).
+    scope: Mapped[str] = mapped_column(String(40), default=INSTALLATION_SCOPE)
+    consortium_id: Mapped[int | None] = mapped_column(ForeignKey("consortium.id"))
     trigger: Mapped[str] = mapped_column(String(20))  # schedule, manual, cli
     status: Mapped[JobRunStatus] = mapped_column(enum_column(JobRunStatus, "job_run_status"))
     runner: Mapped[str | None] = mapped_column(String(120))

@@ -79,6 +79,8 @@ cleanup_task("stale_uploads")(case_uploads.expire_stale_uploads)
 # What crashed requests left in the file store.
 cleanup_task("temporary_files")(store_cleanup.remove_temporary_leftovers)
 cleanup_task("orphan_objects")(store_cleanup.remove_orphan_objects)
+# Renders and other caches beyond TELEMED_RENDER_CACHE_MB, least recently used first.
+cleanup_task("render_cache")(store_cleanup.trim_caches)
 
 
 @cleanup_task("live_tickets")

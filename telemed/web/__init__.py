@@ -70,6 +70,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.add_extension("jinja2.ext.do")
 
     from telemed.web.assets import (
+        asset_preloads,
         asset_url,
         cache_fingerprinted,
         compress_text,
@@ -77,6 +78,7 @@ def init_app(app: Flask) -> None:
     )
 
     app.jinja_env.globals["asset_url"] = asset_url
+    app.jinja_env.globals["asset_preloads"] = asset_preloads
 
     from telemed.web.ui_text import ui_text
 

@@ -23,11 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import defer
 
 from telemed.db import set_write_intent
+from telemed.domain import qido_matching
 from telemed.domain.dicomweb_media import (
     JSON_MEDIA,
     NATIVE_SYNTAXES,
@@ -56,6 +58,13 @@ from telemed.models.case_files import DicomInstance
 from telemed.models.cases import Case
 from telemed.services.cases import dicom
 from telemed.services.cases.cases import get_case
+from telemed.web.file_reasons import (
+    OTHER_STUDY,
+    PART_NO_HEADERS,
+    PART_NOT_DICOM,
+    PART_UNCLOSED,
+    file_reason,
+)
 from telemed.web.security import current_actor
 
 bp = Blueprint("dicomweb", __name__, url_prefix="/cases/<int:case_id>/dicomweb")
@@ -64,6 +73,7 @@ DICOM_JSON = "application/dicom+json"
 PIXEL_DATA = "7FE00010"
 CHUNK = 1024 * 1024
 FAILURE_PROCESSING = 0xC000
+ERROR_COMMENT = "00000902"
 # A STOW-RS body up to this size is read into memory; a larger one is spooled to a file.
 BODY_IN_MEMORY = 16 * 1024**2
 
@@ -208,7 +218,7 @@ def _json_media() -> str:
     media = choose_media(_accepted(), JSON_MEDIA)
     if media is None:
         raise NotAcceptable(
-            "this resource is served as application/dicom+json only", field="Accept"
+            _l("this resource is served as application/dicom+json only"), field="Accept"
         )
     return media
 
@@ -246,11 +256,31 @@ COLUMN_VALUES: dict[str, Callable[[DicomInstance], list[Any]]] = {
 }
 
 
+# QIDO's refusals (domain/qido_matching.py's templates) in the reader's words.
+QUERY_WORDS = {
+    qido_matching.IN_SEQUENCE: _l("%(name)s: matching inside sequences is not supported"),
+    qido_matching.NOT_ATTRIBUTE: _l("%(name)s is not a DICOM attribute keyword or tag"),
+    qido_matching.NOT_WHOLE: _l("%(name)s must be a whole number"),
+    qido_matching.TOO_LOW: _l("%(name)s must be at least %(low)s"),
+    qido_matching.UNMATCHABLE: _l("%(name)s (%(vr)s) cannot be matched"),
+    qido_matching.NOT_RANGE: _l("%(name)s must be a %(vr)s value or a range a-b"),
+    qido_matching.BAD_BOUND: _l("%(name)s: %(bound)s is not a valid %(vr)s value"),
+    qido_matching.NOT_NUMBER: _l("%(name)s must be a number"),
+    qido_matching.UID_WILDCARD: _l(
+        "%(name)s: UIDs are matched whole or as a list, not by wildcards"
+    ),
+    qido_matching.NOT_BOOLEAN: _l("%(name)s must be true or false"),
+    qido_matching.TWICE: _l("%(name)s is given twice"),
+}
+
+
 def _query() -> Query:
     try:
         return parse_query(list(request.args.items(multi=True)))
     except BadQuery as error:
-        raise BadRequest(str(error), field=error.field) from None
+        words = QUERY_WORDS.get(error.template)
+        message = str(words) % error.values if words is not None else str(error)
+        raise BadRequest(message, field=error.field) from None
 
 
 def _values(instance: DicomInstance, key: Key) -> list[Any]:
@@ -420,9 +450,16 @@ def _select(case_id: int, study: str, series: str | None, sop: str | None) -> li
         ).scalars()
     )
     if not found:
-        what = "instance" if sop else "series" if series else "study"
-        raise NotFound(f"{what} {sop or series or study} not found")
+        raise _not_found(study, series, sop)
     return found
+
+
+def _not_found(study: str, series: str | None, sop: str | None) -> NotFound:
+    if sop:
+        return NotFound(_l("instance %(uid)s not found", uid=sop))
+    if series:
+        return NotFound(_l("series %(uid)s not found", uid=series))
+    return NotFound(_l("study %(uid)s not found", uid=study))
 
 
 # A part: the files whose bytes, one after another, are its content, and its Content-Type.
@@ -469,10 +506,13 @@ def _retrieve(case_id: int, study: str, series: str | None, sop: str | None) -> 
         choice = choose_instance_syntax(accepted, instance.transfer_syntax_uid, instance.decodable)
         if choice is None:
             raise NotAcceptable(
-                f"instance {instance.sop_instance_uid} is stored as "
-                f"{instance.transfer_syntax_uid} and cannot be sent in the syntax asked for; "
-                'ask for multipart/related; type="application/dicom"; transfer-syntax=* '
-                "to have it as stored",
+                _l(
+                    "instance %(sop)s is stored as %(syntax)s and cannot be sent in the syntax "
+                    'asked for; ask for multipart/related; type="application/dicom"; '
+                    "transfer-syntax=* to have it as stored",
+                    sop=instance.sop_instance_uid,
+                    syntax=instance.transfer_syntax_uid,
+                ),
                 field="Accept",
             )
         chosen.append((instance, choice))
@@ -512,15 +552,19 @@ def retrieve_instance(case_id: int, study: str, series: str, sop: str):
 def _frame_choice(instance: DicomInstance) -> FrameChoice:
     if instance.rows is None:
         raise NotFound(
-            f"instance {instance.sop_instance_uid} has no pixel data (not an image)",
+            _l("instance %(sop)s has no pixel data (not an image)", sop=instance.sop_instance_uid),
             field="frames",
         )
     choice = choose_frame_form(_accepted(), instance.transfer_syntax_uid, instance.decodable)
     if choice is None:
         raise NotAcceptable(
-            f"the pixel data of {instance.sop_instance_uid} is stored as "
-            f"{instance.transfer_syntax_uid}; ask for application/octet-stream "
-            "(uncompressed), transfer-syntax=* (as stored) or the stored syntax's media type",
+            _l(
+                "the pixel data of %(sop)s is stored as %(syntax)s; ask for "
+                "application/octet-stream (uncompressed), transfer-syntax=* (as stored) or the "
+                "stored syntax's media type",
+                sop=instance.sop_instance_uid,
+                syntax=instance.transfer_syntax_uid,
+            ),
             field="Accept",
         )
     return choice
@@ -532,12 +576,20 @@ def _frame_numbers(raw: str, count: int) -> list[int]:
         item = item.strip()
         if not item.isdigit() or int(item) < 1:
             raise BadRequest(
-                f"frame numbers are whole numbers from 1, separated by commas ({raw!r})",
+                _l(
+                    "frame numbers are whole numbers from 1, separated by commas (%(raw)s)",
+                    raw=repr(raw),
+                ),
                 field="frames",
             )
         if int(item) > count:
             raise NotFound(
-                f"frame {int(item)} not found (the instance has {count})", field="frames"
+                _l(
+                    "frame %(number)s not found (the instance has %(count)s)",
+                    number=int(item),
+                    count=count,
+                ),
+                field="frames",
             )
         numbers.append(int(item))
     return numbers
@@ -557,8 +609,13 @@ def retrieve_frames(case_id: int, study: str, series: str, sop: str, frames: str
     files = dicom.frame_files(instance, native=choice.native)
     if max(numbers) > len(files):
         raise Conflict(
-            f"frame {max(numbers)} could not be read from the stored file "
-            f"(it holds {len(files)} of the {instance.number_of_frames} its header declares)",
+            _l(
+                "frame %(number)s could not be read from the stored file (it holds %(held)s of "
+                "the %(declared)s its header declares)",
+                number=max(numbers),
+                held=len(files),
+                declared=instance.number_of_frames,
+            ),
             field="frames",
         )
     content_type = f"{choice.part_media}; transfer-syntax={choice.syntax}"
@@ -582,7 +639,7 @@ def retrieve_bulkdata(case_id: int, study: str, series: str, sop: str, tag: str)
         if choose_media(_accepted(), (OCTET_STREAM,)) is None and not any(
             item.multipart and item.media in (OCTET_STREAM, "*/*") for item in _accepted()
         ):
-            raise NotAcceptable("bulk data is application/octet-stream", field="Accept")
+            raise NotAcceptable(_l("bulk data is application/octet-stream"), field="Accept")
         path = dicom.bulk_element_file(instance, tag)
         dicom.audit_file_view(actor, instance, f"bulk data {tag}")
         return _multipart([([path], OCTET_STREAM)])
@@ -617,8 +674,7 @@ def _metadata(case_id: int, study: str, series: str | None, sop: str | None) -> 
         query.order_by(DicomInstance.series_uid, DicomInstance.instance_number, DicomInstance.id)
     ).all()
     if not rows:
-        what = "instance" if sop else "series" if series else "study"
-        raise NotFound(f"{what} {sop or series or study} not found")
+        raise _not_found(study, series, sop)
     parts = []
     for _id, series_uid, sop_uid, image_rows, syntax, header in rows:
         bulk_root = f"{_url(case.id, study, series_uid, sop_uid)}/bulkdata/"
@@ -656,7 +712,7 @@ def _rendered_media_type() -> str:
     media = choose_media(_accepted(), RENDERED_MEDIA)
     if media is None:
         raise NotAcceptable(
-            "rendered images are image/jpeg, image/png or image/gif", field="Accept"
+            _l("rendered images are image/jpeg, image/png or image/gif"), field="Accept"
         )
     return media
 
@@ -665,8 +721,14 @@ def _render(case_id: int, instance: DicomInstance, frame_number: int) -> Respons
     actor = current_actor()
     try:
         window = parse_window(request.args.get("window"))
-    except ValueError as error:
-        raise InvalidInput(str(error), field="window") from None
+    except ValueError:
+        raise InvalidInput(
+            _l(
+                "window must be center,width[,function]: a positive width and a function "
+                "of linear, linear-exact or sigmoid"
+            ),
+            field="window",
+        ) from None
     try:
         quality = int(request.args.get("quality", 90))
         viewport = None
@@ -674,7 +736,9 @@ def _render(case_id: int, instance: DicomInstance, frame_number: int) -> Respons
             parts = [int(p) for p in request.args["viewport"].split(",")[:2]]
             viewport = (min(parts[0], 4096), min(parts[1], 4096))
     except (ValueError, IndexError):
-        raise InvalidInput("quality and viewport must be whole numbers", field="quality") from None
+        raise InvalidInput(
+            _l("quality and viewport must be whole numbers"), field="quality"
+        ) from None
     media_type = _rendered_media_type()
     path = dicom.rendered_frame(
         instance,
@@ -696,7 +760,7 @@ def _representative(instances: list[DicomInstance]) -> DicomInstance:
     for instance in instances:
         if instance.rows and instance.decodable:
             return instance
-    raise NotFound("nothing in it can be rendered (no decodable image)", field="rendered")
+    raise NotFound(_l("nothing in it can be rendered (no decodable image)"), field="rendered")
 
 
 @bp.route("/studies/<study>/rendered", methods=["GET"])
@@ -730,9 +794,9 @@ def frame_rendered(case_id: int, study: str, series: str, sop: str, frames: str)
     try:
         number = int(frames.split(",")[0])
     except ValueError:
-        raise InvalidInput("frame numbers are whole numbers from 1", field="frames") from None
+        raise InvalidInput(_l("frame numbers are whole numbers from 1"), field="frames") from None
     if number < 1:
-        raise InvalidInput("frame numbers start at 1", field="frames")
+        raise InvalidInput(_l("frame numbers start at 1"), field="frames")
     return _render(case.id, instance, number)
 
 
@@ -743,15 +807,15 @@ def _boundary() -> str:
     content_type = request.headers.get("Content-Type", "")
     if not content_type.lower().startswith("multipart/related"):
         raise UnsupportedMediaType(
-            'STOW-RS takes multipart/related; type="application/dicom"', field="Content-Type"
+            _l('STOW-RS takes multipart/related; type="application/dicom"'), field="Content-Type"
         )
     match = re.search(r'boundary="?([^";]+)"?', content_type)
     if not match:
-        raise InvalidInput("the multipart body has no boundary", field="Content-Type")
+        raise InvalidInput(_l("the multipart body has no boundary"), field="Content-Type")
     kind = re.search(r'type="?([^";]+)"?', content_type)
     if kind and kind.group(1).lower() != "application/dicom":
         raise UnsupportedMediaType(
-            f"STOW-RS here takes application/dicom parts, not {kind.group(1)}",
+            _l("STOW-RS here takes application/dicom parts, not %(kind)s", kind=kind.group(1)),
             field="Content-Type",
         )
     return match.group(1)
@@ -771,16 +835,16 @@ def split_multipart(body, boundary: str) -> list[tuple[str, tuple[int, int] | st
         number += 1
         following = body.find(b"\r\n" + delimiter, start)
         if following == -1:
-            parts.append((f"part {number}", "the part has no closing boundary"))
+            parts.append((f"part {number}", PART_UNCLOSED))
             break
         header_end = body.find(b"\r\n\r\n", start, following)
         name = f"part {number}"
         if header_end == -1:
-            parts.append((name, "the part has no headers"))
+            parts.append((name, PART_NO_HEADERS))
         else:
             headers = bytes(body[start:header_end]).decode("latin-1").lower()
             if "content-type" in headers and "application/dicom" not in headers:
-                parts.append((name, "the part is not application/dicom"))
+                parts.append((name, PART_NOT_DICOM))
             else:
                 parts.append((name, (header_end + 4, following)))
         position = following + 2
@@ -828,6 +892,9 @@ def store_instances(case_id: int, study: str | None = None):
     set_write_intent(False)
     case = _case(case_id)
     dicom.check_may_attach(actor, case)
+    # Kept as read (not expired by the commit) for the second check, which reads only its
+    # status again.
+    db.session.expunge(case)
     db.session.commit()  # no database lock while the body is read and the files checked
     content = dicom.store()
     length = request.content_length
@@ -859,12 +926,16 @@ def store_instances(case_id: int, study: str | None = None):
                 and outcome.status == "stored"
             ):
                 outcome.status = "refused"
-                outcome.reason = f"the instance belongs to study {outcome.index['study_uid']}"
+                outcome.reason = OTHER_STUDY.format(study_uid=outcome.index["study_uid"])
             prepared.outcomes.append(outcome)
     set_write_intent(True)
-    case = _case(case_id)
-    dicom.check_may_attach(actor, case)
-    outcomes = dicom.record(actor, case, prepared)
+    try:
+        dicom.check_still_attachable(actor, case)
+        outcomes = dicom.record(actor, case, prepared)
+    except BaseException:
+        for outcome in prepared.outcomes:
+            outcome.abandon()
+        raise
     return _stow_response(case.id, outcomes)
 
 
@@ -914,6 +985,9 @@ def _check_parts(
 
 
 def _stow_response(case_id: int, outcomes: list[dicom.FileOutcome]) -> Response:
+    """PS3.18 10.5.3: the stored instances, the failed ones with their Error Comment in the
+    reader's language, and a Warning header per file. A header carries Latin-1 only, so
+    the Warnings keep the English the audit keeps; the body is the reader's."""
     referenced, failed, warnings = [], [], []
     for outcome in outcomes:
         index = outcome.index or {}
@@ -946,6 +1020,10 @@ def _stow_response(case_id: int, outcomes: list[dicom.FileOutcome]) -> Response:
                     "00081150": _attr("UI", index.get("sop_class_uid")),
                     "00081155": _attr("UI", index.get("sop_instance_uid")),
                     "00081197": _attr("US", FAILURE_PROCESSING),
+                    # Error Comment: which file and why, in the reader's language.
+                    ERROR_COMMENT: _attr(
+                        "LO", f"{outcome.filename}: {file_reason(outcome.reason)}"
+                    ),
                 }
             )
             warnings.append(

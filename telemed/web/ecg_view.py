@@ -11,6 +11,7 @@ from typing import Any
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
+from telemed import labels
 from telemed.domain import ecg_values
 from telemed.models.case_files import EcgRecording
 
@@ -114,7 +115,7 @@ def table_of(recording: EcgRecording) -> dict[str, Any]:
     measurements = recording.measurements or {}
     return {
         "rows": ecg_values.rows(measurements, device.get("values")),
-        "device_source": device.get("source"),
+        "device_source": labels.device_source(device.get("source")),
         "device_statements": device.get("statements") or [],
         "quality": measurements.get("quality"),
         "notes": [worded_note(n) for n in measurements.get("notes") or []],

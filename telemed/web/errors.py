@@ -121,7 +121,7 @@ def unavailable_response():
     log.warning("database unavailable on %s %s", request.method, request.path)
     if is_fhir() or wants_json():
         body, status = error_response(
-            503, "unavailable", "the database is unavailable; try again later"
+            503, "unavailable", _("the database is unavailable; try again later")
         )
     else:
         # Not render_template: its context processors look up the signed-in user.

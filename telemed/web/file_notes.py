@@ -29,6 +29,10 @@ NOTE_WORDS = {
     reading.NOTE_NO_PLUGIN: _l("no installed plugin decodes transfer syntax %(transfer_syntax)s"),
     reading.NOTE_DECODING_FAILED: _l("pixel data could not be decoded (%(detail)s)"),
     reading.NOTE_NO_PIXEL_DATA: _l("the header declares an image but the file has no pixel data"),
+    reading.NOTE_UID_GRAMMAR: _l(
+        "%(keyword)s %(value)s does not follow the UID grammar (digits and dots, PS3.5 9.1); "
+        "stored as sent"
+    ),
 }
 
 

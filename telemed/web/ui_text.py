@@ -38,6 +38,9 @@ UI_TEXT = {
         "outcome_read": _l("read"),
         "outcome_incomplete": _l("incomplete"),
         "outcome_refused": _l("refused"),
+        # A file the upload could not finish: the link failed (it may be retried).
+        "upload_network": _l("the connection failed; retry when the link is back"),
+        "upload_failed": _l("the upload failed (status %(status)s)"),
         "uploader_failed": _l(
             "Could not load the uploader: %(reason)s. Reload the page to try again."
         ),
@@ -56,6 +59,7 @@ UI_TEXT = {
         "length_px": _l("%(value)s pixels (the file gives no pixel spacing)"),
         # Window/level presets: the viewer's own and the page's (static/js/case.js).
         "preset_minmax": _l("full range"),
+        "preset_voilut": _l("the file's VOI LUT"),
         "preset_soft_tissue": _l("soft tissue"),
         "preset_lung": _l("lung"),
         "preset_bone": _l("bone"),
@@ -103,6 +107,8 @@ UI_TEXT = {
         "call_error": _l("call error: %(reason)s"),
         "nobody_to_call": _l("Nobody to call yet"),
         "calling": _l("calling…"),
+        "loading": _l("Loading…"),
+        "earlier_failed": _l("Could not load earlier messages: %(reason)s"),
     },
 }
 

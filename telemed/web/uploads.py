@@ -43,6 +43,7 @@ from telemed.models.case_files import UploadSession
 from telemed.services.cases import case_uploads, dicom, ecg_files
 from telemed.services.cases.case_uploads import partial_path
 from telemed.services.cases.cases import get_case
+from telemed.web.file_reasons import file_reason, worded_outcomes
 from telemed.web.security import current_actor
 
 bp = Blueprint("uploads", __name__, url_prefix="/uploads")
@@ -75,7 +76,7 @@ def _always_tus(response: Response) -> Response:
 
 def _check_version() -> None:
     if request.method != "OPTIONS" and request.headers.get("Tus-Resumable") != TUS_VERSION:
-        raise TusError(412, f"Tus-Resumable must be {TUS_VERSION}")
+        raise TusError(412, _l("Tus-Resumable must be %(version)s", version=TUS_VERSION))
 
 
 def parse_metadata(raw: str | None) -> dict[str, str]:
@@ -108,7 +109,9 @@ def _load(actor: Actor, upload_id: str, *, for_update: bool = False) -> UploadSe
     if upload is None:
         raise NotFound(_l("upload %(upload_id)s not found", upload_id=upload_id))
     if upload.completed_at is None and upload.expires_at < clock.now():
-        raise TusError(410, f"upload {upload_id} has expired; start it again")
+        raise TusError(
+            410, _l("upload %(upload_id)s has expired; start it again", upload_id=upload_id)
+        )
     get_case(actor, upload.case_id)  # 404 if the case left the caller's scope
     return upload
 
@@ -131,7 +134,7 @@ def create():
     try:
         length = int(request.headers.get("Upload-Length", ""))
     except ValueError:
-        raise TusError(400, "Upload-Length must be a whole number of bytes") from None
+        raise TusError(400, _l("Upload-Length must be a whole number of bytes")) from None
     metadata = parse_metadata(request.headers.get("Upload-Metadata"))
     filename = clean_file_name(metadata.get("filename") or metadata.get("name"))
     if not filename:
@@ -139,7 +142,14 @@ def create():
     limit = current_app.config["TELEMED_MAX_UPLOAD_BYTES"]
     if length < 0 or length > limit:
         raise TusError(
-            413, f"{filename}: {length} bytes is over the {limit} byte limit", field="filename"
+            413,
+            _l(
+                "%(filename)s: %(length)s bytes is over the %(limit)s byte limit",
+                filename=filename,
+                length=length,
+                limit=limit,
+            ),
+            field="filename",
         )
     purpose = metadata.get("purpose", "dicom")
     if purpose not in PURPOSES:
@@ -152,11 +162,26 @@ def create():
     (dicom if purpose == "dicom" else ecg_files).check_may_attach(actor, case)
     left = case_uploads.allowance(actor, for_update=True)
     if length > left.left:
-        whose = "your" if left.user_left <= left.institution_left else "your institution's"
+        words = (
+            _l(
+                "%(filename)s: %(length)s bytes is more than your upload quota has left today "
+                "(%(left)s bytes)",
+                filename=filename,
+                length=length,
+                left=left.left,
+            )
+            if left.user_left <= left.institution_left
+            else _l(
+                "%(filename)s: %(length)s bytes is more than your institution's upload quota "
+                "has left today (%(left)s bytes)",
+                filename=filename,
+                length=length,
+                left=left.left,
+            )
+        )
         raise TusError(
             413,
-            f"{filename}: {length} bytes is more than {whose} upload quota has left today "
-            f"({left.left} bytes)",
+            words,
             field="filename",
             quota_left=left.left,
         )
@@ -208,9 +233,16 @@ def status(upload_id: str):
             "offset": upload.offset,
             "length": upload.length,
             "completed": upload.completed_at is not None,
-            "result": upload.result,
+            "result": _worded_result(upload.result),
         }
     )
+
+
+def _worded_result(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An upload's result with each file's reason in the reader's language."""
+    if not result or not isinstance(result.get("files"), list):
+        return result
+    return {**result, "files": worded_outcomes(result["files"])}
 
 
 def _append(path: Path, start: int, remaining: int) -> tuple[int, bool]:
@@ -221,7 +253,7 @@ def _append(path: Path, start: int, remaining: int) -> tuple[int, bool]:
         try:
             fcntl.flock(out.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise TusError(423, "another PATCH of this upload is in progress") from None
+            raise TusError(423, _l("another PATCH of this upload is in progress")) from None
         out.truncate(start)  # bytes past the recorded offset were never acknowledged
         out.seek(start)
         stream = request.stream
@@ -232,7 +264,7 @@ def _append(path: Path, start: int, remaining: int) -> tuple[int, bool]:
                     break
                 if written + len(chunk) > remaining:
                     out.truncate(start)
-                    raise TusError(400, "the body runs past Upload-Length")
+                    raise TusError(400, _l("the body runs past Upload-Length"))
                 out.write(chunk)
                 written += len(chunk)
         except (ClientDisconnected, ConnectionError):
@@ -248,26 +280,33 @@ def _append(path: Path, start: int, remaining: int) -> tuple[int, bool]:
 def patch(upload_id: str):
     _check_version()
     if request.mimetype != "application/offset+octet-stream":
-        raise TusError(415, "Content-Type must be application/offset+octet-stream")
+        raise TusError(415, _l("Content-Type must be application/offset+octet-stream"))
     actor = current_actor()
     try:
         claimed = int(request.headers.get("Upload-Offset", ""))
     except ValueError:
-        raise TusError(400, "Upload-Offset must be a whole number") from None
+        raise TusError(400, _l("Upload-Offset must be a whole number")) from None
     # Read without the write lock, then let go of the database while the bytes arrive.
     set_write_intent(False)
     upload = _load(actor, upload_id)
     if upload.completed_at is not None:
         raise Conflict(_l("%(filename)s: the upload is already complete", filename=upload.filename))
     if claimed != upload.offset:
-        raise TusError(409, f"Upload-Offset is {claimed} but the server has {upload.offset}")
+        raise TusError(
+            409,
+            _l(
+                "Upload-Offset is %(claimed)s but the server has %(offset)s",
+                claimed=claimed,
+                offset=upload.offset,
+            ),
+        )
     start, length = upload.offset, upload.length
     db.session.commit()
     written, gone = _append(partial_path(upload_id), start, length - start)
     set_write_intent(True)
     upload = _load(actor, upload_id, for_update=True)
     if upload.offset != start:
-        raise TusError(409, "the upload moved on while this PATCH was arriving")
+        raise TusError(409, _l("the upload moved on while this PATCH was arriving"))
     upload.offset = start + written
     response = Response(status=204)
     response.headers["Upload-Offset"] = str(upload.offset)
@@ -280,7 +319,11 @@ def patch(upload_id: str):
             db.session.commit()  # the upload is over either way; the refusal is its result
             first = refused[0]
             raise InvalidInput(
-                _l("%(filename)s: %(reason)s", filename=first["filename"], reason=first["reason"]),
+                _l(
+                    "%(filename)s: %(reason)s",
+                    filename=first["filename"],
+                    reason=file_reason(first["reason"]),
+                ),
                 field="file",
             )
     return response

@@ -5,11 +5,15 @@ specialist accepts the consult and joins from the calendar; they chat, mark the 
 measure the ECG; the specialist signs after confirming; the doctor reads the signed report
 on the case page. The only address typed is the home page's.
 
-Each step leaves a screenshot in docs/screenshots/journey/<lang>-<nn>-<step>.png.
+Each step leaves a screenshot in docs/screenshots/journey/<lang>-<nn>-<step>.png, and
+each page pictured is read with the page-language test's checks (no English word on a
+Chinese page, no Chinese outside names on an English one, no code shown as text): the
+journey reaches what the demo does not hold, such as a DICOM ECG's device values.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
@@ -22,6 +26,7 @@ from telemed.live.server import LiveSettings, LiveThread
 from telemed.models.scheduling import ServiceType
 from tests import browsing, dicom_files, factories
 from tests import live_support as ls
+from tests.browser import test_page_language as wording
 from tests.conftest import ServerThread
 from tests.ecg import samples as ecg_samples
 
@@ -92,18 +97,31 @@ def browser():
 
 
 class Shots:
-    """Numbered screenshots of one language's run."""
+    """Numbered screenshots of one language's run, each page's words checked."""
 
     def __init__(self, lang: str) -> None:
         self.lang = lang
         self.number = 0
+        self.findings: list[str] = []
         SHOTS.mkdir(parents=True, exist_ok=True)
         for old in SHOTS.glob(f"{lang}-*.png"):
             old.unlink()
 
+    def checks(self, text: str) -> list[str]:
+        """The page-language test's checks, against what the database holds now that a
+        page may show as written (names, the files' own headers, what people wrote)."""
+        language = WORDS[self.lang]["locale"]
+        held = wording.held_by_the_database(language)
+        db.session.remove()  # no read transaction left open while the servers write
+        names = re.compile("|".join(map(re.escape, held)) if held else "(?!)")
+        codes, words = wording.enum_codes(), wording.english_words_of_the_catalogue()
+        return wording.findings_in(text, language, names, codes, words)
+
     def take(self, page, step: str, **options) -> None:
         self.number += 1
         page.screenshot(path=str(SHOTS / f"{self.lang}-{self.number:02d}-{step}.png"), **options)
+        found = self.checks(page.evaluate(wording.VISIBLE_TEXT))
+        self.findings += [f"{step}: {finding}" for finding in found]
 
 
 def sign_in(browser, base_url: str, username: str, words: dict):
@@ -303,3 +321,4 @@ def test_a_consult_from_booking_to_signed_report(app, world, stack, browser, tmp
     assert "\\u" not in doctor.content() and '{"' not in transcript
     shots.take(doctor, "transcript", full_page=True)
     assert FAILED == []
+    assert shots.findings == [], "\n".join(shots.findings)

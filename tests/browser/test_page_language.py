@@ -197,8 +197,13 @@ def held_by_the_database(language: str) -> list[str]:
         for (value,) in db.session.execute(select(column)):
             if isinstance(value, str) and (CJK if language == "en" else LATIN_WORD).search(value):
                 found.add(value)
-    for (identifiers,) in db.session.execute(select(EcgRecording.found_identifiers)):
-        found.update(v for v in (identifiers or {}).values() if isinstance(v, str) and v)
+    for identifiers, device in db.session.execute(
+        select(EcgRecording.found_identifiers, EcgRecording.device_report)
+    ):
+        # The patient's name and ID as the recording gives them (the pages show no other).
+        found.update(v for k, v in (identifiers or {}).items() if k in ("name", "id") and v)
+        # The cart's own interpretation, quoted as the cart printed it ("RITMO SINUSALE").
+        found.update(s for s in (device or {}).get("statements") or [] if isinstance(s, str))
     # Longest first, so a name is removed before a shorter one inside it.
     return sorted(found, key=len, reverse=True)
 

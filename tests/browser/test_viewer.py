@@ -1,7 +1,9 @@
 """The case page's DICOM viewer in headless Chromium: every shared sample the server stores
 (sent by STOW with dicomweb-client), every frame paged, the canvas compared with the
-server's rendering of the same frame; paging by wheel, keys and cine; the ruler's readout
-in mm or in pixels; a segmentation refused in words."""
+server's rendering of the same frame, and so for Modality and VOI LUT Sequences and
+per-frame functional groups; overlays drawn where pydicom puts them and toggled; paging by
+wheel, keys and cine; the ruler's readout in mm or in pixels; a segmentation refused in
+words."""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from PIL import Image
+from pydicom.data import get_testdata_file
 
 from tests import browsing
 from tests.test_cases_browser import sign_in
@@ -24,25 +28,11 @@ pytestmark = pytest.mark.browser
 # resampled to the frame's grid, and the server's PNG of that frame. docs/imaging.md says
 # why this bound.
 BOUND = 2.0
-# Open deviations, measured, named in docs/imaging.md ("Viewer against the server"): the
-# test still fails if one grows. emri_small's frames brighter than its first (4, 6-9)
-# come out clipped at the first frame's highest value; frames larger than the canvas
-# (MR2, JPEG-LL, RG3) differ by a few grey levels, not yet explained.
-OPEN = {"MR2_UNCR.dcm": 7.5, "MR2_J2KI.dcm": 7.0, "JPEG-LL.dcm": 3.0, "RG3_J2KI.dcm": 3.2}
-OPEN["emri"] = 8.0
-
-
-def bound_for(name: str) -> float:
-    for prefix, bound in OPEN.items():
-        if name.startswith(prefix):
-            return bound
-    return BOUND
-
-
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "viewer"
 
 # The canvas read back on the frame's grid: each canvas pixel is put in the frame pixel
-# dwv drew there (its own display-to-index mapping), and each frame pixel is the mean of
+# dwv drew there (its own display-to-plane mapping, a tie between two frame pixels
+# resolved as the browser resolves it), and each frame pixel is the mean of
 # the canvas pixels that show it; pixels the canvas does not show (a frame larger than
 # the canvas) have no count and are left out of the comparison.
 CANVAS_ON_FRAME_GRID = """async ([columns, rows]) => {
@@ -58,8 +48,11 @@ CANVAS_ON_FRAME_GRID = """async ([columns, rows]) => {
   for (let y = 0; y < canvas.height; y++) {
     for (let x = 0; x < canvas.width; x++) {
       const px = (x + 0.5) / ratio, py = (y + 0.5) / ratio;
-      const index = layer.displayToPlaneIndex({ getX: () => px, getY: () => py });
-      const c = index.get(0), r = index.get(1);
+      const pos = layer.displayToPlanePos({ getX: () => px, getY: () => py });
+      // A centre exactly on the edge of two frame pixels (every canvas pixel at a zoom of
+      // 1/2) shows the one before it: Chromium's nearest-neighbour sampling breaks the tie
+      // downward, where dwv's displayToPlaneIndex (floor) takes the one after.
+      const c = Math.ceil(pos.getX()) - 1, r = Math.ceil(pos.getY()) - 1;
       if (c < 0 || r < 0 || c >= columns || r >= rows) continue;
       const at = r * columns + c, from = (y * canvas.width + x) * 4;
       for (let k = 0; k < 3; k++) sums[at * 3 + k] += data[from + k];
@@ -84,6 +77,13 @@ def canvas_on_grid(page, columns: int, rows: int) -> tuple[np.ndarray, np.ndarra
 
 def server_frame(page, url: str) -> np.ndarray:
     answer = page.request.get(url, headers={"Accept": "image/png"})
+    for _attempt in range(20):
+        # The page's thumbnails may hold this user's render slots a moment (429): the
+        # answer says when to ask again, as any client would.
+        if answer.status != 429:
+            break
+        page.wait_for_timeout(1000 * int(answer.headers.get("retry-after", "1")))
+        answer = page.request.get(url, headers={"Accept": "image/png"})
     assert answer.status == 200, (url, answer.status)
     return np.asarray(Image.open(io.BytesIO(answer.body())).convert("RGB"), dtype=float)
 
@@ -141,7 +141,7 @@ def test_every_stored_sample_every_frame_matches_the_servers_rendering(sent):  #
                 page.locator("#viewer").screenshot(path=str(SHOTS / f"{sample.name}.png"))
         assert problems == []
     print("mean absolute difference per sample:", measured)
-    assert {name: d for name, d in measured.items() if d > bound_for(name)} == {}
+    assert {name: d for name, d in measured.items() if d > BOUND} == {}
     assert len(measured) == len([f for f in files if f.decodable])
 
 
@@ -269,3 +269,128 @@ def test_a_segmentation_is_refused_in_words_not_left_loading(
         page.wait_for_selector("#viewer[data-refused='segmentation']", timeout=5000)
         assert "segmentation (SEG)" in page.inner_text("#viewer-status")
         assert "Loading" not in page.inner_text("#viewer-status")
+
+
+def with_new_series(ds):
+    """``ds`` as an instance of a series of its own (pydicom's test files share UIDs)."""
+    from pydicom.uid import generate_uid
+
+    ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    return ds
+
+
+def canvas_against_server(page, root: str, ds, frame: int) -> float:
+    """The mean absolute difference of the shown frame against the server's rendering."""
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    canvas, seen = canvas_on_grid(page, columns, rows)
+    expected = server_frame(
+        page,
+        f"{root}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}/frames/{frame}/rendered?accept=image/png",
+    )
+    assert expected.shape[:2] == (rows, columns)
+    return float(np.abs(canvas[seen] - expected[seen]).mean())
+
+
+def test_lut_sequences_and_per_frame_groups_are_applied_as_the_server_applies_them(
+    world,
+    imaging_case,  # noqa: F811
+    live_http,
+    tmp_path,
+):
+    """A Modality LUT Sequence (with a window in its output's units), a VOI LUT Sequence,
+    and a 10-frame file whose functional groups give each frame its own rescale and
+    window: every frame's canvas within the bound of the server's rendering, which the
+    plain tests (tests/test_rendering_pipeline.py) hold to pydicom's own pipeline and to
+    be far from the same values shown without their LUT."""
+    from tests import dicom_files, factories
+    from tests.test_dicomweb_http import client_for
+
+    made = dicom_files.with_lut_sequences(tmp_path)
+    made["frame_groups"] = dicom_files.with_frame_groups(tmp_path)
+    # pydicom's own: a signed image through a Modality LUT, an 8-bit one through a VOI LUT.
+    for name in ("mlut_18.dcm", "vlut_04.dcm"):
+        made[name] = get_testdata_file(name)
+    datasets = {name: with_new_series(pydicom.dcmread(path)) for name, path in made.items()}
+    token = factories.token_for(world.user("gp_ts1"))
+    answer = client_for(live_http, imaging_case, token).store_instances(list(datasets.values()))
+    assert "FailedSOPSequence" not in answer
+    root = f"{live_http.url}/cases/{imaging_case}/dicomweb"
+    measured = {}
+    with browsing.launched() as browser:
+        page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+        problems: list[str] = []
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        sign_in(page, live_http.url, "gp_ts1")
+        page.goto(f"{live_http.url}/cases/{imaging_case}")
+        for name, ds in datasets.items():
+            page.click(f"#series-list .series[data-series='{ds.SeriesInstanceUID}'] .open-series")
+            page.wait_for_selector("#viewer[data-loaded='1']", timeout=60_000)
+            assert page.get_attribute("#viewer", "data-error") is None, name
+            frames = int(ds.get("NumberOfFrames") or 1)
+            worst = 0.0
+            for frame in range(1, frames + 1):
+                if frame > 1:
+                    page.fill("#frame-slider", str(frame - 1))
+                    page.dispatch_event("#frame-slider", "input")
+                assert shown_frame(page) == (frame, frames), name
+                worst = max(worst, canvas_against_server(page, root, ds, frame))
+            measured[name] = worst
+            if name.startswith("vlut"):
+                assert page.input_value("#wl-preset") == "voilut"
+        assert problems == []
+    print("LUT sequences and frame groups, mean absolute difference:", measured)
+    assert {name: d for name, d in measured.items() if d > BOUND} == {}
+
+
+def test_overlays_are_drawn_where_the_file_puts_them_and_can_be_hidden(
+    world,
+    imaging_case,  # noqa: F811
+    live_http,
+):
+    """pydicom's examples_overlay.dcm and MR-SIEMENS-DICOM-WithOverlays.dcm (MRs with a
+    Siemens graphics overlay in 6000): with the overlays shown, exactly the pixels of
+    pydicom's overlay plane change on the canvas; hidden, the canvas is the server's
+    rendering again."""
+    from tests import factories
+    from tests.test_dicomweb_http import client_for
+
+    files = ["examples_overlay.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm"]
+    datasets = [with_new_series(pydicom.dcmread(get_testdata_file(name))) for name in files]
+    token = factories.token_for(world.user("gp_ts1"))
+    answer = client_for(live_http, imaging_case, token).store_instances(datasets)
+    assert "FailedSOPSequence" not in answer
+    root = f"{live_http.url}/cases/{imaging_case}/dicomweb"
+    with browsing.launched() as browser:
+        page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+        problems: list[str] = []
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        sign_in(page, live_http.url, "gp_ts1")
+        page.goto(f"{live_http.url}/cases/{imaging_case}")
+        for ds in datasets:
+            overlay_toggles(page, root, ds)
+        assert problems == []
+
+
+def overlay_toggles(page, root: str, ds) -> None:
+    plane = ds.overlay_array(0x6000).astype(bool)
+    assert 0 < plane.sum() < plane.size
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    page.click(f"#series-list .series[data-series='{ds.SeriesInstanceUID}'] .open-series")
+    page.wait_for_selector("#viewer[data-loaded='1']", timeout=60_000)
+    assert page.get_attribute("#viewer", "data-overlays") == "1"
+    button = page.locator("#overlays")
+    assert button.is_enabled() and button.get_attribute("aria-pressed") == "true"
+    shown, seen = canvas_on_grid(page, columns, rows)
+    button.click()
+    assert button.get_attribute("aria-pressed") == "false"
+    hidden, _seen = canvas_on_grid(page, columns, rows)
+    changed = np.abs(shown - hidden).max(axis=2) > 0
+    assert np.array_equal(changed[seen], plane[seen])
+    assert np.all(shown[plane & seen] == [255, 255, 0])  # yellow, unlike any grey
+    assert canvas_against_server(page, root, ds, 1) <= BOUND
+    button.click()
+    assert button.get_attribute("aria-pressed") == "true"
+    again, _seen = canvas_on_grid(page, columns, rows)
+    assert np.array_equal(again[seen], shown[seen])

@@ -11,8 +11,10 @@ header is checked in process (``reading.inspect_native``), anything else by a wo
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
+import logging
 import secrets
 import threading
 import zipfile
@@ -38,7 +40,7 @@ from telemed.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyR
 from telemed.extensions import db
 from telemed.imaging import reading, safezip
 from telemed.imaging.deidentify import UidMap
-from telemed.imaging.storage import ContentStore
+from telemed.imaging.storage import ContentStore, StagedDicom
 from telemed.imaging.worker import TaskError, WorkerFailed, WorkerLimits, pool_for
 from telemed.labels import label
 from telemed.models.audit import AuditOutcome
@@ -75,6 +77,8 @@ INDEX_FIELDS = (
     "header_json",
 )
 
+log = logging.getLogger(__name__)
+
 
 def count_instances(case_id: int) -> int:
     return db.session.execute(
@@ -89,7 +93,13 @@ register_file_counter("dicom", count_instances)
 
 
 def store() -> ContentStore:
-    return ContentStore(current_app.config["TELEMED_STORAGE_DIR"])
+    return _store_at(str(current_app.config["TELEMED_STORAGE_DIR"]))
+
+
+@functools.lru_cache(maxsize=8)
+def _store_at(root: str) -> ContentStore:
+    # One per root: resolving the root and making its areas once, not for every file.
+    return ContentStore(root)
 
 
 def workers():
@@ -113,6 +123,15 @@ def pixel_limits() -> dict[str, int]:
 # -- attaching ------------------------------------------------------------------------------
 
 
+# What became of a file, as templates ({name}: a value); the web words each for its reader
+# (web/file_reasons.py), the audit keeps these words.
+REFUSED_TOO_LARGE = "the file is over the {limit} byte limit"
+REFUSED_UNREADABLE = "unreadable ({detail})"
+REFUSED_READING = "reading the file {problem}"
+REPEATED_IN_BATCH = "the same SOP instance came earlier in this batch; the first is kept"
+ALREADY_ATTACHED = "this SOP instance is already attached"
+
+
 @dataclass
 class FileOutcome:
     """What became of one uploaded file (or one entry of an uploaded zip)."""
@@ -126,6 +145,24 @@ class FileOutcome:
     instance_id: int | None = None
     # A later copy of a SOP instance sent earlier in the same batch.
     repeated: bool = False
+    # The stored copy still being written (``prepare(..., write_later=True)``): its address
+    # is known; ``settle`` waits for it to be on disk and puts it in place.
+    pending: StagedDicom | None = field(default=None, repr=False, compare=False)
+
+    def settle(self) -> None:
+        """Wait until the stored copy is written and fsynced, and move it to its address
+        (raises what writing raised). Whoever records the file calls it before the
+        transaction naming it commits."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.place()
+
+    def abandon(self) -> None:
+        """The file is not recorded after all (a duplicate, a refusal, an error): its
+        copy still being written never enters the store."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.discard()
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"filename": self.filename, "status": self.status}
@@ -165,12 +202,24 @@ def check_may_attach(actor: Actor, case: Case) -> None:
         )
 
 
+def check_still_attachable(actor: Actor, case: Case) -> None:
+    """``check_may_attach`` again in the writing transaction, for a case checked earlier in
+    the request and detached since (``Session.expunge``): the requesting side of a case
+    never changes, so only its status is read again, not the whole row."""
+    status = db.session.execute(select(Case.status).where(Case.id == case.id)).scalar_one()
+    case.status = status  # detached: nothing is written
+    check_may_attach(actor, case)
+
+
 # Threads that store the checked files of a batch (hash, write, fsync: the interpreter lock
 # is released), so that the fsyncs overlap the checking of the next files.
 STORING_THREADS = 4
 # Files of a batch handed on (to be stored, or to a worker) and not yet done, at most: this
 # bounds the memory a batch of a spooled body holds (each file is at most IN_MEMORY_BYTES).
 IN_FLIGHT = 8
+# Where a single file's stored copy is written while it is checked and its index row
+# written (write_later=True).
+_writer = ThreadPoolExecutor(max_workers=STORING_THREADS, thread_name_prefix="dicom-store")
 
 
 def _check_in_process(data: bytes, filename: str, limits: reading.Limits) -> FileOutcome | None:
@@ -200,7 +249,8 @@ def prepare_in_memory(files: Sequence[tuple[str, Callable[[], bytes]]]) -> list[
     results: list[list[FileOutcome]] = [[] for _ in files]
     if len(files) == 1:
         name, load = files[0]
-        results[0] = prepare(load(), name).outcomes
+        # Written while the index row is: ``record`` waits for it before the commit.
+        results[0] = prepare(load(), name, write_later=True).outcomes
         return results
     in_flight = threading.BoundedSemaphore(IN_FLIGHT)
 
@@ -245,22 +295,41 @@ def prepare_in_memory(files: Sequence[tuple[str, Callable[[], bytes]]]) -> list[
     return results
 
 
-def _prepare_one(source: Path | bytes, filename: str, *, in_process: bool = True) -> FileOutcome:
+def _prepare_one(
+    source: Path | bytes, filename: str, *, in_process: bool = True, write_later: bool = False
+) -> FileOutcome:
     """Check and store one file, given as a path or as its bytes."""
     size = source.stat().st_size if isinstance(source, Path) else len(source)
     limit = current_app.config["TELEMED_MAX_UPLOAD_BYTES"]
     if size > limit:
-        return FileOutcome(filename, "refused", f"the file is over the {limit} byte limit")
+        return FileOutcome(filename, "refused", REFUSED_TOO_LARGE.format(limit=limit))
     data = source if not isinstance(source, Path) else None
     if data is None and size <= IN_MEMORY_BYTES:
         data = source.read_bytes()  # type: ignore[union-attr]
     content = store()
     if data is not None and in_process:
-        outcome = _check_in_process(data, filename, reading.Limits(**pixel_limits()))
-        if outcome is not None and outcome.status == "stored":
-            outcome.sha256, outcome.size_bytes = content.put_dicom_bytes(data)
-        if outcome is not None:
-            return outcome
+        if write_later and not _is_zip(data) and reading.may_inspect_native(data):
+            # Hashed, written and fsynced under a temporary name while the header is checked;
+            # in the store only once recorded (``settle``), discarded if refused.
+            staged = content.stage_dicom_bytes(data, _writer)
+            try:
+                outcome = _check_in_process(data, filename, reading.Limits(**pixel_limits()))
+            except BaseException:
+                staged.discard()
+                raise
+            if outcome is not None and outcome.status == "stored":
+                outcome.sha256, outcome.size_bytes = staged.address.result()
+                outcome.pending = staged
+                return outcome
+            staged.discard()
+            if outcome is not None:
+                return outcome
+        else:
+            outcome = _check_in_process(data, filename, reading.Limits(**pixel_limits()))
+            if outcome is not None and outcome.status == "stored":
+                outcome.sha256, outcome.size_bytes = content.put_dicom_bytes(data)
+            if outcome is not None:
+                return outcome
     # The worker reads the file: compressed data, large headers, anything not proven above.
     spooled = None
     if isinstance(source, Path):
@@ -272,10 +341,14 @@ def _prepare_one(source: Path | bytes, filename: str, *, in_process: bool = True
         try:
             index = workers().call("inspect", path=str(path), limits=pixel_limits())
         except TaskError as error:
-            reason = error.message if error.kind == "refused" else f"unreadable ({error.message})"
+            reason = (
+                error.message
+                if error.kind == "refused"
+                else REFUSED_UNREADABLE.format(detail=error.message)
+            )
             return FileOutcome(filename, "refused", reason)
         except WorkerFailed as error:
-            return FileOutcome(filename, "refused", f"reading the file {error}")
+            return FileOutcome(filename, "refused", REFUSED_READING.format(problem=error))
         sha, stored_size = (
             content.put_dicom_bytes(data) if data is not None else content.put_dicom(path)
         )
@@ -291,10 +364,15 @@ def _is_zip(source: Path | bytes) -> bool:
     return bytes(source[:4]) in safezip.MAGIC
 
 
-def prepare(source: Path | bytes, filename: str, *, in_process: bool = True) -> Prepared:
+def prepare(
+    source: Path | bytes, filename: str, *, in_process: bool = True, write_later: bool = False
+) -> Prepared:
     """Check and store one uploaded file, or every entry of an uploaded zip. No database.
     ``source`` is the file's path or, for a file already in memory, its bytes;
-    ``in_process=False`` when it is known to need a worker."""
+    ``in_process=False`` when it is known to need a worker. With ``write_later`` a file
+    checked in process is written (and fsynced) by a storing thread while the caller goes
+    on: its outcome's ``settle`` must be called before a transaction naming it commits
+    (``record`` and ``dicom_inbox.receive`` do)."""
     prepared = Prepared()
     if _is_zip(source):
         content = store()
@@ -302,7 +380,8 @@ def prepare(source: Path | bytes, filename: str, *, in_process: bool = True) -> 
         try:
             if not isinstance(source, Path):
                 archive = staging / "archive.zip"
-                archive.write_bytes(source)
+                with content.create_private(archive) as out:
+                    out.write(source)
                 source = archive
             try:
                 expanded = safezip.expand(source, staging)
@@ -319,14 +398,18 @@ def prepare(source: Path | bytes, filename: str, *, in_process: bool = True) -> 
         finally:
             content.remove_tree(staging)
         return prepared
-    prepared.outcomes.append(_prepare_one(source, filename, in_process=in_process))
+    prepared.outcomes.append(
+        _prepare_one(source, filename, in_process=in_process, write_later=write_later)
+    )
     return prepared
 
 
 def record(actor: Actor | None, case: Case, prepared: Prepared) -> list[FileOutcome]:
     """Index what ``prepare`` stored, the whole batch in one flush; a SOP instance the case
     already has (or that came earlier in the batch) is a duplicate. ``actor`` is None for
-    what the DICOM node received (no person sent it)."""
+    what the DICOM node received (no person sent it). Waits for the stored copies still
+    being written (``FileOutcome.settle``) before it returns, so the caller's commit never
+    names a file that is not on disk."""
     fresh: list[FileOutcome] = []
     for outcome in prepared.outcomes:
         if outcome.status == "stored" and outcome.index is not None:
@@ -341,19 +424,24 @@ def record(actor: Actor | None, case: Case, prepared: Prepared) -> list[FileOutc
                 detail={"file": outcome.filename, "reason": outcome.reason},
                 in_transaction=False,
             )
-    known = _existing_instances(case.id, [o.index["sop_instance_uid"] for o in fresh])  # type: ignore[index]
+    # One new file (a STOW of one part, a C-STORE): inserted straight away, the unique
+    # constraint tells a duplicate; a batch looks its instances up first, in one query.
+    single = len(fresh) == 1
+    known = (
+        {} if single else _existing_instances(case.id, [o.index["sop_instance_uid"] for o in fresh])  # type: ignore[index]
+    )
     in_batch: set[str] = set()
     rows: list[tuple[FileOutcome, DicomInstance]] = []
     for outcome in fresh:
         sop = outcome.index["sop_instance_uid"]  # type: ignore[index]
         if sop in in_batch:
             outcome.status, outcome.repeated = "duplicate", True
-            outcome.reason = "the same SOP instance came earlier in this batch; the first is kept"
+            outcome.reason = REPEATED_IN_BATCH
             continue
         in_batch.add(sop)
         if sop in known:
             outcome.status, outcome.instance_id = "duplicate", known[sop]
-            outcome.reason = "this SOP instance is already attached"
+            outcome.reason = ALREADY_ATTACHED
             continue
         known[sop] = None
         rows.append((outcome, _instance_row(actor, case, outcome)))
@@ -362,8 +450,16 @@ def record(actor: Actor | None, case: Case, prepared: Prepared) -> list[FileOutc
             db.session.add_all([row for _outcome, row in rows])
             db.session.flush()
     except IntegrityError:
-        # Another request attached one of them meanwhile: one at a time, so the rest stay.
-        rows = _add_one_by_one(actor, case, rows)
+        if single:
+            # The case holds this instance already (or another request attached it now).
+            for outcome, row in rows:
+                outcome.status = "duplicate"
+                outcome.reason = "this SOP instance is already attached"
+                known.update(_existing_instances(case.id, [row.sop_instance_uid]))
+            rows = []
+        else:
+            # Another request attached one of them meanwhile: one at a time, so the rest stay.
+            rows = _add_one_by_one(actor, case, rows)
     for outcome, instance in rows:
         outcome.instance_id = known[instance.sop_instance_uid] = instance.id
         audit.record(
@@ -376,6 +472,11 @@ def record(actor: Actor | None, case: Case, prepared: Prepared) -> list[FileOutc
     for outcome in fresh:
         if outcome.status == "duplicate" and outcome.instance_id is None:
             outcome.instance_id = known.get(outcome.index["sop_instance_uid"])  # type: ignore[index]
+    for outcome in prepared.outcomes:
+        if outcome.status == "stored":
+            outcome.settle()
+        else:
+            outcome.abandon()
     return prepared.outcomes
 
 
@@ -417,7 +518,7 @@ def _add_one_by_one(
                 db.session.add(instance)
                 db.session.flush()
         except IntegrityError:  # the same instance arrived concurrently
-            outcome.status, outcome.reason = "duplicate", "this SOP instance is already attached"
+            outcome.status, outcome.reason = "duplicate", ALREADY_ATTACHED
             continue
         added.append((outcome, instance))
     return added
@@ -609,7 +710,7 @@ def rendered_frame(
     extension = {"image/jpeg": "jpg", "image/gif": "gif"}.get(media_type, "png")
     folder = content.area("renders") / instance.sha256[:2] / instance.sha256
     target = folder / f"{frame}-{key}.{extension}"
-    if target.exists():
+    if content.cache_hit(target):
         return target
     # A frame that failed once (out of the worker's memory or time) fails again: say so at
     # once rather than spend a worker on it for every request.
@@ -703,7 +804,7 @@ def explicit_little_copy(instance: DicomInstance) -> Path:
     )
     if decoded_size_bound(instance) > bound:
         raise too_big
-    if not target.exists():
+    if not content.cache_hit(target):
         try:
             workers().call("transcode", path=str(original), out=str(target))
         except (TaskError, WorkerFailed) as error:
@@ -722,14 +823,22 @@ def frame_files(instance: DicomInstance, *, native: bool) -> list[Path]:
     whole instance on the first request (a viewer asks for the frames one by one);
     cached in ``frames/``."""
     if instance.rows is None:
-        raise NotFound(f"instance {instance.sop_instance_uid} has no frames (not an image)")
+        raise NotFound(
+            _l("instance %(sop)s has no frames (not an image)", sop=instance.sop_instance_uid)
+        )
     native = native or instance.transfer_syntax_uid in NATIVE_SYNTAXES
     if native and instance.transfer_syntax_uid not in NATIVE_SYNTAXES and not instance.decodable:
-        raise Conflict(f"{instance.sop_instance_uid}: {instance.notes}", field="frames")
+        raise Conflict(
+            _l(
+                "instance %(sop)s cannot be decoded here: ask for it as stored",
+                sop=instance.sop_instance_uid,
+            ),
+            field="frames",
+        )
     content = store()
     folder = content.area("frames") / instance.sha256[:2] / instance.sha256
     target = folder / ("native" if native else "stored")
-    if not target.is_dir():
+    if not content.cache_hit(target, directory=True):
         folder.mkdir(parents=True, exist_ok=True)
         try:
             workers().call(
@@ -739,7 +848,15 @@ def frame_files(instance: DicomInstance, *, native: bool) -> list[Path]:
                 form="native" if native else "stored",
             )
         except (TaskError, WorkerFailed) as error:
-            raise Conflict(f"the frames could not be read: {error}", field="frames") from None
+            # The worker's words may name the stored file: they go to the log only.
+            log.warning("frames of instance %s: %s", instance.id, error)
+            raise Conflict(
+                _l(
+                    "the frames of instance %(sop)s could not be read",
+                    sop=instance.sop_instance_uid,
+                ),
+                field="frames",
+            ) from None
     count = sum(1 for _ in target.iterdir())
     return [target / str(number) for number in range(1, count + 1)]
 
@@ -748,18 +865,24 @@ def bulk_element_file(instance: DicomInstance, tag: str) -> Path:
     """The value of a top-level bulk element of the instance (one its metadata names by a
     BulkDataURI), little endian; read by a worker, cached in ``bulk/``."""
     if tag not in instance.header_json or "BulkDataURI" not in instance.header_json[tag]:
-        raise NotFound(f"no bulk data {tag} in instance {instance.sop_instance_uid}", field="tag")
+        raise NotFound(
+            _l("no bulk data %(tag)s in instance %(sop)s", tag=tag, sop=instance.sop_instance_uid),
+            field="tag",
+        )
     content = store()
     folder = content.area("bulk") / instance.sha256[:2] / instance.sha256
     target = folder / tag
-    if not target.exists():
+    if not content.cache_hit(target):
         folder.mkdir(parents=True, exist_ok=True)
         try:
             workers().call(
                 "element", path=str(content.path_of(instance.sha256)), tag=tag, out=str(target)
             )
         except (TaskError, WorkerFailed) as error:
-            raise Conflict(f"bulk data {tag} could not be read: {error}", field="tag") from None
+            log.warning("bulk data %s of instance %s: %s", tag, instance.id, error)
+            raise Conflict(
+                _l("bulk data %(tag)s could not be read", tag=tag), field="tag"
+            ) from None
     return target
 
 

@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -90,15 +91,27 @@ def _pulled_into(institution_id: int, study_uid: str) -> int | None:
     ).scalar_one_or_none()
 
 
-def _case_for(institution_id: int, index: dict) -> Case | None:
-    case_id = _pulled_into(institution_id, index["study_uid"])
-    if case_id is None:
-        case_id = matching_case(
-            _open_cases(institution_id),
-            study_uid=index["study_uid"],
-            accession_number=index.get("accession_number"),
-            patient_id=index.get("header_patient_id"),
-        )
+def _case_for(
+    institution_id: int, index: dict, routes: dict[str, int | None] | None = None
+) -> Case | None:
+    """The open case the instance goes to, or None for the inbox. ``routes`` (one per
+    association) remembers where each study went: the first instance of a study decides
+    for the rest the association carries (the same study, accession and patient), so the
+    look-ups run once per study rather than once per instance."""
+    study_uid = index["study_uid"]
+    if routes is not None and study_uid in routes:
+        case_id = routes[study_uid]
+    else:
+        case_id = _pulled_into(institution_id, study_uid)
+        if case_id is None:
+            case_id = matching_case(
+                _open_cases(institution_id),
+                study_uid=study_uid,
+                accession_number=index.get("accession_number"),
+                patient_id=index.get("header_patient_id"),
+            )
+        if routes is not None:
+            routes[study_uid] = case_id
     if case_id is None:
         return None
     # Locked and checked again: a case submitted meanwhile takes no more files.
@@ -108,9 +121,15 @@ def _case_for(institution_id: int, index: dict) -> Case | None:
     return case if case is not None and case.status in EDITABLE else None
 
 
-def receive(institution_id: int, calling_ae_title: str, outcome: dicom.FileOutcome) -> Received:
+def receive(
+    institution_id: int,
+    calling_ae_title: str,
+    outcome: dicom.FileOutcome,
+    routes: dict[str, int | None] | None = None,
+) -> Received:
     """Record one instance the node received and ``dicom.prepare`` checked and stored (or
-    refused). Flushes; the caller commits."""
+    refused); waits for its stored copy to be on disk (``FileOutcome.settle``). Flushes;
+    the caller commits. ``routes``: see ``_case_for``."""
     if outcome.status != "stored" or outcome.index is None:
         audit.record(
             None,
@@ -122,14 +141,6 @@ def receive(institution_id: int, calling_ae_title: str, outcome: dicom.FileOutco
         )
         return Received("refused", outcome.reason)
     index = outcome.index
-    known = db.session.execute(
-        select(InboxInstance).where(
-            InboxInstance.institution_id == institution_id,
-            InboxInstance.sop_instance_uid == index["sop_instance_uid"],
-        )
-    ).scalar_one_or_none()
-    if known is not None:
-        return Received("duplicate", "this SOP instance was received already", known.case_id)
     study_date = index.get("study_date")
     row = InboxInstance(
         institution_id=institution_id,
@@ -147,12 +158,22 @@ def receive(institution_id: int, calling_ae_title: str, outcome: dicom.FileOutco
         size_bytes=outcome.size_bytes,
         index=index,
     )
+    # Inserted straight away: the unique constraint tells an instance received before.
     try:
         with db.session.begin_nested():
             db.session.add(row)
             db.session.flush()
-    except IntegrityError:  # the same instance on another association meanwhile
-        return Received("duplicate", "this SOP instance was received already")
+    except IntegrityError:
+        known = db.session.execute(
+            select(InboxInstance.case_id).where(
+                InboxInstance.institution_id == institution_id,
+                InboxInstance.sop_instance_uid == index["sop_instance_uid"],
+            )
+        ).first()
+        outcome.abandon()
+        return Received(
+            "duplicate", "this SOP instance was received already", known[0] if known else None
+        )
     audit.record(
         None,
         "receive",
@@ -160,7 +181,8 @@ def receive(institution_id: int, calling_ae_title: str, outcome: dicom.FileOutco
         row.id,
         detail={"ae": calling_ae_title, "sop": row.sop_instance_uid},
     )
-    case = _case_for(institution_id, index)
+    case = _case_for(institution_id, index, routes)
+    outcome.settle()  # the row names the stored copy: on disk before anything commits
     if case is None:
         return Received("inbox", inbox_id=row.id)
     dicom.record(None, case, dicom.Prepared([outcome]))
@@ -187,7 +209,7 @@ class InboxStudy:
 
 def _check_inbox_reader(actor: Actor) -> None:
     if actor.role is not Role.GRASSROOTS:
-        raise Forbidden("the imaging inbox is the member institution's doctors'")
+        raise Forbidden(_l("the imaging inbox is the member institution's doctors'"))
 
 
 def waiting_studies(actor: Actor) -> list[InboxStudy]:
@@ -253,7 +275,9 @@ def attach_study(actor: Actor, study_uid: str, case_id: int) -> list[dicom.FileO
         ).scalars()
     )
     if not rows:
-        raise NotFound(f"study {study_uid} is not in the inbox", field="study_uid")
+        raise NotFound(
+            _l("study %(study_uid)s is not in the inbox", study_uid=study_uid), field="study_uid"
+        )
     prepared = dicom.Prepared(
         [
             dicom.FileOutcome(

@@ -3,6 +3,7 @@ calls telemed from, and its PACS (host, port, AE title) that doctors retrieve fr
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -43,14 +44,16 @@ def member_nodes(actor: Actor) -> list[tuple[Institution, DicomNode | None]]:
 
 def member_institution(actor: Actor, institution_id: int) -> Institution:
     if not actor.is_admin:
-        raise Forbidden("only an admin sets an institution's DICOM node")
+        raise Forbidden(_l("only an admin sets an institution's DICOM node"))
     institution = db.session.get(Institution, institution_id)
     if (
         institution is None
         or institution.consortium_id != actor.consortium_id
         or not institution.is_member
     ):
-        raise NotFound(f"member institution {institution_id} not found")
+        raise NotFound(
+            _l("member institution %(institution_id)s not found", institution_id=institution_id)
+        )
     return institution
 
 

@@ -18,6 +18,7 @@ from telemed.extensions import db
 from telemed.models.cases import Case
 from telemed.models.consortium import Department, Institution, Role, User
 from telemed.services.accounts import audit
+from telemed.services.consortium import scope
 from telemed.services.notices import messages
 from telemed.services.notices.deliveries import notify_and_queue
 
@@ -59,7 +60,13 @@ def _centre_admins(department_id: int) -> list[User]:
     )
 
 
-def escalate_late_reads(now: datetime) -> dict[str, int]:
+def escalate_late_reads(now: datetime, consortium_id: int | None = None) -> dict[str, int]:
+    """Escalate reads past their deadline, of one consortium's cases or (None) all."""
+    within = (
+        []
+        if consortium_id is None
+        else [Case.institution_id.in_(scope.institution_ids(consortium_id))]
+    )
     overdue = list(
         db.session.execute(
             select(Case.id)
@@ -69,6 +76,7 @@ def escalate_late_reads(now: datetime) -> dict[str, int]:
                 Case.escalated_at.is_(None),
                 Case.due_at.is_not(None),
                 Case.due_at < now,
+                *within,
             )
             .order_by(Case.due_at, Case.id)
         ).scalars()

@@ -145,6 +145,9 @@ def _apply(report: Report, case: Case, fields: dict) -> None:
                     _l("follow_up_date must be a date (YYYY-MM-DD)"), field="follow_up_date"
                 ) from None
         report.follow_up_date = value
+    if report.disposition is Disposition.FOLLOW_UP and report.follow_up_date is None:
+        # Said on its field rather than refused by the table's check at the flush.
+        raise InvalidInput(_l("a follow-up needs its date"), field="follow_up_date")
     if "ecg_choices" in fields:
         report.ecg_values = _ecg_values(case, fields["ecg_choices"] or {})
 

@@ -27,6 +27,7 @@ from telemed.models.scheduling import (
     SlotSeat,
     SlotStatus,
 )
+from telemed.services.consortium import scope
 
 # Bookings that used a seat: the patient came, or was expected and did not come.
 USED_STATUSES = (
@@ -119,16 +120,21 @@ def figures_for_day(day: date) -> list[DayFigures]:
     ]
 
 
-def store_snapshot(day: date, now: datetime) -> int:
-    """Write (or rewrite) the snapshot rows of ``day``; returns how many rows."""
+def store_snapshot(day: date, now: datetime, consortium_id: int | None = None) -> int:
+    """Write (or rewrite) the snapshot rows of ``day``, of one consortium's departments or
+    (None) all; returns how many rows."""
+    query = select(QuotaSnapshot).where(QuotaSnapshot.day == day)
+    departments: set[int] | None = None
+    if consortium_id is not None:
+        departments = set(db.session.execute(scope.department_ids(consortium_id)).scalars())
+        query = query.where(QuotaSnapshot.department_id.in_(scope.department_ids(consortium_id)))
     existing = {
-        (row.department_id, row.service_type): row
-        for row in db.session.execute(
-            select(QuotaSnapshot).where(QuotaSnapshot.day == day)
-        ).scalars()
+        (row.department_id, row.service_type): row for row in db.session.execute(query).scalars()
     }
     rows = 0
     for figure in figures_for_day(day):
+        if departments is not None and figure.department_id not in departments:
+            continue
         row = existing.pop((figure.department_id, figure.service_type), None)
         if row is None:
             row = QuotaSnapshot(

@@ -562,6 +562,100 @@ def events_after(room_id: int, after: int, upto: int | None = None, limit: int =
     return [event_frame(event, name) for event, name in db.session.execute(query)]
 
 
+# Record kinds a newcomer's view is rebuilt from (with the last chat lines): the shared
+# marks and calipers, the report, the session's state. Presence is asked afresh.
+STATE_KINDS = (
+    "annotation.add",
+    "annotation.remove",
+    "ecg.caliper",
+    "ecg.caliper.remove",
+    "report.draft",
+    "report.amend",
+    "report.signed",
+    "session.started",
+    "session.ended",
+)
+MAX_CHAT_PAGE = 200
+
+
+def _events_with_names(query) -> list[dict[str, Any]]:
+    query = query.add_columns(User.display_name).outerjoin(User, User.id == RoomEvent.sender_id)
+    return [event_frame(event, name) for event, name in db.session.execute(query)]
+
+
+def room_state(room_id: int, upto: int, chat_lines: int) -> dict[str, Any]:
+    """What a newcomer needs of the room as it stands at sequence number ``upto``, instead
+    of its whole record: the events that still make up its state, in order (marks and
+    calipers not removed since, the latest signed report and any draft after it, the
+    session's start and end) and the room's last ``chat_lines`` chat lines. Also the
+    oldest chat line's number and whether older lines exist (fetched on demand)."""
+    marks: dict[tuple[str, str], dict[str, Any]] = {}
+    signed = draft = None
+    session: dict[str, dict[str, Any]] = {}
+    state_query = (
+        select(RoomEvent)
+        .where(
+            RoomEvent.session_id == room_id,
+            RoomEvent.seq <= upto,
+            RoomEvent.kind.in_(STATE_KINDS),
+        )
+        .order_by(RoomEvent.seq)
+    )
+    for frame in _events_with_names(state_query):
+        kind, body = frame["kind"], frame["body"]
+        if kind in ("annotation.add", "ecg.caliper"):
+            marks[(kind, body.get("mark"))] = frame
+        elif kind == "annotation.remove":
+            marks.pop(("annotation.add", body.get("mark")), None)
+        elif kind == "ecg.caliper.remove":
+            marks.pop(("ecg.caliper", body.get("mark")), None)
+        elif kind == "report.signed":
+            signed, draft = frame, None
+        elif kind in ("report.draft", "report.amend"):
+            draft = frame
+        else:
+            session[kind] = frame
+    chat = chat_page(room_id, upto + 1, chat_lines) if chat_lines > 0 else None
+    kept = [*marks.values(), *session.values(), *(f for f in (signed, draft) if f)]
+    if chat is not None:
+        kept.extend(chat["events"])
+    return {
+        "events": sorted(kept, key=lambda f: f["seq"]),
+        "oldest_chat_seq": chat["oldest_seq"] if chat else None,
+        "earlier_chat": bool(chat and chat["more"]),
+    }
+
+
+def chat_page(room_id: int, before: int, limit: int) -> dict[str, Any]:
+    """Up to ``limit`` chat lines of the room numbered below ``before``, oldest first;
+    the oldest one's number (the next page's ``before``) and whether older lines exist."""
+    query = (
+        select(RoomEvent)
+        .where(RoomEvent.session_id == room_id, RoomEvent.seq < before, RoomEvent.kind == "chat")
+        .order_by(RoomEvent.seq.desc())
+        .limit(limit + 1)
+    )
+    newest_first = _events_with_names(query)
+    lines = newest_first[:limit][::-1]
+    return {
+        "events": lines,
+        "oldest_seq": lines[0]["seq"] if lines else None,
+        "more": len(newest_first) > limit,
+    }
+
+
+def chat_history(actor: Actor, case_id: int, before: int | None, limit: int) -> dict[str, Any]:
+    """Older chat lines of a consult's room for the room page ("earlier messages"): the
+    same participants as the room (other scopes 404, non-participants 403, a consult not
+    yet scheduled 409)."""
+    case, _role = enterable_consult(actor, case_id)
+    room = find_room(case)
+    if room is None:
+        return {"room": None, "events": [], "oldest_seq": None, "more": False}
+    page = chat_page(room.id, before if before is not None else room.next_seq, limit)
+    return {"room": room.id, **page}
+
+
 def last_seq(room_id: int) -> int:
     return (
         db.session.execute(

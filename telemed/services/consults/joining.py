@@ -26,6 +26,7 @@ from telemed.models.consortium import Role, User
 from telemed.models.scheduling import Booking, BookingStatus, Slot
 from telemed.services.accounts import audit
 from telemed.services.cases import cases
+from telemed.services.consortium import scope
 from telemed.services.notices import messages
 from telemed.services.notices.deliveries import notify_and_queue
 
@@ -125,10 +126,12 @@ def _room_open_params(case: Case, booking: Booking) -> dict[str, object]:
     }
 
 
-def announce_open_rooms(now: datetime) -> dict[str, int]:
+def announce_open_rooms(now: datetime, consortium_id: int | None = None) -> dict[str, int]:
     """Tell the requesting doctor and the specialist of every scheduled consult whose
-    room has just opened; each hears it once per consult (the dedupe key)."""
+    room has just opened (in one consortium, or None: all); each hears it once per
+    consult (the dedupe key)."""
     opens = timedelta(minutes=opens_minutes())
+    within = [] if consortium_id is None else [Slot.id.in_(scope.slot_ids(consortium_id))]
     rows = db.session.execute(
         select(Case, Booking)
         .join(Booking, Booking.id == Case.booking_id)
@@ -139,6 +142,7 @@ def announce_open_rooms(now: datetime) -> dict[str, int]:
             Booking.status.in_([BookingStatus.BOOKED, BookingStatus.CHECKED_IN]),
             Booking.starts_at <= now + opens,
             Slot.ends_at > now - NOTICE_GRACE,
+            *within,
         )
         .options(joinedload(Case.patient), joinedload(Case.requested_by))
         .order_by(Booking.starts_at, Case.id)

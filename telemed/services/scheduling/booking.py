@@ -46,6 +46,7 @@ from telemed.models.scheduling import (
 )
 from telemed.services import bus
 from telemed.services.accounts import audit, scopes
+from telemed.services.consortium import scope
 from telemed.services.notices import messages
 from telemed.services.notices.notifications import notify
 from telemed.services.scheduling import no_shows, policies
@@ -755,22 +756,26 @@ def accept_offer(actor: Actor, booking_id: int) -> Booking:
     return booking
 
 
-def expire_holds_and_offers(now: datetime | None = None) -> tuple[int, int]:
+def expire_holds_and_offers(
+    now: datetime | None = None, consortium_id: int | None = None
+) -> tuple[int, int]:
     """Free seats whose hold or offer ran out; offers pass to the next waiting patient.
 
-    Called by the scheduled job. Returns (holds expired, offers expired).
+    Called by the scheduled job, for one consortium or (None) all. Returns (holds
+    expired, offers expired).
     """
     now = now or clock.now()
+    within = [] if consortium_id is None else [Booking.slot_id.in_(scope.slot_ids(consortium_id))]
     holds = db.session.execute(
         update(Booking)
-        .where(Booking.status == BookingStatus.HELD, Booking.hold_expires_at < now)
+        .where(Booking.status == BookingStatus.HELD, Booking.hold_expires_at < now, *within)
         .values(status=BookingStatus.EXPIRED)
         .execution_options(synchronize_session=False)
     ).rowcount
     expired_offers = list(
         db.session.execute(
             select(Booking)
-            .where(Booking.status == BookingStatus.OFFERED, Booking.hold_expires_at < now)
+            .where(Booking.status == BookingStatus.OFFERED, Booking.hold_expires_at < now, *within)
             .with_for_update(skip_locked=True)
         ).scalars()
     )

@@ -22,6 +22,7 @@ from telemed.models.attendance import BookingSuspension
 from telemed.models.consortium import Institution, Patient
 from telemed.models.scheduling import Booking, BookingStatus, Pool, Slot
 from telemed.services.accounts import audit
+from telemed.services.consortium import scope
 from telemed.services.notices import messages
 from telemed.services.notices.deliveries import notify_and_queue
 from telemed.services.scheduling import consortium_policies, policies
@@ -63,14 +64,18 @@ def refuse_if_suspended(patient_id: int, pool: Pool, now: datetime) -> None:
         )
 
 
-def mark_no_shows(now: datetime) -> dict[str, int]:
-    """Mark overdue bookings as no-shows and suspend patients who reached the limit."""
-    candidates = db.session.execute(
+def mark_no_shows(now: datetime, consortium_id: int | None = None) -> dict[str, int]:
+    """Mark overdue bookings as no-shows and suspend patients who reached the limit, in
+    one consortium or (None) all."""
+    query = (
         select(Booking.id, Booking.ends_at, Slot.department_id)
         .join(Slot, Slot.id == Booking.slot_id)
         .where(Booking.status == BookingStatus.BOOKED, Booking.ends_at < now)
         .order_by(Booking.id)
-    ).all()
+    )
+    if consortium_id is not None:
+        query = query.where(Slot.department_id.in_(scope.department_ids(consortium_id)))
+    candidates = db.session.execute(query).all()
     graces: dict[int, timedelta] = {}
     due: list[int] = []
     for booking_id, ends_at, department_id in candidates:

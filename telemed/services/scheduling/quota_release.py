@@ -25,6 +25,7 @@ from telemed.models.scheduling import (
     SlotStatus,
 )
 from telemed.services.accounts import audit
+from telemed.services.consortium import scope
 from telemed.services.scheduling import policies
 
 BATCH = 500
@@ -34,7 +35,9 @@ def _unoccupied():
     return ~exists().where(Booking.seat_id == SlotSeat.id, Booking.status.in_(OCCUPYING_STATUSES))
 
 
-def _departments_with_shared_seats(now: datetime, horizon: datetime) -> list[int]:
+def _departments_with_shared_seats(
+    now: datetime, horizon: datetime, consortium_id: int | None
+) -> list[int]:
     query = (
         select(Slot.department_id)
         .join(SlotSeat, SlotSeat.slot_id == Slot.id)
@@ -46,11 +49,14 @@ def _departments_with_shared_seats(now: datetime, horizon: datetime) -> list[int
         )
         .distinct()
     )
+    if consortium_id is not None:
+        query = query.where(Slot.department_id.in_(scope.department_ids(consortium_id)))
     return sorted(db.session.execute(query).scalars())
 
 
-def release_unbooked_quota(now: datetime) -> dict[str, int]:
-    """Release every down-shared seat that is unbooked at its department's cut-off.
+def release_unbooked_quota(now: datetime, consortium_id: int | None = None) -> dict[str, int]:
+    """Release every down-shared seat that is unbooked at its department's cut-off, in
+    one consortium's departments or (None) all.
 
     Level-triggered: every seat past its cut-off is considered, not only those that
     crossed it since the last run, so a missed or failed run is made good by the next.
@@ -59,7 +65,7 @@ def release_unbooked_quota(now: datetime) -> dict[str, int]:
     widest = timedelta(hours=policies.LIMITS["release_cutoff_hours"][1])
     released_total = 0
     slots_touched = 0
-    for department_id in _departments_with_shared_seats(now, now + widest):
+    for department_id in _departments_with_shared_seats(now, now + widest, consortium_id):
         policy = policies.policy_in_force(department_id, now)
         windows = policies.windows_of(policy)
         horizon = now + timedelta(hours=windows.release_cutoff_hours)

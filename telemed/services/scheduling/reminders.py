@@ -57,12 +57,17 @@ def _params(booking: Booking, slot: Slot, lead: int, for_specialist: bool) -> di
     }
 
 
-def send_due_reminders(now: datetime) -> dict[str, int]:
-    consortium_ids = db.session.execute(select(Institution.consortium_id).distinct()).scalars()
+def send_due_reminders(now: datetime, consortium_id: int | None = None) -> dict[str, int]:
+    """Reminders due in one consortium or (None) in every one."""
+    consortium_ids = (
+        db.session.execute(select(Institution.consortium_id).distinct()).scalars()
+        if consortium_id is None
+        else [consortium_id]
+    )
     sent = 0
     bookings_seen = 0
-    for consortium_id in sorted(consortium_ids):
-        policy = consortium_policies.policy_in_force(consortium_id, now)
+    for consortium in sorted(consortium_ids):
+        policy = consortium_policies.policy_in_force(consortium, now)
         leads = consortium_policies.reminder_leads(policy)
         if not leads:
             continue
@@ -73,7 +78,7 @@ def send_due_reminders(now: datetime) -> dict[str, int]:
             .join(Department, Department.id == Slot.department_id)
             .join(Institution, Institution.id == Department.institution_id)
             .where(
-                Institution.consortium_id == consortium_id,
+                Institution.consortium_id == consortium,
                 Booking.status == BookingStatus.BOOKED,
                 Booking.starts_at > now,
                 Booking.starts_at <= horizon,

@@ -12,6 +12,8 @@ from __future__ import annotations
 from importlib import import_module
 
 from flask import Blueprint, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.exceptions import NotAcceptable
 
@@ -56,22 +58,31 @@ def _negotiate_and_authenticate():
 
     fmt = request.args.get("_format")
     if fmt is not None and fmt not in JSON_FORMATS:
-        raise NotAcceptable(f"_format {fmt!r}: this server speaks JSON only (_format=json)")
+        raise NotAcceptable(
+            _("_format %(format)s: this server speaks JSON only (_format=json)", format=repr(fmt))
+        )
     if request.args.get("_pretty") not in (None, "true", "false"):
-        raise SearchError("_pretty must be true or false", field="_pretty")
+        raise SearchError(_l("_pretty must be true or false"), field="_pretty")
     accept = request.headers.get("Accept")
     # The terminology URLs also answer browsers with a page.
     answers = [FHIR_JSON, PLAIN_JSON]
     if request.endpoint in TERMINOLOGY_ENDPOINTS:
         answers.append("text/html")
     if accept and fmt is None and not request.accept_mimetypes.best_match(answers):
-        raise NotAcceptable(f"this server answers {FHIR_JSON} or {PLAIN_JSON}, not {accept}")
+        raise NotAcceptable(
+            _(
+                "this server answers %(fhir)s or %(plain)s, not %(accept)s",
+                fhir=FHIR_JSON,
+                plain=PLAIN_JSON,
+                accept=accept,
+            )
+        )
     if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
         return None
     from telemed.web.errors import error_response
 
     body, status = error_response(
-        401, "unauthorized", "send Authorization: Bearer <token>, or sign in"
+        401, "unauthorized", _("send Authorization: Bearer <token>, or sign in")
     )
     return body, status, {"WWW-Authenticate": 'Bearer realm="telemed"'}
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -276,9 +277,9 @@ def _instant(element: Element) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise invalid(element.path, f"{text!r} is not a FHIR instant") from None
+        raise invalid(element.path, _l("%(text)s is not a FHIR instant", text=repr(text))) from None
     if moment.tzinfo is None:
-        raise invalid(element.path, "needs a time zone offset (or Z)")
+        raise invalid(element.path, _l("needs a time zone offset (or Z)"))
     return moment
 
 
@@ -287,7 +288,9 @@ def _reason(body: Element) -> str | None:
     parts.append(body.text("description"))
     reason = "; ".join(p.strip() for p in parts if p and p.strip())
     if len(reason) > MAX_REASON:
-        raise invalid("Appointment.reasonCode", f"is longer than {MAX_REASON} characters")
+        raise invalid(
+            "Appointment.reasonCode", _l("is longer than %(most)s characters", most=MAX_REASON)
+        )
     return reason or None
 
 
@@ -299,17 +302,19 @@ def create_appointment():
     body.only(ACCEPTED_ON_CREATE, "is not supported when booking; leave it out")
     status = body.require("status")
     if status.string() != "booked":
-        raise invalid(status.path, "must be booked: creating an Appointment books a seat")
+        raise invalid(status.path, _l("must be booked: creating an Appointment books a seat"))
     slots = body.items("slot")
     if len(slots) != 1:
-        raise invalid("Appointment.slot", "must name exactly one Slot")
+        raise invalid("Appointment.slot", _l("must name exactly one Slot"))
     slot_ref = slots[0].require("reference")
     _kind, slot_ident = parse_reference(slot_ref.string(), ("Slot",), slot_ref.path)
     parsed = parse_slot_id(slot_ident)
     own_pool = pool_for_role(actor.role)
     if parsed is None or (own_pool is not None and parsed[1] not in (None, own_pool)):
         # Another pool's Slot is not one the caller sees, so it is not found.
-        raise NotFound(f"Slot/{slot_ident} not found", field=slot_ref.path)
+        raise NotFound(
+            _l("%(resource)s not found", resource=f"Slot/{slot_ident}"), field=slot_ref.path
+        )
     slot_id = parsed[0]
     slot = scopes.get_slot(actor, slot_id, field=slot_ref.path)
 
@@ -320,15 +325,20 @@ def create_appointment():
         if kind == "Patient":
             patient_refs.append((ident, ref.path))
         elif ident not in (str(slot.specialist_id), str(actor.user_id)):
-            raise invalid(ref.path, "may only be the slot's specialist or the booking user")
+            raise invalid(ref.path, _l("may only be the slot's specialist or the booking user"))
     if len(patient_refs) != 1:
-        raise invalid("Appointment.participant", "needs exactly one Patient participant")
+        raise invalid("Appointment.participant", _l("needs exactly one Patient participant"))
     patient_ident, patient_path = patient_refs[0]
     patient_id = numeric_id(patient_ident, "Patient", field=patient_path)
     for name, expected in (("start", slot.starts_at), ("end", slot.ends_at)):
         given = body.get(name)
         if given is not None and _instant(given) != expected:
-            raise invalid(given.path, f"must be the slot's {name}, {instant(expected)}")
+            raise invalid(
+                given.path,
+                _l(
+                    "must be the slot's %(name)s, %(instant)s", name=name, instant=instant(expected)
+                ),
+            )
     reason = _reason(body)
 
     try:
@@ -365,7 +375,9 @@ def _change_status(actor, booking: Booking, wanted: str, reason: str | None, pat
     if wanted == current:
         return resource_response(appointment_resource(booking))
     if wanted != "cancelled":
-        raise invalid(path, f"can only become cancelled (the Appointment is {current})")
+        raise invalid(
+            path, _l("can only become cancelled (the Appointment is %(current)s)", current=current)
+        )
     with element_paths({"booking_id": path, "reason": "Appointment.cancelationReason"}):
         cancelled = bookings.cancel_booking(actor, booking.id, reason)
     return resource_response(appointment_resource(cancelled))
@@ -386,18 +398,19 @@ def update_appointment(resource_id: str):
     given_id = body.get("id")
     if given_id is None or given_id.value != resource_id:
         raise MalformedRequest(
-            f"Appointment.id must be {resource_id!r}, the id in the URL", field="Appointment.id"
+            _l("Appointment.id must be %(id)s, the id in the URL", id=repr(resource_id)),
+            field="Appointment.id",
         )
     for slot in body.items("slot"):
         ref = slot.require("reference")
         _kind, ident = parse_reference(ref.string(), ("Slot",), ref.path)
         if parse_slot_id(ident) not in ((booking.slot_id, None), (booking.slot_id, booking.pool)):
-            raise invalid(ref.path, "cannot change: book a new Appointment for another slot")
+            raise invalid(ref.path, _l("cannot change: book a new Appointment for another slot"))
     for participant in body.items("participant"):
         ref = participant.require("actor").require("reference")
         kind, ident = parse_reference(ref.string(), PARTICIPANT_TYPES, ref.path)
         if kind == "Patient" and ident != str(booking.patient_id):
-            raise invalid(ref.path, "cannot change the patient of an Appointment")
+            raise invalid(ref.path, _l("cannot change the patient of an Appointment"))
     status = body.require("status")
     reason = _cancelation_reason(body.get("cancelationReason"))
     return _change_status(actor, booking, status.string(), reason, status.path)
@@ -412,28 +425,38 @@ def patch_appointment(resource_id: str):
     booking = _booking_to_change(actor, resource_id)
     operations = request_json((JSON_PATCH,))
     if not isinstance(operations, list) or not operations:
-        raise MalformedRequest("a JSON Patch is a non-empty array of operations")
+        raise MalformedRequest(_l("a JSON Patch is a non-empty array of operations"))
     status: Element | None = None
     reason: str | None = None
     for index, raw in enumerate(operations):
         operation = Element(raw, f"patch[{index}]")
         kind = operation.require("op").string()
         if kind not in ("replace", "add", "test"):
-            raise invalid(f"{operation.path}.op", f"{kind!r} is not supported; use replace")
+            raise invalid(
+                f"{operation.path}.op",
+                _l("%(kind)s is not supported; use replace", kind=repr(kind)),
+            )
         target = operation.require("path").string()
         if target not in PATCHABLE:
             raise invalid(
                 f"{operation.path}.path",
-                f"{target!r} cannot be patched; only {', '.join(PATCHABLE)}",
+                _l(
+                    "%(target)s cannot be patched; only %(patchable)s",
+                    target=repr(target),
+                    patchable=", ".join(PATCHABLE),
+                ),
             )
         value = operation.require("value")
         if kind == "test":
             if target != "/status":
-                raise invalid(f"{operation.path}.path", "test is supported on /status only")
+                raise invalid(f"{operation.path}.path", _l("test is supported on /status only"))
             if value.value != FHIR_STATUS[booking.status]:
                 raise Conflict(
-                    f"patch test failed: the Appointment is {FHIR_STATUS[booking.status]}, "
-                    f"not {value.value!r}",
+                    _l(
+                        "patch test failed: the Appointment is %(status)s, not %(value)s",
+                        status=FHIR_STATUS[booking.status],
+                        value=repr(value.value),
+                    ),
                     field="Appointment.status",
                 )
         elif target == "/status":
@@ -443,5 +466,5 @@ def patch_appointment(resource_id: str):
         else:
             reason = Element(value.value, "Appointment.cancelationReason.text").string(MAX_REASON)
     if status is None:
-        raise invalid("Appointment.status", "the patch must set /status (to cancelled)")
+        raise invalid("Appointment.status", _l("the patch must set /status (to cancelled)"))
     return _change_status(actor, booking, status.string(), reason, status.path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from sqlalchemy import func, select
 
@@ -158,7 +159,7 @@ def _read_report(resource_id: str) -> dict[str, Any]:
             outcome=AuditOutcome.DENIED,
             in_transaction=False,
         )
-        raise NotFound(f"DiagnosticReport {report_id} not found")
+        raise NotFound(_l("%(resource)s not found", resource=f"DiagnosticReport/{report_id}"))
     report, case = row
     audit.record(actor, "view", "report", report.id, detail={"via": "fhir"}, in_transaction=False)
     return to_fhir(report, case)

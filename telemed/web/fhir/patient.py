@@ -15,6 +15,8 @@ import re
 from datetime import date
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
+
 from telemed.models.consortium import Patient, Sex
 from telemed.services.accounts import patients
 from telemed.web.fhir import bp, codes
@@ -116,21 +118,21 @@ def reference(patient: Patient) -> dict[str, str]:
 def _one(body: Element, name: str) -> Element | None:
     items = body.items(name)
     if len(items) > 1:
-        raise invalid(items[1].path, f"only one {name} is stored")
+        raise invalid(items[1].path, _l("only one %(name)s is stored", name=name))
     return items[0] if items else None
 
 
 def _name(body: Element) -> tuple[str, str]:
     human = _one(body, "name")
     if human is None:
-        raise invalid("Patient.name", "is required")
+        raise invalid("Patient.name", _l("is required"))
     text = human.text("text")
     if text is not None:
         return text.strip(), human.path
     family = human.text("family") or ""
     given = [g.string() for g in human.items("given")]
     if not family and not given:
-        raise invalid(human.path, "needs text, or family and given")
+        raise invalid(human.path, _l("needs text, or family and given"))
     parts = [family, *given] if family else given
     # Family name first, as Chinese names are written; no spaces between Han characters.
     joiner = "" if all(CJK.search(p) for p in parts) else " "
@@ -143,11 +145,13 @@ def _birth_date(body: Element) -> date | None:
         return None
     value = found.string()
     if not DATE_ONLY.match(value):
-        raise invalid(found.path, "must be a full date, YYYY-MM-DD")
+        raise invalid(found.path, _l("must be a full date, YYYY-MM-DD"))
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise invalid(found.path, f"{value!r} is not a calendar date") from None
+        raise invalid(
+            found.path, _l("%(value)s is not a calendar date", value=repr(value))
+        ) from None
 
 
 def _national_id(body: Element) -> tuple[str | None, str]:
@@ -156,7 +160,9 @@ def _national_id(body: Element) -> tuple[str | None, str]:
         return None, "Patient.identifier"
     system = identifier.require("system")
     if system.string() != codes.NATIONAL_ID.url:
-        raise invalid(system.path, f"only {codes.NATIONAL_ID.url} identifiers are stored")
+        raise invalid(
+            system.path, _l("only %(system)s identifiers are stored", system=codes.NATIONAL_ID.url)
+        )
     value = identifier.require("value")
     return value.string(max_length=18), value.path
 
@@ -167,7 +173,7 @@ def _phone(body: Element) -> tuple[str | None, str]:
         return None, "Patient.telecom"
     system = telecom.require("system")
     if system.string() != "phone":
-        raise invalid(system.path, "only a phone number is stored")
+        raise invalid(system.path, _l("only a phone number is stored"))
     value = telecom.require("value")
     return value.string(max_length=20), value.path
 
@@ -180,7 +186,7 @@ def create_patient():
     body.only(ACCEPTED_ELEMENTS, "is not stored by this server; leave it out")
     active = body.get("active")
     if active is not None and active.value is not True:
-        raise invalid(active.path, "must be true: inactive patients are not registered")
+        raise invalid(active.path, _l("must be true: inactive patients are not registered"))
     organization = body.get("managingOrganization")
     if organization is not None:
         ref = organization.require("reference")
@@ -188,8 +194,11 @@ def create_patient():
         if ident != str(actor.institution_id):
             raise invalid(
                 ref.path,
-                f"must be Organization/{actor.institution_id}: patients are registered by "
-                "the signed-in user's institution",
+                _l(
+                    "must be %(organization)s: patients are registered by the signed-in user's "
+                    "institution",
+                    organization=f"Organization/{actor.institution_id}",
+                ),
             )
     name, name_path = _name(body)
     gender = body.get("gender")
@@ -235,7 +244,7 @@ def search_patients():
     name = search.string("name")
     national_ids = search.plain_codes("identifier", codes.NATIONAL_ID.url)
     if national_ids is not None and len(national_ids) > 1:
-        raise SearchError("identifier: give one national ID at a time", field="identifier")
+        raise SearchError(_l("identifier: give one national ID at a time"), field="identifier")
     if national_ids == []:
         total, rows = 0, []  # only identifiers of another system were asked for
     else:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
+
 from telemed.domain.referral_states import Direction, ReferralStatus
 from telemed.models.referrals import Referral
 from telemed.services.consortium import referrals
@@ -183,7 +185,7 @@ def asks_for_referrals(search: Search) -> bool:
     wanted = [t.system in (None, SNOMED) and t.code == REFERRAL_CODE for t in tokens]
     if any(wanted) and not all(wanted):
         raise SearchError(
-            f"category: search referrals ({REFERRAL_CODE}) and cases separately",
+            _l("category: search referrals (%(code)s) and cases separately", code=REFERRAL_CODE),
             field="category",
         )
     return all(wanted)
@@ -199,7 +201,7 @@ def search(search: Search) -> dict[str, Any]:
     if statuses is not None:
         query = query.where(Referral.status.in_(statuses))
     if search.tokens("code") is not None:
-        raise SearchError("code names case kinds; referrals are searched by _tag", field="code")
+        raise SearchError(_l("code names case kinds; referrals are searched by _tag"), field="code")
     directions = search.codes("_tag", codes.REFERRAL_DIRECTION.url, {d.value: d for d in Direction})
     if directions is not None:
         query = query.where(Referral.direction.in_(directions))

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from flask import request
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 
 from telemed import clock
@@ -113,8 +114,13 @@ class Search:
                 continue
             if token.code not in meaning:
                 raise SearchError(
-                    f"{name}: unknown code {token.code!r}; use one of "
-                    f"{', '.join(sorted(meaning))} (system {system})",
+                    _l(
+                        "%(name)s: unknown code %(code)s; use one of %(codes)s (system %(system)s)",
+                        name=name,
+                        code=repr(token.code),
+                        codes=", ".join(sorted(meaning)),
+                        system=system,
+                    ),
                     field=name,
                 )
             found.append(meaning[token.code])
@@ -129,7 +135,10 @@ class Search:
         wanted = {token.code for token in tokens}
         unknown = wanted - set(fhir_of.values())
         if unknown:
-            raise SearchError(f"unknown code {sorted(unknown)[0]!r} for {name}", field=name)
+            raise SearchError(
+                _l("unknown code %(code)s for %(name)s", code=repr(sorted(unknown)[0]), name=name),
+                field=name,
+            )
         return [ours for ours, code in fhir_of.items() if code in wanted]
 
     def plain_codes(self, name: str, system: str) -> list[str] | None:
@@ -167,21 +176,32 @@ def parse_search(resource: ResourceDefinition) -> Search:
         problem = None
         if param is None:
             supported = ", ".join(p.name for p in resource.search_params) or "none"
-            problem = (
-                f"unknown search parameter {name!r} for {resource.type} (supported: {supported})"
+            problem = _l(
+                "unknown search parameter %(name)s for %(type)s (supported: %(supported)s)",
+                name=repr(name),
+                type=resource.type,
+                supported=supported,
             )
         elif modifier and modifier not in param.modifiers:
-            problem = f"modifier :{modifier} is not supported on {resource.type} {name!r}"
+            problem = _l(
+                "modifier :%(modifier)s is not supported on %(type)s %(name)s",
+                modifier=modifier,
+                type=resource.type,
+                name=repr(name),
+            )
         if problem is not None:
             if strict:
                 raise SearchError(problem, field=key)
-            search.warnings.append(problem + "; ignored")
+            search.warnings.append(str(_l("%(problem)s; ignored", problem=problem)))
             continue
         assert param is not None
         if value == "":
             continue
         if name in search.values and param.type != "date":
-            raise SearchError(f"give {name!r} once; separate alternatives with commas", field=name)
+            raise SearchError(
+                _l("give %(name)s once; separate alternatives with commas", name=repr(name)),
+                field=name,
+            )
         search.values[name] = _parse_value(param, modifier, value, search.values.get(name))
         search.used.append((key, raw))
     return search
@@ -203,7 +223,7 @@ def prefers_strict() -> bool:
 
 def _result_param(search: Search, name: str, modifier: str, value: str) -> None:
     if modifier:
-        raise SearchError(f"{name} takes no modifier", field=f"{name}:{modifier}")
+        raise SearchError(_l("%(name)s takes no modifier", name=name), field=f"{name}:{modifier}")
     if name == "_count":
         search.count = min(_natural(name, value, MAX_OFFSET), MAX_COUNT)
     elif name == "_offset":
@@ -213,14 +233,19 @@ def _result_param(search: Search, name: str, modifier: str, value: str) -> None:
 
 def _natural(name: str, value: str, highest: int) -> int:
     if not value.isdigit() or int(value) > highest:
-        raise SearchError(f"{name} must be a whole number from 0 to {highest}", field=name)
+        raise SearchError(
+            _l("%(name)s must be a whole number from 0 to %(highest)s", name=name, highest=highest),
+            field=name,
+        )
     return int(value)
 
 
 def _parse_value(param: SearchParam, modifier: str, value: str, earlier: Any) -> Any:
     if param.type == "string":
         if len(value) > 200:
-            raise SearchError(f"{param.name} is longer than 200 characters", field=param.name)
+            raise SearchError(
+                _l("%(name)s is longer than 200 characters", name=param.name), field=param.name
+            )
         return StringMatch(value, STRING_MATCHES[modifier])
     if param.type == "token":
         return [_token(param.name, part) for part in _split_unescaped(value, ",")]
@@ -256,15 +281,20 @@ def _unescape(text: str) -> str:
 def _token(name: str, text: str) -> Token:
     pieces = _split_unescaped(text, "|")
     if len(pieces) > 2:
-        raise SearchError(f"{name}: {text!r} is not system|code", field=name)
+        raise SearchError(
+            _l("%(name)s: %(text)s is not system|code", name=name, text=repr(text)), field=name
+        )
     if len(pieces) == 1:
         code = _unescape(pieces[0]).strip()
         if not code:
-            raise SearchError(f"{name}: empty code", field=name)
+            raise SearchError(_l("%(name)s: empty code", name=name), field=name)
         return Token(None, code)
     system, code = (_unescape(p).strip() for p in pieces)
     if not system and not code:
-        raise SearchError(f"{name}: {text!r} names neither a system nor a code", field=name)
+        raise SearchError(
+            _l("%(name)s: %(text)s names neither a system nor a code", name=name, text=repr(text)),
+            field=name,
+        )
     return Token(system, code or None)
 
 
@@ -277,17 +307,30 @@ def _reference(param: SearchParam, text: str) -> Ref:
         kind, _, ident = raw.partition("/")
         if kind not in param.targets:
             raise SearchError(
-                f"{param.name} refers to {' or '.join(param.targets)}, not {kind}",
+                _l(
+                    "%(name)s refers to %(targets)s, not %(kind)s",
+                    name=param.name,
+                    targets=" | ".join(param.targets),
+                    kind=kind,
+                ),
                 field=param.name,
             )
     elif len(param.targets) == 1:
         kind, ident = param.targets[0], raw
     else:
         raise SearchError(
-            f"{param.name}: write the type, e.g. {param.targets[0]}/{raw}", field=param.name
+            _l(
+                "%(name)s: write the type, e.g. %(example)s",
+                name=param.name,
+                example=f"{param.targets[0]}/{raw}",
+            ),
+            field=param.name,
         )
     if not ID_PATTERN.match(ident):
-        raise SearchError(f"{param.name}: {text!r} is not a valid reference", field=param.name)
+        raise SearchError(
+            _l("%(name)s: %(text)s is not a valid reference", name=param.name, text=repr(text)),
+            field=param.name,
+        )
     return Ref(kind, ident)
 
 
@@ -305,15 +348,30 @@ def _date_interval(name: str, text: str) -> Interval:
     value = text[len(prefix) :]
     if prefix in UNSUPPORTED_DATE_PREFIXES:
         raise SearchError(
-            f"{name}: prefix {prefix!r} is not supported; use one of {', '.join(DATE_PREFIXES)}",
+            _l(
+                "%(name)s: prefix %(prefix)s is not supported; use one of %(prefixes)s",
+                name=name,
+                prefix=repr(prefix),
+                prefixes=", ".join(DATE_PREFIXES),
+            ),
             field=name,
         )
     if prefix and prefix not in DATE_PREFIXES:
-        raise SearchError(f"{name}: unknown prefix {prefix!r}", field=name)
+        raise SearchError(
+            _l("%(name)s: unknown prefix %(prefix)s", name=name, prefix=repr(prefix)), field=name
+        )
     try:
         low, high = date_range(value)
-    except ValueError as error:
-        raise SearchError(f"{name}: {error}", field=name) from None
+    except ValueError:
+        raise SearchError(
+            _l(
+                "%(name)s: %(value)s is not a FHIR date or dateTime (YYYY, YYYY-MM, YYYY-MM-DD "
+                "or YYYY-MM-DDThh:mm:ss with Z or an offset)",
+                name=name,
+                value=repr(value),
+            ),
+            field=name,
+        ) from None
     return {
         "": Interval(low, high),
         "eq": Interval(low, high),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
 from telemed.domain.case_states import CaseKind, CaseStatus, Priority
@@ -188,7 +189,10 @@ def _reference_id(raw: str, resource_type: str, field: str) -> int:
     try:
         return int(value)
     except ValueError:
-        raise InvalidInput(f"{field} must be {resource_type}/<id>", field=field) from None
+        raise InvalidInput(
+            _l("%(field)s must be %(example)s", field=field, example=f"{resource_type}/<id>"),
+            field=field,
+        ) from None
 
 
 @bp.route("/ServiceRequest", methods=["GET"])
@@ -198,7 +202,7 @@ def search_service_requests():
     if referral_request.asks_for_referrals(search):
         return resource_response(referral_request.search(search))
     if search.tokens("_tag") is not None:
-        raise SearchError("_tag applies to referrals (category 3457005)", field="_tag")
+        raise SearchError(_l("_tag applies to referrals (category 3457005)"), field="_tag")
     query = cases.cases_visible_to(current_actor())
     refs = search.refs("patient")
     if refs is not None:
@@ -212,7 +216,7 @@ def search_service_requests():
             query = query.where(Case.kind.in_([CaseKind(t.code) for t in kinds]))
         except ValueError:
             raise SearchError(
-                "unknown code for code: use consult, ecg_read or imaging_read", field="code"
+                _l("unknown code for code: use consult, ecg_read or imaging_read"), field="code"
             ) from None
     categories = search.codes(
         "category", SNOMED, {code: kind for kind, (code, _display) in KIND_CATEGORY.items()}
@@ -225,7 +229,7 @@ def search_service_requests():
 
 def _from_fhir(body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(body, dict) or body.get("resourceType") != "ServiceRequest":
-        raise InvalidInput("the body must be a ServiceRequest resource", field="resourceType")
+        raise InvalidInput(_l("the body must be a ServiceRequest resource"), field="resourceType")
     subject = (body.get("subject") or {}).get("reference", "")
     fields: dict[str, Any] = {"patient_id": _reference_id(subject, "Patient", "subject")}
     kind = None
@@ -236,18 +240,21 @@ def _from_fhir(body: dict[str, Any]) -> dict[str, Any]:
         fields["kind"] = CaseKind(kind)
     except ValueError:
         raise InvalidInput(
-            f"code needs a coding of {codes.CASE_KIND.url}: consult, ecg_read or imaging_read",
+            _l(
+                "code needs a coding of %(system)s: consult, ecg_read or imaging_read",
+                system=codes.CASE_KIND.url,
+            ),
             field="code",
         ) from None
     try:
         fields["priority"] = FROM_PRIORITY[body.get("priority", "routine")]
     except KeyError:
         raise InvalidInput(
-            "priority must be routine, urgent, asap or stat", field="priority"
+            _l("priority must be routine, urgent, asap or stat"), field="priority"
         ) from None
     reasons = [r.get("text") for r in body.get("reasonCode") or [] if r.get("text")]
     if not reasons:
-        raise InvalidInput("reasonCode[0].text carries the question", field="reasonCode")
+        raise InvalidInput(_l("reasonCode[0].text carries the question"), field="reasonCode")
     fields["question"] = reasons[0]
     notes = [n.get("text") for n in body.get("note") or [] if n.get("text")]
     fields["clinical_summary"] = "\n\n".join(notes) or None
@@ -261,11 +268,14 @@ def _from_fhir(body: dict[str, Any]) -> dict[str, Any]:
                 fields["target_department_id"] = int(identifier.get("value"))
             except (TypeError, ValueError):
                 raise InvalidInput(
-                    "a department identifier is a number", field="performer"
+                    _l("a department identifier is a number"), field="performer"
                 ) from None
         else:
             raise InvalidInput(
-                f"performer is a Practitioner reference or a {codes.DEPARTMENT_ID.url} identifier",
+                _l(
+                    "performer is a Practitioner reference or a %(system)s identifier",
+                    system=codes.DEPARTMENT_ID.url,
+                ),
                 field="performer",
             )
     return fields
@@ -276,7 +286,7 @@ def _from_fhir(body: dict[str, Any]) -> dict[str, Any]:
 def create_service_request():
     body = request.get_json(silent=True)
     if body is None:
-        raise InvalidInput("the body must be FHIR JSON", field="resourceType")
+        raise InvalidInput(_l("the body must be FHIR JSON"), field="resourceType")
     case = cases.open_case(current_actor(), **_from_fhir(body))
     db.session.flush()
     return resource_response(to_fhir(case), 201, location=location_of("ServiceRequest", case.id))

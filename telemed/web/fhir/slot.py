@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from telemed.errors import NotFound
@@ -192,11 +193,16 @@ def vread_slot(resource_id: str, version: str):
 def _read_slot(resource_id: str) -> dict[str, Any]:
     parsed = parse_slot_id(resource_id)
     if parsed is None or parsed[1] is None:
-        raise NotFound(f"Slot/{resource_id} not found (Slot ids are <slot>-<pool>)")
+        raise NotFound(
+            _l(
+                "%(resource)s not found (Slot ids are <slot>-<pool>)",
+                resource=f"Slot/{resource_id}",
+            )
+        )
     slot_id, pool = parsed
     _total, rows = booking.slot_availability(
         current_actor(), SlotFilter(slot_ids=(slot_id,), pools=(pool,)), limit=1
     )
     if not rows:
-        raise NotFound(f"Slot/{resource_id} not found")
+        raise NotFound(_l("%(resource)s not found", resource=f"Slot/{resource_id}"))
     return slot_resource(rows[0], slot_versions([slot_id])[slot_id])

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import render_template, request
+from flask_babel import lazy_gettext as _l
 
 from telemed.errors import NotFound
 from telemed.web.fhir import bp, codes
@@ -134,7 +135,13 @@ def _read(kind: str, resource_id: str):
     term = codes.term(kind, resource_id)
     if term is None:
         known = ", ".join(t.name for t in codes.terms(kind))
-        raise NotFound(f"{kind}/{resource_id} not found; this server defines {known}")
+        raise NotFound(
+            _l(
+                "%(resource)s not found; this server defines %(known)s",
+                resource=f"{kind}/{resource_id}",
+                known=known,
+            )
+        )
     if _wants_html():
         return render_template("fhir/term.html", term=term, kind=kind)
     return resource_response(RESOURCE_OF[kind](term))

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Response, current_app, request
+from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from telemed.errors import InvalidInput, NotFound, TelemedError
@@ -134,7 +135,10 @@ def requested_version() -> int | None:
     match = VERSION_TAG.match(header.strip())
     if match is None:
         raise MalformedRequest(
-            f'If-Match must name one version, like W/"3" (from the ETag), not {header!r}',
+            _l(
+                'If-Match must name one version, like W/"3" (from the ETag), not %(header)s',
+                header=repr(header),
+            ),
             field="If-Match",
         )
     return int(match.group(1))
@@ -145,8 +149,13 @@ def check_version(resource_type: str, resource_id: object, current: int) -> None
     wanted = requested_version()
     if wanted is not None and wanted != current:
         raise StaleVersion(
-            f"{resource_type}/{resource_id} is at version {current}, not {wanted}: "
-            "read it again and repeat the change if it still applies",
+            _l(
+                "%(resource)s is at version %(current)s, not %(wanted)s: read it again and "
+                "repeat the change if it still applies",
+                resource=f"{resource_type}/{resource_id}",
+                current=current,
+                wanted=wanted,
+            ),
             field="If-Match",
         )
 
@@ -155,8 +164,11 @@ def check_vread(resource_type: str, resource_id: object, version: str, current: 
     """Only the current version of a resource is kept; an older one is not found."""
     if version != str(current):
         raise NotFound(
-            f"{resource_type}/{resource_id}/_history/{version} not found: this server keeps "
-            f"only the current version ({current})",
+            _l(
+                "%(resource)s not found: this server keeps only the current version (%(current)s)",
+                resource=f"{resource_type}/{resource_id}/_history/{version}",
+                current=current,
+            ),
             field="versionId",
         )
 
@@ -169,32 +181,55 @@ def request_json(allowed: tuple[str, ...]) -> Any:
     """The request body parsed as JSON, after checking its content type and size."""
     if request.mimetype not in allowed:
         raise UnsupportedMediaType(
-            f"Content-Type must be {' or '.join(allowed)}, not {request.mimetype or 'missing'}"
+            str(
+                _l(
+                    "Content-Type must be %(allowed)s, not %(given)s",
+                    allowed=" | ".join(allowed),
+                    given=request.mimetype or "—",
+                )
+            )
         )
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise RequestEntityTooLarge(f"a FHIR request body may be at most {MAX_BODY_BYTES} bytes")
+        raise RequestEntityTooLarge(
+            str(_l("a FHIR request body may be at most %(most)s bytes", most=MAX_BODY_BYTES))
+        )
     data = request.get_data(cache=True)
     if len(data) > MAX_BODY_BYTES:
-        raise RequestEntityTooLarge(f"a FHIR request body may be at most {MAX_BODY_BYTES} bytes")
+        raise RequestEntityTooLarge(
+            str(_l("a FHIR request body may be at most %(most)s bytes", most=MAX_BODY_BYTES))
+        )
     if not data.strip():
-        raise MalformedRequest("the request has no body")
+        raise MalformedRequest(_l("the request has no body"))
     try:
         return json.loads(data, parse_constant=_refuse_constant)
     except UnicodeDecodeError:
-        raise MalformedRequest("the body is not UTF-8") from None
+        raise MalformedRequest(_l("the body is not UTF-8")) from None
     except ValueError as error:
-        raise MalformedRequest(f"the body is not valid JSON: {error}") from None
+        raise MalformedRequest(
+            _l(
+                "the body is not valid JSON (line %(line)s, column %(column)s)",
+                line=getattr(error, "lineno", "?"),
+                column=getattr(error, "colno", "?"),
+            )
+        ) from None
 
 
 def read_resource(resource_type: str) -> Element:
     """A received resource of ``resource_type`` (application/fhir+json or application/json)."""
     body = request_json(RESOURCE_TYPES_IN_BODY)
     if not isinstance(body, dict):
-        raise MalformedRequest(f"the body must be a {resource_type} resource (a JSON object)")
+        raise MalformedRequest(
+            _l("the body must be a %(type)s resource (a JSON object)", type=resource_type)
+        )
     given = body.get("resourceType")
     if given != resource_type:
         raise MalformedRequest(
-            f"resourceType must be {resource_type!r}, not {given!r}", field="resourceType"
+            _l(
+                "resourceType must be %(wanted)s, not %(given)s",
+                wanted=repr(resource_type),
+                given=repr(given),
+            ),
+            field="resourceType",
         )
     return Element(body, resource_type)
 
@@ -208,7 +243,7 @@ class Element:
 
     def _object(self) -> dict[str, Any]:
         if not isinstance(self.value, dict):
-            raise invalid(self.path, "must be a JSON object")
+            raise invalid(self.path, _l("must be a JSON object"))
         return self.value
 
     def keys(self) -> set[str]:
@@ -228,7 +263,7 @@ class Element:
     def require(self, name: str) -> Element:
         found = self.get(name)
         if found is None:
-            raise invalid(f"{self.path}.{name}", "is required")
+            raise invalid(f"{self.path}.{name}", _l("is required"))
         return found
 
     def items(self, name: str) -> list[Element]:
@@ -237,14 +272,14 @@ class Element:
         if found is None:
             return []
         if not isinstance(found.value, list) or not found.value:
-            raise invalid(found.path, "must be a non-empty JSON array")
+            raise invalid(found.path, _l("must be a non-empty JSON array"))
         return [Element(item, f"{found.path}[{i}]") for i, item in enumerate(found.value)]
 
     def string(self, max_length: int | None = None) -> str:
         if not isinstance(self.value, str) or not self.value.strip():
-            raise invalid(self.path, "must be a non-empty string")
+            raise invalid(self.path, _l("must be a non-empty string"))
         if max_length is not None and len(self.value) > max_length:
-            raise invalid(self.path, f"is longer than {max_length} characters")
+            raise invalid(self.path, _l("is longer than %(most)s characters", most=max_length))
         return self.value
 
     def text(self, name: str, max_length: int | None = None) -> str | None:
@@ -252,8 +287,9 @@ class Element:
         return None if found is None else found.string(max_length)
 
 
-def invalid(path: str, reason: str) -> InvalidInput:
-    return InvalidInput(f"{path} {reason}", field=path)
+def invalid(path: str, reason: Any) -> InvalidInput:
+    """An element refused: its path and why (a lazy translation, or text)."""
+    return InvalidInput(_l("%(path)s %(reason)s", path=path, reason=reason), field=path)
 
 
 def parse_reference(value: str, targets: tuple[str, ...], path: str) -> tuple[str, str]:
@@ -264,16 +300,30 @@ def parse_reference(value: str, targets: tuple[str, ...], path: str) -> tuple[st
         raw = raw[len(base) :]
     parts = raw.split("/")
     if len(parts) != 2 or not parts[0] or not ID_PATTERN.match(parts[1]):
-        raise invalid(path, f"must be a reference like {targets[0]}/<id>, not {value!r}")
+        raise invalid(
+            path,
+            _l(
+                "must be a reference like %(example)s, not %(value)s",
+                example=f"{targets[0]}/<id>",
+                value=repr(value),
+            ),
+        )
     if parts[0] not in targets:
-        raise invalid(path, f"must refer to {' or '.join(targets)}, not {parts[0]}")
+        raise invalid(
+            path,
+            _l(
+                "must refer to %(targets)s, not %(kind)s",
+                targets=" | ".join(targets),
+                kind=parts[0],
+            ),
+        )
     return parts[0], parts[1]
 
 
 def numeric_id(value: str, what: str, field: str | None = None) -> int:
     """A database id from a FHIR id; anything else is simply not found."""
     if not value.isdigit() or len(value) > 18:
-        raise NotFound(f"{what}/{value} not found", field=field)
+        raise NotFound(_l("%(resource)s not found", resource=f"{what}/{value}"), field=field)
     return int(value)
 
 

@@ -132,6 +132,36 @@ def user_ticket():
     )
 
 
+@bp.route("/consults/<int:case_id>/chat")
+@answers_json
+@roles_required()
+def chat_history(case_id: int):
+    """Older chat lines of the room, a page at a time, oldest first: the room page's
+    "earlier messages". ``before``: a sequence number (the oldest line the page holds;
+    none: the newest lines); ``limit``: lines per page (at most 200)."""
+    before = _whole_number_arg("before", default=None, low=1, high=2**31 - 1)
+    default = current_app.config.get("TELEMED_LIVE_JOIN_CHAT_LINES", 50) or 50
+    limit = _whole_number_arg("limit", default=default, low=1, high=consults.MAX_CHAT_PAGE)
+    return jsonify(consults.chat_history(current_actor(), case_id, before, limit))
+
+
+def _whole_number_arg(name: str, *, default: int | None, low: int, high: int) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 12) or not low <= int(raw) <= high:
+        raise InvalidInput(
+            _l(
+                "%(name)s must be a whole number from %(low)s to %(high)s",
+                name=name,
+                low=low,
+                high=high,
+            ),
+            field=name,
+        )
+    return int(raw)
+
+
 @bp.route("/consults/<int:case_id>/report")
 @roles_required()
 def report(case_id: int):

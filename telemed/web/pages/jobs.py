@@ -1,4 +1,9 @@
-"""The admin page of scheduled jobs: next run, last run, result and error; run one now."""
+"""The admin page of scheduled jobs: next run, last run, result and error; run one now.
+
+Each admin sees the runs of their own consortium and runs a job by hand for it only;
+where the installation serves several consortia, the jobs about the whole installation
+(the clean-up) show their schedule only: their runs are the operator's (``flask jobs``).
+"""
 
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ RESULT_LABELS = {
     "live_tickets": _l("expired call tickets removed"),
     "temporary_files": _l("leftover temporary files removed"),
     "orphan_objects": _l("stored files without a record removed"),
+    "render_cache": _l("least recently used cached images removed"),
     "notices": _l("notices sent"),
     "consults": _l("consults"),
 }
@@ -65,16 +71,21 @@ def job_title(job_id: str) -> str:
     return str(spec.title) if spec else job_id
 
 
+def _visible() -> overview.Visible:
+    return overview.Visible.for_admin(current_actor().consortium_id)
+
+
 @bp.route("")
 @roles_required(Role.ADMIN)
 def index():
     lease_row, lease_live = overview.lease_state()
-    shared = overview.spans_several_consortia()
+    visible = _visible()
     return render_template(
         "admin/jobs.html",
-        statuses=overview.job_statuses(),
-        runs=[] if shared else overview.recent_runs(limit=30),
-        shared=shared,
+        statuses=overview.job_statuses(visible),
+        runs=overview.recent_runs(limit=30, visible=visible),
+        shared=not visible.installation,
+        visible=visible,
         lease=lease_row,
         lease_live=lease_live,
     )
@@ -86,12 +97,13 @@ def history(job_id: str):
     spec = JOBS.get(job_id)
     if spec is None:
         abort(404)
-    shared = overview.spans_several_consortia()
+    visible = _visible()
     return render_template(
         "admin/job_history.html",
         spec=spec,
-        runs=[] if shared else overview.recent_runs(job_id, limit=100),
-        shared=shared,
+        runs=overview.recent_runs(job_id, limit=100, visible=visible),
+        shared=not visible.installation,
+        operator_only=not visible.sees(spec),
     )
 
 
