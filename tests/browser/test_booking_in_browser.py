@@ -83,6 +83,8 @@ def test_grassroots_books_in_the_browser_and_the_specialist_sees_it(world, live_
     doctor.wait_for_url("**/bookings/*")
     assert "Booked." in doctor.locator(".flashes").inner_text()
 
+    # On a phone the navigation folds behind the menu button.
+    doctor.get_by_role("button", name="Menu").click()
     doctor.get_by_role("link", name="My bookings").click()
     listing = doctor.locator("table.results").inner_text()
     assert patient_name in listing and "booked" in listing
