@@ -34,8 +34,20 @@ def _accepted(header_locales) -> str | None:
     return None
 
 
+def _asks_for_a_page() -> bool:
+    # A browser opening a FHIR code system's page asks for HTML first: the reader's own
+    # choice of language (account, switch) holds there, as on every page.
+    accept = request.accept_mimetypes
+    return accept.quality("text/html") > accept.quality("application/json")
+
+
 def select_locale() -> str:
-    if request and is_machine_path(request.path) and request.accept_languages:
+    if (
+        request
+        and is_machine_path(request.path)
+        and request.accept_languages
+        and not _asks_for_a_page()
+    ):
         chosen = _accepted(request.accept_languages)
         if chosen:
             return chosen
