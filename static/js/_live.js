@@ -153,23 +153,25 @@ export class LiveSocket {
     this.unspent = null;
     clearInterval(this.beat);
     if (FINAL.has(code) || SIGNED_OUT.has(reason) || this.stopped) {
-      this.setState("closed", reason);
+      this.setState("closed", reason, code);
       return;
     }
-    this.scheduleReconnect(reason);
+    this.scheduleReconnect(reason, code);
   }
 
-  scheduleReconnect(reason) {
-    this.setState("offline", reason);
+  scheduleReconnect(reason, code) {
+    this.setState("offline", reason, code);
     const delay = RETRY_MS[Math.min(this.retry, RETRY_MS.length - 1)] * (0.75 + Math.random() / 2);
     this.retry += 1;
     clearTimeout(this.again);
     this.again = setTimeout(() => this.connect(), delay);
   }
 
-  setState(state, reason) {
+  // The close code goes with the server's reason: the page words the code in the
+  // reader's language; the reason is the protocol's English, for logs and programs.
+  setState(state, reason, code) {
     this.state = state;
-    this.onState(state, reason || "");
+    this.onState(state, reason || "", code || 0);
   }
 
   receive(frame) {

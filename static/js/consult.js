@@ -35,7 +35,9 @@ const linkState = $("link-state");
 const socket = new LiveSocket({
   ticketUrl: root.dataset.ticketUrl,
   heartbeatMs: Number(root.dataset.heartbeatMs) || 0,
-  onState: (s, reason) => {
+  onState: (s, serverReason, code) => {
+    const worded = t(`close_${code}`);
+    const reason = worded === `close_${code}` ? serverReason : worded;
     linkState.dataset.state = s;
     linkState.textContent =
       s === "online" ? t("online")
