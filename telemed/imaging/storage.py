@@ -152,14 +152,20 @@ class ContentStore:
                 out.write(memoryview(data)[PREAMBLE:])
                 out.flush()
                 os.fsync(out.fileno())
-            try:
-                os.replace(temp, final)
-            except FileNotFoundError:  # the first object under this prefix
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(temp, final)
+            self.move_into_place(temp, final)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
+
+    @staticmethod
+    def move_into_place(temp: Path, final: Path) -> None:
+        """Rename a written temporary file to its address, making its prefix folder the
+        first time one is stored there (a rename, so readers see all of it or nothing)."""
+        try:
+            os.replace(temp, final)
+        except FileNotFoundError:  # the first object under this prefix
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temp, final)
 
     def stage_dicom_bytes(self, data: bytes, executor: Executor) -> StagedDicom:
         """Start storing a DICOM file held in memory on ``executor`` before it is checked:
@@ -237,11 +243,7 @@ class StagedDicom:
         if temp is not None:
             final = self.store.path_of(sha)
             try:
-                try:
-                    os.replace(temp, final)
-                except FileNotFoundError:  # the first object under this prefix
-                    final.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(temp, final)
+                self.store.move_into_place(temp, final)
             except BaseException:
                 temp.unlink(missing_ok=True)
                 raise
