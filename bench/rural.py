@@ -19,9 +19,10 @@ quarter after a cut, resumed from the server's offset (HEAD). Printed: time, sha
 the link's rate carried as file bytes, bytes sent twice, instances stored.
 
 Chat: the requesting doctor and the specialist each send a chat line a second; latency
-is from one side's send to the other side's event. Each socket pings every 2 s and is
-dropped when silent for 4.5 s, then reopened with a new ticket (tickets come from the web
-app over loopback, unshaped), as the room page does (static/js/_live.js). Printed: p50 /
+is from one side's send to the other side's event. Each socket pings after 2 s without
+hearing anything (at most every 2 s) and is dropped when silent for 4.5 s, then reopened
+with a new ticket (tickets come from the web app over loopback, unshaped), as the room
+page does (static/js/_live.js). Printed: p50 /
 p95 / max latency, delivered / sent, duplicates, and the longest time from a link's
 return to the room being live again; and how many lines took over 1.5 RTT beside how
 many of the link's segments were lost (each lost segment stalls its connection for an
@@ -352,7 +353,7 @@ async def chat(
                             )
                         )
                         next_send += 1.0
-                    if now >= next_ping:
+                    if now >= next_ping and now - heard >= 2:  # only a quiet link
                         await ws.send(json.dumps({"type": "ping", "t": 0}))
                         next_ping = now + 2
                     try:

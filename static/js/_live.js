@@ -130,7 +130,10 @@ export class LiveSocket {
       const now = Date.now();
       const limit = this.ready ? this.heartbeatMs * 2 + 500 : REQUEST_TIMEOUT_MS;
       if (now - this.heard < limit) {
-        if (this.ready && ws.readyState === 1 && now - pinged >= this.heartbeatMs) {
+        // Ping only a quiet link: frames that arrive already prove it alive, and on a
+        // lossy link every extra segment is one more a chat line can queue behind.
+        const quiet = now - this.heard >= this.heartbeatMs;
+        if (this.ready && ws.readyState === 1 && quiet && now - pinged >= this.heartbeatMs) {
           pinged = now;
           ws.send(JSON.stringify({ type: "ping", t: now }));
         }
