@@ -176,8 +176,13 @@ ECG_FORMATS = {
 }
 
 
+def _worded(table: dict[str, object], code: str | None) -> str:
+    """A stored code's words from ``table``, or the code as it is when the table lacks it."""
+    return str(table.get(code or "", code or ""))
+
+
 def ecg_format(code: str | None) -> str:
-    return str(ECG_FORMATS.get(code or "", code or ""))
+    return _worded(ECG_FORMATS, code)
 
 
 # Where a recording device's own values were read from (DeviceReport.source, stored as the
@@ -191,4 +196,4 @@ DEVICE_SOURCES = {
 
 
 def device_source(source: str | None) -> str:
-    return str(DEVICE_SOURCES.get(source or "", source or ""))
+    return _worded(DEVICE_SOURCES, source)

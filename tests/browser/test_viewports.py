@@ -34,7 +34,11 @@ from telemed.models.consortium import Patient, User
 from telemed.services.accounts.context import actor_of
 from telemed.services.cases import cases
 from tests import browsing
-from tests.browser.test_page_language import PASSWORD, demo  # noqa: F401 (the demo world fixture)
+from tests.browser.test_page_language import (  # noqa: F401 (the demo world fixture)
+    PASSWORD,
+    demo,
+    speaks,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -246,12 +250,7 @@ def test_key_pages_read_on_a_laptop_and_a_tablet(app, demo, live_http):  # noqa:
     with browsing.launched() as browser:
         for language in LANGUAGES:
             for username, pages in ROLES.items():
-                user = db.session.execute(
-                    select(User).where(User.username == username)
-                ).scalar_one()
-                user.locale = language
-                db.session.commit()
-                db.session.close()
+                speaks(username, language)
                 for viewport, size in VIEWPORTS.items():
                     context, page = sign_in(browser, live_http.url, username, language, size)
                     wide = size[0] >= 1280
